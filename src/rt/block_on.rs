@@ -1,0 +1,151 @@
+//! Blocking on a future: the sync bridge.
+//!
+//! * On a plain thread the future is polled on that thread; between polls the thread spins
+//!   briefly (a round trip to a runtime worker usually completes within a few microseconds,
+//!   far less than a futex sleep and wake-up), then parks until the future's waker fires.
+//! * On a runtime worker thread (a task calling synchronous code that blocks) the worker does not
+//!   block at all: it keeps running its scheduling loop — other tasks, its reactor, its timers —
+//!   and polls the future whenever it is woken. That is what lets a task on a one-thread runtime
+//!   wait for another task without deadlock. See `scheduler.rs` and DESIGN.md.
+
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use super::context;
+use super::scheduler::Interrupted;
+
+/// How long a plain thread spins for a result before parking, when no runtime says otherwise.
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(25);
+
+/// Runs a future to completion from synchronous code, anywhere.
+///
+/// * From a plain thread: polls it here, parking between wake-ups. Timers and sockets used by the
+///   future need a runtime: poll it inside one (e.g. `handle.spawn(fut).join()`), or enter one
+///   with [`Handle::enter`](super::Handle::enter).
+/// * From inside a runtime task: the worker keeps running its other tasks, timers and I/O while it
+///   waits, so blocking on work that needs this very worker neither panics nor deadlocks — on a
+///   pool of one thread, and nested several levels deep.
+///
+/// ```
+/// use scraipe::rt::{block_on, Runtime};
+/// let rt = Runtime::builder().worker_threads(1).build().unwrap();
+/// let outer = rt.spawn(async {
+///     // Synchronous code inside a task waits for another task on the same single worker.
+///     let inner = scraipe::rt::spawn(async { 21 });
+///     block_on(inner).unwrap() * 2
+/// });
+/// assert_eq!(outer.join().unwrap(), 42);
+/// ```
+///
+/// # Panics
+/// When called inside a task and the runtime shuts down before the future completes (the task
+/// then finishes with a panic `JoinError`, and the worker exits normally).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let nested = context::with_worker(|w| {
+        w.map(|w| match w.drive(future.as_mut(), false) {
+            Ok(out) => out,
+            Err(Interrupted::Shutdown) => {
+                panic!("the scraipe runtime shut down while a task was blocked in block_on")
+            }
+        })
+    });
+    match nested {
+        Some(out) => out,
+        None => park_on(future, DEFAULT_SPIN, None),
+    }
+}
+
+/// The waker of a plain thread blocked on a future.
+pub(crate) struct ThreadSignal {
+    notified: AtomicBool,
+    thread: Thread,
+}
+
+impl Wake for ThreadSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, AcqRel) {
+            // std's parker only makes a syscall if the thread is actually parked.
+            self.thread.unpark();
+        }
+    }
+}
+
+impl ThreadSignal {
+    pub(crate) fn new() -> Arc<ThreadSignal> {
+        Arc::new(ThreadSignal { notified: AtomicBool::new(false), thread: std::thread::current() })
+    }
+
+    /// Waits for a wake-up: spins for `spin`, then parks (at most until `limit`, if given).
+    /// Returns true if woken, false if the limit passed first.
+    pub(crate) fn wait(&self, spin: Duration, limit: Option<Instant>) -> bool {
+        if !spin.is_zero() {
+            let until = Instant::now() + spin;
+            loop {
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
+                if self.notified.load(Acquire) && self.notified.swap(false, AcqRel) {
+                    return true;
+                }
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+        }
+        loop {
+            if self.notified.swap(false, AcqRel) {
+                return true;
+            }
+            match limit {
+                None => std::thread::park(),
+                Some(limit) => {
+                    let now = Instant::now();
+                    if now >= limit {
+                        return false;
+                    }
+                    std::thread::park_timeout(limit - now);
+                }
+            }
+        }
+    }
+}
+
+/// Polls `future` on this thread until it completes. With `retry`, the wait is cut every
+/// `retry.0` so the caller's `retry.1` can try something else (take over an idle core);
+/// returning `Some` from it ends the wait with that value.
+pub(crate) fn park_on<F: Future>(
+    mut future: Pin<&mut F>,
+    spin: Duration,
+    mut retry: Option<(Duration, &mut dyn FnMut(Pin<&mut F>) -> Option<F::Output>)>,
+) -> F::Output {
+    let signal = ThreadSignal::new();
+    let waker = Waker::from(signal.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        match &mut retry {
+            None => {
+                signal.wait(spin, None);
+            }
+            Some((every, attempt)) => {
+                if !signal.wait(spin, Some(Instant::now() + *every)) {
+                    if let Some(out) = attempt(future.as_mut()) {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+}

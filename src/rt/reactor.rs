@@ -1,0 +1,510 @@
+//! The I/O reactor of one worker: a `mio::Poll`, a `mio::Waker` that interrupts it, a timerfd
+//! that gives it sub-millisecond deadlines, and a slab of registrations.
+//!
+//! # Tokens
+//!
+//! A mio token is `generation << 32 | slot`. When a socket is dropped its slot is freed and its
+//! generation bumped, so an event that was already queued in the kernel for the old socket
+//! carries a stale generation and is ignored instead of waking whoever reuses the slot.
+//!
+//! # Readiness
+//!
+//! Sockets are registered once, edge-triggered, for both directions. Each registration keeps a
+//! readiness word (`tick << 16 | bits`) and one waker per direction. An I/O operation:
+//!
+//! 1. [`Registration::poll_ready`] returns the current readiness and its tick, or stores the
+//!    waker and returns `Pending`;
+//! 2. the caller tries the syscall; on `WouldBlock` it calls
+//!    [`Registration::clear_readiness`] with the tick it saw, which clears the bit only if no new
+//!    event arrived in between (otherwise that event would be lost: edge-triggered epoll does
+//!    not repeat itself).
+//!
+//! The reactor sets readiness *before* taking the wakers out under the waiter lock, and
+//! `poll_ready` stores its waker *before* re-reading readiness under the same lock, so one side
+//! always sees the other.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Token};
+use parking_lot::Mutex;
+
+use super::metrics::WorkerMetrics;
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+const TIMER_TOKEN: Token = Token(usize::MAX - 1);
+
+/// Readiness bits.
+const READABLE: usize = 1 << 0;
+const WRITABLE: usize = 1 << 1;
+const READ_CLOSED: usize = 1 << 2;
+const WRITE_CLOSED: usize = 1 << 3;
+const ERROR: usize = 1 << 4;
+/// The runtime shut down: every operation fails from now on.
+const SHUTDOWN: usize = 1 << 5;
+const BITS: usize = (1 << 16) - 1;
+const TICK_ONE: usize = 1 << 16;
+
+/// Which half of a socket an operation needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    fn mask(self) -> usize {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED | ERROR | SHUTDOWN,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR | SHUTDOWN,
+        }
+    }
+    /// The bit an operation that hit `WouldBlock` may clear. Closed/error bits are terminal.
+    fn clearable(self) -> usize {
+        match self {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        }
+    }
+}
+
+/// Readiness observed by `poll_ready`, to hand back to `clear_readiness`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyEvent {
+    tick: usize,
+    dir: Direction,
+}
+
+/// The per-socket state shared between the reactor and the task using the socket.
+pub(crate) struct ScheduledIo {
+    readiness: AtomicUsize,
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl ScheduledIo {
+    fn new() -> ScheduledIo {
+        ScheduledIo { readiness: AtomicUsize::new(0), waiters: Mutex::new(Waiters::default()) }
+    }
+
+    /// Adds readiness bits (bumping the tick) and collects the wakers they concern.
+    fn set_readiness(&self, bits: usize, wake: &mut Vec<Waker>) {
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            Some(((cur & !BITS).wrapping_add(TICK_ONE)) | (cur & BITS) | bits)
+        });
+        let mut waiters = self.waiters.lock();
+        if bits & Direction::Read.mask() != 0 {
+            wake.extend(waiters.reader.take());
+        }
+        if bits & Direction::Write.mask() != 0 {
+            wake.extend(waiters.writer.take());
+        }
+    }
+}
+
+/// The part of a reactor any thread may use: registering sockets, waking the poller.
+pub(crate) struct ReactorShared {
+    registry: mio::Registry,
+    waker: mio::Waker,
+    slab: Mutex<Slab>,
+    shutdown: AtomicBool,
+    /// Wake-ups requested through `unpark` (for metrics).
+    pub(crate) unparks: AtomicUsize,
+}
+
+impl ReactorShared {
+    /// Interrupts the owner's `poll`, or makes its next one return at once.
+    pub(crate) fn unpark(&self) {
+        self.unparks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // An eventfd write cannot fail short of fd exhaustion; a lost wake-up would only delay
+        // the owner until its next event or timer.
+        let _ = self.waker.wake();
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Acquire)
+    }
+}
+
+struct Slab {
+    entries: Vec<SlabEntry>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+struct SlabEntry {
+    generation: u32,
+    io: Option<Arc<ScheduledIo>>,
+}
+
+impl Slab {
+    fn insert(&mut self, io: Arc<ScheduledIo>) -> io::Result<Token> {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.entries.len()).map_err(|_| {
+                    io::Error::other("too many sockets registered with one reactor")
+                })?;
+                self.entries.push(SlabEntry { generation: 0, io: None });
+                i
+            }
+        };
+        let entry = &mut self.entries[index as usize];
+        entry.io = Some(io);
+        self.live += 1;
+        Ok(Token(((entry.generation as usize) << 32) | index as usize))
+    }
+
+    fn get(&self, token: Token) -> Option<&Arc<ScheduledIo>> {
+        let (index, generation) = (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32);
+        let entry = self.entries.get(index)?;
+        if entry.generation != generation {
+            return None;
+        }
+        entry.io.as_ref()
+    }
+
+    fn remove(&mut self, token: Token) {
+        let (index, generation) = (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32);
+        if let Some(entry) = self.entries.get_mut(index) {
+            if entry.generation == generation && entry.io.take().is_some() {
+                entry.generation = entry.generation.wrapping_add(1);
+                self.free.push(index as u32);
+                self.live -= 1;
+            }
+        }
+    }
+}
+
+/// The part of a reactor only its driving thread touches.
+pub(crate) struct Reactor {
+    poll: mio::Poll,
+    events: Events,
+    shared: Arc<ReactorShared>,
+    timerfd: TimerFd,
+    /// The deadline the timerfd is armed for, if any.
+    armed: Option<Instant>,
+    wake_buf: Vec<Waker>,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let timerfd = TimerFd::new()?;
+        poll.registry()
+            .register(&mut SourceFd(&timerfd.fd), TIMER_TOKEN, Interest::READABLE)?;
+        let shared = Arc::new(ReactorShared {
+            registry,
+            waker,
+            slab: Mutex::new(Slab { entries: Vec::new(), free: Vec::new(), live: 0 }),
+            shutdown: AtomicBool::new(false),
+            unparks: AtomicUsize::new(0),
+        });
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(1024),
+            shared,
+            timerfd,
+            armed: None,
+            wake_buf: Vec::new(),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<ReactorShared> {
+        &self.shared
+    }
+
+    /// Makes sure the poller wakes up by `deadline` (never before it).
+    pub(crate) fn arm_timer(&mut self, deadline: Option<Instant>) {
+        let Some(deadline) = deadline else { return };
+        if matches!(self.armed, Some(armed) if armed <= deadline) {
+            return; // an earlier (or equal) wake-up is already armed
+        }
+        // Relative arming from a fresh `now`: the expiry is at least `now + (deadline - now)`.
+        let now = Instant::now();
+        let delay = deadline.saturating_duration_since(now).max(Duration::from_nanos(1));
+        self.timerfd.set(delay);
+        self.armed = Some(deadline);
+    }
+
+    /// Waits for events (at most `timeout`; `None` = until woken) and wakes the tasks they
+    /// concern. Returns the number of I/O events dispatched.
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return 0,
+            // epoll_wait only fails on programming errors (bad fd); log and carry on rather than
+            // take the worker down.
+            Err(e) => {
+                log::error!("reactor poll failed: {e}");
+                return 0;
+            }
+        }
+        let mut dispatched = 0;
+        {
+            let slab = self.shared.slab.lock();
+            for event in self.events.iter() {
+                match event.token() {
+                    WAKER_TOKEN => {}
+                    TIMER_TOKEN => {
+                        self.timerfd.drain();
+                        self.armed = None;
+                    }
+                    token => {
+                        let Some(io) = slab.get(token) else { continue };
+                        let mut bits = 0;
+                        if event.is_readable() {
+                            bits |= READABLE;
+                        }
+                        if event.is_writable() {
+                            bits |= WRITABLE;
+                        }
+                        if event.is_read_closed() {
+                            bits |= READ_CLOSED;
+                        }
+                        if event.is_write_closed() {
+                            bits |= WRITE_CLOSED;
+                        }
+                        if event.is_error() {
+                            bits |= ERROR;
+                        }
+                        io.set_readiness(bits, &mut self.wake_buf);
+                        dispatched += 1;
+                    }
+                }
+            }
+        }
+        metrics.add_io_events(dispatched);
+        // Wake outside the slab lock: waking schedules tasks, which must not nest inside it.
+        for waker in self.wake_buf.drain(..) {
+            waker.wake();
+        }
+        dispatched
+    }
+
+    /// Marks every registration shut down and wakes its tasks, so pending I/O fails instead of
+    /// hanging. Later registrations fail.
+    pub(crate) fn shutdown(&mut self) {
+        self.shared.shutdown.store(true, SeqCst);
+        let mut wake = Vec::new();
+        {
+            let slab = self.shared.slab.lock();
+            for entry in &slab.entries {
+                if let Some(io) = &entry.io {
+                    io.set_readiness(SHUTDOWN, &mut wake);
+                }
+            }
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// Number of live registrations (for metrics/tests).
+    pub(crate) fn registrations(&self) -> usize {
+        self.shared.slab.lock().live
+    }
+}
+
+/// A socket's registration with one reactor. Dropping it removes the slab entry; the owner must
+/// call [`Registration::deregister`] with the source first.
+pub(crate) struct Registration {
+    io: Arc<ScheduledIo>,
+    reactor: Arc<ReactorShared>,
+    token: Token,
+}
+
+impl Registration {
+    /// Registers `source` for both directions with `reactor`.
+    pub(crate) fn new(
+        source: &mut impl mio::event::Source,
+        reactor: Arc<ReactorShared>,
+    ) -> io::Result<Registration> {
+        if reactor.is_shutdown() {
+            return Err(shutdown_error());
+        }
+        let io = Arc::new(ScheduledIo::new());
+        let token = reactor.slab.lock().insert(io.clone())?;
+        if let Err(e) =
+            reactor.registry.register(source, token, Interest::READABLE | Interest::WRITABLE)
+        {
+            reactor.slab.lock().remove(token);
+            return Err(e);
+        }
+        Ok(Registration { io, reactor, token })
+    }
+
+    /// Returns the readiness for `dir`, or stores the waker and returns `Pending`.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        let cur = self.io.readiness.load(Acquire);
+        if cur & dir.mask() != 0 {
+            return Poll::Ready(self.ready_event(cur, dir));
+        }
+        let mut waiters = self.io.waiters.lock();
+        let slot = match dir {
+            Direction::Read => &mut waiters.reader,
+            Direction::Write => &mut waiters.writer,
+        };
+        match slot {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        let cur = self.io.readiness.load(Acquire);
+        if cur & dir.mask() != 0 {
+            return Poll::Ready(self.ready_event(cur, dir));
+        }
+        Poll::Pending
+    }
+
+    fn ready_event(&self, cur: usize, dir: Direction) -> io::Result<ReadyEvent> {
+        if cur & SHUTDOWN != 0 {
+            return Err(shutdown_error());
+        }
+        Ok(ReadyEvent { tick: cur >> 16, dir })
+    }
+
+    /// Clears the direction's readiness if no event arrived since `ev` was observed.
+    pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        let _ = self.io.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            if cur >> 16 != ev.tick {
+                return None;
+            }
+            Some(cur & !ev.dir.clearable())
+        });
+    }
+
+    /// Runs a non-blocking operation until it stops saying `WouldBlock` (then waits for
+    /// readiness) or `Interrupted` (then retries).
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let ev = match self.poll_ready(cx, dir) {
+                Poll::Ready(Ok(ev)) => ev,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Like `poll_io` for reads into a buffer of `len` bytes: a short read means the socket
+    /// buffer was drained, so readiness is cleared then and the next read waits for an event
+    /// instead of spending a syscall on `WouldBlock`.
+    pub(crate) fn poll_read_io(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let ev = match self.poll_ready(cx, Direction::Read) {
+                Poll::Ready(Ok(ev)) => ev,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match op() {
+                Ok(n) => {
+                    if n > 0 && n < len {
+                        self.clear_readiness(ev);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Removes the source from the poller. Errors are ignored: the fd is about to be closed,
+    /// which removes it from epoll anyway.
+    pub(crate) fn deregister(&self, source: &mut impl mio::event::Source) {
+        let _ = self.reactor.registry.deregister(source);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.reactor.slab.lock().remove(self.token);
+    }
+}
+
+pub(crate) fn shutdown_error() -> io::Error {
+    io::Error::other("the scraipe runtime has shut down")
+}
+
+/// A CLOCK_MONOTONIC timerfd, so deadlines wake the poller with nanosecond precision instead
+/// of epoll's millisecond timeout (which rounds up: tokio's timers fire ~1 ms late for it).
+struct TimerFd {
+    fd: RawFd,
+}
+
+impl TimerFd {
+    fn new() -> io::Result<TimerFd> {
+        // SAFETY: plain syscall with constant flags.
+        let fd = unsafe {
+            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(TimerFd { fd })
+    }
+
+    /// One-shot expiry `delay` from now.
+    fn set(&self, delay: Duration) {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec {
+                tv_sec: delay.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: delay.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: `fd` is our open timerfd and `spec` a valid itimerspec.
+        let rc = unsafe { libc::timerfd_settime(self.fd, 0, &spec, std::ptr::null_mut()) };
+        if rc != 0 {
+            log::error!("timerfd_settime failed: {}", io::Error::last_os_error());
+        }
+    }
+
+    /// Reads the expiry count so the fd stops being readable.
+    fn drain(&self) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reading 8 bytes into an 8-byte buffer from our own fd.
+        unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), 8) };
+    }
+}
+
+impl AsRawFd for TimerFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl Drop for TimerFd {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd and close it once.
+        unsafe { libc::close(self.fd) };
+    }
+}

@@ -1,0 +1,614 @@
+//! The work-stealing scheduler: what each worker does, and how a wake finds its queue.
+//!
+//! # Queues
+//!
+//! * Each worker owns a crossbeam `Worker` deque (FIFO) plus a one-task **LIFO slot**. Spawns
+//!   from a worker go to the back of its deque; a task woken by another task on the same worker
+//!   goes into the LIFO slot and runs next (message passing stays hot in cache). A task that
+//!   occupies the slot too many times in a row is demoted to the deque, so two tasks
+//!   ping-ponging cannot starve the rest.
+//! * One crossbeam `Injector` receives work from outside the runtime (other threads, other
+//!   runtimes, the blocking pool).
+//! * An idle worker steals a batch (half) from the injector or from a sibling's deque.
+//!
+//! # How a wake finds its queue
+//!
+//! A task's header records its runtime (`Arc<Shared>`), not a worker. When it is woken, the
+//! waking thread decides: a worker of the same runtime pushes it on its own queue (LIFO slot);
+//! any other thread pushes it on the injector and wakes one parked worker. Socket and timer
+//! events are dispatched by the worker owning that reactor, so a task parked on a socket comes
+//! back on that reactor's worker even if it was stolen and ran elsewhere in between — its waker
+//! never needs to know where it last ran.
+//!
+//! # One worker's loop (`WorkerCx::drive`)
+//!
+//! ```text
+//! loop:
+//!     poll the future being blocked on, if it was woken (nested block_on / Runtime::block_on)
+//!     every event_interval ticks: fire due timers + poll the reactor without blocking
+//!     every global_queue_interval ticks: take one task from the injector first
+//!     next task: LIFO slot → own deque → injector batch
+//!     none: fire timers, poll reactor(0), steal from siblings, spin for spin_before_park,
+//!           then park: register as sleeper, re-check all queues, epoll_wait (timerfd armed
+//!           for the next deadline)
+//! ```
+//!
+//! Fairness: a task that wakes itself during its own poll (e.g. `yield_now`) goes to the back of
+//! the deque, never the LIFO slot; the injector is checked every `global_queue_interval` ticks
+//! even when the local queue is full; the reactor is polled every `event_interval` ticks even
+//! when tasks keep coming, so a busy worker cannot starve I/O.
+//!
+//! # The sync bridge
+//!
+//! `block_on` called on a worker thread (from inside a task) does not block the thread: it
+//! runs this same loop, polling the awaited future whenever its waker fires and other tasks in
+//! between. That is what keeps a one-worker runtime alive when a task synchronously waits for
+//! another task. See DESIGN.md for the limits.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use parking_lot::Mutex;
+
+use super::blocking::BlockingPool;
+use super::context;
+use super::idle::Idle;
+use super::metrics::WorkerMetrics;
+use super::reactor::{Reactor, ReactorShared};
+use super::task::list::OwnedTasks;
+use super::task::{Header, Notified, Schedule};
+use super::time::TimerQueue;
+use super::Handle;
+
+/// Scheduler knobs, fixed at build time.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) spin_before_park: Duration,
+    pub(crate) global_queue_interval: u32,
+    pub(crate) event_interval: u32,
+    pub(crate) lifo_slot: bool,
+    pub(crate) max_lifo_polls: u32,
+}
+
+/// The state of one runtime shared by all its threads.
+pub(crate) struct Shared {
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) injector: Injector<Notified>,
+    pub(crate) idle: Idle,
+    pub(crate) owned: OwnedTasks,
+    shutdown: AtomicBool,
+    pub(crate) config: Config,
+    pub(crate) blocking: BlockingPool,
+    /// Cores no thread is driving: the single core of a runtime without worker threads
+    /// waits here between `block_on`/`tick` calls.
+    pub(crate) idle_cores: Mutex<Vec<Box<Core>>>,
+    /// Built with `worker_threads(0)`: one core, driven by callers of block_on/tick.
+    pub(crate) without_worker_threads: bool,
+    next_remote: AtomicUsize,
+}
+
+/// The parts of a worker other threads may touch.
+pub(crate) struct Remote {
+    pub(crate) stealer: Stealer<Notified>,
+    pub(crate) reactor: Arc<ReactorShared>,
+    pub(crate) timers: TimerQueue,
+    pub(crate) metrics: WorkerMetrics,
+}
+
+/// The parts of a worker only its driving thread touches.
+pub(crate) struct Core {
+    pub(crate) index: usize,
+    local: Worker<Notified>,
+    lifo: Cell<Option<Notified>>,
+    lifo_polls: Cell<u32>,
+    tick: Cell<u32>,
+    searching: Cell<bool>,
+    reactor: RefCell<Reactor>,
+    rng: Cell<u32>,
+}
+
+impl Shared {
+    /// Builds the shared state and one core per worker (one core when `worker_threads` is 0).
+    pub(crate) fn new(
+        worker_threads: usize,
+        config: Config,
+        blocking: BlockingPool,
+    ) -> std::io::Result<(Arc<Shared>, Vec<Box<Core>>)> {
+        let workers = worker_threads.max(1);
+        let mut remotes = Vec::with_capacity(workers);
+        let mut cores = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let local = Worker::new_fifo();
+            let reactor = Reactor::new()?;
+            remotes.push(Remote {
+                stealer: local.stealer(),
+                reactor: reactor.shared().clone(),
+                timers: TimerQueue::new(),
+                metrics: WorkerMetrics::default(),
+            });
+            cores.push(Box::new(Core {
+                index,
+                local,
+                lifo: Cell::new(None),
+                lifo_polls: Cell::new(0),
+                tick: Cell::new(0),
+                searching: Cell::new(false),
+                reactor: RefCell::new(reactor),
+                rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            }));
+        }
+        let shared = Arc::new(Shared {
+            remotes: remotes.into_boxed_slice(),
+            injector: Injector::new(),
+            idle: Idle::new(workers),
+            owned: OwnedTasks::new(workers * 4),
+            shutdown: AtomicBool::new(false),
+            config,
+            blocking,
+            idle_cores: Mutex::new(Vec::new()),
+            without_worker_threads: worker_threads == 0,
+            next_remote: AtomicUsize::new(0),
+        });
+        Ok((shared, cores))
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Acquire)
+    }
+
+    /// Flags shutdown and wakes every worker. Returns false if it was already flagged.
+    pub(crate) fn begin_shutdown(&self) -> bool {
+        if self.shutdown.swap(true, SeqCst) {
+            return false;
+        }
+        for r in self.remotes.iter() {
+            r.reactor.unpark();
+        }
+        true
+    }
+
+    /// A worker for work that comes from outside the runtime (sockets, timers), round-robin.
+    pub(crate) fn pick_remote(&self) -> &Remote {
+        let i = self.next_remote.fetch_add(1, Relaxed) % self.remotes.len();
+        &self.remotes[i]
+    }
+
+    /// Pushes a task from outside the runtime.
+    pub(crate) fn inject(&self, task: Notified) {
+        if self.is_shutdown() {
+            drop(task);
+            return;
+        }
+        self.injector.push(task);
+        if self.is_shutdown() {
+            // Shutdown may already have drained the injector; drain again so the task's
+            // reference (and the runtime it points to) is not leaked in a dead queue.
+            self.drain_injector();
+            return;
+        }
+        self.notify_parked();
+    }
+
+    pub(crate) fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(t) => drop(t),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+    }
+
+    /// Wakes one parked worker if nobody is searching.
+    pub(crate) fn notify_parked(&self) {
+        if let Some(idx) = self.idle.worker_to_notify() {
+            self.remotes[idx].reactor.unpark();
+        }
+    }
+
+    /// Is there queued work anywhere (injector or any worker's deque)?
+    fn has_pending_work(&self) -> bool {
+        !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
+    }
+
+    fn schedule_task(self: &Arc<Self>, task: Notified, is_yield: bool) {
+        context::with_worker(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.shared, self) => w.push_local(task, is_yield),
+            _ => self.inject(task),
+        })
+    }
+}
+
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: Notified) {
+        self.schedule_task(task, false)
+    }
+
+    fn schedule_yield(&self, task: Notified) {
+        self.schedule_task(task, true)
+    }
+
+    fn release(&self, task: std::ptr::NonNull<Header>) -> bool {
+        self.owned.remove(task)
+    }
+}
+
+/// What a thread driving a core works with; installed in the thread-local context.
+pub(crate) struct WorkerCx {
+    pub(crate) shared: Arc<Shared>,
+    core: Box<Core>,
+}
+
+/// The waker of a future being blocked on by a worker: sets a flag, and interrupts the worker's
+/// `poll` only if it is asleep in it.
+struct Signal {
+    notified: AtomicBool,
+    sleeping: AtomicBool,
+    reactor: Arc<ReactorShared>,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.notified.swap(true, SeqCst) {
+            return;
+        }
+        if self.sleeping.load(SeqCst) {
+            self.reactor.unpark();
+        }
+    }
+}
+
+/// Puts the entered handle back when `drive` returns or unwinds.
+struct EnteredGuard(Option<Handle>);
+
+impl Drop for EnteredGuard {
+    fn drop(&mut self) {
+        context::replace_entered(self.0.take());
+    }
+}
+
+/// Why `drive` returned without the future's output.
+pub(crate) enum Interrupted {
+    Shutdown,
+}
+
+impl WorkerCx {
+    pub(crate) fn new(shared: Arc<Shared>, core: Box<Core>) -> WorkerCx {
+        WorkerCx { shared, core }
+    }
+
+    pub(crate) fn into_core(self) -> Box<Core> {
+        self.core
+    }
+
+    pub(crate) fn handle(&self) -> Handle {
+        Handle { shared: self.shared.clone() }
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.core.index
+    }
+
+    pub(crate) fn remote(&self) -> &Remote {
+        &self.shared.remotes[self.core.index]
+    }
+
+    pub(crate) fn reactor_shared(&self) -> &Arc<ReactorShared> {
+        &self.remote().reactor
+    }
+
+    /// Schedules a task on this worker (called on this worker's thread only).
+    pub(crate) fn push_local(&self, task: Notified, is_yield: bool) {
+        let core = &self.core;
+        if self.shared.is_shutdown() {
+            drop(task);
+            return;
+        }
+        if is_yield || !self.shared.config.lifo_slot {
+            core.local.push(task);
+        } else {
+            match core.lifo.replace(Some(task)) {
+                // The slot was free: this task runs next, no one else needs waking for it.
+                None => return,
+                Some(prev) => core.local.push(prev),
+            }
+        }
+        // There is stealable work now: make sure someone is looking (cheap when someone is).
+        if !core.searching.get() {
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Spawns onto this worker's deque.
+    pub(crate) fn push_spawned(&self, task: Notified) {
+        self.core.local.push(task);
+        if !self.core.searching.get() {
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Runs the worker loop until `future` completes. `nested` is false for a thread's outermost
+    /// loop (a pool thread, or `block_on` on a runtime without worker threads).
+    pub(crate) fn drive<F: Future>(
+        &self,
+        mut future: Pin<&mut F>,
+        top_level_pool_thread: bool,
+    ) -> Result<F::Output, Interrupted> {
+        let signal = Arc::new(Signal {
+            notified: AtomicBool::new(true),
+            sleeping: AtomicBool::new(false),
+            reactor: self.reactor_shared().clone(),
+        });
+        let waker = Waker::from(signal.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Our own tasks must not see a runtime entered by the code that called us; the awaited
+        // future must (it may belong to that runtime). The guard restores it however we leave.
+        let entered = EnteredGuard(context::replace_entered(None));
+        let mut poll_awaited = |cx: &mut Context<'_>| {
+            let hidden = context::replace_entered(entered.0.clone());
+            let res = future.as_mut().poll(cx);
+            context::replace_entered(hidden);
+            res
+        };
+        loop {
+            if signal.notified.swap(false, AcqRel) {
+                if let Poll::Ready(out) = poll_awaited(&mut cx) {
+                    return Ok(out);
+                }
+            }
+            if self.shared.is_shutdown() {
+                if !top_level_pool_thread {
+                    // Give the awaited future one last chance: shutdown wakes I/O with errors.
+                    self.maintenance();
+                    if let Poll::Ready(out) = poll_awaited(&mut cx) {
+                        return Ok(out);
+                    }
+                }
+                return Err(Interrupted::Shutdown);
+            }
+            match self.next_task() {
+                Some(task) => self.run_task(task),
+                None => self.idle(&signal),
+            }
+        }
+    }
+
+    fn next_task(&self) -> Option<Notified> {
+        let core = &self.core;
+        let config = &self.shared.config;
+        let tick = core.tick.get().wrapping_add(1);
+        core.tick.set(tick);
+        if tick % config.event_interval == 0 {
+            self.maintenance();
+        }
+        if tick % config.global_queue_interval == 0 {
+            if let Some(task) = self.steal_one_injected() {
+                return Some(task);
+            }
+        }
+        if let Some(task) = core.lifo.take() {
+            let polls = core.lifo_polls.get();
+            if polls < config.max_lifo_polls {
+                core.lifo_polls.set(polls + 1);
+                return Some(task);
+            }
+            core.local.push(task);
+        }
+        core.lifo_polls.set(0);
+        if let Some(task) = core.local.pop() {
+            return Some(task);
+        }
+        self.steal_injected_batch()
+    }
+
+    fn steal_one_injected(&self) -> Option<Notified> {
+        loop {
+            match self.shared.injector.steal() {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => continue,
+                Steal::Empty => return None,
+            }
+        }
+    }
+
+    fn steal_injected_batch(&self) -> Option<Notified> {
+        if self.shared.injector.is_empty() {
+            return None;
+        }
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.core.local) {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => continue,
+                Steal::Empty => return None,
+            }
+        }
+    }
+
+    fn run_task(&self, task: Notified) {
+        let core = &self.core;
+        if core.searching.get() {
+            core.searching.set(false);
+            if self.shared.idle.stop_searching() {
+                // We were the last one looking; there may be more work than we can take.
+                self.shared.notify_parked();
+            }
+        }
+        self.remote().metrics.add_poll();
+        task.run();
+    }
+
+    /// Fires due timers and polls the reactor without blocking. Returns how many tasks that woke.
+    fn maintenance(&self) -> usize {
+        let remote = self.remote();
+        let fired = remote.timers.fire_due(Instant::now());
+        remote.metrics.add_timers_fired(fired);
+        let events = match self.core.reactor.try_borrow_mut() {
+            Ok(mut reactor) => reactor.poll(Some(Duration::ZERO), &remote.metrics),
+            // Re-entered from a waker called inside the reactor: skip, the outer poll handles it.
+            Err(_) => 0,
+        };
+        fired + events
+    }
+
+    /// Tries to steal from siblings and the injector, as a searching worker.
+    fn steal_work(&self) -> Option<Notified> {
+        let core = &self.core;
+        let shared = &self.shared;
+        if !core.searching.get() {
+            if !shared.idle.try_start_searching() {
+                return None;
+            }
+            core.searching.set(true);
+        }
+        let n = shared.remotes.len();
+        let start = self.next_random() as usize % n;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            if idx == core.index {
+                continue;
+            }
+            let stealer = &shared.remotes[idx].stealer;
+            loop {
+                let before = core.local.len();
+                match stealer.steal_batch_and_pop(&core.local) {
+                    Steal::Success(t) => {
+                        let moved = core.local.len() - before + 1;
+                        self.remote().metrics.add_steal(moved as u64);
+                        return Some(t);
+                    }
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        self.steal_injected_batch()
+    }
+
+    fn next_random(&self) -> u32 {
+        // xorshift32: only used to spread steal attempts.
+        let mut x = self.core.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.core.rng.set(x);
+        x
+    }
+
+    fn has_local_work(&self) -> bool {
+        // A Cell cannot be peeked: take the LIFO task out and put it back.
+        let lifo = self.core.lifo.take();
+        let has = lifo.is_some();
+        self.core.lifo.set(lifo);
+        has || !self.core.local.is_empty()
+    }
+
+    /// Nothing to run: timers, I/O, stealing, a short spin, then sleep.
+    fn idle(&self, signal: &Signal) {
+        if self.maintenance() > 0 || self.has_local_work() {
+            return;
+        }
+        if let Some(task) = self.steal_work() {
+            self.run_task(task);
+            return;
+        }
+        let spin = self.shared.config.spin_before_park;
+        if !spin.is_zero() && self.core.searching.get() {
+            let until = Instant::now() + spin;
+            let mut round = 0u32;
+            loop {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+                if signal.notified.load(Relaxed) || self.shared.is_shutdown() {
+                    return;
+                }
+                if let Some(task) = self.steal_work() {
+                    self.run_task(task);
+                    return;
+                }
+                round += 1;
+                if round % 16 == 0 && self.maintenance() > 0 {
+                    return;
+                }
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+        }
+        self.park(signal);
+    }
+
+    fn park(&self, signal: &Signal) {
+        let core = &self.core;
+        let shared = &self.shared;
+        let remote = self.remote();
+        let was_searching = core.searching.replace(false);
+        if shared.idle.park(core.index, was_searching) && shared.has_pending_work() {
+            shared.notify_parked();
+        }
+        signal.sleeping.store(true, SeqCst);
+        // Re-check after announcing sleep: see the Dekker argument in idle.rs.
+        let skip = signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
+        if !skip {
+            let deadline = remote.timers.next_deadline();
+            let mut reactor = core.reactor.borrow_mut();
+            reactor.arm_timer(deadline);
+            remote.metrics.add_park();
+            reactor.poll(None, &remote.metrics);
+            remote.metrics.add_wakeup();
+        }
+        signal.sleeping.store(false, SeqCst);
+        if shared.idle.unpark(core.index) {
+            // A producer woke us and counted us as searching.
+            core.searching.set(true);
+        }
+        let fired = remote.timers.fire_due(Instant::now());
+        remote.metrics.add_timers_fired(fired);
+    }
+
+    /// Runs one scheduling round for a runtime driven by the application: timers and I/O
+    /// without blocking, then at most `event_interval` tasks. Returns the number of tasks polled.
+    pub(crate) fn tick(&self) -> usize {
+        self.maintenance();
+        let mut polled = 0;
+        while polled < self.shared.config.event_interval as usize {
+            match self.next_task() {
+                Some(task) => {
+                    self.run_task(task);
+                    polled += 1;
+                }
+                None => break,
+            }
+        }
+        if self.core.searching.replace(false) {
+            self.shared.idle.stop_searching();
+        }
+        polled
+    }
+
+    /// After the loop ended for good: drop queued tasks, fail pending I/O, forget timers.
+    pub(crate) fn teardown(&self) {
+        let core = &self.core;
+        drop(core.lifo.take());
+        while let Some(task) = core.local.pop() {
+            drop(task);
+        }
+        core.reactor.borrow_mut().shutdown();
+        self.remote().timers.clear();
+    }
+
+    /// Number of sockets registered with this worker's reactor.
+    pub(crate) fn registrations(&self) -> usize {
+        self.core.reactor.borrow().registrations()
+    }
+}

@@ -1,0 +1,210 @@
+//! Tasks: one allocation each, a documented state word, a hand-written waker.
+//!
+//! * [`state`] — the atomic state word and every transition on it.
+//! * [`raw`] — the allocation, the vtable and the waker.
+//! * [`list`] — the owned-task list, so shutdown can drop every unfinished future.
+//! * this file — [`JoinHandle`] and [`JoinError`], the public face of a task.
+
+pub(crate) mod list;
+pub(crate) mod raw;
+pub(crate) mod state;
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
+
+pub(crate) use raw::{Header, Notified, Schedule};
+
+/// Why a task produced no output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JoinError {
+    repr: Repr,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Cancelled,
+    Panicked(String),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError { repr: Repr::Cancelled }
+    }
+
+    pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> JoinError {
+        let message = raw::panic_message(&*payload);
+        // Dropping an arbitrary payload can itself panic; a leak is the lesser evil here.
+        std::mem::forget(payload);
+        JoinError { repr: Repr::Panicked(message) }
+    }
+
+    /// The task was aborted, or the runtime shut down before it finished.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// The task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panicked(_))
+    }
+
+    /// The panic message, when the task panicked with a string payload.
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panicked(m) => Some(m),
+            Repr::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Panicked(m) => write!(f, "task panicked: {m}"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panicked(m) => write!(f, "JoinError::Panicked({m:?})"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// An owned permission to await a task's output.
+///
+/// * `.await` it from async code, or call [`join`](JoinHandle::join) from any thread — a plain
+///   thread parks, a runtime worker keeps running its other tasks while it waits.
+/// * [`abort`](JoinHandle::abort) cancels the task; [`is_finished`](JoinHandle::is_finished)
+///   polls for completion without waiting.
+/// * Dropping the handle detaches the task: it keeps running and its output is dropped.
+///
+/// A panic inside the task does not unwind into the worker: the handle yields a [`JoinError`]
+/// carrying the panic message.
+///
+/// ```
+/// let rt = scraipe::rt::Runtime::new().unwrap();
+/// let handle = rt.spawn(async { 6 * 7 });
+/// assert_eq!(handle.join().unwrap(), 42);
+///
+/// let failing = rt.spawn(async { panic!("boom") });
+/// let err = failing.join().unwrap_err();
+/// assert_eq!(err.panic_message(), Some("boom"));
+/// ```
+pub struct JoinHandle<T> {
+    raw: NonNull<Header>,
+    _output: PhantomData<T>,
+}
+
+// SAFETY: the handle only moves `T` out of the task, which requires `T: Send`; the header is Sync.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` only allows `abort`/`is_finished`, which touch atomics.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// # Safety
+    /// `raw` is a task whose output type is `T`, and the caller transfers the handle's reference.
+    pub(crate) unsafe fn from_raw(raw: NonNull<Header>) -> JoinHandle<T> {
+        JoinHandle { raw, _output: PhantomData }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the handle's reference keeps the task alive.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Requests cancellation. A task that is not running is dropped at its next scheduling; a
+    /// running one when its current poll returns. Awaiting the handle then yields a cancelled
+    /// [`JoinError`] unless the task had already finished.
+    pub fn abort(&self) {
+        // SAFETY: the handle holds a reference.
+        unsafe { raw::abort(self.raw) }
+    }
+
+    /// True once the task has finished (with output, panic or cancellation).
+    pub fn is_finished(&self) -> bool {
+        self.header().state.load().is_complete()
+    }
+
+    /// Blocks the calling thread until the task finishes.
+    ///
+    /// From a plain thread this spins briefly, then parks. From inside a runtime worker it does not
+    /// deadlock: the worker keeps polling its other tasks, its reactor and its timers until the
+    /// output is ready (see [`crate::rt::block_on`]).
+    pub fn join(self) -> Result<T, JoinError>
+    where
+        T: Send + 'static,
+    {
+        crate::rt::block_on(self)
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: we are the join handle of a task whose output is `T`.
+        unsafe { raw::join_poll(self.raw, cx.waker()) }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: we are the join handle and are going away.
+        unsafe { raw::join_drop(self.raw) }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Creates a task bound to `scheduler` and links it into `list` (if given). Returns the first
+/// run-queue entry (`None` when the list was already closed and the task was cancelled at once)
+/// and the join handle.
+pub(crate) fn spawn_task<F, S>(
+    future: F,
+    scheduler: S,
+    list: Option<&list::OwnedTasks>,
+) -> (Option<Notified>, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let (notified, raw, owned) = raw::allocate(future, scheduler);
+    // SAFETY: `raw` is the handle's reference of a task with output `F::Output`.
+    let handle = unsafe { JoinHandle::from_raw(raw) };
+    match list {
+        Some(list) => match list.bind(owned) {
+            Ok(()) => (Some(notified), handle),
+            Err(owned) => {
+                // Shutting down: the task never runs. Release the queue's reference first so the
+                // shutdown transition can claim it.
+                drop(notified);
+                owned.shutdown();
+                (None, handle)
+            }
+        },
+        None => {
+            // Unlisted tasks (blocking pool): `release` will report "not linked", so the list's
+            // reference is simply dropped here.
+            drop(owned);
+            (Some(notified), handle)
+        }
+    }
+}

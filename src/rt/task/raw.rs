@@ -1,0 +1,509 @@
+//! One allocation per task: the header, the scheduler handle and the future (later its output),
+//! plus the type-erased functions that operate on it.
+//!
+//! ```text
+//!  NonNull<Header> ──► ┌──────────────────────────────┐
+//!                      │ Header                       │  state word, vtable pointer,
+//!                      │                              │  owned-list links, join waker slot
+//!                      ├──────────────────────────────┤
+//!                      │ scheduler: S                 │  where a wake sends the task
+//!                      ├──────────────────────────────┤
+//!                      │ stage: Running(F)            │  the future, then
+//!                      │      | Finished(Result<T>)   │  its output, then
+//!                      │      | Consumed              │  nothing
+//!                      └──────────────────────────────┘
+//! ```
+//!
+//! Everything outside this file sees only `NonNull<Header>` plus the [`Vtable`], so queues,
+//! wakers and the owned-task list are not generic over the future type.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::state::{AfterPoll, StartPoll, State, WakeAction};
+use super::JoinError;
+
+/// Where a task goes when it is woken, and who keeps the list of live tasks.
+pub(crate) trait Schedule: Send + Sync + Sized + 'static {
+    /// The task was woken (or aborted) and must be polled again.
+    fn schedule(&self, task: Notified);
+    /// The task woke itself while it was being polled (e.g. `yield_now`). It goes where it cannot
+    /// starve other tasks: the back of a queue.
+    fn schedule_yield(&self, task: Notified) {
+        self.schedule(task)
+    }
+    /// The task completed: unlink it from the owned-task list. Returns true when it was linked,
+    /// in which case the caller also drops the list's reference.
+    fn release(&self, task: NonNull<Header>) -> bool;
+}
+
+/// Links of the intrusive owned-task list; only touched under that list's shard lock.
+#[derive(Default)]
+pub(crate) struct Links {
+    pub(crate) prev: Option<NonNull<Header>>,
+    pub(crate) next: Option<NonNull<Header>>,
+    pub(crate) linked: bool,
+}
+
+/// The type-erased part of every task.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    pub(crate) vtable: &'static Vtable,
+    /// Guarded by the owned-task list's shard lock.
+    pub(crate) links: UnsafeCell<Links>,
+    /// The `JoinHandle`'s waker. Ownership alternates through the `JOIN_WAKER` bit.
+    awaiter: UnsafeCell<Option<Waker>>,
+}
+
+// SAFETY: every field with interior mutability is guarded: `links` by the list lock, `awaiter` by
+// the JOIN_WAKER protocol of the state word; the rest is atomic or immutable.
+unsafe impl Send for Header {}
+// SAFETY: as above.
+unsafe impl Sync for Header {}
+
+/// Type-erased operations, one static instance per (future, scheduler) type pair.
+pub(crate) struct Vtable {
+    /// Runs the task; consumes one reference.
+    poll: unsafe fn(NonNull<Header>),
+    /// Hands the task to its scheduler; consumes one reference.
+    schedule: unsafe fn(NonNull<Header>),
+    /// Frees the allocation; called when the last reference goes.
+    dealloc: unsafe fn(NonNull<Header>),
+    /// Moves the output into `*dst` (a `Poll<Result<T, JoinError>>`) if the task is complete,
+    /// otherwise registers the waker.
+    try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
+    /// Drops the output (the handle went away after completion).
+    drop_output: unsafe fn(NonNull<Header>),
+    /// Drops the future on behalf of runtime shutdown; the caller holds `RUNNING` and one
+    /// reference, which this consumes.
+    shutdown: unsafe fn(NonNull<Header>),
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, JoinError>),
+    Consumed,
+}
+
+#[repr(C)]
+struct Cell<F: Future, S> {
+    header: Header,
+    scheduler: S,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+/// A reference to a task that must be run: what run queues hold. Owns one reference.
+pub(crate) struct Notified(NonNull<Header>);
+
+// SAFETY: tasks are only created from `Send` futures and outputs, and the state word
+// serialises all access to the future.
+unsafe impl Send for Notified {}
+
+impl Notified {
+    /// Polls the task once (or drops it if it was cancelled).
+    pub(crate) fn run(self) {
+        let ptr = ManuallyDrop::new(self).0;
+        // SAFETY: we own a reference, which `poll` consumes.
+        unsafe { (ptr.as_ref().vtable.poll)(ptr) }
+    }
+
+    /// Cancels the task instead of running it (a queue that will never run is being emptied).
+    pub(crate) fn cancel(self) {
+        // SAFETY: we own one reference and pass it on.
+        unsafe { shutdown_reference(ManuallyDrop::new(self).0) }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the reference we own keeps the allocation alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference.
+        unsafe { drop_reference(self.0) }
+    }
+}
+
+/// The owned-task list's reference to a task, taken out of the list at shutdown.
+pub(crate) struct OwnedRef(NonNull<Header>);
+
+// SAFETY: as for `Notified`.
+unsafe impl Send for OwnedRef {}
+
+impl OwnedRef {
+    pub(crate) fn as_ptr(&self) -> NonNull<Header> {
+        self.0
+    }
+
+    /// # Safety
+    /// The caller transfers one reference it owns.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> OwnedRef {
+        OwnedRef(ptr)
+    }
+
+    /// Cancels the task if no thread is polling it: drops the future and reports cancellation to
+    /// the join handle. A task being polled right now is marked cancelled and its runner drops it.
+    pub(crate) fn shutdown(self) {
+        // SAFETY: we own one reference and pass it on.
+        unsafe { shutdown_reference(ManuallyDrop::new(self).0) }
+    }
+}
+
+impl Drop for OwnedRef {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference.
+        unsafe { drop_reference(self.0) }
+    }
+}
+
+/// Allocates a task. Returns the run-queue entry, the join handle's pointer and the owned list's
+/// reference: three references in all.
+pub(crate) fn allocate<F, S>(future: F, scheduler: S) -> (Notified, NonNull<Header>, OwnedRef)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let cell = Box::new(Cell {
+        header: Header {
+            state: State::new(3),
+            vtable: vtable::<F, S>(),
+            links: UnsafeCell::new(Links::default()),
+            awaiter: UnsafeCell::new(None),
+        },
+        scheduler,
+        stage: UnsafeCell::new(Stage::Running(future)),
+    });
+    // SAFETY: Box::into_raw never returns null; `Cell` is repr(C) with the header first, so the
+    // cell pointer is also a header pointer.
+    let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell)).cast::<Header>() };
+    (Notified(ptr), ptr, OwnedRef(ptr))
+}
+
+fn vtable<F, S>() -> &'static Vtable
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    &Vtable {
+        poll: poll::<F, S>,
+        schedule: schedule::<F, S>,
+        dealloc: dealloc::<F, S>,
+        try_read_output: try_read_output::<F, S>,
+        drop_output: drop_output::<F, S>,
+        shutdown: shutdown::<F, S>,
+    }
+}
+
+/// # Safety
+/// `ptr` must point to a live `Cell<F, S>`.
+unsafe fn cell<'a, F: Future, S>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
+    // SAFETY: guaranteed by the caller; the header is the first field of a repr(C) cell.
+    unsafe { ptr.cast::<Cell<F, S>>().as_ref() }
+}
+
+/// Cancels the task unless a thread is polling it (that thread cancels it when its poll returns).
+///
+/// # Safety
+/// The caller owns one reference, which this consumes.
+unsafe fn shutdown_reference(ptr: NonNull<Header>) {
+    // SAFETY: `shutdown` consumes the reference when the transition claimed the task;
+    // otherwise we drop it.
+    unsafe {
+        if ptr.as_ref().state.transition_to_shutdown() {
+            (ptr.as_ref().vtable.shutdown)(ptr)
+        } else {
+            drop_reference(ptr)
+        }
+    }
+}
+
+/// Drops one reference and frees the task if it was the last.
+///
+/// # Safety
+/// The caller owns the reference it drops.
+pub(crate) unsafe fn drop_reference(ptr: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the header alive until the decrement.
+    unsafe {
+        if ptr.as_ref().state.ref_dec() {
+            (ptr.as_ref().vtable.dealloc)(ptr)
+        }
+    }
+}
+
+unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
+    // SAFETY: the last reference is gone, so nobody else can reach the cell; it was allocated by
+    // `Box::new` in `allocate`.
+    drop(unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) });
+}
+
+unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: the caller transfers one reference, which the `Notified` now owns.
+    unsafe { cell::<F, S>(ptr).scheduler.schedule(Notified(ptr)) }
+}
+
+unsafe fn poll<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the caller gave us a reference, so the cell is alive.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    match cell.header.state.transition_to_running() {
+        StartPoll::Poll => {}
+        // SAFETY: we hold RUNNING and one reference.
+        StartPoll::Cancel => return unsafe { cancel::<F, S>(ptr) },
+        // SAFETY: we own one reference.
+        StartPoll::Skip => return unsafe { drop_reference(ptr) },
+    }
+
+    // The waker handed to the future borrows our reference; `clone` adds its own.
+    // SAFETY: the raw waker's data is a live task pointer and the vtable matches it.
+    let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(ptr)) });
+    let mut cx = Context::from_waker(&waker);
+    let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: RUNNING gives this thread exclusive access to the stage; the future is never
+        // moved out of the allocation while it is `Running`.
+        let stage = unsafe { &mut *cell.stage.get() };
+        let Stage::Running(future) = stage else {
+            unreachable!("a running task holds its future")
+        };
+        // SAFETY: the future is pinned inside its heap allocation until it is dropped in place.
+        unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
+    }));
+
+    match polled {
+        // SAFETY (all arms): we still hold RUNNING and one reference.
+        Ok(Poll::Ready(output)) => unsafe { complete::<F, S>(ptr, Ok(output)) },
+        Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
+            AfterPoll::Idle => unsafe { drop_reference(ptr) },
+            AfterPoll::Reschedule => cell.scheduler.schedule_yield(Notified(ptr)),
+            AfterPoll::Cancel => unsafe { cancel::<F, S>(ptr) },
+        },
+        Err(payload) => unsafe { complete::<F, S>(ptr, Err(JoinError::from_panic(payload))) },
+    }
+}
+
+/// Drops the future and completes the task as cancelled.
+///
+/// # Safety
+/// The caller holds `RUNNING` and owns one reference, which this consumes.
+unsafe fn cancel<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: forwarded from the caller.
+    unsafe { complete::<F, S>(ptr, Err(JoinError::cancelled())) }
+}
+
+unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: `OwnedRef::shutdown` claimed RUNNING and passes its reference.
+    unsafe { cancel::<F, S>(ptr) }
+}
+
+/// Stores the result (dropping the future), publishes COMPLETE, notifies the join handle,
+/// unlinks the task and drops the runner's reference.
+///
+/// # Safety
+/// The caller holds `RUNNING` and owns one reference, which this consumes.
+unsafe fn complete<F, S>(ptr: NonNull<Header>, result: Result<F::Output, JoinError>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the caller's reference keeps the cell alive.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    // SAFETY: RUNNING gives exclusive access to the stage. Replacing it drops the future first;
+    // a panicking destructor is caught so the worker survives and the handle still hears back.
+    let stage = unsafe { &mut *cell.stage.get() };
+    let result = match panic::catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed)) {
+        Ok(()) => result,
+        Err(payload) => result.and(Err(JoinError::from_panic(payload))),
+    };
+    *stage = Stage::Finished(result);
+
+    let prev = cell.header.state.transition_to_complete();
+    if !prev.has_join_interest() {
+        // Nobody will read the output: drop it here. The handle is gone, so the stage is ours.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
+    } else if prev.has_join_waker() {
+        // SAFETY: JOIN_WAKER was set when COMPLETE was published, so the slot belongs to the task
+        // side and the handle can no longer write it.
+        if let Some(waker) = unsafe { &*cell.header.awaiter.get() } {
+            waker.wake_by_ref();
+        }
+    }
+
+    let released = cell.scheduler.release(ptr);
+    let last = if released {
+        cell.header.state.ref_dec_twice()
+    } else {
+        cell.header.state.ref_dec()
+    };
+    if last {
+        // SAFETY: that was the last reference.
+        unsafe { dealloc::<F, S>(ptr) }
+    }
+}
+
+unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
+    // SAFETY: the join handle's reference keeps the cell alive.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    if can_read_output(&cell.header, waker) {
+        // SAFETY: COMPLETE is set and the handle has join interest, so the stage is the handle's.
+        let stage = unsafe { &mut *cell.stage.get() };
+        match std::mem::replace(stage, Stage::Consumed) {
+            Stage::Finished(output) => {
+                // SAFETY: the caller passes a `*mut Poll<Result<F::Output, JoinError>>`.
+                unsafe { *(dst as *mut Poll<Result<F::Output, JoinError>>) = Poll::Ready(output) }
+            }
+            _ => panic!("JoinHandle polled after it returned its output"),
+        }
+    }
+}
+
+/// Returns true when the output can be read; otherwise leaves `waker` where the task will find it.
+fn can_read_output(header: &Header, waker: &Waker) -> bool {
+    let snapshot = header.state.load();
+    if snapshot.is_complete() {
+        return true;
+    }
+    if snapshot.has_join_waker() {
+        // SAFETY: with JOIN_WAKER set the slot is only read, by either side.
+        let same = unsafe { &*header.awaiter.get() }
+            .as_ref()
+            .is_some_and(|w| w.will_wake(waker));
+        if same {
+            return false;
+        }
+        if header.state.unset_join_waker().is_err() {
+            return true;
+        }
+    }
+    // SAFETY: JOIN_WAKER is clear, so the slot belongs to the handle.
+    unsafe { *header.awaiter.get() = Some(waker.clone()) };
+    header.state.set_join_waker().is_err()
+}
+
+unsafe fn drop_output<F: Future, S>(ptr: NonNull<Header>) {
+    // SAFETY: called by the handle after it saw COMPLETE while it still had join interest, so
+    // the stage is the handle's alone.
+    unsafe { *cell::<F, S>(ptr).stage.get() = Stage::Consumed }
+}
+
+// ----- the join handle's view -----
+
+/// Reads the output into `dst` if ready, otherwise stores the waker.
+///
+/// # Safety
+/// `ptr` is a live task whose output type is `T`, and the caller is its join handle.
+pub(crate) unsafe fn join_poll<T>(ptr: NonNull<Header>, waker: &Waker) -> Poll<Result<T, JoinError>> {
+    let mut out: Poll<Result<T, JoinError>> = Poll::Pending;
+    // SAFETY: `out` has the type `try_read_output` writes, by the caller's guarantee.
+    unsafe { (ptr.as_ref().vtable.try_read_output)(ptr, &mut out as *mut _ as *mut (), waker) };
+    out
+}
+
+/// The join handle is dropped: give up join interest (dropping a finished output) and the
+/// handle's reference.
+///
+/// # Safety
+/// The caller is the task's join handle and is going away.
+pub(crate) unsafe fn join_drop(ptr: NonNull<Header>) {
+    // SAFETY: the handle's reference keeps the task alive until `drop_reference`.
+    unsafe {
+        let header = ptr.as_ref();
+        let prev = header.state.drop_join_interest();
+        if prev.is_complete() {
+            (header.vtable.drop_output)(ptr);
+        }
+        drop_reference(ptr);
+    }
+}
+
+/// `JoinHandle::abort`.
+///
+/// # Safety
+/// `ptr` is a live task (the caller holds a reference).
+pub(crate) unsafe fn abort(ptr: NonNull<Header>) {
+    // SAFETY: `transition_to_aborted` added the reference `schedule` consumes.
+    unsafe {
+        let header = ptr.as_ref();
+        if let WakeAction::Schedule = header.state.transition_to_aborted() {
+            (header.vtable.schedule)(ptr)
+        }
+    }
+}
+
+// ----- the waker -----
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn raw_waker(ptr: NonNull<Header>) -> RawWaker {
+    RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE)
+}
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: a waker's data is a live task pointer; the clone owns a new reference.
+    let ptr = unsafe { NonNull::new_unchecked(data as *mut Header) };
+    // SAFETY: as above.
+    unsafe { ptr.as_ref().state.ref_inc() };
+    raw_waker(ptr)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    // SAFETY: the waker owns one reference; it is either moved into the queue or dropped.
+    unsafe {
+        let ptr = NonNull::new_unchecked(data as *mut Header);
+        match ptr.as_ref().state.transition_to_notified_by_val() {
+            WakeAction::Schedule => (ptr.as_ref().vtable.schedule)(ptr),
+            WakeAction::None => drop_reference(ptr),
+        }
+    }
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    // SAFETY: the borrowed waker keeps the task alive; a scheduled task got its own reference.
+    unsafe {
+        let ptr = NonNull::new_unchecked(data as *mut Header);
+        if let WakeAction::Schedule = ptr.as_ref().state.transition_to_notified_by_ref() {
+            (ptr.as_ref().vtable.schedule)(ptr)
+        }
+    }
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    // SAFETY: the waker owned one reference.
+    unsafe { drop_reference(NonNull::new_unchecked(data as *mut Header)) }
+}
+
+/// Extracts a readable message from a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}

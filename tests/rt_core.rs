@@ -1,0 +1,409 @@
+//! Runtime core: spawning, waking, joining, panics, aborts, stealing, the sync bridge.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use scraipe::rt::{self, block_on, sync::oneshot, Builder, Handle, JoinHandle, Runtime};
+
+fn pool(n: usize) -> Runtime {
+    Builder::new().worker_threads(n).build().unwrap()
+}
+
+#[test]
+fn spawn_and_join_from_plain_thread() {
+    let rt = pool(2);
+    let h = rt.spawn(async { 1 + 1 });
+    assert_eq!(h.join().unwrap(), 2);
+}
+
+#[test]
+fn block_on_spawns_inside() {
+    for n in [0, 1, 2] {
+        let rt = Builder::new().worker_threads(n).build().unwrap();
+        let v = rt.block_on(async {
+            let hs: Vec<_> = (0..100).map(|i| rt::spawn(async move { i })).collect();
+            let mut sum = 0;
+            for h in hs {
+                sum += h.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(v, 4950, "workers={n}");
+    }
+}
+
+#[test]
+fn cross_thread_wakes() {
+    let rt = pool(2);
+    let mut senders = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..200 {
+        let (tx, rx) = oneshot::channel::<usize>();
+        senders.push(tx);
+        handles.push(rt.spawn(async move { rx.await.unwrap() + i }));
+    }
+    // Wake every parked task from plain threads.
+    let threads: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, tx)| std::thread::spawn(move || tx.send(i).unwrap()))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), 2 * i);
+    }
+}
+
+#[test]
+fn hundred_thousand_tasks() {
+    let rt = pool(2);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let c = counter.clone();
+    let total = rt.block_on(async move {
+        let hs: Vec<JoinHandle<()>> = (0..100_000)
+            .map(|_| {
+                let c = c.clone();
+                rt::spawn(async move {
+                    c.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        c.load(Ordering::Relaxed)
+    });
+    assert_eq!(total, 100_000);
+    assert_eq!(counter.load(Ordering::Relaxed), 100_000);
+    // Every task finished and left the owned-task list.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.handle().metrics().live_tasks != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(rt.handle().metrics().live_tasks, 0);
+}
+
+#[test]
+fn deep_spawn_chain() {
+    fn chain(n: usize, done: oneshot::Sender<usize>) {
+        if n == 0 {
+            done.send(0).unwrap();
+        } else {
+            rt::spawn(async move { chain(n - 1, done) });
+        }
+    }
+    for workers in [1, 2] {
+        let rt = pool(workers);
+        let (tx, rx) = oneshot::channel();
+        rt.spawn(async move { chain(10_000, tx) });
+        assert_eq!(rx.blocking_recv(), Ok(0));
+    }
+}
+
+#[test]
+fn panic_is_isolated() {
+    let rt = pool(1);
+    let bad = rt.spawn(async { panic!("kaboom {}", 7) });
+    let err = bad.join().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("kaboom 7"));
+    assert_eq!(err.to_string(), "task panicked: kaboom 7");
+    // The single worker survived.
+    assert_eq!(rt.spawn(async { 5 }).join().unwrap(), 5);
+}
+
+#[test]
+fn abort_parked_task_runs_destructor() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let rt = pool(2);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (_tx, rx) = oneshot::channel::<()>();
+    let flag = Flag(dropped.clone());
+    let h = rt.spawn(async move {
+        let _flag = flag;
+        let _ = rx.await;
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(!h.is_finished());
+    h.abort();
+    let err = h.join().unwrap_err();
+    assert!(err.is_cancelled());
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn dropping_handle_detaches() {
+    let rt = pool(1);
+    let (tx, rx) = oneshot::channel();
+    drop(rt.spawn(async move {
+        rt::sleep(Duration::from_millis(5)).await;
+        tx.send(9).unwrap();
+    }));
+    assert_eq!(rx.blocking_recv(), Ok(9));
+}
+
+#[test]
+fn yield_now_lets_others_run() {
+    let rt = pool(1);
+    let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (o1, o2) = (order.clone(), order.clone());
+    // Spawned from inside a task, both land in the worker's queue before either runs.
+    rt.spawn(async move {
+        let a = rt::spawn(async move {
+            for i in 0..3 {
+                o1.lock().push(("a", i));
+                rt::yield_now().await;
+            }
+        });
+        let b = rt::spawn(async move {
+            for i in 0..3 {
+                o2.lock().push(("b", i));
+                rt::yield_now().await;
+            }
+        });
+        a.await.unwrap();
+        b.await.unwrap();
+    })
+    .join()
+    .unwrap();
+    let order = order.lock().clone();
+    // Interleaved, not a then b.
+    assert_eq!(order[0].0, "a");
+    assert_eq!(order[1].0, "b");
+    assert_eq!(order[2].0, "a");
+}
+
+#[test]
+fn self_waking_task_cannot_starve_others() {
+    let rt = pool(1);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let spinner = rt.spawn(async move {
+        let mut n = 0u64;
+        while !s.load(Ordering::Relaxed) {
+            rt::yield_now().await;
+            n += 1;
+        }
+        n
+    });
+    // A timer, an injected task, and I/O-free work all get through while it spins.
+    let t0 = Instant::now();
+    rt.spawn(async { rt::sleep(Duration::from_millis(5)).await }).join().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert_eq!(rt.spawn(async { 3 }).join().unwrap(), 3);
+    stop.store(true, Ordering::Relaxed);
+    assert!(spinner.join().unwrap() > 0);
+}
+
+#[test]
+fn stealing_happens_when_one_worker_is_flooded() {
+    let rt = Builder::new().worker_threads(2).spin_before_park(Duration::ZERO).build().unwrap();
+    let before = rt.handle().metrics().total_steals();
+    rt.spawn(async {
+        // Flood this worker's local queue with CPU-bound tasks.
+        let hs: Vec<_> = (0..2000)
+            .map(|_| {
+                rt::spawn(async {
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_micros(50) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let m = rt.handle().metrics();
+    assert!(m.total_steals() > before, "no steals recorded: {m:?}");
+    assert!(m.workers.iter().all(|w| w.polls > 0), "both workers polled: {m:?}");
+}
+
+#[test]
+fn nested_bridge_one_and_two_threads_three_deep() {
+    for workers in [1, 2] {
+        let rt = pool(workers);
+        let out = rt
+            .spawn(async {
+                // depth 1: synchronous wait inside a task
+                block_on(rt::spawn(async {
+                    // depth 2
+                    block_on(rt::spawn(async {
+                        // depth 3, with a timer that needs the reactor to keep running
+                        block_on(async {
+                            rt::sleep(Duration::from_millis(2)).await;
+                            rt::spawn(async { 1 }).await.unwrap()
+                        }) + 1
+                    }))
+                    .unwrap()
+                        + 1
+                }))
+                .unwrap()
+                    + 1
+            })
+            .join()
+            .unwrap();
+        assert_eq!(out, 4, "workers={workers}");
+    }
+}
+
+#[test]
+fn handle_block_on_inside_task_of_same_runtime() {
+    let rt = pool(1);
+    let h = rt.handle().clone();
+    let out = rt
+        .spawn(async move { h.block_on(async { rt::spawn(async { 7 }).await.unwrap() }) })
+        .join()
+        .unwrap();
+    assert_eq!(out, 7);
+}
+
+#[test]
+fn block_on_other_runtime_from_task() {
+    let a = pool(1);
+    let b = pool(1);
+    let hb = b.handle().clone();
+    let out = a
+        .spawn(async move {
+            // Spawns inside go to runtime b.
+            hb.block_on(async {
+                let h = rt::spawn(async { Handle::current() });
+                h.await.unwrap()
+            })
+        })
+        .join()
+        .unwrap();
+    assert!(out == *b.handle());
+}
+
+#[test]
+fn joinhandles_waited_from_eight_threads() {
+    let rt = pool(2);
+    let producer = rt.spawn(async {
+        (0..8)
+            .map(|i| {
+                rt::spawn(async move {
+                    rt::sleep(Duration::from_millis(3)).await;
+                    i * 10
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    let handles = producer.join().unwrap();
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                b.wait();
+                assert_eq!(h.join().unwrap(), i * 10);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn racy_wake_vs_complete() {
+    let rt = pool(2);
+    for _ in 0..2000 {
+        let (tx, rx) = oneshot::channel::<u32>();
+        let h = rt.spawn(async move { rx.await.unwrap_or(0) });
+        let t = std::thread::spawn(move || {
+            let _ = tx.send(1);
+        });
+        assert_eq!(h.join().unwrap(), 1);
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn racy_abort_vs_complete() {
+    let rt = pool(2);
+    let mut completed = 0;
+    let mut cancelled = 0;
+    for i in 0..2000 {
+        let h = rt.spawn(async move {
+            if i % 2 == 0 {
+                rt::yield_now().await;
+            }
+            i
+        });
+        h.abort();
+        match h.join() {
+            Ok(v) => {
+                assert_eq!(v, i);
+                completed += 1
+            }
+            Err(e) => {
+                assert!(e.is_cancelled());
+                cancelled += 1
+            }
+        }
+    }
+    assert_eq!(completed + cancelled, 2000);
+    // Abort from another thread while the tasks run; every handle still resolves exactly once.
+    let handles: Arc<Vec<JoinHandle<i32>>> =
+        Arc::new((0..1000).map(|i| rt.spawn(async move { rt::yield_now().await; i })).collect());
+    let h2 = handles.clone();
+    let aborter = std::thread::spawn(move || {
+        for h in h2.iter().step_by(2) {
+            h.abort();
+        }
+    });
+    aborter.join().unwrap();
+    let handles = Arc::try_unwrap(handles).unwrap();
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(v) => assert_eq!(v, i as i32),
+            Err(e) => assert!(e.is_cancelled() && i % 2 == 0),
+        }
+    }
+}
+
+#[test]
+fn several_runtimes_coexist() {
+    let a = pool(1);
+    let b = Builder::new_current_thread().build().unwrap();
+    let ha = a.spawn(async { Handle::current() });
+    assert!(ha.join().unwrap() == *a.handle());
+    let hb = b.block_on(async { rt::spawn(async { Handle::current() }).await.unwrap() });
+    assert!(hb == *b.handle());
+    assert!(Handle::try_current().is_none());
+}
+
+#[test]
+fn current_thread_runtime_tick_and_run_until_idle() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    for _ in 0..10 {
+        let h = hits.clone();
+        rt.spawn(async move {
+            h.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    // Nothing runs until the application drives the runtime.
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    let polled = rt.run_until_idle();
+    assert_eq!(polled, 10);
+    assert_eq!(hits.load(Ordering::SeqCst), 10);
+    assert_eq!(rt.tick(), 0);
+    // A pool runtime is driven by its workers: tick does nothing there.
+    assert_eq!(pool(1).tick(), 0);
+}
