@@ -102,6 +102,7 @@ impl Builder {
                 event_interval: 61,
                 lifo_slot: true,
                 max_lifo_polls: 3,
+                timer_margin: Duration::from_micros(100),
             },
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
@@ -156,6 +157,16 @@ impl Builder {
     /// each burst of work. Zero disables it. Only one worker in two spins at a time.
     pub fn spin_before_park(mut self, spin: Duration) -> Builder {
         self.config.spin_before_park = spin;
+        self
+    }
+
+    /// How early a sleeping worker wakes before its next timer deadline, to spin the rest of
+    /// the way (default 100 µs). Waking a thread takes the kernel tens of microseconds (about
+    /// 50 µs median, 130 µs p99 on a 2-vCPU VM); spending that before the deadline lets timers
+    /// fire within a few microseconds of it. Costs at most this much CPU per timer that fires on
+    /// an otherwise idle worker. Zero turns it off. Timers never fire early either way.
+    pub fn timer_precision(mut self, margin: Duration) -> Builder {
+        self.config.timer_margin = margin;
         self
     }
 

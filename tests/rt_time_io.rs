@@ -1,0 +1,485 @@
+//! Runtime timers, TCP, blocking pool, synchronisation primitives and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scraipe::rt::net::{TcpListener, TcpStream};
+use scraipe::rt::sync::{mpsc, oneshot, Semaphore};
+use scraipe::rt::{self, Builder, JoinSet, Runtime};
+
+fn pool(n: usize) -> Runtime {
+    Builder::new().worker_threads(n).build().unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[test]
+fn timers_never_fire_early_and_are_precise_when_idle() {
+    let rt = pool(1);
+    let lateness = rt.block_on(async {
+        rt::spawn(async {
+            let mut late = Vec::new();
+            for _ in 0..300 {
+                let deadline = Instant::now() + Duration::from_millis(1);
+                rt::sleep_until(deadline).await;
+                let now = Instant::now();
+                assert!(now >= deadline, "timer fired early");
+                late.push(now - deadline);
+            }
+            late
+        })
+        .await
+        .unwrap()
+    });
+    let mut sorted = lateness;
+    sorted.sort();
+    let (p50, p90) = (percentile(&sorted, 0.5), percentile(&sorted, 0.9));
+    eprintln!("timer lateness: p50 {p50:?} p90 {p90:?} max {:?}", sorted.last().unwrap());
+    // The target is "within 200 µs"; on a shared 2-core machine other tests run beside this one,
+    // so hold the median to it and give the tail some room.
+    assert!(p50 < Duration::from_micros(200), "median lateness {p50:?}");
+    assert!(p90 < Duration::from_millis(2), "p90 lateness {p90:?}");
+}
+
+#[test]
+fn many_timers_fire_in_deadline_order() {
+    let rt = pool(2);
+    let order = rt.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded();
+        for ms in (1..=40u64).rev() {
+            let tx = tx.clone();
+            rt::spawn(async move {
+                rt::sleep(Duration::from_millis(ms * 2)).await;
+                tx.send(ms).unwrap();
+            });
+        }
+        drop(tx);
+        let mut order = Vec::new();
+        while let Some(ms) = rx.recv().await {
+            order.push(ms);
+        }
+        order
+    });
+    assert_eq!(order, (1..=40).collect::<Vec<_>>());
+}
+
+#[test]
+fn timeout_and_interval() {
+    let rt = pool(1);
+    rt.block_on(async {
+        let slow = rt::timeout(Duration::from_millis(10), rt::sleep(Duration::from_secs(60))).await;
+        assert!(slow.is_err());
+        assert_eq!(slow.unwrap_err().to_string(), "deadline has elapsed");
+        let fast = rt::timeout(Duration::from_secs(60), async { 3 }).await;
+        assert_eq!(fast, Ok(3));
+
+        let start = Instant::now();
+        let mut every = rt::interval(Duration::from_millis(5));
+        let first = every.tick().await;
+        for _ in 0..4 {
+            every.tick().await;
+        }
+        let elapsed = start.elapsed();
+        assert!(first <= start + Duration::from_millis(1));
+        assert!(elapsed >= Duration::from_millis(20), "4 periods of 5 ms took {elapsed:?}");
+    });
+}
+
+#[test]
+fn dropped_sleeps_do_not_pile_up() {
+    let rt = pool(1);
+    rt.block_on(async {
+        // 5,000 timeouts that are cancelled long before their deadline.
+        for _ in 0..5000 {
+            let r = rt::timeout(Duration::from_secs(3600), async { 1 }).await;
+            assert_eq!(r, Ok(1));
+            let mut s = rt::sleep(Duration::from_secs(3600));
+            // Poll once so it registers, then drop it.
+            let _ = rt::timeout(Duration::ZERO, &mut s).await;
+        }
+    });
+}
+
+#[test]
+#[should_panic(expected = "outside a scraipe runtime")]
+fn sleep_outside_runtime_panics_clearly() {
+    rt::block_on(rt::sleep(Duration::from_millis(1)));
+}
+
+#[test]
+fn idle_runtime_burns_no_cpu() {
+    let rt = Builder::new().worker_threads(2).thread_name("idlecpu").build().unwrap();
+    // Give it things to wait on: a far timer, a listening socket, a parked task.
+    let _parked = rt.spawn(async {
+        let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _ = rt::timeout(Duration::from_secs(3600), l.accept()).await;
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let before = worker_cpu_ticks("idlecpu");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = worker_cpu_ticks("idlecpu");
+    let ticks_per_sec = 100; // USER_HZ
+    let used_ms = (after - before) * 1000 / ticks_per_sec;
+    eprintln!("idle workers used {used_ms} ms of CPU in 1.5 s");
+    assert!(used_ms <= 20, "idle runtime used {used_ms} ms CPU in 1.5 s");
+}
+
+/// utime+stime (clock ticks) of this process's threads whose name starts with `prefix`.
+fn worker_cpu_ticks(prefix: &str) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = entry.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_comm.split(' ').collect();
+        // fields[11], [12] are utime, stime (14th and 15th of the full line).
+        total += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    total
+}
+
+async fn echo_server(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        rt::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn tcp_echo_thousand_concurrent_connections() {
+    let rt = pool(2);
+    let ok = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt::spawn(echo_server(listener));
+        let mut clients = JoinSet::new();
+        for i in 0..1000u32 {
+            clients.spawn(async move {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let msg: Vec<u8> = (0..1024u32).map(|j| (i + j) as u8).collect();
+                stream.write_all(&msg).await?;
+                let mut back = vec![0u8; msg.len()];
+                stream.read_exact(&mut back).await?;
+                Ok::<bool, std::io::Error>(back == msg)
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = clients.join_next().await {
+            if r.unwrap().unwrap() {
+                ok += 1;
+            }
+        }
+        ok
+    });
+    assert_eq!(ok, 1000);
+}
+
+#[test]
+fn tcp_ipv6_and_addresses() {
+    let rt = pool(1);
+    rt.block_on(async {
+        let listener = TcpListener::bind("[::1]:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let server = rt::spawn(async move {
+            let (s, peer) = listener.accept().await.unwrap();
+            assert!(peer.is_ipv6());
+            s.write_all(b"hi6").await.unwrap();
+        });
+        let c = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        assert!(c.local_addr().unwrap().is_ipv6());
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        let mut buf = [0u8; 3];
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi6");
+        server.await.unwrap();
+    });
+}
+
+#[test]
+fn tcp_connect_refused_is_an_error() {
+    let rt = pool(1);
+    // Bind then drop to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let err = rt.block_on(TcpStream::connect(addr)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn tcp_shutdown_write_gives_peer_eof_and_futures_io_works() {
+    use futures_io::{AsyncRead, AsyncWrite};
+    let rt = pool(2);
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = rt::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut all = Vec::new();
+            let mut buf = [0u8; 7];
+            loop {
+                let n = std::future::poll_fn(|cx| std::pin::Pin::new(&mut s).poll_read(cx, &mut buf))
+                    .await
+                    .unwrap();
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+            all
+        });
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let data = vec![42u8; 100_000];
+        let mut off = 0;
+        while off < data.len() {
+            off += std::future::poll_fn(|cx| std::pin::Pin::new(&mut c).poll_write(cx, &data[off..]))
+                .await
+                .unwrap();
+        }
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut c).poll_close(cx)).await.unwrap();
+        assert_eq!(server.await.unwrap(), data);
+    });
+}
+
+#[test]
+fn spawn_blocking_is_bounded_and_threads_retire() {
+    let rt = Builder::new()
+        .worker_threads(1)
+        .max_blocking_threads(2)
+        .blocking_keep_alive(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let (running, peak) = (running.clone(), peak.clone());
+            rt.spawn_blocking(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(30));
+                running.fetch_sub(1, Ordering::SeqCst);
+                i
+            })
+        })
+        .collect();
+    let outs: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(outs, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while rt.handle().metrics().blocking_threads > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rt.handle().metrics().blocking_threads, 0, "idle blocking threads retired");
+    // A panic in a blocking job is reported, not propagated.
+    let err = rt.spawn_blocking(|| panic!("cpu job failed")).join().unwrap_err();
+    assert_eq!(err.panic_message(), Some("cpu job failed"));
+}
+
+#[test]
+fn dns_lookup_through_blocking_pool() {
+    let rt = pool(1);
+    let addrs = rt.block_on(rt::net::lookup_host("localhost", 8080)).unwrap();
+    assert!(!addrs.is_empty());
+    assert!(addrs.iter().all(|a| a.port() == 8080 && a.ip().is_loopback()));
+    let v6 = rt.block_on(rt::net::lookup_host("[::1]", 1)).unwrap();
+    assert_eq!(v6, vec!["[::1]:1".parse::<SocketAddr>().unwrap()]);
+}
+
+#[test]
+fn semaphore_bounds_concurrency_fifo() {
+    let rt = pool(2);
+    let sem = Arc::new(Semaphore::new(3));
+    let inside = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    rt.block_on(async {
+        let mut set = JoinSet::new();
+        for _ in 0..50 {
+            let (sem, inside, peak) = (sem.clone(), inside.clone(), peak.clone());
+            set.spawn(async move {
+                let _p = sem.acquire().await.unwrap();
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                rt::sleep(Duration::from_millis(1)).await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        while set.join_next().await.is_some() {}
+    });
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    assert_eq!(sem.available_permits(), 3);
+    // Cancelled waiters give their place back; close fails waiters.
+    let one = Arc::new(Semaphore::new(1));
+    rt.block_on(async {
+        let held = one.try_acquire().unwrap();
+        let waiter = rt::timeout(Duration::from_millis(5), one.acquire()).await;
+        assert!(waiter.is_err());
+        assert_eq!(one.waiting(), 0);
+        drop(held);
+        assert_eq!(one.available_permits(), 1);
+        let o2 = one.clone();
+        let p = one.clone().acquire_owned().await.unwrap();
+        let blocked = rt::spawn(async move { o2.acquire().await.is_err() });
+        rt::sleep(Duration::from_millis(2)).await;
+        one.close();
+        assert!(blocked.await.unwrap());
+        drop(p);
+    });
+}
+
+#[test]
+fn oneshot_and_mpsc_edge_cases() {
+    let rt = pool(1);
+    let (tx, rx) = oneshot::channel::<u8>();
+    drop(tx);
+    assert!(rt.block_on(rx).is_err());
+    let (tx, rx) = oneshot::channel::<u8>();
+    drop(rx);
+    assert_eq!(tx.send(1), Err(1));
+    let (tx, mut rx) = oneshot::channel::<u8>();
+    assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Empty));
+    tx.send(4).unwrap();
+    assert_eq!(rx.try_recv(), Ok(4));
+
+    let (tx, mut rx) = mpsc::unbounded::<u32>();
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..1000 {
+                    tx.send(p * 1000 + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for p in producers {
+        p.join().unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(v) = rx.blocking_recv() {
+        got.push(v);
+    }
+    got.sort();
+    assert_eq!(got, (0..4000).collect::<Vec<_>>());
+}
+
+struct DropFlag(Arc<AtomicUsize>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn shutdown_with_tasks_parked_on_io_timers_and_channels() {
+    let rt = pool(2);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut handles = Vec::new();
+    let mut keep = Vec::new();
+    for i in 0..30 {
+        let flag = DropFlag(dropped.clone());
+        let started = started.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        keep.push(tx);
+        handles.push(rt.spawn(async move {
+            let _flag = flag;
+            started.fetch_add(1, Ordering::SeqCst);
+            match i % 3 {
+                0 => rt::sleep(Duration::from_secs(3600)).await,
+                1 => {
+                    let s = TcpStream::connect(addr).await.unwrap();
+                    let mut b = [0u8; 1];
+                    let _ = s.read(&mut b).await; // the server never writes
+                }
+                _ => {
+                    let _ = rx.await;
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while started.load(Ordering::SeqCst) < 30 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let t0 = Instant::now();
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+    assert_eq!(dropped.load(Ordering::SeqCst), 30, "every future was dropped");
+    for h in handles {
+        assert!(h.join().unwrap_err().is_cancelled());
+    }
+    drop(listener);
+}
+
+#[test]
+fn shutdown_is_bounded_with_a_task_that_never_yields() {
+    let rt = pool(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let busy = rt.spawn(async move {
+        while !s.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let t0 = Instant::now();
+    rt.shutdown_timeout(Duration::from_millis(100));
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    // The busy task finishes its poll; its worker then exits on its own.
+    assert!(busy.join().is_ok());
+}
+
+#[test]
+fn spawn_after_shutdown_is_cancelled() {
+    let rt = pool(1);
+    let handle = rt.handle().clone();
+    drop(rt);
+    assert!(handle.is_shutdown());
+    assert!(handle.spawn(async { 1 }).join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn blocked_in_block_on_during_shutdown_finishes_with_panic_error() {
+    let rt = pool(1);
+    let (_tx, rx) = oneshot::channel::<()>();
+    let (in_tx, in_rx) = oneshot::channel::<()>();
+    let h = rt.spawn(async move {
+        in_tx.send(()).unwrap();
+        let _ = rt::block_on(rx);
+    });
+    in_rx.blocking_recv().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let err = h.join().unwrap_err();
+    assert!(err.is_panic() || err.is_cancelled(), "{err:?}");
+}
