@@ -135,7 +135,9 @@ fn sync_round_trip(c: &mut Criterion) {
         let handle = rt.handle().clone();
         let mut g = c.benchmark_group(format!("bridge_{workers}w"));
         g.sample_size(30).measurement_time(Duration::from_secs(3));
-        g.bench_function("sync_round_trip", |b| b.iter(|| handle.spawn(async { 1u8 }).join().unwrap()));
+        g.bench_function("sync_round_trip", |b| {
+            b.iter(|| handle.spawn(async { 1u8 }).join().unwrap())
+        });
         g.finish();
         let mut samples: Vec<Duration> = (0..100_000)
             .map(|_| {

@@ -196,7 +196,9 @@ fn self_waking_task_cannot_starve_others() {
     });
     // A timer, an injected task, and I/O-free work all get through while it spins.
     let t0 = Instant::now();
-    rt.spawn(async { rt::sleep(Duration::from_millis(5)).await }).join().unwrap();
+    rt.spawn(async { rt::sleep(Duration::from_millis(5)).await })
+        .join()
+        .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(rt.spawn(async { 3 }).join().unwrap(), 3);
     stop.store(true, Ordering::Relaxed);
@@ -205,7 +207,11 @@ fn self_waking_task_cannot_starve_others() {
 
 #[test]
 fn stealing_happens_when_one_worker_is_flooded() {
-    let rt = Builder::new().worker_threads(2).spin_before_park(Duration::ZERO).build().unwrap();
+    let rt = Builder::new()
+        .worker_threads(2)
+        .spin_before_park(Duration::ZERO)
+        .build()
+        .unwrap();
     let before = rt.handle().metrics().total_steals();
     rt.spawn(async {
         // Flood this worker's local queue with CPU-bound tasks.
@@ -227,7 +233,10 @@ fn stealing_happens_when_one_worker_is_flooded() {
     .unwrap();
     let m = rt.handle().metrics();
     assert!(m.total_steals() > before, "no steals recorded: {m:?}");
-    assert!(m.workers.iter().all(|w| w.polls > 0), "both workers polled: {m:?}");
+    assert!(
+        m.workers.iter().all(|w| w.polls > 0),
+        "both workers polled: {m:?}"
+    );
 }
 
 #[test]
@@ -358,8 +367,16 @@ fn racy_abort_vs_complete() {
     }
     assert_eq!(completed + cancelled, 2000);
     // Abort from another thread while the tasks run; every handle still resolves exactly once.
-    let handles: Arc<Vec<JoinHandle<i32>>> =
-        Arc::new((0..1000).map(|i| rt.spawn(async move { rt::yield_now().await; i })).collect());
+    let handles: Arc<Vec<JoinHandle<i32>>> = Arc::new(
+        (0..1000)
+            .map(|i| {
+                rt.spawn(async move {
+                    rt::yield_now().await;
+                    i
+                })
+            })
+            .collect(),
+    );
     let h2 = handles.clone();
     let aborter = std::thread::spawn(move || {
         for h in h2.iter().step_by(2) {

@@ -38,7 +38,10 @@ fn timers_never_fire_early_and_are_precise_when_idle() {
     let mut sorted = lateness;
     sorted.sort();
     let (p50, p90) = (percentile(&sorted, 0.5), percentile(&sorted, 0.9));
-    eprintln!("timer lateness: p50 {p50:?} p90 {p90:?} max {:?}", sorted.last().unwrap());
+    eprintln!(
+        "timer lateness: p50 {p50:?} p90 {p90:?} max {:?}",
+        sorted.last().unwrap()
+    );
     // The target is "within 200 µs"; on a shared 2-core machine other tests run beside this one,
     // so hold the median to it and give the tail some room.
     assert!(p50 < Duration::from_micros(200), "median lateness {p50:?}");
@@ -71,7 +74,11 @@ fn many_timers_fire_in_deadline_order() {
 fn timeout_and_interval() {
     let rt = pool(1);
     rt.block_on(async {
-        let slow = rt::timeout(Duration::from_millis(10), rt::sleep(Duration::from_secs(60))).await;
+        let slow = rt::timeout(
+            Duration::from_millis(10),
+            rt::sleep(Duration::from_secs(60)),
+        )
+        .await;
         assert!(slow.is_err());
         assert_eq!(slow.unwrap_err().to_string(), "deadline has elapsed");
         let fast = rt::timeout(Duration::from_secs(60), async { 3 }).await;
@@ -85,7 +92,10 @@ fn timeout_and_interval() {
         }
         let elapsed = start.elapsed();
         assert!(first <= start + Duration::from_millis(1));
-        assert!(elapsed >= Duration::from_millis(20), "4 periods of 5 ms took {elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(20),
+            "4 periods of 5 ms took {elapsed:?}"
+        );
     });
 }
 
@@ -112,7 +122,11 @@ fn sleep_outside_runtime_panics_clearly() {
 
 #[test]
 fn idle_runtime_burns_no_cpu() {
-    let rt = Builder::new().worker_threads(2).thread_name("idlecpu").build().unwrap();
+    let rt = Builder::new()
+        .worker_threads(2)
+        .thread_name("idlecpu")
+        .build()
+        .unwrap();
     // Give it things to wait on: a far timer, a listening socket, a parked task.
     let _parked = rt.spawn(async {
         let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -148,7 +162,9 @@ fn worker_cpu_ticks(prefix: &str) -> u64 {
 
 async fn echo_server(listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { return };
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
         rt::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
@@ -223,7 +239,11 @@ fn tcp_ipv6_and_addresses() {
 fn tcp_connect_refused_is_an_error() {
     let rt = pool(1);
     // Bind then drop to find a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let err = rt.block_on(TcpStream::connect(addr)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
@@ -241,9 +261,10 @@ fn tcp_shutdown_write_gives_peer_eof_and_futures_io_works() {
             let mut all = Vec::new();
             let mut buf = [0u8; 7];
             loop {
-                let n = std::future::poll_fn(|cx| std::pin::Pin::new(&mut s).poll_read(cx, &mut buf))
-                    .await
-                    .unwrap();
+                let n =
+                    std::future::poll_fn(|cx| std::pin::Pin::new(&mut s).poll_read(cx, &mut buf))
+                        .await
+                        .unwrap();
                 if n == 0 {
                     break;
                 }
@@ -255,11 +276,14 @@ fn tcp_shutdown_write_gives_peer_eof_and_futures_io_works() {
         let data = vec![42u8; 100_000];
         let mut off = 0;
         while off < data.len() {
-            off += std::future::poll_fn(|cx| std::pin::Pin::new(&mut c).poll_write(cx, &data[off..]))
-                .await
-                .unwrap();
+            off +=
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut c).poll_write(cx, &data[off..]))
+                    .await
+                    .unwrap();
         }
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut c).poll_close(cx)).await.unwrap();
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut c).poll_close(cx))
+            .await
+            .unwrap();
         assert_eq!(server.await.unwrap(), data);
     });
 }
@@ -293,18 +317,29 @@ fn spawn_blocking_is_bounded_and_threads_retire() {
     while rt.handle().metrics().blocking_threads > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(rt.handle().metrics().blocking_threads, 0, "idle blocking threads retired");
+    assert_eq!(
+        rt.handle().metrics().blocking_threads,
+        0,
+        "idle blocking threads retired"
+    );
     // A panic in a blocking job is reported, not propagated.
-    let err = rt.spawn_blocking(|| panic!("cpu job failed")).join().unwrap_err();
+    let err = rt
+        .spawn_blocking(|| panic!("cpu job failed"))
+        .join()
+        .unwrap_err();
     assert_eq!(err.panic_message(), Some("cpu job failed"));
 }
 
 #[test]
 fn dns_lookup_through_blocking_pool() {
     let rt = pool(1);
-    let addrs = rt.block_on(rt::net::lookup_host("localhost", 8080)).unwrap();
+    let addrs = rt
+        .block_on(rt::net::lookup_host("localhost", 8080))
+        .unwrap();
     assert!(!addrs.is_empty());
-    assert!(addrs.iter().all(|a| a.port() == 8080 && a.ip().is_loopback()));
+    assert!(addrs
+        .iter()
+        .all(|a| a.port() == 8080 && a.ip().is_loopback()));
     let v6 = rt.block_on(rt::net::lookup_host("[::1]", 1)).unwrap();
     assert_eq!(v6, vec!["[::1]:1".parse::<SocketAddr>().unwrap()]);
 }
@@ -433,7 +468,11 @@ fn shutdown_with_tasks_parked_on_io_timers_and_channels() {
     rt.shutdown_timeout(Duration::from_secs(5));
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
-    assert_eq!(dropped.load(Ordering::SeqCst), 30, "every future was dropped");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        30,
+        "every future was dropped"
+    );
     for h in handles {
         assert!(h.join().unwrap_err().is_cancelled());
     }

@@ -8,7 +8,7 @@
 //!   and polls the future whenever it is woken. That is what lets a task on a one-thread runtime
 //!   wait for another task without deadlock. See `scheduler.rs` and DESIGN.md.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::{pin, Pin};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
@@ -46,8 +46,8 @@ pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(25);
 /// # Panics
 /// When called inside a task and the runtime shuts down before the future completes (the task
 /// then finishes with a panic `JoinError`, and the worker exits normally).
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
+pub fn block_on<F: IntoFuture>(future: F) -> F::Output {
+    let mut future = pin!(future.into_future());
     let nested = context::with_worker(|w| {
         w.map(|w| match w.drive(future.as_mut(), false) {
             Ok(out) => out,
@@ -82,7 +82,10 @@ impl Wake for ThreadSignal {
 
 impl ThreadSignal {
     pub(crate) fn new() -> Arc<ThreadSignal> {
-        Arc::new(ThreadSignal { notified: AtomicBool::new(false), thread: std::thread::current() })
+        Arc::new(ThreadSignal {
+            notified: AtomicBool::new(false),
+            thread: std::thread::current(),
+        })
     }
 
     /// Waits for a wake-up: spins for `spin`, then parks (at most until `limit`, if given).

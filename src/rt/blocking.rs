@@ -63,7 +63,10 @@ impl<F> Unpin for BlockingTask<F> {}
 impl<F: FnOnce() -> R, R> Future for BlockingTask<F> {
     type Output = R;
     fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<R> {
-        let f = self.0.take().expect("blocking task polled after completion");
+        let f = self
+            .0
+            .take()
+            .expect("blocking task polled after completion");
         Poll::Ready(f())
     }
 }
@@ -100,8 +103,11 @@ impl BlockingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (notified, handle) =
-            task::spawn_task(BlockingTask(Some(f)), BlockingSchedule(self.inner.clone()), None);
+        let (notified, handle) = task::spawn_task(
+            BlockingTask(Some(f)),
+            BlockingSchedule(self.inner.clone()),
+            None,
+        );
         if let Some(n) = notified {
             push(&self.inner, n);
         }
@@ -122,7 +128,12 @@ impl BlockingPool {
         }
         let mut state = self.inner.state.lock();
         while state.threads > 0 {
-            if self.inner.exited.wait_until(&mut state, deadline).timed_out() {
+            if self
+                .inner
+                .exited
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
                 break;
             }
         }
@@ -191,7 +202,10 @@ fn run(inner: Arc<Inner>) {
             break;
         }
         state.idle += 1;
-        let timed_out = inner.work.wait_for(&mut state, inner.keep_alive).timed_out();
+        let timed_out = inner
+            .work
+            .wait_for(&mut state, inner.keep_alive)
+            .timed_out();
         state.idle -= 1;
         if state.pending_notifies > 0 && !timed_out {
             state.pending_notifies -= 1;

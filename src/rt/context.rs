@@ -56,7 +56,10 @@ pub struct EnterGuard {
 }
 
 pub(crate) fn enter(handle: Handle) -> EnterGuard {
-    EnterGuard { prev: replace_entered(Some(handle)), _not_send: std::marker::PhantomData }
+    EnterGuard {
+        prev: replace_entered(Some(handle)),
+        _not_send: std::marker::PhantomData,
+    }
 }
 
 impl Drop for EnterGuard {

@@ -111,7 +111,9 @@ impl<T> JoinSet<T> {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
-            ready: Arc::new(ReadyQueue { inner: Mutex::new((VecDeque::new(), None)) }),
+            ready: Arc::new(ReadyQueue {
+                inner: Mutex::new((VecDeque::new(), None)),
+            }),
         }
     }
 
@@ -131,7 +133,10 @@ impl<T> JoinSet<T> {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let waker = Waker::from(Arc::new(SlotWaker { index, ready: self.ready.clone() }));
+        let waker = Waker::from(Arc::new(SlotWaker {
+            index,
+            ready: self.ready.clone(),
+        }));
         self.slots[index] = Some(Slot { handle, waker });
         self.len += 1;
         self.ready.inner.lock().0.push_back(index);
@@ -166,7 +171,9 @@ impl<T> JoinSet<T> {
                     }
                 }
             };
-            let Some(index) = next else { return Poll::Pending };
+            let Some(index) = next else {
+                return Poll::Pending;
+            };
             let Some(slot) = self.slots.get_mut(index).and_then(|s| s.as_mut()) else {
                 continue; // a stale wake-up for a slot already emptied
             };

@@ -40,7 +40,7 @@ mod task;
 mod time;
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
@@ -54,7 +54,9 @@ pub use context::EnterGuard;
 pub use join::{join_all, JoinSet};
 pub use metrics::{RuntimeMetrics, WorkerStats};
 pub use task::{JoinError, JoinHandle};
-pub use time::{interval, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval, Sleep, Timeout};
+pub use time::{
+    interval, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval, Sleep, Timeout,
+};
 
 use blocking::BlockingPool;
 use scheduler::{Config, Interrupted, Shared, WorkerCx};
@@ -137,7 +139,9 @@ impl Builder {
     /// Pins worker `i` to CPU `i % number of CPUs`.
     pub fn pin_workers(mut self, pin: bool) -> Builder {
         self.core_ids = if pin {
-            let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let n = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             Some((0..n).collect())
         } else {
             None
@@ -203,9 +207,11 @@ impl Builder {
 
     /// Starts the runtime.
     pub fn build(self) -> io::Result<Runtime> {
-        let workers = self
-            .worker_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let workers = self.worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let blocking = BlockingPool::new(
             self.max_blocking_threads,
             self.blocking_keep_alive,
@@ -213,9 +219,14 @@ impl Builder {
             self.stack_size,
         );
         let (shared, cores) = Shared::new(workers, self.config.clone(), blocking)?;
-        let latch = Arc::new(ExitLatch { running: Mutex::new(0), cv: Condvar::new() });
+        let latch = Arc::new(ExitLatch {
+            running: Mutex::new(0),
+            cv: Condvar::new(),
+        });
         let runtime = Runtime {
-            handle: Handle { shared: shared.clone() },
+            handle: Handle {
+                shared: shared.clone(),
+            },
             latch: latch.clone(),
             default_shutdown: Duration::from_secs(5),
         };
@@ -259,7 +270,12 @@ impl Drop for LatchGuard {
     }
 }
 
-fn worker_main(shared: Arc<Shared>, core: Box<scheduler::Core>, latch: Arc<ExitLatch>, cpu: Option<usize>) {
+fn worker_main(
+    shared: Arc<Shared>,
+    core: Box<scheduler::Core>,
+    latch: Arc<ExitLatch>,
+    cpu: Option<usize>,
+) {
     let _exit = LatchGuard(latch);
     if let Some(cpu) = cpu {
         pin_current_thread(cpu);
@@ -285,7 +301,10 @@ fn pin_current_thread(cpu: usize) {
         }
         libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            log::warn!("could not pin worker to CPU {cpu}: {}", io::Error::last_os_error());
+            log::warn!(
+                "could not pin worker to CPU {cpu}: {}",
+                io::Error::last_os_error()
+            );
         }
     }
 }
@@ -299,7 +318,9 @@ pub struct Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("workers", &self.handle.num_workers()).finish()
+        f.debug_struct("Runtime")
+            .field("workers", &self.handle.num_workers())
+            .finish()
     }
 }
 
@@ -338,7 +359,7 @@ impl Runtime {
     }
 
     /// Runs a future to completion on the calling thread. See [`Handle::block_on`].
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+    pub fn block_on<F: IntoFuture>(&self, future: F) -> F::Output {
         self.handle.block_on(future)
     }
 
@@ -400,14 +421,18 @@ impl Runtime {
         }
         // A worker of ours dropping the runtime cannot wait for itself.
         let me = context::with_worker(|w| {
-            w.filter(|w| Arc::ptr_eq(&w.shared, shared)).map(|w| w.index())
+            w.filter(|w| Arc::ptr_eq(&w.shared, shared))
+                .map(|w| w.index())
         });
         {
             let mut running = self.latch.running.lock();
             let target = usize::from(me.is_some());
             while *running > target {
                 if self.latch.cv.wait_until(&mut running, deadline).timed_out() {
-                    log::warn!("runtime shutdown: {} worker(s) still busy, detaching", *running - target);
+                    log::warn!(
+                        "runtime shutdown: {} worker(s) still busy, detaching",
+                        *running - target
+                    );
                     break;
                 }
             }
@@ -441,7 +466,9 @@ pub struct Handle {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("workers", &self.num_workers()).finish()
+        f.debug_struct("Handle")
+            .field("workers", &self.num_workers())
+            .finish()
     }
 }
 
@@ -511,7 +538,11 @@ impl Handle {
     ///   workers.
     /// * Called from inside a task it neither panics nor deadlocks: the worker keeps running its
     ///   other tasks while it waits (see [`block_on`]).
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+    pub fn block_on<F: IntoFuture>(&self, future: F) -> F::Output {
+        self.block_on_future(future.into_future())
+    }
+
+    fn block_on_future<F: Future>(&self, future: F) -> F::Output {
         let mut future = pin!(future);
         let _enter = self.enter();
         let spin = self.shared.config.spin_before_park;
@@ -559,7 +590,10 @@ impl Handle {
                 }
             }
         }
-        let ret = Return { cx: Some(WorkerCx::new(self.shared.clone(), core)), shared: &self.shared };
+        let ret = Return {
+            cx: Some(WorkerCx::new(self.shared.clone(), core)),
+            shared: &self.shared,
+        };
         let cx = ret.cx.as_ref().expect("core present");
         let _guard = context::enter_worker(cx);
         Some(f(cx))

@@ -95,7 +95,10 @@ struct Waiters {
 
 impl ScheduledIo {
     fn new() -> ScheduledIo {
-        ScheduledIo { readiness: AtomicUsize::new(0), waiters: Mutex::new(Waiters::default()) }
+        ScheduledIo {
+            readiness: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::default()),
+        }
     }
 
     /// Adds readiness bits (bumping the tick) and collects the wakers they concern.
@@ -126,7 +129,8 @@ pub(crate) struct ReactorShared {
 impl ReactorShared {
     /// Interrupts the owner's `poll`, or makes its next one return at once.
     pub(crate) fn unpark(&self) {
-        self.unparks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.unparks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // An eventfd write cannot fail short of fd exhaustion; a lost wake-up would only delay
         // the owner until its next event or timer.
         let _ = self.waker.wake();
@@ -156,7 +160,10 @@ impl Slab {
                 let i = u32::try_from(self.entries.len()).map_err(|_| {
                     io::Error::other("too many sockets registered with one reactor")
                 })?;
-                self.entries.push(SlabEntry { generation: 0, io: None });
+                self.entries.push(SlabEntry {
+                    generation: 0,
+                    io: None,
+                });
                 i
             }
         };
@@ -209,7 +216,11 @@ impl Reactor {
         let shared = Arc::new(ReactorShared {
             registry,
             waker,
-            slab: Mutex::new(Slab { entries: Vec::new(), free: Vec::new(), live: 0 }),
+            slab: Mutex::new(Slab {
+                entries: Vec::new(),
+                free: Vec::new(),
+                live: 0,
+            }),
             shutdown: AtomicBool::new(false),
             unparks: AtomicUsize::new(0),
         });
@@ -235,7 +246,9 @@ impl Reactor {
         }
         // Relative arming from a fresh `now`: the expiry is at least `now + (deadline - now)`.
         let now = Instant::now();
-        let delay = deadline.saturating_duration_since(now).max(Duration::from_nanos(1));
+        let delay = deadline
+            .saturating_duration_since(now)
+            .max(Duration::from_nanos(1));
         self.timerfd.set(delay);
         self.armed = Some(deadline);
     }
@@ -312,11 +325,6 @@ impl Reactor {
             w.wake();
         }
     }
-
-    /// Number of live registrations (for metrics/tests).
-    pub(crate) fn registrations(&self) -> usize {
-        self.shared.slab.lock().live
-    }
 }
 
 /// A socket's registration with one reactor. Dropping it removes the slab entry; the owner must
@@ -339,7 +347,9 @@ impl Registration {
         let io = Arc::new(ScheduledIo::new());
         let token = reactor.slab.lock().insert(io.clone())?;
         if let Err(e) =
-            reactor.registry.register(source, token, Interest::READABLE | Interest::WRITABLE)
+            reactor
+                .registry
+                .register(source, token, Interest::READABLE | Interest::WRITABLE)
         {
             reactor.slab.lock().remove(token);
             return Err(e);
@@ -348,7 +358,11 @@ impl Registration {
     }
 
     /// Returns the readiness for `dir`, or stores the waker and returns `Pending`.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
         let cur = self.io.readiness.load(Acquire);
         if cur & dir.mask() != 0 {
             return Poll::Ready(self.ready_event(cur, dir));
@@ -373,7 +387,10 @@ impl Registration {
         if cur & SHUTDOWN != 0 {
             return Err(shutdown_error());
         }
-        Ok(ReadyEvent { tick: cur >> 16, dir })
+        Ok(ReadyEvent {
+            tick: cur >> 16,
+            dir,
+        })
     }
 
     /// Clears the direction's readiness if no event arrived since `ev` was observed.
@@ -464,7 +481,10 @@ impl TimerFd {
     fn new() -> io::Result<TimerFd> {
         // SAFETY: plain syscall with constant flags.
         let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -475,7 +495,10 @@ impl TimerFd {
     /// One-shot expiry `delay` from now.
     fn set(&self, delay: Duration) {
         let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             it_value: libc::timespec {
                 tv_sec: delay.as_secs().min(i64::MAX as u64) as libc::time_t,
                 tv_nsec: delay.subsec_nanos() as libc::c_long,

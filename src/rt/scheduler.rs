@@ -293,7 +293,9 @@ impl WorkerCx {
     }
 
     pub(crate) fn handle(&self) -> Handle {
-        Handle { shared: self.shared.clone() }
+        Handle {
+            shared: self.shared.clone(),
+        }
     }
 
     pub(crate) fn index(&self) -> usize {
@@ -559,7 +561,8 @@ impl WorkerCx {
         }
         signal.sleeping.store(true, SeqCst);
         // Re-check after announcing sleep: see the Dekker argument in idle.rs.
-        let skip = signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
+        let skip =
+            signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
         let margin = shared.config.timer_margin;
         if !skip {
             let deadline = remote.timers.next_deadline();
@@ -587,14 +590,19 @@ impl WorkerCx {
         if margin.is_zero() {
             return;
         }
-        let Some(deadline) = self.remote().timers.next_deadline() else { return };
+        let Some(deadline) = self.remote().timers.next_deadline() else {
+            return;
+        };
         let now = Instant::now();
         if deadline <= now || deadline - now > margin {
             return;
         }
         while Instant::now() < deadline {
             std::hint::spin_loop();
-            if signal.notified.load(Relaxed) || self.has_local_work() || !self.shared.injector.is_empty() {
+            if signal.notified.load(Relaxed)
+                || self.has_local_work()
+                || !self.shared.injector.is_empty()
+            {
                 return;
             }
         }
@@ -629,10 +637,5 @@ impl WorkerCx {
         }
         core.reactor.borrow_mut().shutdown();
         self.remote().timers.clear();
-    }
-
-    /// Number of sockets registered with this worker's reactor.
-    pub(crate) fn registrations(&self) -> usize {
-        self.core.reactor.borrow().registrations()
     }
 }

@@ -78,7 +78,11 @@ struct Heap {
 impl TimerQueue {
     pub(crate) fn new() -> TimerQueue {
         TimerQueue {
-            inner: Mutex::new(Heap { items: BinaryHeap::new(), seq: 0, compact_at: 1024 }),
+            inner: Mutex::new(Heap {
+                items: BinaryHeap::new(),
+                seq: 0,
+                compact_at: 1024,
+            }),
         }
     }
 
@@ -86,13 +90,18 @@ impl TimerQueue {
     fn insert(&self, deadline: Instant, entry: Arc<TimerEntry>) -> bool {
         let mut heap = self.inner.lock();
         if heap.items.len() >= heap.compact_at {
-            heap.items.retain(|i| i.entry.state.load(Acquire) == PENDING);
+            heap.items
+                .retain(|i| i.entry.state.load(Acquire) == PENDING);
             heap.compact_at = (heap.items.len() * 2).max(1024);
         }
         heap.seq += 1;
         let seq = heap.seq;
         let earliest = heap.items.peek().is_none_or(|top| deadline < top.deadline);
-        heap.items.push(HeapItem { deadline, seq, entry });
+        heap.items.push(HeapItem {
+            deadline,
+            seq,
+            entry,
+        });
         earliest
     }
 
@@ -138,11 +147,6 @@ impl TimerQueue {
         None
     }
 
-    /// Number of entries in the heap, dead ones included (for tests and metrics).
-    pub(crate) fn len(&self) -> usize {
-        self.inner.lock().items.len()
-    }
-
     /// Drops every entry (runtime shutdown); their sleeps stay pending forever, which is what
     /// their tasks — about to be cancelled — observe.
     pub(crate) fn clear(&self) {
@@ -179,7 +183,9 @@ impl Sleep {
 
     fn cancel(&mut self) {
         if let Some(entry) = self.entry.take() {
-            let _ = entry.state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire);
+            let _ = entry
+                .state
+                .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire);
         }
     }
 }
@@ -225,7 +231,9 @@ impl Drop for Sleep {
 
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep").field("deadline", &self.deadline).finish()
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .finish()
     }
 }
 
@@ -256,13 +264,18 @@ fn register_timer(deadline: Instant, entry: Arc<TimerEntry>) {
 /// assert!(start.elapsed() >= Duration::from_millis(5));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    let deadline = Instant::now().checked_add(duration).unwrap_or_else(far_future);
+    let deadline = Instant::now()
+        .checked_add(duration)
+        .unwrap_or_else(far_future);
     sleep_until(deadline)
 }
 
 /// Waits until `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep { deadline, entry: None }
+    Sleep {
+        deadline,
+        entry: None,
+    }
 }
 
 /// About 30 years from now: "never" for a deadline that overflowed.
@@ -308,12 +321,18 @@ pub struct Timeout<F> {
 /// assert_eq!(fast, Ok(1));
 /// ```
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    Timeout { future, sleep: sleep(duration) }
+    Timeout {
+        future,
+        sleep: sleep(duration),
+    }
 }
 
 /// Like [`timeout`] with an absolute deadline.
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
-    Timeout { future, sleep: sleep_until(deadline) }
+    Timeout {
+        future,
+        sleep: sleep_until(deadline),
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {
@@ -363,7 +382,11 @@ pub struct Interval {
 /// ```
 pub fn interval(period: Duration) -> Interval {
     assert!(period > Duration::ZERO, "interval period must be non-zero");
-    Interval { period, next: Instant::now(), sleep: None }
+    Interval {
+        period,
+        next: Instant::now(),
+        sleep: None,
+    }
 }
 
 impl Interval {

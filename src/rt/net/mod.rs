@@ -16,14 +16,21 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// assert_eq!(addrs, vec!["127.0.0.1:80".parse().unwrap()]);
 /// ```
 pub async fn lookup_host(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let host = host.to_string();
     let handle = super::Handle::try_current().ok_or_else(no_runtime)?;
     handle
-        .spawn_blocking(move || (host.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()))
+        .spawn_blocking(move || {
+            (host.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>())
+        })
         .await
         .map_err(|e| io::Error::other(format!("name resolution task failed: {e}")))?
 }

@@ -64,7 +64,10 @@ impl TcpListener {
 
     /// Poll form of [`accept`](TcpListener::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let (io, addr) = match self.registration.poll_io(cx, Direction::Read, || self.io.accept()) {
+        let (io, addr) = match self
+            .registration
+            .poll_io(cx, Direction::Read, || self.io.accept())
+        {
             Poll::Ready(Ok(pair)) => pair,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
@@ -86,7 +89,9 @@ impl Drop for TcpListener {
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpListener").field("local_addr", &self.io.local_addr().ok()).finish()
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.io.local_addr().ok())
+            .finish()
     }
 }
 
@@ -180,7 +185,11 @@ impl TcpStream {
 
     /// Writes from several buffers in one syscall, returning how much was written in all.
     pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        poll_fn(|cx| self.registration.poll_io(cx, Direction::Write, || (&self.io).write_vectored(bufs))).await
+        poll_fn(|cx| {
+            self.registration
+                .poll_io(cx, Direction::Write, || (&self.io).write_vectored(bufs))
+        })
+        .await
     }
 
     /// Poll form of [`read`](TcpStream::read).
@@ -189,7 +198,8 @@ impl TcpStream {
             return Poll::Ready(Ok(0));
         }
         let len = buf.len();
-        self.registration.poll_read_io(cx, len, || (&self.io).read(buf))
+        self.registration
+            .poll_read_io(cx, len, || (&self.io).read(buf))
     }
 
     /// Poll form of [`write`](TcpStream::write).
@@ -197,7 +207,8 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.registration.poll_io(cx, Direction::Write, || (&self.io).write(buf))
+        self.registration
+            .poll_io(cx, Direction::Write, || (&self.io).write(buf))
     }
 
     /// Without waiting: `Ok(true)` if the connection is idle and open, `Ok(false)` if the peer
@@ -256,13 +267,21 @@ impl fmt::Debug for TcpStream {
 }
 
 impl futures_io::AsyncRead for TcpStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.poll_read_priv(cx, buf)
     }
 }
 
 impl futures_io::AsyncWrite for TcpStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.poll_write_priv(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -274,13 +293,21 @@ impl futures_io::AsyncWrite for TcpStream {
 }
 
 impl futures_io::AsyncRead for &TcpStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.poll_read_priv(cx, buf)
     }
 }
 
 impl futures_io::AsyncWrite for &TcpStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.poll_write_priv(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {

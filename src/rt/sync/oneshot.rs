@@ -62,7 +62,12 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         tx_dropped: false,
         rx_dropped: false,
     }));
-    (Sender { inner: inner.clone() }, Receiver { inner })
+    (
+        Sender {
+            inner: inner.clone(),
+        },
+        Receiver { inner },
+    )
 }
 
 impl<T> Sender<T> {

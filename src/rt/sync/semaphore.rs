@@ -83,7 +83,11 @@ impl Semaphore {
     /// A semaphore with `permits` permits.
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
-            state: Mutex::new(State { permits, waiters: VecDeque::new(), closed: false }),
+            state: Mutex::new(State {
+                permits,
+                waiters: VecDeque::new(),
+                closed: false,
+            }),
         }
     }
 
@@ -133,15 +137,31 @@ impl Semaphore {
         }
     }
 
+    /// Like [`try_acquire`](Semaphore::try_acquire), returning a permit that owns an `Arc` of the
+    /// semaphore.
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Option<OwnedSemaphorePermit> {
+        let permit = self.try_acquire()?;
+        std::mem::forget(permit);
+        Some(OwnedSemaphorePermit { sem: self.clone() })
+    }
+
     /// Waits for a permit.
     pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
-        AcquireFuture { sem: self, waiter: None }.await?;
+        AcquireFuture {
+            sem: self,
+            waiter: None,
+        }
+        .await?;
         Ok(SemaphorePermit { sem: self })
     }
 
     /// Waits for a permit that owns an `Arc` of the semaphore (can move into a spawned task).
     pub async fn acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
-        AcquireFuture { sem: &self, waiter: None }.await?;
+        AcquireFuture {
+            sem: &self,
+            waiter: None,
+        }
+        .await?;
         Ok(OwnedSemaphorePermit { sem: self })
     }
 
@@ -151,7 +171,9 @@ impl Semaphore {
             let mut state = self.state.lock();
             state.permits += n;
             while state.permits > 0 {
-                let Some(waiter) = state.waiters.pop_front() else { break };
+                let Some(waiter) = state.waiters.pop_front() else {
+                    break;
+                };
                 state.permits -= 1;
                 waiter.outcome.store(GRANTED, Release);
                 let taken = waiter.waker.lock().take();
@@ -185,7 +207,11 @@ impl Future for AcquireFuture<'_> {
             }
             drop(slot);
             self.waiter = None;
-            return Poll::Ready(if outcome == GRANTED { Ok(()) } else { Err(AcquireError(())) });
+            return Poll::Ready(if outcome == GRANTED {
+                Ok(())
+            } else {
+                Err(AcquireError(()))
+            });
         }
         let mut state = self.sem.state.lock();
         if state.closed {
@@ -208,7 +234,9 @@ impl Future for AcquireFuture<'_> {
 
 impl Drop for AcquireFuture<'_> {
     fn drop(&mut self) {
-        let Some(waiter) = self.waiter.take() else { return };
+        let Some(waiter) = self.waiter.take() else {
+            return;
+        };
         let mut state = self.sem.state.lock();
         if waiter.outcome.load(Acquire) == GRANTED {
             // Granted after our last poll: pass the permit on.

@@ -31,7 +31,15 @@ impl OwnedTasks {
     pub(crate) fn new(shards: usize) -> OwnedTasks {
         let n = shards.max(1).next_power_of_two();
         OwnedTasks {
-            shards: (0..n).map(|_| Mutex::new(Shard { head: None, len: 0, closed: false })).collect(),
+            shards: (0..n)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        head: None,
+                        len: 0,
+                        closed: false,
+                    })
+                })
+                .collect(),
             mask: n - 1,
         }
     }

@@ -32,14 +32,18 @@ enum Repr {
 
 impl JoinError {
     pub(crate) fn cancelled() -> JoinError {
-        JoinError { repr: Repr::Cancelled }
+        JoinError {
+            repr: Repr::Cancelled,
+        }
     }
 
     pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> JoinError {
         let message = raw::panic_message(&*payload);
         // Dropping an arbitrary payload can itself panic; a leak is the lesser evil here.
         std::mem::forget(payload);
-        JoinError { repr: Repr::Panicked(message) }
+        JoinError {
+            repr: Repr::Panicked(message),
+        }
     }
 
     /// The task was aborted, or the runtime shut down before it finished.
@@ -117,7 +121,10 @@ impl<T> JoinHandle<T> {
     /// # Safety
     /// `raw` is a task whose output type is `T`, and the caller transfers the handle's reference.
     pub(crate) unsafe fn from_raw(raw: NonNull<Header>) -> JoinHandle<T> {
-        JoinHandle { raw, _output: PhantomData }
+        JoinHandle {
+            raw,
+            _output: PhantomData,
+        }
     }
 
     fn header(&self) -> &Header {
@@ -169,7 +176,9 @@ impl<T> Drop for JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("finished", &self.is_finished()).finish()
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 

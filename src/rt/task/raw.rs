@@ -119,11 +119,6 @@ impl Notified {
         // SAFETY: we own one reference and pass it on.
         unsafe { shutdown_reference(ManuallyDrop::new(self).0) }
     }
-
-    pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the reference we own keeps the allocation alive.
-        unsafe { self.0.as_ref() }
-    }
 }
 
 impl Drop for Notified {
@@ -416,7 +411,10 @@ unsafe fn drop_output<F: Future, S>(ptr: NonNull<Header>) {
 ///
 /// # Safety
 /// `ptr` is a live task whose output type is `T`, and the caller is its join handle.
-pub(crate) unsafe fn join_poll<T>(ptr: NonNull<Header>, waker: &Waker) -> Poll<Result<T, JoinError>> {
+pub(crate) unsafe fn join_poll<T>(
+    ptr: NonNull<Header>,
+    waker: &Waker,
+) -> Poll<Result<T, JoinError>> {
     let mut out: Poll<Result<T, JoinError>> = Poll::Pending;
     // SAFETY: `out` has the type `try_read_output` writes, by the caller's guarantee.
     unsafe { (ptr.as_ref().vtable.try_read_output)(ptr, &mut out as *mut _ as *mut (), waker) };

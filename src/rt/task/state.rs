@@ -42,6 +42,7 @@ pub(crate) const JOIN_WAKER: usize = 1 << 5;
 /// One reference. The count lives in the bits above the flags.
 pub(crate) const REF_ONE: usize = 1 << 6;
 /// Mask of the flag bits.
+#[cfg(test)]
 const FLAGS: usize = REF_ONE - 1;
 
 /// A copy of the state word, with named accessors.
@@ -151,7 +152,11 @@ impl State {
                 return (None, StartPoll::Skip);
             }
             let next = (s.0 & !SCHEDULED) | RUNNING;
-            let action = if s.is_cancelled() { StartPoll::Cancel } else { StartPoll::Poll };
+            let action = if s.is_cancelled() {
+                StartPoll::Cancel
+            } else {
+                StartPoll::Poll
+            };
             (Some(next), action)
         })
     }
@@ -237,7 +242,10 @@ impl State {
             } else if s.is_running() || s.is_scheduled() {
                 (Some(s.0 | CANCELLED), WakeAction::None)
             } else {
-                (Some((s.0 | CANCELLED | SCHEDULED) + REF_ONE), WakeAction::Schedule)
+                (
+                    Some((s.0 | CANCELLED | SCHEDULED) + REF_ONE),
+                    WakeAction::Schedule,
+                )
             }
         })
     }
@@ -275,7 +283,9 @@ impl State {
     }
 
     pub(crate) fn ref_inc(&self) {
-        let prev = self.0.fetch_add(REF_ONE, std::sync::atomic::Ordering::Relaxed);
+        let prev = self
+            .0
+            .fetch_add(REF_ONE, std::sync::atomic::Ordering::Relaxed);
         // A count this large means references leak in a loop; aborting beats wrapping around.
         if prev > isize::MAX as usize {
             std::process::abort();
@@ -285,14 +295,20 @@ impl State {
     /// Drops one reference; returns true when it was the last.
     pub(crate) fn ref_dec(&self) -> bool {
         let prev = Snapshot(self.0.fetch_sub(REF_ONE, AcqRel));
-        debug_assert!(prev.ref_count() >= 1, "task reference count underflow: {prev:?}");
+        debug_assert!(
+            prev.ref_count() >= 1,
+            "task reference count underflow: {prev:?}"
+        );
         prev.ref_count() == 1
     }
 
     /// Drops two references at once (the runner's and the owned list's, at completion).
     pub(crate) fn ref_dec_twice(&self) -> bool {
         let prev = Snapshot(self.0.fetch_sub(2 * REF_ONE, AcqRel));
-        debug_assert!(prev.ref_count() >= 2, "task reference count underflow: {prev:?}");
+        debug_assert!(
+            prev.ref_count() >= 2,
+            "task reference count underflow: {prev:?}"
+        );
         prev.ref_count() == 2
     }
 
@@ -318,9 +334,15 @@ mod tests {
         assert!(matches!(s.transition_to_running(), StartPoll::Poll));
         assert_eq!(s.flags(), RUNNING | JOIN_INTEREST);
         assert!(matches!(s.transition_to_idle(), AfterPoll::Idle));
-        assert!(matches!(s.transition_to_notified_by_ref(), WakeAction::Schedule));
+        assert!(matches!(
+            s.transition_to_notified_by_ref(),
+            WakeAction::Schedule
+        ));
         assert_eq!(s.load().ref_count(), 4);
-        assert!(matches!(s.transition_to_notified_by_ref(), WakeAction::None));
+        assert!(matches!(
+            s.transition_to_notified_by_ref(),
+            WakeAction::None
+        ));
         assert!(matches!(s.transition_to_running(), StartPoll::Poll));
         let prev = s.transition_to_complete();
         assert!(prev.has_join_interest());
@@ -331,7 +353,10 @@ mod tests {
     fn wake_while_running_reschedules() {
         let s = State::new(3);
         assert!(matches!(s.transition_to_running(), StartPoll::Poll));
-        assert!(matches!(s.transition_to_notified_by_val(), WakeAction::None));
+        assert!(matches!(
+            s.transition_to_notified_by_val(),
+            WakeAction::None
+        ));
         assert!(matches!(s.transition_to_idle(), AfterPoll::Reschedule));
         assert!(s.load().is_scheduled());
     }

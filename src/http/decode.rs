@@ -1,0 +1,220 @@
+//! Undoing content codings (gzip, deflate) under a size cap, and turning body bytes into text
+//! with the right character set.
+
+use std::io::Read;
+
+use encoding_rs::Encoding;
+
+use crate::http::error::{Error, ErrorKind};
+
+/// Applies the decodings named by `codings` (outermost last, as listed in the header) to `body`.
+/// Unknown codings (`br`, `zstd`, ...) leave the body untouched: they were not requested.
+/// The decoded size may not exceed `max` bytes: a small gzip bomb cannot exhaust memory.
+pub(crate) fn decode_content(
+    mut body: Vec<u8>,
+    codings: &[String],
+    max: usize,
+) -> Result<Vec<u8>, Error> {
+    for coding in codings.iter().rev() {
+        body = match coding.as_str() {
+            "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), max)?,
+            "deflate" => {
+                // "deflate" means zlib-wrapped, but some servers send raw deflate: look at the
+                // zlib header to tell.
+                if looks_like_zlib(&body) {
+                    inflate(flate2::read::ZlibDecoder::new(&body[..]), max)?
+                } else {
+                    inflate(flate2::read::DeflateDecoder::new(&body[..]), max)?
+                }
+            }
+            "identity" | "" => body,
+            _ => return Ok(body),
+        };
+    }
+    Ok(body)
+}
+
+fn looks_like_zlib(b: &[u8]) -> bool {
+    b.len() >= 2 && b[0] & 0x0F == 8 && (u16::from(b[0]) << 8 | u16::from(b[1])) % 31 == 0
+}
+
+fn inflate(reader: impl Read, max: usize) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    // Read one byte past the cap so "exactly max" and "more than max" can be told apart.
+    let n = reader
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Decode,
+                format!("corrupt compressed body: {e}"),
+                e,
+            )
+        })?;
+    if n > max {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("decompressed body exceeds the {max}-byte limit"),
+        ));
+    }
+    Ok(out)
+}
+
+/// The codings listed in `Content-Encoding` headers, lower-cased, in order.
+pub(crate) fn content_codings<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    values
+        .flat_map(|v| v.split(','))
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The `charset` parameter of a Content-Type value.
+pub(crate) fn charset_param(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (k, v) = param.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches(|c| c == '"' || c == '\''))
+    })
+}
+
+/// Finds a `<meta charset=...>` or `<meta http-equiv="Content-Type" content="...; charset=...">`
+/// declaration in the first 1 KiB of an HTML document.
+pub(crate) fn sniff_meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(1024)];
+    let lower: Vec<u8> = head.iter().map(u8::to_ascii_lowercase).collect();
+    let mut pos = 0;
+    while let Some(off) = find(&lower[pos..], b"<meta") {
+        let start = pos + off;
+        let end = lower[start..]
+            .iter()
+            .position(|&b| b == b'>')
+            .map_or(lower.len(), |e| start + e);
+        let tag = &lower[start..end];
+        if let Some(c) = find(tag, b"charset") {
+            let rest = &tag[c + 7..];
+            let rest = skip(rest, |b| b == b' ' || b == b'\t');
+            if let Some(rest) = rest.strip_prefix(b"=") {
+                let rest = skip(rest, |b| b == b' ' || b == b'\t' || b == b'"' || b == b'\'');
+                let label_len = rest
+                    .iter()
+                    .position(|&b| matches!(b, b'"' | b'\'' | b';' | b' ' | b'/' | b'>'))
+                    .unwrap_or(rest.len());
+                if let Some(enc) = Encoding::for_label(&rest[..label_len]) {
+                    return Some(html_compatible(enc));
+                }
+            }
+        }
+        pos = end;
+    }
+    None
+}
+
+/// A meta tag is read as ASCII, so it cannot truthfully declare UTF-16 (WHATWG: use UTF-8).
+fn html_compatible(enc: &'static Encoding) -> &'static Encoding {
+    if enc == encoding_rs::UTF_16BE || enc == encoding_rs::UTF_16LE {
+        encoding_rs::UTF_8
+    } else {
+        enc
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn skip(s: &[u8], pred: impl Fn(u8) -> bool) -> &[u8] {
+    let n = s.iter().take_while(|&&b| pred(b)).count();
+    &s[n..]
+}
+
+/// Decodes a body to text: a byte-order mark wins, then the Content-Type charset, then an HTML
+/// meta declaration in the first 1 KiB, else UTF-8. Invalid sequences become U+FFFD.
+pub(crate) fn decode_text(body: &[u8], content_type: Option<&str>) -> String {
+    let declared = content_type
+        .and_then(charset_param)
+        .and_then(|l| Encoding::for_label(l.as_bytes()));
+    let is_html = content_type.is_none_or(|ct| ct.to_ascii_lowercase().contains("html"));
+    let encoding = declared
+        .or_else(|| {
+            if is_html {
+                sniff_meta_charset(body)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(encoding_rs::UTF_8);
+    // `decode` sniffs a BOM first, then falls back to `encoding`.
+    let (text, _, _) = encoding.decode(body);
+    text.into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn gzip_and_deflate_round_trip_and_cap() {
+        let plain = b"hello hello hello hello".repeat(100);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(
+            decode_content(gz.clone(), &["gzip".into()], 1 << 20).unwrap(),
+            plain
+        );
+        let e = decode_content(gz, &["gzip".into()], 100).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&plain).unwrap();
+        assert_eq!(
+            decode_content(z.finish().unwrap(), &["deflate".into()], 1 << 20).unwrap(),
+            plain
+        );
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(&plain).unwrap();
+        assert_eq!(
+            decode_content(raw.finish().unwrap(), &["deflate".into()], 1 << 20).unwrap(),
+            plain
+        );
+
+        let e = decode_content(b"not gzip at all".to_vec(), &["gzip".into()], 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert_eq!(
+            decode_content(b"br data".to_vec(), &["br".into()], 10).unwrap(),
+            b"br data"
+        );
+    }
+
+    #[test]
+    fn charset_from_header_meta_or_default() {
+        let latin1 = b"caf\xe9";
+        assert_eq!(
+            decode_text(latin1, Some("text/html; charset=ISO-8859-1")),
+            "caf\u{e9}"
+        );
+        assert_eq!(
+            decode_text(latin1, Some("text/plain; charset=\"latin1\"")),
+            "caf\u{e9}"
+        );
+        let meta = b"<html><head><meta charset=\"windows-1252\"></head><body>caf\xe9</body>";
+        assert!(decode_text(meta, Some("text/html")).contains("caf\u{e9}"));
+        let http_equiv =
+            b"<meta http-equiv='Content-Type' content='text/html; charset=iso-8859-1'>\xe9";
+        assert!(decode_text(http_equiv, None).ends_with('\u{e9}'));
+        assert_eq!(decode_text(b"caf\xc3\xa9", None), "caf\u{e9}");
+        assert_eq!(decode_text(b"bad \xff", None), "bad \u{fffd}");
+        // A BOM beats the header.
+        assert_eq!(
+            decode_text(b"\xef\xbb\xbfok", Some("text/html; charset=latin1")),
+            "ok"
+        );
+        // The meta tag must be in the first KiB.
+        let mut late = vec![b' '; 1100];
+        late.extend_from_slice(b"<meta charset=latin1>\xe9");
+        assert!(decode_text(&late, None).ends_with('\u{fffd}'));
+    }
+}
