@@ -463,14 +463,13 @@ impl WorkerCx {
         fired + events
     }
 
-    /// Tries to steal from siblings and the injector, as a searching worker.
+    /// Tries to steal from siblings and the injector. The worker counts as *searching* (which
+    /// makes producers skip waking others) only if fewer than half the workers already do; it
+    /// steals either way, so visible work never waits for a searcher slot.
     fn steal_work(&self) -> Option<Notified> {
         let core = &self.core;
         let shared = &self.shared;
-        if !core.searching.get() {
-            if !shared.idle.try_start_searching() {
-                return None;
-            }
+        if !core.searching.get() && shared.idle.try_start_searching() {
             core.searching.set(true);
         }
         let n = shared.remotes.len();
