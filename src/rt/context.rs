@@ -95,6 +95,18 @@ fn with_target<R>(f: impl FnOnce(Option<Target<'_>>) -> R) -> R {
     })
 }
 
+/// Runs `f` with the shared state of the runtime this thread is working for.
+pub(crate) fn with_current_shared<R>(
+    f: impl FnOnce(&Arc<super::scheduler::Shared>) -> R,
+) -> Option<R> {
+    // An entered handle is rare on a worker; checking it first costs one RefCell borrow.
+    let entered = ENTERED.with(|e| e.borrow().as_ref().map(|h| h.shared.clone()));
+    match entered {
+        Some(shared) => Some(f(&shared)),
+        None => with_worker(|w| w.map(|w| f(&w.shared))),
+    }
+}
+
 /// The runtime this thread is working for.
 pub(crate) fn current_handle() -> Option<Handle> {
     with_target(|t| match t? {

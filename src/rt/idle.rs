@@ -18,7 +18,7 @@
 //! * At most half the workers search at once, so a single spawn does not set every idle core
 //!   spinning.
 
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{fence, AtomicUsize};
 
 use parking_lot::Mutex;
@@ -52,6 +52,15 @@ impl Idle {
 
     fn should_notify(&self) -> bool {
         let s = self.state.load(SeqCst);
+        Self::num_searching(s) == 0 && Self::num_unparked(s) < self.num_workers
+    }
+
+    /// A cheap, unfenced look: might a worker be asleep with nobody searching? Producers pushing
+    /// onto their *own* deque use it to skip the fenced path: if it races with a worker falling
+    /// asleep, the work is still on an awake worker's queue (the producer's), so nothing is
+    /// stranded — only a steal opportunity is missed until the next push.
+    pub(crate) fn maybe_should_notify(&self) -> bool {
+        let s = self.state.load(Relaxed);
         Self::num_searching(s) == 0 && Self::num_unparked(s) < self.num_workers
     }
 

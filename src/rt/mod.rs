@@ -510,15 +510,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (notified, handle) =
-            task::spawn_task(future, self.shared.clone(), Some(&self.shared.owned));
-        if let Some(task) = notified {
-            context::with_worker(|w| match w {
-                Some(w) if Arc::ptr_eq(&w.shared, &self.shared) => w.push_spawned(task),
-                _ => self.shared.inject(task),
-            });
-        }
-        handle
+        self.shared.spawn(future)
     }
 
     /// Runs `f` on the blocking pool and returns a handle to its result. Use it for work that
@@ -640,7 +632,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Handle::current().spawn(future)
+    // Straight to the current runtime, without cloning a `Handle` on the way.
+    context::with_current_shared(|shared| shared.spawn(future)).unwrap_or_else(|| {
+        panic!(
+            "scraipe::rt::spawn called outside a scraipe runtime: call it from a task, inside \
+             Runtime::block_on, or after Handle::enter (or use Handle::spawn)"
+        )
+    })
 }
 
 /// Runs a closure on the current runtime's blocking pool.

@@ -13,7 +13,7 @@
 //!
 //! # How a wake finds its queue
 //!
-//! A task's header records its runtime (`Arc<Shared>`), not a worker. When it is woken, the
+//! A task's header records its runtime (a pointer to `Shared`), not a worker. When it is woken, the
 //! waking thread decides: a worker of the same runtime pushes it on its own queue (LIFO slot);
 //! any other thread pushes it on the injector and wakes one parked worker. Socket and timer
 //! events are dispatched by the worker owning that reactor, so a task parked on a socket comes
@@ -48,6 +48,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
@@ -109,7 +110,10 @@ pub(crate) struct Core {
     local: Worker<Notified>,
     lifo: Cell<Option<Notified>>,
     lifo_polls: Cell<u32>,
-    tick: Cell<u32>,
+    /// Ticks left until the next reactor/timer check and the next injector-first pick. Counting
+    /// down avoids two integer divisions per task.
+    event_countdown: Cell<u32>,
+    global_countdown: Cell<u32>,
     searching: Cell<bool>,
     reactor: RefCell<Reactor>,
     rng: Cell<u32>,
@@ -139,7 +143,8 @@ impl Shared {
                 local,
                 lifo: Cell::new(None),
                 lifo_polls: Cell::new(0),
-                tick: Cell::new(0),
+                event_countdown: Cell::new(config.event_interval),
+                global_countdown: Cell::new(config.global_queue_interval),
                 searching: Cell::new(false),
                 reactor: RefCell::new(reactor),
                 rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
@@ -219,25 +224,76 @@ impl Shared {
         !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 
-    fn schedule_task(self: &Arc<Self>, task: Notified, is_yield: bool) {
+    /// Spawns a task: onto the current worker's deque when called from one of our workers,
+    /// else onto the injector.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> super::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let scheduler = TaskScheduler(NonNull::from(&**self));
+        let (notified, handle) = super::task::spawn_task(future, scheduler, Some(&self.owned));
+        if let Some(task) = notified {
+            context::with_worker(|w| match w {
+                Some(w) if Arc::ptr_eq(&w.shared, self) => w.push_spawned(task),
+                _ => self.inject(task),
+            });
+        }
+        handle
+    }
+
+    fn schedule_task(&self, task: Notified, is_yield: bool) {
         context::with_worker(|w| match w {
-            Some(w) if Arc::ptr_eq(&w.shared, self) => w.push_local(task, is_yield),
+            Some(w) if std::ptr::eq(&*w.shared, self) => w.push_local(task, is_yield),
             _ => self.inject(task),
         })
     }
 }
 
-impl Schedule for Arc<Shared> {
+/// The scheduler stored in every task: a plain pointer to its runtime's shared state.
+///
+/// Not an `Arc`, on purpose: cloning an `Arc` per spawn and dropping it per completion would be
+/// two atomic read-modify-writes on one cache line that every worker fights over. The pointer is
+/// valid whenever it is used, because it is only followed to schedule or release a task that has
+/// not completed, and an unfinished task exists only while some thread holds an `Arc<Shared>`:
+///
+/// * while the `Runtime` lives, it holds one;
+/// * `Runtime::drop` runs shutdown before releasing it, and shutdown completes (cancels) every
+///   task in the owned list except those a worker is polling at that moment — that worker's
+///   thread holds its own `Arc<Shared>` until it exits, which is after the poll ends and the
+///   task completes;
+/// * a spawn racing with shutdown is cancelled at once by the spawner, who holds a `Handle`.
+///
+/// A completed task never follows the pointer again (waking or aborting it is a no-op), so
+/// wakers and join handles may outlive the runtime.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskScheduler(NonNull<Shared>);
+
+// SAFETY: `Shared` is Sync; the pointer is only used for shared access, under the lifetime
+// argument above.
+unsafe impl Send for TaskScheduler {}
+// SAFETY: as above.
+unsafe impl Sync for TaskScheduler {}
+
+impl TaskScheduler {
+    fn shared(&self) -> &Shared {
+        // SAFETY: see the type's documentation: callers only schedule or release tasks that have
+        // not completed, which keeps the runtime alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Schedule for TaskScheduler {
     fn schedule(&self, task: Notified) {
-        self.schedule_task(task, false)
+        self.shared().schedule_task(task, false)
     }
 
     fn schedule_yield(&self, task: Notified) {
-        self.schedule_task(task, true)
+        self.shared().schedule_task(task, true)
     }
 
-    fn release(&self, task: std::ptr::NonNull<Header>) -> bool {
-        self.owned.remove(task)
+    fn release(&self, task: NonNull<Header>) -> bool {
+        self.shared().owned.remove(task)
     }
 }
 
@@ -326,8 +382,25 @@ impl WorkerCx {
                 Some(prev) => core.local.push(prev),
             }
         }
-        // There is stealable work now: make sure someone is looking (cheap when someone is).
-        if !core.searching.get() {
+        self.notify_if_surplus();
+    }
+
+    /// Wakes a sibling only if this worker has more queued work than it is about to run itself
+    /// (as tokio does): a chain of spawns or a ping-pong stays on one warm core instead of paying
+    /// a wake-up and cross-core cache traffic per task. A searching worker will notify when it
+    /// stops searching; a lone worker has nobody to wake.
+    fn notify_if_surplus(&self) {
+        let core = &self.core;
+        if core.searching.get() || self.shared.remotes.len() == 1 {
+            return;
+        }
+        if !self.shared.idle.maybe_should_notify() {
+            return;
+        }
+        let lifo = core.lifo.take();
+        let queued = usize::from(lifo.is_some()) + core.local.len();
+        core.lifo.set(lifo);
+        if queued > 1 {
             self.shared.notify_parked();
         }
     }
@@ -335,9 +408,7 @@ impl WorkerCx {
     /// Spawns onto this worker's deque.
     pub(crate) fn push_spawned(&self, task: Notified) {
         self.core.local.push(task);
-        if !self.core.searching.get() {
-            self.shared.notify_parked();
-        }
+        self.notify_if_surplus();
     }
 
     /// Runs the worker loop until `future` completes. `nested` is false for a thread's outermost
@@ -364,7 +435,8 @@ impl WorkerCx {
             res
         };
         loop {
-            if signal.notified.swap(false, AcqRel) {
+            // Load first: the swap is a locked instruction, and most iterations see `false`.
+            if signal.notified.load(Relaxed) && signal.notified.swap(false, AcqRel) {
                 if let Poll::Ready(out) = poll_awaited(&mut cx) {
                     return Ok(out);
                 }
@@ -389,15 +461,21 @@ impl WorkerCx {
     fn next_task(&self) -> Option<Notified> {
         let core = &self.core;
         let config = &self.shared.config;
-        let tick = core.tick.get().wrapping_add(1);
-        core.tick.set(tick);
-        if tick % config.event_interval == 0 {
+        let events = core.event_countdown.get() - 1;
+        if events == 0 {
+            core.event_countdown.set(config.event_interval);
             self.maintenance();
+        } else {
+            core.event_countdown.set(events);
         }
-        if tick % config.global_queue_interval == 0 {
+        let global = core.global_countdown.get() - 1;
+        if global == 0 {
+            core.global_countdown.set(config.global_queue_interval);
             if let Some(task) = self.steal_one_injected() {
                 return Some(task);
             }
+        } else {
+            core.global_countdown.set(global);
         }
         if let Some(task) = core.lifo.take() {
             let polls = core.lifo_polls.get();

@@ -66,7 +66,6 @@ impl OwnedTasks {
             let links = &mut *ptr.as_ref().links.get();
             links.prev = None;
             links.next = shard.head;
-            links.linked = true;
             if let Some(head) = shard.head {
                 (*head.as_ref().links.get()).prev = Some(ptr);
             }
@@ -113,7 +112,8 @@ unsafe fn unlink(shard: &mut Shard, ptr: NonNull<Header>) -> bool {
     // SAFETY: guarded by the shard lock held by the caller.
     unsafe {
         let links = &mut *ptr.as_ref().links.get();
-        if !links.linked {
+        // Linked means: somebody points at us (the head has no predecessor).
+        if links.prev.is_none() && shard.head != Some(ptr) {
             return false;
         }
         match links.prev {
@@ -125,7 +125,6 @@ unsafe fn unlink(shard: &mut Shard, ptr: NonNull<Header>) -> bool {
         }
         links.prev = None;
         links.next = None;
-        links.linked = false;
     }
     shard.len -= 1;
     true

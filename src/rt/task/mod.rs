@@ -18,23 +18,16 @@ use std::task::{Context, Poll};
 
 pub(crate) use raw::{Header, Notified, Schedule};
 
-/// Why a task produced no output.
+/// Why a task produced no output. (One pointer wide, so it costs a task nothing to hold.)
 #[derive(Clone, PartialEq, Eq)]
 pub struct JoinError {
-    repr: Repr,
-}
-
-#[derive(Clone, PartialEq, Eq)]
-enum Repr {
-    Cancelled,
-    Panicked(String),
+    /// `None`: cancelled; `Some`: the panic message.
+    panic: Option<Box<String>>,
 }
 
 impl JoinError {
     pub(crate) fn cancelled() -> JoinError {
-        JoinError {
-            repr: Repr::Cancelled,
-        }
+        JoinError { panic: None }
     }
 
     pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> JoinError {
@@ -42,43 +35,40 @@ impl JoinError {
         // Dropping an arbitrary payload can itself panic; a leak is the lesser evil here.
         std::mem::forget(payload);
         JoinError {
-            repr: Repr::Panicked(message),
+            panic: Some(Box::new(message)),
         }
     }
 
     /// The task was aborted, or the runtime shut down before it finished.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
+        self.panic.is_none()
     }
 
     /// The task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panicked(_))
+        self.panic.is_some()
     }
 
-    /// The panic message, when the task panicked with a string payload.
+    /// The panic message, when the task panicked.
     pub fn panic_message(&self) -> Option<&str> {
-        match &self.repr {
-            Repr::Panicked(m) => Some(m),
-            Repr::Cancelled => None,
-        }
+        self.panic.as_deref().map(String::as_str)
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Cancelled => f.write_str("task was cancelled"),
-            Repr::Panicked(m) => write!(f, "task panicked: {m}"),
+        match &self.panic {
+            None => f.write_str("task was cancelled"),
+            Some(m) => write!(f, "task panicked: {m}"),
         }
     }
 }
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
-            Repr::Panicked(m) => write!(f, "JoinError::Panicked({m:?})"),
+        match &self.panic {
+            None => f.write_str("JoinError::Cancelled"),
+            Some(m) => write!(f, "JoinError::Panicked({m:?})"),
         }
     }
 }

@@ -8,9 +8,10 @@
 //!                      ├──────────────────────────────┤
 //!                      │ scheduler: S                 │  where a wake sends the task
 //!                      ├──────────────────────────────┤
-//!                      │ stage: Running(F)            │  the future, then
-//!                      │      | Finished(Result<T>)   │  its output, then
-//!                      │      | Consumed              │  nothing
+//!                      │ stage: union {               │  the future, then
+//!                      │   future: F,                 │  its output, then nothing —
+//!                      │   output: Result<T, JoinErr> │  the state word says which
+//!                      │ }                            │
 //!                      └──────────────────────────────┘
 //! ```
 //!
@@ -48,7 +49,6 @@ pub(crate) trait Schedule: Send + Sync + Sized + 'static {
 pub(crate) struct Links {
     pub(crate) prev: Option<NonNull<Header>>,
     pub(crate) next: Option<NonNull<Header>>,
-    pub(crate) linked: bool,
 }
 
 /// The type-erased part of every task.
@@ -86,10 +86,12 @@ pub(crate) struct Vtable {
     shutdown: unsafe fn(NonNull<Header>),
 }
 
-enum Stage<F: Future> {
-    Running(F),
-    Finished(Result<F::Output, JoinError>),
-    Consumed,
+/// The future, then its output, in the same bytes. Which one is live is told by the state
+/// word: not `COMPLETE` → the future; `COMPLETE` without `OUTPUT_TAKEN` → the output;
+/// both → nothing. (An enum would spend a tag word per task on what the state already knows.)
+union Stage<F: Future> {
+    future: ManuallyDrop<F>,
+    output: ManuallyDrop<Result<F::Output, JoinError>>,
 }
 
 #[repr(C)]
@@ -176,7 +178,9 @@ where
             awaiter: UnsafeCell::new(None),
         },
         scheduler,
-        stage: UnsafeCell::new(Stage::Running(future)),
+        stage: UnsafeCell::new(Stage {
+            future: ManuallyDrop::new(future),
+        }),
     });
     // SAFETY: Box::into_raw never returns null; `Cell` is repr(C) with the header first, so the
     // cell pointer is also a header pointer.
@@ -238,8 +242,18 @@ pub(crate) unsafe fn drop_reference(ptr: NonNull<Header>) {
 
 unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
     // SAFETY: the last reference is gone, so nobody else can reach the cell; it was allocated by
-    // `Box::new` in `allocate`.
-    drop(unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) });
+    // `Box::new` in `allocate`. The state word says which stage field is live.
+    unsafe {
+        let mut cell = Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr());
+        let state = cell.header.state.load();
+        let stage = cell.stage.get_mut();
+        if !state.is_complete() {
+            ManuallyDrop::drop(&mut stage.future);
+        } else if !state.is_output_taken() {
+            ManuallyDrop::drop(&mut stage.output);
+        }
+        drop(cell);
+    }
 }
 
 unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
@@ -268,13 +282,10 @@ where
     let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(ptr)) });
     let mut cx = Context::from_waker(&waker);
     let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: RUNNING gives this thread exclusive access to the stage; the future is never
-        // moved out of the allocation while it is `Running`.
-        let stage = unsafe { &mut *cell.stage.get() };
-        let Stage::Running(future) = stage else {
-            unreachable!("a running task holds its future")
-        };
-        // SAFETY: the future is pinned inside its heap allocation until it is dropped in place.
+        // SAFETY: RUNNING gives this thread exclusive access to the stage, which holds the future
+        // (not complete); the future is never moved out of its heap allocation.
+        let future = unsafe { &mut *(*cell.stage.get()).future };
+        // SAFETY: pinned in place until it is dropped in place.
         unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
     }));
 
@@ -327,19 +338,28 @@ where
 {
     // SAFETY: the caller's reference keeps the cell alive.
     let cell = unsafe { cell::<F, S>(ptr) };
-    // SAFETY: RUNNING gives exclusive access to the stage. Replacing it drops the future first;
-    // a panicking destructor is caught so the worker survives and the handle still hears back.
-    let stage = unsafe { &mut *cell.stage.get() };
-    let result = match panic::catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed)) {
+    // SAFETY: RUNNING gives exclusive access to the stage, which holds the future. Drop it in
+    // place first; a panicking destructor is caught so the worker survives and the handle
+    // still hears back.
+    let stage = cell.stage.get();
+    let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+        ManuallyDrop::drop(&mut (*stage).future)
+    }));
+    let result = match dropped {
         Ok(()) => result,
         Err(payload) => result.and(Err(JoinError::from_panic(payload))),
     };
-    *stage = Stage::Finished(result);
+    // SAFETY: the future is gone; the slot is ours to fill until COMPLETE is published.
+    unsafe { (*stage).output = ManuallyDrop::new(result) };
 
     let prev = cell.header.state.transition_to_complete();
     if !prev.has_join_interest() {
         // Nobody will read the output: drop it here. The handle is gone, so the stage is ours.
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
+        // SAFETY: the output was just written and nobody else can reach it.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut (*stage).output)
+        }));
+        cell.header.state.set_output_taken();
     } else if prev.has_join_waker() {
         // SAFETY: JOIN_WAKER was set when COMPLETE was published, so the slot belongs to the task
         // side and the handle can no longer write it.
@@ -364,15 +384,16 @@ unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), wake
     // SAFETY: the join handle's reference keeps the cell alive.
     let cell = unsafe { cell::<F, S>(ptr) };
     if can_read_output(&cell.header, waker) {
-        // SAFETY: COMPLETE is set and the handle has join interest, so the stage is the handle's.
-        let stage = unsafe { &mut *cell.stage.get() };
-        match std::mem::replace(stage, Stage::Consumed) {
-            Stage::Finished(output) => {
-                // SAFETY: the caller passes a `*mut Poll<Result<F::Output, JoinError>>`.
-                unsafe { *(dst as *mut Poll<Result<F::Output, JoinError>>) = Poll::Ready(output) }
-            }
-            _ => panic!("JoinHandle polled after it returned its output"),
-        }
+        assert!(
+            !cell.header.state.load().is_output_taken(),
+            "JoinHandle polled after it returned its output"
+        );
+        // SAFETY: COMPLETE is set, the output was not taken, and the handle (still interested)
+        // owns it: move it out and record that.
+        let output = unsafe { ManuallyDrop::take(&mut (*cell.stage.get()).output) };
+        cell.header.state.set_output_taken();
+        // SAFETY: the caller passes a `*mut Poll<Result<F::Output, JoinError>>`.
+        unsafe { *(dst as *mut Poll<Result<F::Output, JoinError>>) = Poll::Ready(output) }
     }
 }
 
@@ -400,9 +421,13 @@ fn can_read_output(header: &Header, waker: &Waker) -> bool {
 }
 
 unsafe fn drop_output<F: Future, S>(ptr: NonNull<Header>) {
-    // SAFETY: called by the handle after it saw COMPLETE while it still had join interest, so
-    // the stage is the handle's alone.
-    unsafe { *cell::<F, S>(ptr).stage.get() = Stage::Consumed }
+    // SAFETY: called by the handle after it saw COMPLETE while it still had join interest and
+    // the output was not taken, so the output is the handle's alone.
+    unsafe {
+        let cell = cell::<F, S>(ptr);
+        ManuallyDrop::drop(&mut (*cell.stage.get()).output);
+        cell.header.state.set_output_taken();
+    }
 }
 
 // ----- the join handle's view -----
@@ -431,7 +456,7 @@ pub(crate) unsafe fn join_drop(ptr: NonNull<Header>) {
     unsafe {
         let header = ptr.as_ref();
         let prev = header.state.drop_join_interest();
-        if prev.is_complete() {
+        if prev.is_complete() && !prev.is_output_taken() {
             (header.vtable.drop_output)(ptr);
         }
         drop_reference(ptr);

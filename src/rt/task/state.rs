@@ -6,8 +6,8 @@
 //! read off the functions in this file.
 //!
 //! ```text
-//!  bit:  63 ........................ 6 | 5          | 4             | 3         | 2        | 1       | 0
-//!        reference count (REF_ONE = 64) | JOIN_WAKER | JOIN_INTEREST | CANCELLED | COMPLETE | RUNNING | SCHEDULED
+//!  bit:  63 ................ 7 | 6            | 5          | 4             | 3         | 2        | 1       | 0
+//!        refcount (REF_ONE=128) | OUTPUT_TAKEN | JOIN_WAKER | JOIN_INTEREST | CANCELLED | COMPLETE | RUNNING | SCHEDULED
 //! ```
 //!
 //! Lifecycle of a task that is spawned, parks once and completes:
@@ -39,8 +39,12 @@ pub(crate) const JOIN_INTEREST: usize = 1 << 4;
 /// The awaiter slot holds the `JoinHandle`'s waker and belongs to the task side (read-only for
 /// the handle). While clear, the slot belongs to the handle, which may write it.
 pub(crate) const JOIN_WAKER: usize = 1 << 5;
+/// The output was moved out (by the join handle) or dropped (when nobody wanted it). Together
+/// with `COMPLETE` it says what the stage union holds: the future (not complete), the output
+/// (complete, not taken) or nothing (complete and taken).
+pub(crate) const OUTPUT_TAKEN: usize = 1 << 6;
 /// One reference. The count lives in the bits above the flags.
-pub(crate) const REF_ONE: usize = 1 << 6;
+pub(crate) const REF_ONE: usize = 1 << 7;
 /// Mask of the flag bits.
 #[cfg(test)]
 const FLAGS: usize = REF_ONE - 1;
@@ -68,6 +72,9 @@ impl Snapshot {
     pub(crate) fn has_join_waker(self) -> bool {
         self.0 & JOIN_WAKER != 0
     }
+    pub(crate) fn is_output_taken(self) -> bool {
+        self.0 & OUTPUT_TAKEN != 0
+    }
     pub(crate) fn ref_count(self) -> usize {
         self.0 / REF_ONE
     }
@@ -82,6 +89,7 @@ impl fmt::Debug for Snapshot {
             .field("cancelled", &self.is_cancelled())
             .field("join_interest", &self.has_join_interest())
             .field("join_waker", &self.has_join_waker())
+            .field("output_taken", &self.is_output_taken())
             .field("refs", &self.ref_count())
             .finish()
     }
@@ -280,6 +288,11 @@ impl State {
     /// drop an output that is already there.
     pub(crate) fn drop_join_interest(&self) -> Snapshot {
         Snapshot(self.0.fetch_and(!JOIN_INTEREST, AcqRel))
+    }
+
+    /// Records that the output left the stage (moved out or dropped).
+    pub(crate) fn set_output_taken(&self) {
+        self.0.fetch_or(OUTPUT_TAKEN, AcqRel);
     }
 
     pub(crate) fn ref_inc(&self) {
