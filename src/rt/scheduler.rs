@@ -603,12 +603,10 @@ impl WorkerCx {
         }
         let spin = self.shared.config.spin_before_park;
         if !spin.is_zero() && self.core.searching.get() {
-            let until = Instant::now() + spin;
-            let mut round = 0u32;
+            let start = Instant::now();
+            let mut spins = 0u32;
             loop {
-                for _ in 0..32 {
-                    std::hint::spin_loop();
-                }
+                super::block_on::pause_or_yield(start.elapsed(), &mut spins);
                 if signal.notified.load(Relaxed) || self.shared.is_shutdown() {
                     return;
                 }
@@ -616,11 +614,10 @@ impl WorkerCx {
                     self.run_task(task);
                     return;
                 }
-                round += 1;
-                if round % 16 == 0 && self.maintenance() > 0 {
+                if spins % 16 == 0 && self.maintenance() > 0 {
                     return;
                 }
-                if Instant::now() >= until {
+                if start.elapsed() >= spin {
                     break;
                 }
             }

@@ -40,7 +40,20 @@ impl TcpListener {
     /// Binds to `addr` (port 0 picks a free port) with `SO_REUSEADDR` and a backlog of 1024.
     /// Must be called inside a runtime (the listener registers with the current worker).
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, 1024)
+    }
+
+    /// Like [`bind`](TcpListener::bind) with a chosen accept backlog (std and mio use 128, which
+    /// drops SYNs — and costs clients a one-second retransmit — when hundreds connect at once).
+    /// The kernel caps it at `net.core.somaxconn`.
+    pub fn bind_with_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
         let io = mio::net::TcpListener::bind(addr)?;
+        // Listening again on a listening socket just updates its backlog (Linux).
+        let backlog = backlog.min(i32::MAX as u32) as libc::c_int;
+        // SAFETY: `io` owns an open listening socket for the duration of the call.
+        if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&io), backlog) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         TcpListener::from_mio(io)
     }
 
