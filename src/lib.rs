@@ -24,7 +24,7 @@
 //! #[async_trait]
 //! impl AsyncScraper for Greeter {
 //!     async fn async_scrape(&self, link: &str) -> ScrapeResult {
-//!         ScrapeResult::succeed(link, format!("Hello from {link}! Nice to meet you."))
+//!         ScrapeResult::succeed(link, "Hello there! Nice to meet you.")
 //!     }
 //! }
 //!
