@@ -476,6 +476,54 @@ mod tests {
         assert_eq!(limiter.tracked_hosts(), 0);
     }
 
+    /// Records the highest number of concurrent scrapes per host.
+    struct Probe {
+        live: Mutex<HashMap<String, (usize, usize)>>,
+    }
+
+    #[async_trait]
+    impl AsyncScraper for Probe {
+        async fn async_scrape(&self, link: &str) -> ScrapeResult {
+            let host = host_of(link).unwrap_or_default();
+            {
+                let mut live = self.live.lock();
+                let entry = live.entry(host.clone()).or_default();
+                entry.0 += 1;
+                entry.1 = entry.1.max(entry.0);
+            }
+            sleep(Duration::from_millis(2)).await;
+            if let Some(entry) = self.live.lock().get_mut(&host) {
+                entry.0 -= 1;
+            }
+            ScrapeResult::succeed(link, "ok")
+        }
+    }
+
+    #[test]
+    fn polite_scraper_limits_each_host_but_not_the_crawl() {
+        let probe = Arc::new(Probe {
+            live: Mutex::new(HashMap::new()),
+        });
+        let polite =
+            Arc::new(PoliteScraper::new(probe.clone(), HostLimiter::new(2)).max_workers(30));
+        let links: Vec<String> = (0..90)
+            .map(|i| format!("https://h{}.example/{i}", i % 3))
+            .chain(["nohost".into()])
+            .collect();
+        let results: Vec<_> = polite.clone().scrape_multiple(links).collect();
+        assert_eq!(results.len(), 91);
+        assert!(results.iter().all(|(_, r)| r.success()));
+        let live = probe.live.lock();
+        for h in 0..3 {
+            assert_eq!(
+                live[&format!("h{h}.example")].1,
+                2,
+                "host h{h} had exactly 2 at once"
+            );
+        }
+        assert_eq!(polite.limiter().tracked_hosts(), 0);
+    }
+
     #[test]
     fn host_names_are_case_insensitive() {
         let rt = runtime();
