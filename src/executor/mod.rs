@@ -358,7 +358,28 @@ pub trait AsyncExecutorExt: AsyncExecutor {
         if self.is_shutdown() {
             return Err(TaskError::Cancelled);
         }
-        self.handle().block_on(catch_panic(future))
+        // A sentinel task makes this call count as in-flight work (so a graceful shutdown
+        // waits for it), and ends the wait with `Cancelled` if the runtime is shut down under
+        // us: the future's timers and sockets would never fire again.
+        let (release, released) = oneshot::channel::<()>();
+        let mut sentinel = self.spawn_boxed(Box::pin(async move {
+            let _ = released.await;
+        }));
+        let out = self.handle().block_on(async {
+            let mut future = pin!(catch_panic(future));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                    return Poll::Ready(out);
+                }
+                match Pin::new(&mut sentinel).poll(cx) {
+                    Poll::Ready(_) => Poll::Ready(Err(TaskError::Cancelled)),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
+        });
+        drop(release);
+        out
     }
 
     /// Runs a closure on the executor's blocking pool (for CPU-heavy or blocking work).

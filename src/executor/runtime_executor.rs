@@ -304,6 +304,42 @@ mod tests {
     }
 
     #[test]
+    fn shutdown_wakes_callers_blocked_in_block_on() {
+        let exec = Arc::new(EventLoopPoolExecutor::new(1).unwrap());
+        let e = exec.clone();
+        let blocked = std::thread::spawn(move || {
+            e.block_on(async {
+                crate::rt::sleep(Duration::from_secs(3600)).await;
+            })
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            exec.in_flight(),
+            1,
+            "a block_on caller counts as in-flight work"
+        );
+        let started = Instant::now();
+        exec.shutdown(Duration::from_millis(50));
+        assert_eq!(blocked.join().unwrap(), Err(TaskError::Cancelled));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn graceful_shutdown_waits_for_block_on_callers() {
+        let exec = Arc::new(DefaultBackgroundExecutor::new().unwrap());
+        let e = exec.clone();
+        let caller = std::thread::spawn(move || {
+            e.block_on(async {
+                crate::rt::sleep(Duration::from_millis(60)).await;
+                "done"
+            })
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        exec.shutdown(Duration::from_secs(5));
+        assert_eq!(caller.join().unwrap(), Ok("done"));
+    }
+
+    #[test]
     fn dropping_a_busy_executor_retires_it_after_its_work() {
         let exec = EventLoopPoolExecutor::new(1).unwrap();
         let handle = exec.handle();
