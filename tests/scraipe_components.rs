@@ -357,3 +357,31 @@ fn link_collectors_sync_and_async() {
     );
     assert_eq!(links.count(), 4);
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<ScrapeResult>();
+    check::<AnalysisResult>();
+    check::<scraipe::Workflow>();
+    check::<scraipe::workflow::StoreError>();
+    check::<scraipe::workflow::ExportTable>();
+    check::<MultiScraper>();
+    check::<MultiAnalyzer>();
+    check::<IngressRule>();
+    check::<ListLinkCollector>();
+    check::<scraipe::politeness::HostLimiter>();
+    check::<scraipe::politeness::PoliteScraper>();
+    check::<scraipe::politeness::HostPermit>();
+    check::<scraipe::executor::DefaultBackgroundExecutor>();
+    check::<scraipe::executor::EventLoopPoolExecutor>();
+    check::<scraipe::executor::TaskHandle<String>>();
+    check::<scraipe::executor::TaskError>();
+    check::<Arc<dyn Scraper>>();
+    check::<Arc<dyn Analyzer>>();
+    check::<Arc<dyn LinkCollector>>();
+    check::<Arc<dyn scraipe::AsyncExecutor>>();
+    fn check_send<T: Send>() {}
+    check_send::<scraipe::ScrapeIter>();
+    check_send::<scraipe::AnalysisIter>();
+}

@@ -122,7 +122,7 @@ impl fmt::Display for WorkflowError {
 
 impl std::error::Error for WorkflowError {}
 
-type ProgressFn = Box<dyn FnMut(&Progress<'_>) + Send>;
+type ProgressFn = Box<dyn FnMut(&Progress<'_>) + Send + Sync>;
 
 /// Orchestrates collecting, scraping and analysing, and stores the results by link in
 /// insertion order (Python Scraipe's `Workflow`). See the [module docs](self) for an example.
@@ -183,7 +183,7 @@ impl Workflow {
     /// workflow.scrape(["a", "b"], false);
     /// assert_eq!(*seen.lock().unwrap(), [(1, Some(2)), (2, Some(2))]);
     /// ```
-    pub fn on_progress(&mut self, callback: impl FnMut(&Progress<'_>) + Send + 'static) {
+    pub fn on_progress(&mut self, callback: impl FnMut(&Progress<'_>) + Send + Sync + 'static) {
         self.progress = Some(Box::new(callback));
     }
 
