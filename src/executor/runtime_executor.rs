@@ -106,8 +106,12 @@ impl RuntimeExecutor {
 
     fn spawn_blocking_boxed(&self, f: Box<dyn FnOnce() + Send + 'static>) -> JoinHandle<()> {
         let guard = InFlight::new(&self.tracker);
+        // Blocking-pool threads have no runtime context of their own: enter ours, so the
+        // closure can spawn tasks and create timers and sockets on this executor.
+        let handle = self.handle.clone();
         self.handle.spawn_blocking(move || {
             let _guard = guard;
+            let _enter = handle.enter();
             f()
         })
     }
@@ -361,6 +365,23 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn blocking_closures_run_inside_the_executors_runtime() {
+        let exec = DefaultBackgroundExecutor::new().unwrap();
+        let handle = exec.handle();
+        let out = exec
+            .spawn_blocking(move || {
+                assert_eq!(Handle::try_current(), Some(handle));
+                crate::rt::spawn(async {
+                    crate::rt::sleep(Duration::from_millis(1)).await;
+                    5
+                })
+                .join()
+            })
+            .join();
+        assert_eq!(out, Ok(Ok(5)));
     }
 
     #[test]
