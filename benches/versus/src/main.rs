@@ -5,6 +5,7 @@
 //! the min–max range, and the ratio ours/theirs. See BENCHMARKS.md for what each row measures.
 
 mod bridge;
+mod http;
 mod memory;
 mod python;
 mod report;
@@ -40,6 +41,9 @@ fn main() {
             Some("mem-tasks") => {
                 memory::child_tasks(args.get(2).map(String::as_str).unwrap_or("ours"))
             }
+            Some("serve") => http::child_serve(),
+            Some("http-client") if args.len() >= 7 => http::child_client(&args[2..]),
+            Some("mem-inflight") if args.len() >= 5 => http::child_mem_inflight(&args[2..]),
             Some("loop") if args.len() >= 6 => runtime::child_loop(
                 &args[2],
                 args[3].parse().unwrap_or(1),
@@ -103,6 +107,11 @@ fn main() {
     if wanted("memory") {
         eprintln!("memory...");
         memory::run(&settings, &mut rows);
+        http::memory_in_flight(&settings, &mut rows);
+    }
+    if wanted("http") {
+        eprintln!("http (servers pinned to CPU 1, clients to CPU 0)...");
+        http::run(&settings, &mut rows);
     }
     let date = std::process::Command::new("date")
         .arg("-u")

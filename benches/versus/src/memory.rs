@@ -77,9 +77,21 @@ pub fn child_tasks(which: &str) {
     println!("{per_task}");
 }
 
-/// Runs this binary as a child with `args`, pinned to `cpus` if given; parses its last stdout
-/// line as a number.
+/// Runs this binary as a child and parses its last stdout line as JSON.
+pub fn child_json(args: &[&str], cpus: Option<&str>) -> Result<serde_json::Value, String> {
+    let line = child_line(args, cpus)?;
+    serde_json::from_str(&line).map_err(|_| format!("child {args:?} printed {line:?}"))
+}
+
+/// Runs this binary as a child and parses its last stdout line as a number.
 pub fn child(args: &[&str], cpus: Option<&str>) -> Result<f64, String> {
+    let line = child_line(args, cpus)?;
+    line.trim().parse().map_err(|_| format!("child {args:?} printed {line:?}"))
+}
+
+/// Runs this binary as a child with `args`, pinned to `cpus` if given; returns its last
+/// stdout line.
+fn child_line(args: &[&str], cpus: Option<&str>) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = match cpus {
         Some(c) if crate::have("taskset") => {

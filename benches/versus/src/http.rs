@@ -1,0 +1,484 @@
+//! HTTP/1.1 GET throughput and memory: our client against reqwest and hyper, on our demo server
+//! and on nginx (when installed), with wrk's figure as the ceiling.
+//!
+//! Every client runs in its own child process pinned to CPU 0 (`taskset`); servers are pinned to
+//! CPU 1. Client CPU time is the child's own user+sys time (getrusage), so it measures exactly
+//! the client's cost per request.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::memory::{child_json, rss};
+use crate::report::{Better, Row};
+use crate::stats::Runs;
+use crate::Settings;
+
+/// A server in a child process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub name: &'static str,
+    _dir: Option<TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pinned(cpu: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if crate::have("taskset") {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Starts our demo server (one worker thread) pinned to CPU 1.
+pub fn start_demo_server() -> Result<Server, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = pinned("1", exe)
+        .args(["--child", "serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).map_err(|e| e.to_string())?;
+    let port: u16 = line.trim().parse().map_err(|_| format!("server printed {line:?}"))?;
+    Ok(Server { child, base: format!("http://127.0.0.1:{port}"), name: "scraipe serve-demo", _dir: None })
+}
+
+/// Child-process entry: serve the demo site until stdin closes.
+pub fn child_serve() {
+    let rt = scraipe::rt::Builder::new().worker_threads(1).thread_name("demo-server").build().unwrap();
+    let site = scraipe::demo::DemoSite::new(100, 1);
+    let server = rt
+        .block_on(async { scraipe::demo::DemoServer::start(rt.handle(), "127.0.0.1:0".parse().unwrap(), site) })
+        .expect("demo server starts");
+    println!("{}", server.local_addr().port());
+    std::io::stdout().flush().unwrap();
+    let mut sink = String::new();
+    let _ = std::io::stdin().read_line(&mut sink);
+    drop(server);
+}
+
+/// Starts nginx (one worker, pinned to CPU 1) serving /bytes/1024 and /bytes/102400.
+pub fn start_nginx() -> Result<Server, String> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else { return Err("nginx not installed".into()) };
+    let dir = std::env::temp_dir().join(format!("versus-nginx-{}", std::process::id()));
+    let www = dir.join("www/bytes");
+    std::fs::create_dir_all(&www).map_err(|e| e.to_string())?;
+    for n in [1024usize, 102_400] {
+        let body: Vec<u8> = (0..n).map(|i| b"abcdefghijklmnopqrstuvwxyz \n"[i % 28]).collect();
+        std::fs::write(www.join(n.to_string()), body).map_err(|e| e.to_string())?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let conf = format!(
+        "worker_processes 1;\nworker_cpu_affinity 10;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 16384; }}\n\
+         http {{ access_log off; default_type text/html; keepalive_requests 10000000; keepalive_timeout 60s;\n\
+           client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+           server {{ listen 127.0.0.1:{port}; root {d}/www; location / {{ }} }} }}\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
+    // nginx's workers run as `nobody`: let them read the files.
+    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(&dir).status();
+    let child = Command::new(nginx)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Wait until it answers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err("nginx did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Server { child, base: format!("http://127.0.0.1:{port}"), name: "nginx", _dir: Some(TempDir(dir)) })
+}
+
+/// user+sys CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// Child-process entry: `http-client <ours|reqwest|hyper> <workers> <url> <requests> <concurrency>`.
+/// Prints `{"rps", "cpu10k", "ok"}`.
+pub fn child_client(args: &[String]) {
+    let (client, workers, url, n, conc) = (
+        args[0].as_str(),
+        args[1].parse::<usize>().unwrap(),
+        args[2].clone(),
+        args[3].parse::<usize>().unwrap(),
+        args[4].parse::<usize>().unwrap(),
+    );
+    let remaining = Arc::new(AtomicUsize::new(n));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let (elapsed, cpu) = match client {
+        "ours" => {
+            let rt = scraipe::rt::Builder::new().worker_threads(workers).build().unwrap();
+            let c = scraipe::http::Client::builder().max_connections_per_host(conc).build().unwrap();
+            let (start, cpu0) = (Instant::now(), cpu_seconds());
+            rt.block_on(async {
+                let mut set = scraipe::rt::JoinSet::new();
+                for _ in 0..conc {
+                    let (c, url, remaining, ok) = (c.clone(), url.clone(), remaining.clone(), ok.clone());
+                    set.spawn(async move {
+                        while take(&remaining) {
+                            if let Ok(r) = c.get(&url).await {
+                                if r.status() == 200 && !r.body().is_empty() {
+                                    ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    });
+                }
+                while set.join_next().await.is_some() {}
+            });
+            (start.elapsed(), cpu_seconds() - cpu0)
+        }
+        "reqwest" => {
+            let rt = tokio_rt(workers);
+            let c = reqwest::Client::builder().pool_max_idle_per_host(conc).build().unwrap();
+            let (start, cpu0) = (Instant::now(), cpu_seconds());
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..conc)
+                    .map(|_| {
+                        let (c, url, remaining, ok) = (c.clone(), url.clone(), remaining.clone(), ok.clone());
+                        tokio::spawn(async move {
+                            while take(&remaining) {
+                                if let Ok(r) = c.get(&url).send().await {
+                                    let status = r.status().as_u16();
+                                    if let Ok(b) = r.bytes().await {
+                                        if status == 200 && !b.is_empty() {
+                                            ok.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                    }
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+            (start.elapsed(), cpu_seconds() - cpu0)
+        }
+        _ => {
+            use http_body_util::BodyExt;
+            let rt = tokio_rt(workers);
+            let uri: hyper::Uri = url.parse().unwrap();
+            let (start, cpu0) = (Instant::now(), cpu_seconds());
+            rt.block_on(async {
+                let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .pool_max_idle_per_host(conc)
+                    .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+                let tasks: Vec<_> = (0..conc)
+                    .map(|_| {
+                        let (c, uri, remaining, ok) = (c.clone(), uri.clone(), remaining.clone(), ok.clone());
+                        tokio::spawn(async move {
+                            while take(&remaining) {
+                                if let Ok(r) = c.get(uri.clone()).await {
+                                    let status = r.status().as_u16();
+                                    if let Ok(b) = r.into_body().collect().await {
+                                        if status == 200 && !b.to_bytes().is_empty() {
+                                            ok.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                    }
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+            (start.elapsed(), cpu_seconds() - cpu0)
+        }
+    };
+    let ok = ok.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::json!({"rps": ok as f64 / elapsed.as_secs_f64(), "cpu10k": cpu / ok.max(1) as f64 * 10_000.0, "ok": ok})
+    );
+}
+
+fn take(remaining: &AtomicUsize) -> bool {
+    remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1)).is_ok()
+}
+
+pub fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
+    if workers == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
+    }
+}
+
+/// wrk's requests/s on `url` (pinned to CPU 0), as the ceiling a client can reach.
+fn wrk(url: &str, secs: u32) -> Result<f64, String> {
+    let out = pinned("0", "wrk")
+        .args(["-t1", "-c64", &format!("-d{secs}s"), url])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:").map(|v| v.trim().parse::<f64>()))
+        .ok_or_else(|| format!("wrk printed {text:?}"))?
+        .map_err(|e| e.to_string())
+}
+
+pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
+    let mut servers = Vec::new();
+    match start_demo_server() {
+        Ok(s) => servers.push(s),
+        Err(e) => eprintln!("  demo server failed to start: {e}"),
+    }
+    match start_nginx() {
+        Ok(s) => servers.push(s),
+        Err(e) => eprintln!("  nginx rows skipped: {e}"),
+    }
+    let conc = 64;
+    for server in &servers {
+        for (size, n) in [(1024usize, if settings.quick { 20_000 } else { 50_000 }), (102_400, if settings.quick { 5_000 } else { 20_000 })] {
+            let url = format!("{}/bytes/{size}", server.base);
+            let label = if size == 1024 { "1 KiB" } else { "100 KiB" };
+            for workers in [1usize, 2] {
+                let mut rps: [Runs; 3] = Default::default();
+                let mut cpu: [Runs; 3] = Default::default();
+                for _ in 0..settings.runs {
+                    for (i, client) in ["ours", "reqwest", "hyper"].iter().enumerate() {
+                        let args = [
+                            "http-client".to_string(),
+                            client.to_string(),
+                            workers.to_string(),
+                            url.clone(),
+                            n.to_string(),
+                            conc.to_string(),
+                        ];
+                        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                        match child_json(&refs, Some("0")) {
+                            Ok(v) => {
+                                rps[i].push(v["rps"].as_f64().unwrap_or(f64::NAN));
+                                cpu[i].push(v["cpu10k"].as_f64().unwrap_or(f64::NAN));
+                            }
+                            Err(e) => eprintln!("  {client} failed: {e}"),
+                        }
+                    }
+                }
+                eprintln!(
+                    "  http {} {label} {workers}w: ours {:.0} req/s, reqwest {:.0}, hyper {:.0}",
+                    server.name,
+                    rps[0].median(),
+                    rps[1].median(),
+                    rps[2].median()
+                );
+                let bench = format!("GET {label}, {} ({workers}w client)", server.name);
+                let [ours_rps, reqwest_rps, hyper_rps] = rps;
+                let [ours_cpu, reqwest_cpu, hyper_cpu] = cpu;
+                for (rival, theirs) in [("reqwest", reqwest_rps), ("hyper", hyper_rps)] {
+                    rows.push(Row {
+                        group: "http",
+                        bench: bench.clone(),
+                        unit: "req/s",
+                        ours: ours_rps.clone(),
+                        rival: rival.into(),
+                        theirs: Some(theirs),
+                        better: Better::Higher,
+                        note: String::new(),
+                    });
+                }
+                for (rival, theirs) in [("reqwest", reqwest_cpu), ("hyper", hyper_cpu)] {
+                    rows.push(Row {
+                        group: "http",
+                        bench: format!("{bench}, client CPU"),
+                        unit: "CPU s/10k req",
+                        ours: ours_cpu.clone(),
+                        rival: rival.into(),
+                        theirs: Some(theirs),
+                        better: Better::Lower,
+                        note: String::new(),
+                    });
+                }
+                if workers == 1 && crate::have("wrk") {
+                    let secs = if settings.quick { 2 } else { 5 };
+                    let mut w = Runs::default();
+                    for _ in 0..settings.runs.min(3) {
+                        if let Ok(v) = wrk(&url, secs) {
+                            w.push(v);
+                        }
+                    }
+                    if !w.0.is_empty() {
+                        rows.push(Row {
+                            group: "http",
+                            bench: format!("GET {label}, {} (1w client)", server.name),
+                            unit: "req/s",
+                            ours: rows.iter().rev().find(|r| r.unit == "req/s").map(|r| r.ours.clone()).unwrap_or_default(),
+                            rival: "wrk -t1 -c64 (ceiling)".into(),
+                            theirs: Some(w),
+                            better: Better::Higher,
+                            note: String::new(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Child-process entry: `mem-inflight <ours|reqwest|hyper> <url> <n>`: n concurrent GETs that
+/// the server holds for seconds; prints `{"per_request", "ok"}` from the peak RSS.
+pub fn child_mem_inflight(args: &[String]) {
+    let (client, url, n) = (args[0].as_str(), args[1].clone(), args[2].parse::<usize>().unwrap());
+    let ok = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = |before: usize| {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss().saturating_sub(before), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    match client {
+        "ours" => {
+            let rt = scraipe::rt::Builder::new().worker_threads(2).build().unwrap();
+            let c = scraipe::http::Client::builder()
+                .max_connections_per_host(n * 2)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            let s = sampler(rss());
+            rt.block_on(async {
+                let mut set = scraipe::rt::JoinSet::new();
+                for _ in 0..n {
+                    let (c, url, ok) = (c.clone(), url.clone(), ok.clone());
+                    set.spawn(async move {
+                        if c.get(&url).await.is_ok_and(|r| r.status() == 200) {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+                while set.join_next().await.is_some() {}
+            });
+            done.store(true, Ordering::Relaxed);
+            s.join().unwrap();
+        }
+        "reqwest" => {
+            let rt = tokio_rt(2);
+            let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+            let s = sampler(rss());
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (c, url, ok) = (c.clone(), url.clone(), ok.clone());
+                        tokio::spawn(async move {
+                            if let Ok(r) = c.get(&url).send().await {
+                                if r.status() == 200 && r.bytes().await.is_ok() {
+                                    ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+            done.store(true, Ordering::Relaxed);
+            s.join().unwrap();
+        }
+        _ => {
+            use http_body_util::BodyExt;
+            let rt = tokio_rt(2);
+            let uri: hyper::Uri = url.parse().unwrap();
+            let s = sampler(rss());
+            rt.block_on(async {
+                let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (c, uri, ok) = (c.clone(), uri.clone(), ok.clone());
+                        tokio::spawn(async move {
+                            if let Ok(r) = c.get(uri).await {
+                                if r.status() == 200 && r.into_body().collect().await.is_ok() {
+                                    ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+            done.store(true, Ordering::Relaxed);
+            s.join().unwrap();
+        }
+    }
+    let ok = ok.load(Ordering::Relaxed);
+    println!("{}", serde_json::json!({"per_request": peak.load(Ordering::Relaxed) as f64 / n as f64, "ok": ok}));
+}
+
+pub fn memory_in_flight(settings: &Settings, rows: &mut Vec<Row>) {
+    let Ok(server) = start_demo_server() else { return };
+    let n = 5_000;
+    let url = format!("{}/delay/4000", server.base);
+    let runs = if settings.quick { 3 } else { 5 };
+    let mut per: [Runs; 3] = Default::default();
+    for _ in 0..runs {
+        for (i, client) in ["ours", "reqwest", "hyper"].iter().enumerate() {
+            let args = ["mem-inflight".to_string(), client.to_string(), url.clone(), n.to_string()];
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            match child_json(&refs, Some("0")) {
+                Ok(v) if v["ok"].as_u64() == Some(n as u64) => per[i].push(v["per_request"].as_f64().unwrap_or(f64::NAN)),
+                Ok(v) => eprintln!("  {client}: only {} of {n} requests succeeded", v["ok"]),
+                Err(e) => eprintln!("  {client} failed: {e}"),
+            }
+        }
+    }
+    eprintln!("  memory per in-flight request: ours {:.0} B, reqwest {:.0} B, hyper {:.0} B", per[0].median(), per[1].median(), per[2].median());
+    let [ours, reqwest, hyper] = per;
+    for (rival, theirs) in [("reqwest", reqwest), ("hyper", hyper)] {
+        rows.push(Row {
+            group: "memory",
+            bench: format!("RSS per in-flight request ({n} concurrent GETs held 4 s)"),
+            unit: "bytes",
+            ours: ours.clone(),
+            rival: rival.into(),
+            theirs: Some(theirs),
+            better: Better::Lower,
+            note: String::new(),
+        });
+    }
+}

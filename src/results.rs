@@ -1,0 +1,445 @@
+//! The outcome of scraping one link ([`ScrapeResult`]) and of analysing one piece of content
+//! ([`AnalysisResult`]).
+//!
+//! Both keep an invariant from construction on, through deserialisation too:
+//!
+//! * success ⇒ content (output) present and no error;
+//! * failure ⇒ error present and no content (output).
+//!
+//! Their serde form uses exactly Python Scraipe's field names (`link`, `content`,
+//! `scrape_success`, `scrape_error`, `metadata`; `output`, `analysis_success`,
+//! `analysis_error`), so a row written by one can be read by the other.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A JSON object: the type of [`ScrapeResult::metadata`] and [`AnalysisResult::output`].
+pub type JsonMap = Map<String, Value>;
+
+/// A result whose fields break the success/failure invariant (from deserialisation or
+/// [`ScrapeResult::from_parts`] / [`AnalysisResult::from_parts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidResult {
+    reason: &'static str,
+}
+
+impl InvalidResult {
+    /// What was wrong.
+    pub fn reason(&self) -> &str {
+        self.reason
+    }
+}
+
+impl fmt::Display for InvalidResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid result: {}", self.reason)
+    }
+}
+
+impl std::error::Error for InvalidResult {}
+
+/// The result of scraping one link.
+///
+/// ```
+/// use scraipe::ScrapeResult;
+///
+/// let ok = ScrapeResult::succeed("https://example.com", "Example Domain");
+/// assert!(ok.success());
+/// assert_eq!(ok.content(), Some("Example Domain"));
+/// assert_eq!(ok.error(), None);
+///
+/// let failed = ScrapeResult::fail("https://example.com/404", "Status code: 404");
+/// assert!(!failed.success());
+/// assert_eq!(failed.content(), None);
+/// assert_eq!(failed.error(), Some("Status code: 404"));
+///
+/// // The serde form has Python Scraipe's field names.
+/// let json = serde_json::to_value(&ok).unwrap();
+/// assert_eq!(json["scrape_success"], true);
+/// assert_eq!(json["content"], "Example Domain");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawScrapeResult", into = "RawScrapeResult")]
+pub struct ScrapeResult {
+    link: String,
+    content: Option<String>,
+    scrape_success: bool,
+    scrape_error: Option<String>,
+    metadata: Option<JsonMap>,
+}
+
+/// The unchecked serde mirror of [`ScrapeResult`].
+#[derive(Serialize, Deserialize)]
+struct RawScrapeResult {
+    link: String,
+    #[serde(default)]
+    content: Option<String>,
+    scrape_success: bool,
+    #[serde(default)]
+    scrape_error: Option<String>,
+    #[serde(default)]
+    metadata: Option<JsonMap>,
+}
+
+impl TryFrom<RawScrapeResult> for ScrapeResult {
+    type Error = InvalidResult;
+    fn try_from(r: RawScrapeResult) -> Result<Self, InvalidResult> {
+        ScrapeResult::from_parts(
+            r.link,
+            r.content,
+            r.scrape_success,
+            r.scrape_error,
+            r.metadata,
+        )
+    }
+}
+
+impl From<ScrapeResult> for RawScrapeResult {
+    fn from(r: ScrapeResult) -> Self {
+        RawScrapeResult {
+            link: r.link,
+            content: r.content,
+            scrape_success: r.scrape_success,
+            scrape_error: r.scrape_error,
+            metadata: r.metadata,
+        }
+    }
+}
+
+impl ScrapeResult {
+    /// A successful scrape of `link` that produced `content`.
+    pub fn succeed(link: impl Into<String>, content: impl Into<String>) -> ScrapeResult {
+        ScrapeResult {
+            link: link.into(),
+            content: Some(content.into()),
+            scrape_success: true,
+            scrape_error: None,
+            metadata: None,
+        }
+    }
+
+    /// A failed scrape of `link`, with a message saying why.
+    pub fn fail(link: impl Into<String>, error: impl Into<String>) -> ScrapeResult {
+        ScrapeResult {
+            link: link.into(),
+            content: None,
+            scrape_success: false,
+            scrape_error: Some(error.into()),
+            metadata: None,
+        }
+    }
+
+    /// Attaches metadata (any JSON object: headers, titles, timings...).
+    ///
+    /// ```
+    /// use scraipe::ScrapeResult;
+    /// use serde_json::json;
+    ///
+    /// let meta = json!({"status": 200}).as_object().cloned().unwrap();
+    /// let r = ScrapeResult::succeed("https://a.example", "hi").with_metadata(meta);
+    /// assert_eq!(r.metadata().unwrap()["status"], 200);
+    /// ```
+    pub fn with_metadata(mut self, metadata: JsonMap) -> ScrapeResult {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Builds a result from its fields, checking the invariant.
+    ///
+    /// ```
+    /// use scraipe::ScrapeResult;
+    /// assert!(ScrapeResult::from_parts("l".into(), None, true, None, None).is_err());
+    /// assert!(ScrapeResult::from_parts("l".into(), Some("c".into()), true, None, None).is_ok());
+    /// ```
+    pub fn from_parts(
+        link: String,
+        content: Option<String>,
+        scrape_success: bool,
+        scrape_error: Option<String>,
+        metadata: Option<JsonMap>,
+    ) -> Result<ScrapeResult, InvalidResult> {
+        match (scrape_success, &content, &scrape_error) {
+            (true, None, _) => Err(InvalidResult {
+                reason: "a successful scrape needs content",
+            }),
+            (true, Some(_), Some(_)) => Err(InvalidResult {
+                reason: "a successful scrape carries no error",
+            }),
+            (false, _, None) => Err(InvalidResult {
+                reason: "a failed scrape needs an error",
+            }),
+            (false, Some(_), Some(_)) => Err(InvalidResult {
+                reason: "a failed scrape carries no content",
+            }),
+            _ => Ok(ScrapeResult {
+                link,
+                content,
+                scrape_success,
+                scrape_error,
+                metadata,
+            }),
+        }
+    }
+
+    /// The link that was scraped.
+    pub fn link(&self) -> &str {
+        &self.link
+    }
+
+    /// The content, present exactly when the scrape succeeded.
+    pub fn content(&self) -> Option<&str> {
+        self.content.as_deref()
+    }
+
+    /// Whether the scrape succeeded (Python's `scrape_success`).
+    pub fn success(&self) -> bool {
+        self.scrape_success
+    }
+
+    /// The error, present exactly when the scrape failed (Python's `scrape_error`).
+    pub fn error(&self) -> Option<&str> {
+        self.scrape_error.as_deref()
+    }
+
+    /// The metadata, if the scraper attached any.
+    pub fn metadata(&self) -> Option<&JsonMap> {
+        self.metadata.as_ref()
+    }
+
+    /// Mutable access to the metadata; creates an empty object if there was none.
+    pub fn metadata_mut(&mut self) -> &mut JsonMap {
+        self.metadata.get_or_insert_with(Map::new)
+    }
+
+    /// Takes the content out (`None` for a failure).
+    pub fn into_content(self) -> Option<String> {
+        self.content
+    }
+
+    /// The same result for another link (used when a store re-keys a result).
+    pub(crate) fn relinked(mut self, link: &str) -> ScrapeResult {
+        self.link = link.to_string();
+        self
+    }
+}
+
+impl fmt::Display for ScrapeResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ScrapeResult(link={}, success={}",
+            self.link, self.scrape_success
+        )?;
+        if let Some(e) = &self.scrape_error {
+            write!(f, ", error={e}")?;
+        }
+        if let Some(c) = &self.content {
+            write!(f, ", content={} chars", c.chars().count())?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The result of analysing one piece of content.
+///
+/// ```
+/// use scraipe::AnalysisResult;
+/// use serde_json::json;
+///
+/// let out = json!({"sentiment": "positive"}).as_object().cloned().unwrap();
+/// let ok = AnalysisResult::succeed(out);
+/// assert!(ok.success());
+/// assert_eq!(ok.output().unwrap()["sentiment"], "positive");
+///
+/// let failed = AnalysisResult::fail("model unavailable");
+/// assert_eq!(failed.output(), None);
+/// assert_eq!(failed.error(), Some("model unavailable"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawAnalysisResult", into = "RawAnalysisResult")]
+pub struct AnalysisResult {
+    output: Option<JsonMap>,
+    analysis_success: bool,
+    analysis_error: Option<String>,
+}
+
+/// The unchecked serde mirror of [`AnalysisResult`].
+#[derive(Serialize, Deserialize)]
+struct RawAnalysisResult {
+    #[serde(default)]
+    output: Option<JsonMap>,
+    analysis_success: bool,
+    #[serde(default)]
+    analysis_error: Option<String>,
+}
+
+impl TryFrom<RawAnalysisResult> for AnalysisResult {
+    type Error = InvalidResult;
+    fn try_from(r: RawAnalysisResult) -> Result<Self, InvalidResult> {
+        AnalysisResult::from_parts(r.output, r.analysis_success, r.analysis_error)
+    }
+}
+
+impl From<AnalysisResult> for RawAnalysisResult {
+    fn from(r: AnalysisResult) -> Self {
+        RawAnalysisResult {
+            output: r.output,
+            analysis_success: r.analysis_success,
+            analysis_error: r.analysis_error,
+        }
+    }
+}
+
+impl AnalysisResult {
+    /// A successful analysis with its output.
+    pub fn succeed(output: JsonMap) -> AnalysisResult {
+        AnalysisResult {
+            output: Some(output),
+            analysis_success: true,
+            analysis_error: None,
+        }
+    }
+
+    /// A failed analysis, with a message saying why.
+    pub fn fail(error: impl Into<String>) -> AnalysisResult {
+        AnalysisResult {
+            output: None,
+            analysis_success: false,
+            analysis_error: Some(error.into()),
+        }
+    }
+
+    /// Builds a result from its fields, checking the invariant.
+    pub fn from_parts(
+        output: Option<JsonMap>,
+        analysis_success: bool,
+        analysis_error: Option<String>,
+    ) -> Result<AnalysisResult, InvalidResult> {
+        match (analysis_success, &output, &analysis_error) {
+            (true, None, _) => Err(InvalidResult {
+                reason: "a successful analysis needs output",
+            }),
+            (true, Some(_), Some(_)) => Err(InvalidResult {
+                reason: "a successful analysis carries no error",
+            }),
+            (false, _, None) => Err(InvalidResult {
+                reason: "a failed analysis needs an error",
+            }),
+            (false, Some(_), Some(_)) => Err(InvalidResult {
+                reason: "a failed analysis carries no output",
+            }),
+            _ => Ok(AnalysisResult {
+                output,
+                analysis_success,
+                analysis_error,
+            }),
+        }
+    }
+
+    /// The output, present exactly when the analysis succeeded.
+    pub fn output(&self) -> Option<&JsonMap> {
+        self.output.as_ref()
+    }
+
+    /// Whether the analysis succeeded (Python's `analysis_success`).
+    pub fn success(&self) -> bool {
+        self.analysis_success
+    }
+
+    /// The error, present exactly when the analysis failed (Python's `analysis_error`).
+    pub fn error(&self) -> Option<&str> {
+        self.analysis_error.as_deref()
+    }
+
+    /// Takes the output out (`None` for a failure).
+    pub fn into_output(self) -> Option<JsonMap> {
+        self.output
+    }
+}
+
+impl fmt::Display for AnalysisResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AnalysisResult(success={}", self.analysis_success)?;
+        if let Some(e) = &self.analysis_error {
+            write!(f, ", error={e}")?;
+        }
+        if let Some(o) = &self.output {
+            write!(f, ", output={}", Value::Object(o.clone()))?;
+        }
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn serde_field_names_are_pythons() {
+        let r = ScrapeResult::fail("l", "e");
+        let v = serde_json::to_value(&r).unwrap();
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "link",
+                "content",
+                "scrape_success",
+                "scrape_error",
+                "metadata"
+            ]
+        );
+        let a = AnalysisResult::fail("e");
+        let v = serde_json::to_value(&a).unwrap();
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["output", "analysis_success", "analysis_error"]);
+    }
+
+    #[test]
+    fn deserialisation_checks_the_invariant() {
+        let bad = json!({"link": "l", "scrape_success": true});
+        assert!(serde_json::from_value::<ScrapeResult>(bad).is_err());
+        let bad =
+            json!({"link": "l", "scrape_success": false, "content": "x", "scrape_error": "e"});
+        assert!(serde_json::from_value::<ScrapeResult>(bad).is_err());
+        let ok = json!({"link": "l", "scrape_success": false, "scrape_error": "e"});
+        assert_eq!(
+            serde_json::from_value::<ScrapeResult>(ok).unwrap(),
+            ScrapeResult::fail("l", "e")
+        );
+        let bad = json!({"analysis_success": true, "analysis_error": "x", "output": {}});
+        assert!(serde_json::from_value::<AnalysisResult>(bad).is_err());
+        let bad = json!({"analysis_success": false});
+        assert!(serde_json::from_value::<AnalysisResult>(bad).is_err());
+    }
+
+    #[test]
+    fn round_trip() {
+        let meta = json!({"a": [1, 2], "b": {"c": null}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let r = ScrapeResult::succeed("https://x", "").with_metadata(meta);
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<ScrapeResult>(&s).unwrap(), r);
+        let a = AnalysisResult::succeed(Map::new());
+        let s = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<AnalysisResult>(&s).unwrap(), a);
+    }
+
+    #[test]
+    fn from_parts_rejects_every_broken_combination() {
+        let l = || "l".to_string();
+        let s = || Some("s".to_string());
+        assert!(ScrapeResult::from_parts(l(), s(), true, s(), None).is_err());
+        assert!(ScrapeResult::from_parts(l(), None, false, None, None).is_err());
+        assert!(ScrapeResult::from_parts(l(), s(), false, s(), None).is_err());
+        assert!(ScrapeResult::from_parts(l(), None, false, s(), None).is_ok());
+        assert!(AnalysisResult::from_parts(Some(Map::new()), false, s()).is_err());
+        assert!(AnalysisResult::from_parts(None, true, None).is_err());
+        assert!(AnalysisResult::from_parts(Some(Map::new()), true, None).is_ok());
+    }
+}
