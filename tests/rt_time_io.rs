@@ -522,3 +522,60 @@ fn blocked_in_block_on_during_shutdown_finishes_with_panic_error() {
     let err = h.join().unwrap_err();
     assert!(err.is_panic() || err.is_cancelled(), "{err:?}");
 }
+
+#[test]
+fn blocking_jobs_run_inside_their_runtime() {
+    let rt = pool(1);
+    let h = rt.handle().clone();
+    let inner = rt
+        .spawn_blocking(move || {
+            assert!(scraipe::rt::Handle::current() == h);
+            // Spawning and timers work from a blocking job.
+            let t = rt::spawn(async {
+                rt::sleep(Duration::from_millis(1)).await;
+                5
+            });
+            rt::block_on(t).unwrap()
+        })
+        .join()
+        .unwrap();
+    assert_eq!(inner, 5);
+}
+
+#[test]
+fn shutdown_from_a_blocking_job_does_not_wait_for_itself() {
+    let rt = pool(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let slot = Arc::new(parking_lot::Mutex::new(Some(rt)));
+    let s = slot.clone();
+    let handle = slot.lock().as_ref().unwrap().handle().clone();
+    handle.spawn_blocking(move || {
+        let rt = s.lock().take().unwrap();
+        let t0 = Instant::now();
+        rt.shutdown_timeout(Duration::from_secs(5));
+        tx.send(t0.elapsed()).unwrap();
+    });
+    let took = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn sleeping_on_a_runtime_that_shuts_down_panics_instead_of_hanging() {
+    let rt = pool(1);
+    let handle = rt.handle().clone();
+    let waiter = std::thread::spawn(move || {
+        let _enter = handle.enter();
+        rt::block_on(rt::sleep(Duration::from_secs(3600)));
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(rt);
+    let result = waiter.join();
+    let message = result.unwrap_err();
+    let message = message
+        .downcast_ref::<&str>()
+        .copied()
+        .map(str::to_string)
+        .or_else(|| message.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(message.contains("has shut down"), "{message}");
+}

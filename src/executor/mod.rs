@@ -365,9 +365,15 @@ pub trait AsyncExecutorExt: AsyncExecutor {
         let mut sentinel = self.spawn_boxed(Box::pin(async move {
             let _ = released.await;
         }));
-        let out = self.handle().block_on(async {
+        let handle = self.handle();
+        let out = handle.block_on(async {
             let mut future = pin!(catch_panic(future));
             std::future::poll_fn(|cx| {
+                // Shutdown wakes timers and sockets with "shut down" (a timer would panic if
+                // re-armed): report cancellation instead of polling into that.
+                if handle.is_shutdown() {
+                    return Poll::Ready(Err(TaskError::Cancelled));
+                }
                 if let Poll::Ready(out) = future.as_mut().poll(cx) {
                     return Poll::Ready(out);
                 }

@@ -22,6 +22,9 @@ pub(crate) struct BlockingPool {
 }
 
 struct Inner {
+    /// The runtime, entered by every job so `spawn`, timers and sockets work inside it.
+    /// Weak: the runtime owns this pool.
+    runtime: std::sync::OnceLock<std::sync::Weak<super::scheduler::Shared>>,
     state: Mutex<State>,
     /// Idle threads wait here for jobs.
     work: Condvar,
@@ -80,6 +83,7 @@ impl BlockingPool {
     ) -> BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
+                runtime: std::sync::OnceLock::new(),
                 state: Mutex::new(State {
                     queue: VecDeque::new(),
                     threads: 0,
@@ -96,6 +100,11 @@ impl BlockingPool {
                 stack_size,
             }),
         }
+    }
+
+    /// Lets jobs see the runtime as the current one (set once, right after the runtime is built).
+    pub(crate) fn set_runtime(&self, shared: std::sync::Weak<super::scheduler::Shared>) {
+        let _ = self.inner.runtime.set(shared);
     }
 
     pub(crate) fn spawn<F, R>(&self, f: F) -> JoinHandle<R>
@@ -126,8 +135,10 @@ impl BlockingPool {
         for task in queued {
             task.cancel();
         }
+        // A job shutting its own runtime down cannot wait for its own thread.
+        let me = CURRENT_POOL.with(|p| std::ptr::eq(p.get(), Arc::as_ptr(&self.inner)));
         let mut state = self.inner.state.lock();
-        while state.threads > 0 {
+        while state.threads > usize::from(me) {
             if self
                 .inner
                 .exited
@@ -189,12 +200,21 @@ fn push(inner: &Arc<Inner>, task: Notified) {
     }
 }
 
+thread_local! {
+    /// The pool this thread belongs to, if it is a blocking-pool thread.
+    static CURRENT_POOL: std::cell::Cell<*const Inner> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
 fn run(inner: Arc<Inner>) {
+    CURRENT_POOL.with(|p| p.set(Arc::as_ptr(&inner)));
     let mut state = inner.state.lock();
     loop {
         if let Some(task) = state.queue.pop_front() {
             drop(state);
+            let runtime = inner.runtime.get().and_then(std::sync::Weak::upgrade);
+            let _enter = runtime.map(|shared| super::context::enter(super::Handle { shared }));
             task.run();
+            drop(_enter);
             state = inner.state.lock();
             continue;
         }

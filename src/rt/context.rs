@@ -124,11 +124,11 @@ pub(crate) fn current_reactor() -> Option<Arc<ReactorShared>> {
     })
 }
 
-/// Runs `f(remote, is_owner)` with the worker a new timer should go to.
+/// Runs `f(remote, is_owner, runtime_shut_down)` with the worker a new timer should go to.
 /// Returns `None` when the thread is outside any runtime.
-pub(crate) fn with_timer_remote<R>(f: impl FnOnce(&Remote, bool) -> R) -> Option<R> {
+pub(crate) fn with_timer_remote<R>(f: impl FnOnce(&Remote, bool, bool) -> R) -> Option<R> {
     with_target(|t| match t? {
-        Target::Own(w) => Some(f(w.remote(), true)),
-        Target::Foreign(h) => Some(f(h.shared.pick_remote(), false)),
+        Target::Own(w) => Some(f(w.remote(), true, w.shared.is_shutdown())),
+        Target::Foreign(h) => Some(f(h.shared.pick_remote(), false, h.shared.is_shutdown())),
     })
 }

@@ -162,6 +162,7 @@ impl Shared {
             without_worker_threads: worker_threads == 0,
             next_remote: AtomicUsize::new(0),
         });
+        shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok((shared, cores))
     }
 
@@ -710,6 +711,6 @@ impl WorkerCx {
             drop(task);
         }
         core.reactor.borrow_mut().shutdown();
-        self.remote().timers.clear();
+        self.remote().timers.orphan_all();
     }
 }

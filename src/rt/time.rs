@@ -31,6 +31,9 @@ use super::context;
 const PENDING: u8 = 0;
 const FIRED: u8 = 1;
 const CANCELLED: u8 = 2;
+/// The heap holding the entry was torn down (runtime shutdown) before the deadline: the `Sleep`
+/// must register again — which fails loudly if no runtime is left — instead of waiting forever.
+const ORPHANED: u8 = 3;
 
 /// One registered deadline, shared by the `Sleep` and the heap.
 pub(crate) struct TimerEntry {
@@ -147,10 +150,23 @@ impl TimerQueue {
         None
     }
 
-    /// Drops every entry (runtime shutdown); their sleeps stay pending forever, which is what
-    /// their tasks — about to be cancelled — observe.
-    pub(crate) fn clear(&self) {
-        self.inner.lock().items.clear();
+    /// Runtime shutdown: drops every entry and wakes its sleeper, marked orphaned, so a thread
+    /// blocked on a timer of this runtime is told (see `Sleep::poll`) rather than left hanging.
+    /// Tasks of the runtime are being cancelled anyway; their wake-ups are discarded.
+    pub(crate) fn orphan_all(&self) {
+        let items = std::mem::take(&mut self.inner.lock().items);
+        for item in items {
+            if item
+                .entry
+                .state
+                .compare_exchange(PENDING, ORPHANED, AcqRel, Acquire)
+                .is_ok()
+            {
+                if let Some(w) = item.entry.waker.lock().take() {
+                    w.wake();
+                }
+            }
+        }
     }
 }
 
@@ -198,27 +214,28 @@ impl Future for Sleep {
             self.cancel();
             return Poll::Ready(());
         }
-        match &self.entry {
-            Some(entry) => {
-                let mut slot = entry.waker.lock();
-                if entry.state.load(Acquire) == FIRED {
-                    // Fired means the clock passed the deadline; the check above raced with it.
-                    return Poll::Ready(());
+        if let Some(entry) = &self.entry {
+            let mut slot = entry.waker.lock();
+            match entry.state.load(Acquire) {
+                // Fired means the clock passed the deadline; the check above raced with it.
+                FIRED => return Poll::Ready(()),
+                // Its heap is gone: fall through and register again.
+                ORPHANED => {}
+                _ => {
+                    match &*slot {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => *slot = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
                 }
-                match &*slot {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *slot = Some(cx.waker().clone()),
-                }
-            }
-            None => {
-                let entry = Arc::new(TimerEntry {
-                    state: AtomicU8::new(PENDING),
-                    waker: Mutex::new(Some(cx.waker().clone())),
-                });
-                register_timer(self.deadline, entry.clone());
-                self.entry = Some(entry);
             }
         }
+        let entry = Arc::new(TimerEntry {
+            state: AtomicU8::new(PENDING),
+            waker: Mutex::new(Some(cx.waker().clone())),
+        });
+        register_timer(self.deadline, entry.clone());
+        self.entry = Some(entry);
         Poll::Pending
     }
 }
@@ -240,17 +257,26 @@ impl fmt::Debug for Sleep {
 /// Puts a timer in the heap of the worker polling it, or — from a thread outside the runtime —
 /// in some worker's heap, waking that worker so it re-arms its timerfd.
 fn register_timer(deadline: Instant, entry: Arc<TimerEntry>) {
-    let registered = context::with_timer_remote(|remote, is_owner| {
+    let registered = context::with_timer_remote(|remote, is_owner, shut_down| {
+        if shut_down {
+            return false;
+        }
         let earliest = remote.timers.insert(deadline, entry);
         if earliest && !is_owner {
             remote.reactor.unpark();
         }
+        true
     });
-    if registered.is_none() {
-        panic!(
+    match registered {
+        Some(true) => {}
+        Some(false) => panic!(
+            "a scraipe timer (sleep/timeout/interval) was polled on a runtime that has shut down; \
+             it could never fire"
+        ),
+        None => panic!(
             "a scraipe timer (sleep/timeout/interval) was polled outside a scraipe runtime; \
              run it with Runtime::block_on, spawn it, or call Handle::enter first"
-        );
+        ),
     }
 }
 

@@ -59,17 +59,33 @@ pub fn start_demo_server() -> Result<Server, String> {
         .spawn()
         .map_err(|e| e.to_string())?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).map_err(|e| e.to_string())?;
-    let port: u16 = line.trim().parse().map_err(|_| format!("server printed {line:?}"))?;
-    Ok(Server { child, base: format!("http://127.0.0.1:{port}"), name: "scraipe serve-demo", _dir: None })
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let port: u16 = line
+        .trim()
+        .parse()
+        .map_err(|_| format!("server printed {line:?}"))?;
+    Ok(Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        name: "scraipe serve-demo",
+        _dir: None,
+    })
 }
 
 /// Child-process entry: serve the demo site until stdin closes.
 pub fn child_serve() {
-    let rt = scraipe::rt::Builder::new().worker_threads(1).thread_name("demo-server").build().unwrap();
+    let rt = scraipe::rt::Builder::new()
+        .worker_threads(1)
+        .thread_name("demo-server")
+        .build()
+        .unwrap();
     let site = scraipe::demo::DemoSite::new(100, 1);
     let server = rt
-        .block_on(async { scraipe::demo::DemoServer::start(rt.handle(), "127.0.0.1:0".parse().unwrap(), site) })
+        .block_on(async {
+            scraipe::demo::DemoServer::start(rt.handle(), "127.0.0.1:0".parse().unwrap(), site)
+        })
         .expect("demo server starts");
     println!("{}", server.local_addr().port());
     std::io::stdout().flush().unwrap();
@@ -80,16 +96,25 @@ pub fn child_serve() {
 
 /// Starts nginx (one worker, pinned to CPU 1) serving /bytes/1024 and /bytes/102400.
 pub fn start_nginx() -> Result<Server, String> {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
-    let Some(nginx) = nginx else { return Err("nginx not installed".into()) };
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        return Err("nginx not installed".into());
+    };
     let dir = std::env::temp_dir().join(format!("versus-nginx-{}", std::process::id()));
     let www = dir.join("www/bytes");
     std::fs::create_dir_all(&www).map_err(|e| e.to_string())?;
     for n in [1024usize, 102_400] {
-        let body: Vec<u8> = (0..n).map(|i| b"abcdefghijklmnopqrstuvwxyz \n"[i % 28]).collect();
+        let body: Vec<u8> = (0..n)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz \n"[i % 28])
+            .collect();
         std::fs::write(www.join(n.to_string()), body).map_err(|e| e.to_string())?;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
     let conf = format!(
         "worker_processes 1;\nworker_cpu_affinity 10;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 16384; }}\n\
@@ -100,7 +125,10 @@ pub fn start_nginx() -> Result<Server, String> {
     );
     std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
     // nginx's workers run as `nobody`: let them read the files.
-    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(&dir).status();
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&dir)
+        .status();
     let child = Command::new(nginx)
         .arg("-c")
         .arg(dir.join("nginx.conf"))
@@ -116,7 +144,12 @@ pub fn start_nginx() -> Result<Server, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(Server { child, base: format!("http://127.0.0.1:{port}"), name: "nginx", _dir: Some(TempDir(dir)) })
+    Ok(Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        name: "nginx",
+        _dir: Some(TempDir(dir)),
+    })
 }
 
 /// user+sys CPU seconds of this process.
@@ -142,13 +175,20 @@ pub fn child_client(args: &[String]) {
     let ok = Arc::new(AtomicUsize::new(0));
     let (elapsed, cpu) = match client {
         "ours" => {
-            let rt = scraipe::rt::Builder::new().worker_threads(workers).build().unwrap();
-            let c = scraipe::http::Client::builder().max_connections_per_host(conc).build().unwrap();
+            let rt = scraipe::rt::Builder::new()
+                .worker_threads(workers)
+                .build()
+                .unwrap();
+            let c = scraipe::http::Client::builder()
+                .max_connections_per_host(conc)
+                .build()
+                .unwrap();
             let (start, cpu0) = (Instant::now(), cpu_seconds());
             rt.block_on(async {
                 let mut set = scraipe::rt::JoinSet::new();
                 for _ in 0..conc {
-                    let (c, url, remaining, ok) = (c.clone(), url.clone(), remaining.clone(), ok.clone());
+                    let (c, url, remaining, ok) =
+                        (c.clone(), url.clone(), remaining.clone(), ok.clone());
                     set.spawn(async move {
                         while take(&remaining) {
                             if let Ok(r) = c.get(&url).await {
@@ -165,12 +205,16 @@ pub fn child_client(args: &[String]) {
         }
         "reqwest" => {
             let rt = tokio_rt(workers);
-            let c = reqwest::Client::builder().pool_max_idle_per_host(conc).build().unwrap();
+            let c = reqwest::Client::builder()
+                .pool_max_idle_per_host(conc)
+                .build()
+                .unwrap();
             let (start, cpu0) = (Instant::now(), cpu_seconds());
             rt.block_on(async {
                 let tasks: Vec<_> = (0..conc)
                     .map(|_| {
-                        let (c, url, remaining, ok) = (c.clone(), url.clone(), remaining.clone(), ok.clone());
+                        let (c, url, remaining, ok) =
+                            (c.clone(), url.clone(), remaining.clone(), ok.clone());
                         tokio::spawn(async move {
                             while take(&remaining) {
                                 if let Ok(r) = c.get(&url).send().await {
@@ -197,12 +241,15 @@ pub fn child_client(args: &[String]) {
             let uri: hyper::Uri = url.parse().unwrap();
             let (start, cpu0) = (Instant::now(), cpu_seconds());
             rt.block_on(async {
-                let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .pool_max_idle_per_host(conc)
-                    .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+                let c = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .pool_max_idle_per_host(conc)
+                .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
                 let tasks: Vec<_> = (0..conc)
                     .map(|_| {
-                        let (c, uri, remaining, ok) = (c.clone(), uri.clone(), remaining.clone(), ok.clone());
+                        let (c, uri, remaining, ok) =
+                            (c.clone(), uri.clone(), remaining.clone(), ok.clone());
                         tokio::spawn(async move {
                             while take(&remaining) {
                                 if let Ok(r) = c.get(uri.clone()).await {
@@ -232,14 +279,23 @@ pub fn child_client(args: &[String]) {
 }
 
 fn take(remaining: &AtomicUsize) -> bool {
-    remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1)).is_ok()
+    remaining
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
+        .is_ok()
 }
 
 pub fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     if workers == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap()
     }
 }
 
@@ -251,7 +307,10 @@ fn wrk(url: &str, secs: u32) -> Result<f64, String> {
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:").map(|v| v.trim().parse::<f64>()))
+        .find_map(|l| {
+            l.strip_prefix("Requests/sec:")
+                .map(|v| v.trim().parse::<f64>())
+        })
         .ok_or_else(|| format!("wrk printed {text:?}"))?
         .map_err(|e| e.to_string())
 }
@@ -268,7 +327,10 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
     }
     let conc = 64;
     for server in &servers {
-        for (size, n) in [(1024usize, if settings.quick { 20_000 } else { 50_000 }), (102_400, if settings.quick { 5_000 } else { 20_000 })] {
+        for (size, n) in [
+            (1024usize, if settings.quick { 20_000 } else { 50_000 }),
+            (102_400, if settings.quick { 5_000 } else { 20_000 }),
+        ] {
             let url = format!("{}/bytes/{size}", server.base);
             let label = if size == 1024 { "1 KiB" } else { "100 KiB" };
             for workers in [1usize, 2] {
@@ -341,7 +403,12 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
                             group: "http",
                             bench: format!("GET {label}, {} (1w client)", server.name),
                             unit: "req/s",
-                            ours: rows.iter().rev().find(|r| r.unit == "req/s").map(|r| r.ours.clone()).unwrap_or_default(),
+                            ours: rows
+                                .iter()
+                                .rev()
+                                .find(|r| r.unit == "req/s")
+                                .map(|r| r.ours.clone())
+                                .unwrap_or_default(),
                             rival: "wrk -t1 -c64 (ceiling)".into(),
                             theirs: Some(w),
                             better: Better::Higher,
@@ -357,7 +424,11 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
 /// Child-process entry: `mem-inflight <ours|reqwest|hyper> <url> <n>`: n concurrent GETs that
 /// the server holds for seconds; prints `{"per_request", "ok"}` from the peak RSS.
 pub fn child_mem_inflight(args: &[String]) {
-    let (client, url, n) = (args[0].as_str(), args[1].clone(), args[2].parse::<usize>().unwrap());
+    let (client, url, n) = (
+        args[0].as_str(),
+        args[1].clone(),
+        args[2].parse::<usize>().unwrap(),
+    );
     let ok = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -372,7 +443,10 @@ pub fn child_mem_inflight(args: &[String]) {
     };
     match client {
         "ours" => {
-            let rt = scraipe::rt::Builder::new().worker_threads(2).build().unwrap();
+            let rt = scraipe::rt::Builder::new()
+                .worker_threads(2)
+                .build()
+                .unwrap();
             let c = scraipe::http::Client::builder()
                 .max_connections_per_host(n * 2)
                 .timeout(Duration::from_secs(30))
@@ -396,7 +470,10 @@ pub fn child_mem_inflight(args: &[String]) {
         }
         "reqwest" => {
             let rt = tokio_rt(2);
-            let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+            let c = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
             let s = sampler(rss());
             rt.block_on(async {
                 let tasks: Vec<_> = (0..n)
@@ -424,8 +501,10 @@ pub fn child_mem_inflight(args: &[String]) {
             let uri: hyper::Uri = url.parse().unwrap();
             let s = sampler(rss());
             rt.block_on(async {
-                let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+                let c = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
                 let tasks: Vec<_> = (0..n)
                     .map(|_| {
                         let (c, uri, ok) = (c.clone(), uri.clone(), ok.clone());
@@ -447,27 +526,44 @@ pub fn child_mem_inflight(args: &[String]) {
         }
     }
     let ok = ok.load(Ordering::Relaxed);
-    println!("{}", serde_json::json!({"per_request": peak.load(Ordering::Relaxed) as f64 / n as f64, "ok": ok}));
+    println!(
+        "{}",
+        serde_json::json!({"per_request": peak.load(Ordering::Relaxed) as f64 / n as f64, "ok": ok})
+    );
 }
 
 pub fn memory_in_flight(settings: &Settings, rows: &mut Vec<Row>) {
-    let Ok(server) = start_demo_server() else { return };
+    let Ok(server) = start_demo_server() else {
+        return;
+    };
     let n = 5_000;
     let url = format!("{}/delay/4000", server.base);
     let runs = if settings.quick { 3 } else { 5 };
     let mut per: [Runs; 3] = Default::default();
     for _ in 0..runs {
         for (i, client) in ["ours", "reqwest", "hyper"].iter().enumerate() {
-            let args = ["mem-inflight".to_string(), client.to_string(), url.clone(), n.to_string()];
+            let args = [
+                "mem-inflight".to_string(),
+                client.to_string(),
+                url.clone(),
+                n.to_string(),
+            ];
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             match child_json(&refs, Some("0")) {
-                Ok(v) if v["ok"].as_u64() == Some(n as u64) => per[i].push(v["per_request"].as_f64().unwrap_or(f64::NAN)),
+                Ok(v) if v["ok"].as_u64() == Some(n as u64) => {
+                    per[i].push(v["per_request"].as_f64().unwrap_or(f64::NAN))
+                }
                 Ok(v) => eprintln!("  {client}: only {} of {n} requests succeeded", v["ok"]),
                 Err(e) => eprintln!("  {client} failed: {e}"),
             }
         }
     }
-    eprintln!("  memory per in-flight request: ours {:.0} B, reqwest {:.0} B, hyper {:.0} B", per[0].median(), per[1].median(), per[2].median());
+    eprintln!(
+        "  memory per in-flight request: ours {:.0} B, reqwest {:.0} B, hyper {:.0} B",
+        per[0].median(),
+        per[1].median(),
+        per[2].median()
+    );
     let [ours, reqwest, hyper] = per;
     for (rival, theirs) in [("reqwest", reqwest), ("hyper", hyper)] {
         rows.push(Row {

@@ -86,7 +86,9 @@ pub fn child_json(args: &[&str], cpus: Option<&str>) -> Result<serde_json::Value
 /// Runs this binary as a child and parses its last stdout line as a number.
 pub fn child(args: &[&str], cpus: Option<&str>) -> Result<f64, String> {
     let line = child_line(args, cpus)?;
-    line.trim().parse().map_err(|_| format!("child {args:?} printed {line:?}"))
+    line.trim()
+        .parse()
+        .map_err(|_| format!("child {args:?} printed {line:?}"))
 }
 
 /// Runs this binary as a child with `args`, pinned to `cpus` if given; returns its last
