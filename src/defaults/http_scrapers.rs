@@ -1,0 +1,256 @@
+//! The network scrapers: [`RawScraper`] (the body as text) and [`TextScraper`] (the visible
+//! text of an HTML page), both on [`crate::http::Client`].
+//!
+//! As in Python Scraipe, a status other than 200 is a failure that names it
+//! (`Failed to scrape {url}. Status code: {status}`), and any other problem is a failure that
+//! describes it (`Failed to scrape {url}. Error: {error}`). Every result carries metadata:
+//! `status` (when a response arrived), `final_url`, `content_type`, `elapsed_ms`, and for
+//! failures `error_kind` (`status 404`, `timeout`, `dns`, `connect`, `tls`, ...), which is what
+//! summaries group failures by.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use regex::Regex;
+use serde_json::{json, Map, Value};
+
+use crate::http::{Client, ErrorKind, Response};
+use crate::results::ScrapeResult;
+use crate::traits::AsyncScraper;
+
+/// Pages larger than this are turned into text on the blocking pool, so a huge document never
+/// holds up a reactor that other connections are waiting on.
+const OFFLOAD_TEXT_EXTRACTION: usize = 64 * 1024;
+
+/// Configuration shared by both scrapers.
+#[derive(Clone, Debug)]
+struct Fetcher {
+    client: Client,
+    max_workers: usize,
+    timeout: Option<Duration>,
+}
+
+impl Fetcher {
+    fn new(client: Client) -> Fetcher {
+        Fetcher {
+            client,
+            max_workers: 16,
+            timeout: Some(Duration::from_secs(60)),
+        }
+    }
+
+    /// GETs `link`; on a 200 hands the response to `extract`.
+    async fn scrape<F>(&self, link: &str, extract: F) -> ScrapeResult
+    where
+        F: FnOnce(Response) -> ExtractFuture + Send,
+    {
+        let started = Instant::now();
+        let mut meta = Map::new();
+        match self.client.get(link).await {
+            Ok(response) => {
+                let status = response.status();
+                meta.insert("status".into(), json!(status));
+                meta.insert("final_url".into(), json!(response.url().as_str()));
+                meta.insert("content_type".into(), json!(response.content_type()));
+                if status != 200 {
+                    meta.insert("elapsed_ms".into(), elapsed_ms(started));
+                    meta.insert("error_kind".into(), json!(format!("status {status}")));
+                    return ScrapeResult::fail(
+                        link,
+                        format!("Failed to scrape {link}. Status code: {status}"),
+                    )
+                    .with_metadata(meta);
+                }
+                let content = extract(response).await;
+                meta.insert("elapsed_ms".into(), elapsed_ms(started));
+                match content {
+                    Ok(content) => ScrapeResult::succeed(link, content).with_metadata(meta),
+                    Err(e) => {
+                        meta.insert("error_kind".into(), json!("extract"));
+                        ScrapeResult::fail(link, format!("Failed to scrape {link}. Error: {e}"))
+                            .with_metadata(meta)
+                    }
+                }
+            }
+            Err(e) => {
+                meta.insert("status".into(), Value::Null);
+                meta.insert("final_url".into(), json!(e.url().unwrap_or(link)));
+                meta.insert("content_type".into(), Value::Null);
+                meta.insert("elapsed_ms".into(), elapsed_ms(started));
+                meta.insert("error_kind".into(), json!(kind_name(e.kind())));
+                ScrapeResult::fail(link, format!("Failed to scrape {link}. Error: {e}"))
+                    .with_metadata(meta)
+            }
+        }
+    }
+}
+
+type ExtractFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>;
+
+fn elapsed_ms(started: Instant) -> Value {
+    json!((started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0)
+}
+
+/// A short, stable name for an error kind (metadata `error_kind`).
+pub fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidUrl => "invalid url",
+        ErrorKind::Dns => "dns",
+        ErrorKind::Connect => "connect",
+        ErrorKind::Tls => "tls",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Protocol => "protocol",
+        ErrorKind::Incomplete => "incomplete",
+        ErrorKind::TooLarge => "too large",
+        ErrorKind::Redirect => "redirect",
+        ErrorKind::Decode => "decode",
+        _ => "io",
+    }
+}
+
+fn http_link_format() -> Option<Regex> {
+    Regex::new(r"^https?://").ok()
+}
+
+/// GETs a link and returns the body decoded to text (charset from the header, a BOM or a
+/// `<meta charset>`), unchanged otherwise. Python Scraipe's `RawScraper`.
+///
+/// ```no_run
+/// use scraipe::Scraper;
+/// use scraipe::defaults::RawScraper;
+/// let result = RawScraper::new().scrape("https://example.com/");
+/// println!("{:?} {:?}", result.success(), result.metadata());
+/// ```
+#[derive(Clone, Debug)]
+pub struct RawScraper {
+    fetcher: Fetcher,
+}
+
+impl Default for RawScraper {
+    fn default() -> Self {
+        RawScraper::new()
+    }
+}
+
+impl RawScraper {
+    /// With a default [`Client`] (10 s per request, 10 redirects, gzip).
+    pub fn new() -> RawScraper {
+        RawScraper::with_client(Client::new())
+    }
+
+    /// With a configured client (user agent, timeouts, extra root certificates, limits).
+    pub fn with_client(client: Client) -> RawScraper {
+        RawScraper {
+            fetcher: Fetcher::new(client),
+        }
+    }
+
+    /// How many links `scrape_multiple` fetches at once (default 16).
+    pub fn max_workers(mut self, n: usize) -> RawScraper {
+        self.fetcher.max_workers = n.max(1);
+        self
+    }
+
+    /// Per-link limit through the sync bridge (default 60 s; the client's own total timeout
+    /// usually ends a request first).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> RawScraper {
+        self.fetcher.timeout = timeout;
+        self
+    }
+}
+
+#[async_trait]
+impl AsyncScraper for RawScraper {
+    async fn async_scrape(&self, link: &str) -> ScrapeResult {
+        self.fetcher
+            .scrape(link, |r| Box::pin(async move { Ok(r.text()) }))
+            .await
+    }
+    fn max_workers(&self) -> usize {
+        self.fetcher.max_workers
+    }
+    fn timeout(&self) -> Option<Duration> {
+        self.fetcher.timeout
+    }
+    fn expected_link_format(&self) -> Option<Regex> {
+        http_link_format()
+    }
+    fn name(&self) -> String {
+        "RawScraper".into()
+    }
+}
+
+/// GETs a link and returns the visible text of the HTML page (no script, style or head; one
+/// line per block; blank lines dropped; entities decoded). Python Scraipe's `TextScraper`.
+#[derive(Clone, Debug)]
+pub struct TextScraper {
+    fetcher: Fetcher,
+}
+
+impl Default for TextScraper {
+    fn default() -> Self {
+        TextScraper::new()
+    }
+}
+
+impl TextScraper {
+    /// With a default [`Client`].
+    pub fn new() -> TextScraper {
+        TextScraper::with_client(Client::new())
+    }
+
+    /// With a configured client.
+    pub fn with_client(client: Client) -> TextScraper {
+        TextScraper {
+            fetcher: Fetcher::new(client),
+        }
+    }
+
+    /// How many links `scrape_multiple` fetches at once (default 16).
+    pub fn max_workers(mut self, n: usize) -> TextScraper {
+        self.fetcher.max_workers = n.max(1);
+        self
+    }
+
+    /// Per-link limit through the sync bridge (default 60 s).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> TextScraper {
+        self.fetcher.timeout = timeout;
+        self
+    }
+}
+
+#[async_trait]
+impl AsyncScraper for TextScraper {
+    async fn async_scrape(&self, link: &str) -> ScrapeResult {
+        self.fetcher
+            .scrape(link, |r| {
+                Box::pin(async move {
+                    let html = r.text();
+                    if html.len() <= OFFLOAD_TEXT_EXTRACTION {
+                        return Ok(super::html_to_text(&html));
+                    }
+                    match crate::rt::Handle::try_current() {
+                        Some(h) => h
+                            .spawn_blocking(move || super::html_to_text(&html))
+                            .await
+                            .map_err(|e| format!("text extraction failed: {e}")),
+                        None => Ok(super::html_to_text(&html)),
+                    }
+                })
+            })
+            .await
+    }
+    fn max_workers(&self) -> usize {
+        self.fetcher.max_workers
+    }
+    fn timeout(&self) -> Option<Duration> {
+        self.fetcher.timeout
+    }
+    fn expected_link_format(&self) -> Option<Regex> {
+        http_link_format()
+    }
+    fn name(&self) -> String {
+        "TextScraper".into()
+    }
+}
