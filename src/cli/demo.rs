@@ -1,0 +1,1 @@
+pub fn run(_a: super::DemoArgs) -> Result<(), String> { Err("demo not built yet".into()) }

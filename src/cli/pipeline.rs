@@ -1,0 +1,127 @@
+//! The streaming scrape pipeline behind `scraipe scrape`.
+//!
+//! Links start at most `concurrency` at a time. Rows must come out in input order, so finished
+//! rows wait in a reorder buffer until every earlier link is done — and no link starts more than
+//! `window` places ahead of the oldest unwritten one, so memory is bounded by the window, not by
+//! the number of links. Every link yields exactly one row: a scrape that fails, times out or
+//! panics becomes a failed row.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map};
+
+use scraipe::rt::sync::mpsc::{unbounded, UnboundedSender};
+use scraipe::rt::{self, Runtime};
+use scraipe::{AnalysisResult, Analyzer, AsyncScraper, ScrapeResult};
+
+use super::output::Row;
+
+pub struct Settings {
+    pub concurrency: usize,
+    pub window: usize,
+    pub timeout: Duration,
+}
+
+/// Sends a row for its link when dropped without having sent one (the task panicked or was
+/// cancelled), so no link is ever left without a row.
+struct Reply {
+    index: usize,
+    link: String,
+    analyzed: bool,
+    tx: Option<UnboundedSender<(usize, Row)>>,
+}
+
+impl Reply {
+    fn send(mut self, row: Row) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send((self.index, row));
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let failed = failed(&self.link, "the scrape task panicked".into(), "panic", Duration::ZERO);
+            let _ = tx.send((self.index, Row::new(&failed, self.analyzed, None)));
+        }
+    }
+}
+
+fn failed(link: &str, error: String, kind: &str, elapsed: Duration) -> ScrapeResult {
+    let mut meta = Map::new();
+    meta.insert("status".into(), json!(null));
+    meta.insert("final_url".into(), json!(link));
+    meta.insert("content_type".into(), json!(null));
+    meta.insert("elapsed_ms".into(), json!(elapsed.as_millis() as u64));
+    meta.insert("error_kind".into(), json!(kind));
+    ScrapeResult::fail(link, error).with_metadata(meta)
+}
+
+/// Scrapes (and analyzes) every link, calling `on_row` with each row in input order.
+pub fn run(
+    runtime: &Runtime,
+    links: Vec<String>,
+    scraper: Arc<dyn AsyncScraper>,
+    analyzer: Option<Arc<dyn Analyzer>>,
+    settings: &Settings,
+    mut on_row: impl FnMut(Row) -> io::Result<()>,
+) -> io::Result<()> {
+    let n = links.len();
+    let links: Vec<Arc<str>> = links.into_iter().map(Arc::from).collect();
+    runtime.block_on(async {
+        let (tx, mut rx) = unbounded::<(usize, Row)>();
+        let mut pending: BTreeMap<usize, Row> = BTreeMap::new();
+        let (mut next_start, mut next_write, mut in_flight) = (0usize, 0usize, 0usize);
+        while next_write < n {
+            while in_flight < settings.concurrency && next_start < n && next_start - next_write < settings.window {
+                let reply = Reply {
+                    index: next_start,
+                    link: links[next_start].to_string(),
+                    analyzed: analyzer.is_some(),
+                    tx: Some(tx.clone()),
+                };
+                let (link, scraper, analyzer, timeout) =
+                    (links[next_start].clone(), scraper.clone(), analyzer.clone(), settings.timeout);
+                drop(rt::spawn(async move {
+                    let row = match rt::timeout(timeout, scrape_one(&link, &*scraper, analyzer)).await {
+                        Ok(row) => row,
+                        Err(_) => {
+                            let msg = format!("Failed to scrape {link}. Error: timed out after {} s", timeout.as_secs_f64());
+                            Row::new(&failed(&link, msg, "timeout", timeout), reply.analyzed, None)
+                        }
+                    };
+                    reply.send(row);
+                }));
+                in_flight += 1;
+                next_start += 1;
+            }
+            let Some((index, row)) = rx.recv().await else {
+                return Err(io::Error::other("internal error: the scrape tasks went away"));
+            };
+            in_flight -= 1;
+            pending.insert(index, row);
+            while let Some(row) = pending.remove(&next_write) {
+                on_row(row)?;
+                next_write += 1;
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn scrape_one(link: &str, scraper: &dyn AsyncScraper, analyzer: Option<Arc<dyn Analyzer>>) -> Row {
+    let scraped = scraper.async_scrape(link).await;
+    let Some(analyzer) = analyzer else { return Row::new(&scraped, false, None) };
+    let Some(content) = scraped.content().map(str::to_string) else {
+        return Row::new(&scraped, true, None);
+    };
+    // Analysis is CPU work: run it on the blocking pool so the reactors keep serving sockets.
+    let analysis = rt::spawn_blocking(move || analyzer.analyze(&content))
+        .await
+        .unwrap_or_else(|e| AnalysisResult::fail(format!("analysis failed: {e}")));
+    Row::new(&scraped, true, Some(&analysis))
+}

@@ -1,0 +1,153 @@
+//! `scraipe scrape`: read links, check the output can be written, scrape, stream rows out.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use scraipe::defaults::{RawScraper, TextScraper, TextStatsAnalyzer};
+use scraipe::http::Client;
+use scraipe::politeness::{HostLimiter, PoliteScraper};
+use scraipe::rt::Builder;
+use scraipe::{Analyzer, AsyncScraper};
+
+use super::output::RowWriter;
+use super::pipeline::{self, Settings};
+use super::summary::Summary;
+use super::{AnalyzerKind, Format, ScrapeArgs, ScraperKind};
+
+/// Links from the arguments then the input, trimmed, without blanks, `#` comments or
+/// duplicates, in order of first appearance.
+pub fn collect_links(args: &[String], input: Option<&str>) -> Result<Vec<String>, String> {
+    let mut raw: Vec<String> = args.to_vec();
+    if let Some(path) = input {
+        let reader: Box<dyn BufRead> = if path == "-" {
+            Box::new(BufReader::new(io::stdin()))
+        } else {
+            let file = File::open(path).map_err(|e| format!("cannot read input file '{path}': {e}"))?;
+            Box::new(BufReader::new(file))
+        };
+        for line in reader.lines() {
+            let line = line.map_err(|e| format!("cannot read input '{path}': {e}"))?;
+            raw.push(line);
+        }
+    }
+    let mut seen = HashSet::new();
+    Ok(raw
+        .into_iter()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| seen.insert(l.clone()))
+        .collect())
+}
+
+pub fn run(args: ScrapeArgs) -> Result<(), String> {
+    let links = collect_links(&args.urls, args.input.as_deref())?;
+    if links.is_empty() {
+        return Err("no URLs given: pass them as arguments or with --input FILE (or - for stdin)".into());
+    }
+    let format = args.format.unwrap_or_else(|| match &args.output {
+        Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) => Format::Csv,
+        _ => Format::Jsonl,
+    });
+    // Everything that can fail for the user's setup fails now, before any scraping.
+    let mut client = Client::builder()
+        .timeout(Duration::from_secs_f64(args.timeout))
+        .max_body_size(args.max_body)
+        .max_connections_per_host(args.concurrency as usize);
+    if let Some(ua) = &args.user_agent {
+        client = client.user_agent(ua.clone());
+    }
+    for path in &args.ca_certs {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read CA certificate '{}': {e}", path.display()))?;
+        client = client.add_root_certificate_pem(&pem);
+    }
+    let client = client.build().map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            File::create(path).map_err(|e| format!("cannot write output file '{}': {e}", path.display()))?,
+        ),
+        None => Box::new(io::stdout().lock()),
+    };
+    let analyzed = args.analyzer != AnalyzerKind::None;
+    let mut writer = match format {
+        Format::Jsonl => RowWriter::jsonl(out),
+        Format::Csv => RowWriter::csv(out, analyzed),
+    };
+
+    let mut builder = Builder::new().thread_name("scraipe");
+    if let Some(t) = args.threads {
+        builder = builder.worker_threads(t as usize);
+    }
+    let runtime = builder.build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let concurrency = args.concurrency as usize;
+    let mut scraper: Arc<dyn AsyncScraper> = match args.scraper {
+        ScraperKind::Raw => Arc::new(RawScraper::with_client(client).max_workers(concurrency)),
+        ScraperKind::Text => Arc::new(TextScraper::with_client(client).max_workers(concurrency)),
+    };
+    if let Some(per_host) = args.per_host {
+        scraper = Arc::new(PoliteScraper::new(Arc::new(ArcScraper(scraper)), HostLimiter::new(per_host as usize)));
+    }
+    let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
+        AnalyzerKind::None => None,
+        AnalyzerKind::TextStats => Some(Arc::new(TextStatsAnalyzer)),
+    };
+
+    let show_progress = !args.quiet && io::stderr().is_terminal();
+    let progress = if show_progress {
+        let bar = ProgressBar::new(links.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} links, {per_sec}, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let settings = Settings { concurrency, window: (concurrency * 8).max(256), timeout: Duration::from_secs_f64(args.timeout) };
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let result = pipeline::run(&runtime, links, scraper, analyzer, &settings, |row| {
+        summary.add(&row);
+        if let Some(bar) = &progress {
+            bar.inc(1);
+        }
+        writer.write(&row)
+    })
+    .and_then(|()| writer.flush());
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(()) => {}
+        // `scraipe scrape ... | head` closing the pipe early is not an error worth reporting.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe && args.output.is_none() => return Ok(()),
+        Err(e) => return Err(format!("cannot write the output: {e}")),
+    }
+    if !args.quiet {
+        eprintln!("{}", summary.line(started.elapsed(), analyzed));
+    }
+    Ok(())
+}
+
+/// Lets an `Arc<dyn AsyncScraper>` be wrapped where a `Scraper` is expected.
+struct ArcScraper(Arc<dyn AsyncScraper>);
+
+#[scraipe::async_trait]
+impl AsyncScraper for ArcScraper {
+    async fn async_scrape(&self, link: &str) -> scraipe::ScrapeResult {
+        self.0.async_scrape(link).await
+    }
+    fn max_workers(&self) -> usize {
+        self.0.max_workers()
+    }
+    fn timeout(&self) -> Option<Duration> {
+        self.0.timeout()
+    }
+    fn name(&self) -> String {
+        self.0.name()
+    }
+}
