@@ -5,4 +5,5 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod demo;
 pub mod rt;
