@@ -762,3 +762,65 @@ fn works_on_a_runtime_without_worker_threads() {
     assert_eq!(body, *site.body(2).unwrap());
     finish(server);
 }
+
+/// A naive extractor: drop `<head>`, scripts, styles and comments, turn tags into spaces,
+/// decode the entities the generator uses.
+fn naive_visible_words(html: &str) -> Vec<String> {
+    let mut rest = html.to_string();
+    for (open, close) in [
+        ("<head>", "</head>"),
+        ("<script>", "</script>"),
+        ("<style>", "</style>"),
+        ("<!--", "-->"),
+    ] {
+        while let Some(start) = rest.find(open) {
+            let end = rest[start..]
+                .find(close)
+                .map(|e| start + e + close.len())
+                .unwrap();
+            rest.replace_range(start..end, " ");
+        }
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in rest.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(ch),
+            _ => {}
+        }
+    }
+    let decoded = [
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", "\""),
+        ("&#39;", "'"),
+        ("&eacute;", "é"),
+        ("&mdash;", "—"),
+        ("&copy;", "©"),
+        ("&#8364;", "€"),
+        ("&#x2603;", "☃"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(out, |s, (entity, text)| s.replace(entity, text));
+    decoded.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn visible_text_matches_the_html() {
+    let site = DemoSite::new(200, 5);
+    let mut checked = 0;
+    for i in 0..200 {
+        let Some(text) = site.text(i) else { continue };
+        let html = String::from_utf8(site.body(i).unwrap().to_vec()).unwrap();
+        let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+        assert_eq!(naive_visible_words(&html), words, "page {i}");
+        checked += 1;
+    }
+    assert_eq!(checked, 200 * 8 / 10);
+}

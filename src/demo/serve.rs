@@ -61,18 +61,30 @@ pub struct ServeReport {
 }
 
 /// Serves `options` until `stop()` returns true (checked every 50 ms), announcing the URL on
-/// stdout first. `on_ready` gets the bound address before serving starts (useful with port 0).
+/// stdout first. `on_ready` gets the bound address once the server is accepting (useful with
+/// port 0); it runs on the calling thread, so with `threads: 0` (nobody else drives the
+/// runtime yet) it must not wait for a response.
 ///
 /// ```
+/// use std::io::{Read, Write};
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use scraipe::demo::{serve_until, ServeOptions};
+///
 /// let done = AtomicBool::new(false);
 /// let options = ServeOptions { addr: "127.0.0.1:0".parse().unwrap(), pages: 10, ..Default::default() };
-/// let report = serve_until(&options, |addr| {
-///     let _ = std::net::TcpStream::connect(addr); // a client would go here
-///     done.store(true, Ordering::SeqCst);
-/// }, || done.load(Ordering::SeqCst))?;
-/// assert_eq!(report.connections, 1);
+/// let report = serve_until(
+///     &options,
+///     |addr| {
+///         let mut client = std::net::TcpStream::connect(addr).unwrap();
+///         client.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+///         let mut response = String::new();
+///         client.read_to_string(&mut response).unwrap();
+///         assert!(response.ends_with("ok\n"));
+///         done.store(true, Ordering::SeqCst);
+///     },
+///     || done.load(Ordering::SeqCst),
+/// )?;
+/// assert_eq!((report.requests, report.connections), (1, 1));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn serve_until(
@@ -123,8 +135,11 @@ pub fn serve_forever(port: u16, pages: usize, threads: usize) -> io::Result<()> 
         ..ServeOptions::default()
     };
     install_stop_handlers()?;
-    println!("press Ctrl-C to stop");
-    let report = serve_until(&options, |_| {}, || STOP.load(Ordering::Relaxed))?;
+    let report = serve_until(
+        &options,
+        |_| println!("press Ctrl-C to stop"),
+        || STOP.load(Ordering::Relaxed),
+    )?;
     println!(
         "stopped after {:.1} s: {} requests on {} connections",
         report.elapsed.as_secs_f64(),

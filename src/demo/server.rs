@@ -224,6 +224,7 @@ impl Drop for DemoServer {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     let mut connections: JoinSet<()> = JoinSet::new();
     let mut backoff: Option<Sleep> = None;
+    let mut accepted = 0u32;
     loop {
         let event = poll_fn(|cx| {
             // Reap finished connection tasks, so the set is only as large as the open ones.
@@ -247,6 +248,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
             Some(Ok((stream, _peer))) => {
                 shared.connections.fetch_add(1, Relaxed);
                 connections.spawn(connection(stream, shared.clone()));
+                // The runtime has no cooperative budget: during a connection storm this loop
+                // would accept the whole backlog before any connection got served.
+                accepted = accepted.wrapping_add(1);
+                if accepted % 32 == 0 {
+                    crate::rt::yield_now().await;
+                }
             }
             Some(Err(_)) if shared.handle.is_shutdown() => break,
             Some(Err(e)) => {
@@ -385,8 +392,9 @@ impl Conn {
             self.start = 0;
         }
         if self.end == self.rbuf.len() {
-            // Only reachable with a partial head shorter than `max_head` (checked by the caller).
-            let len = (self.rbuf.len() * 2).min(max_head);
+            // Only reachable with a partial head shorter than `max_head` (checked by the
+            // caller), so the buffer is below the limit and grows.
+            let len = (self.rbuf.len() * 2).min(max_head).max(self.rbuf.len() + 1);
             self.rbuf.resize(len, 0);
         }
     }
