@@ -824,3 +824,10 @@ fn visible_text_matches_the_html() {
     }
     assert_eq!(checked, 200 * 8 / 10);
 }
+
+#[test]
+fn server_and_site_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<DemoServer>();
+    assert_send_sync::<DemoSite>();
+}

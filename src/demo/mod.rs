@@ -49,4 +49,6 @@ mod text;
 pub use routes::{MAX_BYTES, MAX_DELAY_MS};
 pub use serve::{serve_forever, serve_until, ServeOptions, ServeReport};
 pub use server::{DemoServer, ServerOptions};
-pub use site::{DemoSite, Expected, PageKind, MAX_PAGES, SCRIPT_MARKER, STYLE_MARKER};
+pub use site::{
+    DemoSite, Expected, PageKind, CACHE_BUDGET, MAX_PAGES, SCRIPT_MARKER, STYLE_MARKER,
+};

@@ -41,6 +41,8 @@ const INLINE_BODY: usize = 16 * 1024;
 const FLUSH_AT: usize = 64 * 1024;
 /// Initial read buffer size: a typical request head is a few hundred bytes.
 const READ_BUF: usize = 4 * 1024;
+/// A connection yields to the scheduler after answering this many requests.
+const YIELD_EVERY: u32 = 64;
 /// Lingering close limits.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
@@ -335,6 +337,7 @@ impl Conn {
         let idle = self.shared.options.idle_timeout;
         let max_head = self.shared.options.max_head_bytes;
         let mut deadline = Instant::now() + idle;
+        let mut since_yield = 0u32;
         loop {
             let mut answered = false;
             while self.start < self.end {
@@ -342,6 +345,7 @@ impl Conn {
                     Parsed::Complete(head, len) => {
                         self.start += len;
                         answered = true;
+                        since_yield += 1;
                         let reply = routes::reply(&self.shared.site, head.method, head.route);
                         let keep = head.keep_alive;
                         self.respond(reply, head.method == Method::Head, keep, head.http11)
@@ -365,6 +369,12 @@ impl Conn {
             self.flush().await?;
             if answered {
                 deadline = Instant::now() + idle;
+            }
+            // The runtime has no cooperative budget, and a client that pipelines without pause
+            // keeps every read ready: give the worker's other connections a turn now and then.
+            if since_yield >= YIELD_EVERY {
+                since_yield = 0;
+                crate::rt::yield_now().await;
             }
             self.make_room(max_head);
             let read = until(

@@ -29,14 +29,19 @@
 //! comment — text a good extractor drops.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::text::{self, Rng, NON_ASCII_WORDS, WORDS};
 
 /// The largest number of pages a [`DemoSite`] holds; [`DemoSite::new`] clamps to it. The page
-/// cache costs a few words per page even before a page is generated.
+/// cache costs a few words per page even before a page is generated (24 MiB at this size).
 pub const MAX_PAGES: usize = 1 << 20;
+
+/// Page bodies are cached up to this many bytes (256 MiB, about 16,000 pages of the average
+/// size); see [`DemoSite::body`].
+pub const CACHE_BUDGET: usize = 256 * 1024 * 1024;
 
 /// Appears inside every `<script>` block and nowhere in the visible text.
 pub const SCRIPT_MARKER: &str = "scraipe-hidden-script";
@@ -145,6 +150,9 @@ struct Inner {
     pages: usize,
     seed: u64,
     bodies: Box<[OnceLock<Arc<[u8]>>]>,
+    /// Bytes held by `bodies`, kept under `budget`.
+    cached: AtomicUsize,
+    budget: usize,
     index: OnceLock<Arc<[u8]>>,
 }
 
@@ -160,12 +168,18 @@ impl std::fmt::Debug for DemoSite {
 impl DemoSite {
     /// A site of `pages` pages (at most [`MAX_PAGES`]) whose text is decided by `seed`.
     pub fn new(pages: usize, seed: u64) -> DemoSite {
+        DemoSite::with_budget(pages, seed, CACHE_BUDGET)
+    }
+
+    fn with_budget(pages: usize, seed: u64, budget: usize) -> DemoSite {
         let pages = pages.min(MAX_PAGES);
         DemoSite {
             inner: Arc::new(Inner {
                 pages,
                 seed,
                 bodies: (0..pages).map(|_| OnceLock::new()).collect(),
+                cached: AtomicUsize::new(0),
+                budget,
                 index: OnceLock::new(),
             }),
         }
@@ -221,14 +235,33 @@ impl DemoSite {
         (i < self.pages()).then(|| title_of(self.seed(), i))
     }
 
-    /// The exact body the server sends for `/page/{i}` (generated once, then shared); `None`
-    /// past the last page. Error pages and redirects have small fixed bodies.
+    /// The exact body the server sends for `/page/{i}`; `None` past the last page. Error
+    /// pages and redirects have small fixed bodies.
+    ///
+    /// Bodies are generated on first use and cached (shared by every response) until the cache
+    /// holds [`CACHE_BUDGET`] bytes; past that, pages not yet cached are generated on each
+    /// request, so a crawl of a huge site cannot exhaust memory.
     pub fn body(&self, i: usize) -> Option<Arc<[u8]>> {
         let slot = self.inner.bodies.get(i)?;
-        Some(
-            slot.get_or_init(|| self.render(i).0.into_bytes().into())
-                .clone(),
-        )
+        if let Some(body) = slot.get() {
+            return Some(body.clone());
+        }
+        let body: Arc<[u8]> = self.render(i).0.into_bytes().into();
+        let cached = &self.inner.cached;
+        let reserved = cached
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n + body.len() <= self.inner.budget).then_some(n + body.len())
+            })
+            .is_ok();
+        if !reserved {
+            return Some(body);
+        }
+        // Two threads may render the same page at once; the loser gives its reservation back
+        // and both return the winner's (identical) bytes.
+        if slot.set(body.clone()).is_err() {
+            cached.fetch_sub(body.len(), Ordering::Relaxed);
+        }
+        Some(slot.get().cloned().unwrap_or(body))
     }
 
     /// The visible text of content page `i` (normal or slow): headings, paragraphs, list items
@@ -243,7 +276,8 @@ impl DemoSite {
     }
 
     /// Generates every page now instead of on first request, on the calling thread (about
-    /// 50 µs per page in a release build), so a benchmark does not measure generation.
+    /// 50 µs per page in a release build), so a benchmark does not measure generation. Only
+    /// what fits in [`CACHE_BUDGET`] stays cached.
     pub fn generate_all(&self) {
         for i in 0..self.pages() {
             let _ = self.body(i);
@@ -595,6 +629,27 @@ mod tests {
             } else {
                 assert_eq!(e.delay, Duration::ZERO);
             }
+        }
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_budget() {
+        let site = DemoSite::with_budget(200, 1, 100_000);
+        site.generate_all();
+        let cached = site.inner.cached.load(Ordering::Relaxed);
+        assert!(cached <= 100_000 && cached > 50_000, "{cached}");
+        let held: usize = site
+            .inner
+            .bodies
+            .iter()
+            .filter_map(|b| b.get())
+            .map(|b| b.len())
+            .sum();
+        assert_eq!(held, cached);
+        // Uncached pages are still served, identical to a fully cached site's.
+        let full = DemoSite::new(200, 1);
+        for i in 0..200 {
+            assert_eq!(site.body(i), full.body(i));
         }
     }
 
