@@ -663,7 +663,7 @@ fn two_hundred_concurrent_connections() {
                     stream.write_all(req.as_bytes()).await?;
                     statuses.push(read_status_and_body(&stream).await?);
                 }
-                Ok::<_, io::Error>(statuses)
+                Ok::<_, io::Error>((i, statuses))
             });
         }
         let mut all = Vec::new();
@@ -674,8 +674,13 @@ fn two_hundred_concurrent_connections() {
     });
     let elapsed = started.elapsed();
     assert_eq!(statuses.len(), 200);
-    for s in &statuses {
-        assert_eq!(s[0], 200);
+    let site = server.site();
+    for (i, s) in statuses {
+        assert_eq!(
+            s,
+            [200, site.expected(i % 100).unwrap().status],
+            "connection {i}"
+        );
     }
     assert!(
         elapsed < Duration::from_secs(5),
@@ -683,6 +688,50 @@ fn two_hundred_concurrent_connections() {
     );
     assert_eq!(server.connections_accepted(), 200);
     assert_eq!(server.requests_served(), 400);
+    finish(server);
+}
+
+#[test]
+fn a_burst_of_connects_beyond_the_default_backlog_is_not_dropped() {
+    // The kernel completes handshakes into the accept queue while the server is busy; with the
+    // usual listen backlog of 128, connects beyond that are dropped and retried only a second
+    // later. Keep the server's only worker busy while 1,000 clients connect, then check that
+    // none of them had to wait for a retry.
+    const BURST: usize = 1000;
+    let server_rt = runtime(1);
+    let server = start(&server_rt, 10, ServerOptions::default());
+    let addr = server.local_addr();
+    let (busy_tx, busy_rx) = std::sync::mpsc::channel();
+    server_rt.spawn(async move {
+        busy_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300)); // blocks the worker on purpose
+    });
+    busy_rx.recv().unwrap();
+    let client_rt = runtime(1);
+    let slowest = client_rt.block_on(async move {
+        let mut set = scraipe::rt::JoinSet::new();
+        for _ in 0..BURST {
+            set.spawn(async move {
+                let started = Instant::now();
+                let stream = scraipe::rt::net::TcpStream::connect(addr).await?;
+                stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: demo\r\n\r\n")
+                    .await?;
+                assert_eq!(read_status_and_body(&stream).await?, 200);
+                Ok::<_, io::Error>(started.elapsed())
+            });
+        }
+        let mut slowest = Duration::ZERO;
+        while let Some(done) = set.join_next().await {
+            slowest = slowest.max(done.unwrap().unwrap());
+        }
+        slowest
+    });
+    assert!(
+        slowest < Duration::from_millis(950),
+        "slowest request took {slowest:?}"
+    );
+    assert_eq!(server.connections_accepted(), BURST as u64);
     finish(server);
 }
 

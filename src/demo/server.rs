@@ -20,6 +20,7 @@
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -140,9 +141,10 @@ impl DemoServer {
         mut options: ServerOptions,
     ) -> io::Result<DemoServer> {
         options.max_head_bytes = options.max_head_bytes.max(1024);
+        let listener = bind(addr)?;
         let listener = {
             let _enter = handle.enter();
-            TcpListener::bind(addr)?
+            TcpListener::from_std(listener)?
         };
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -220,6 +222,25 @@ impl Drop for DemoServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Backlog of the listening socket (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: libc::c_int = 4096;
+
+/// Binds a listener with a deep backlog. std and mio listen with a backlog of 128: a burst of
+/// connects larger than that (the memory benchmark opens 5,000 at once) overflows the accept
+/// queue, and the dropped SYNs are retried only a second later.
+fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    // SAFETY: `listen` on a socket we own and keep open; it reads no memory of ours. Calling it
+    // again on a listening socket only changes the backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+        log::warn!(
+            "demo server: could not raise the listen backlog: {}",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(listener)
 }
 
 /// Accepts until stopped; then closes the listener and every connection.
