@@ -39,6 +39,7 @@ macro_rules! small_page {
     };
 }
 
+mod deadline;
 mod http;
 pub mod routes;
 mod serve;

@@ -21,16 +21,17 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::rt::net::{TcpListener, TcpStream};
 use crate::rt::sync::oneshot;
-use crate::rt::{sleep, sleep_until, Handle, JoinHandle, JoinSet, Sleep};
+use crate::rt::{sleep, Handle, JoinHandle, JoinSet, Sleep};
 
+use super::deadline::{until, DeadlineTimer};
 use super::http::{self, DateCache, HeadFields, Method, Parsed};
 use super::routes::{self, Body, Reply, FILLER_LEN};
 use super::site::DemoSite;
@@ -581,48 +582,4 @@ impl Conn {
             }
         }
     }
-}
-
-/// One timer per connection for all its deadlines. Re-arming a runtime timer for every request
-/// would cost a heap insertion each time; instead the timer keeps its (possibly earlier)
-/// deadline and, when it fires before the deadline asked for, is moved once. A busy connection
-/// re-arms about once per idle timeout, not once per request.
-#[derive(Default)]
-struct DeadlineTimer {
-    sleep: Option<Sleep>,
-}
-
-impl DeadlineTimer {
-    /// Ready once `deadline` has passed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
-        let sleep = self.sleep.get_or_insert_with(|| sleep_until(deadline));
-        if sleep.deadline() > deadline {
-            sleep.reset(deadline);
-        }
-        loop {
-            match Pin::new(&mut *sleep).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(()) if Instant::now() >= deadline => return Poll::Ready(()),
-                Poll::Ready(()) => sleep.reset(deadline),
-            }
-        }
-    }
-}
-
-/// Runs an I/O future, failing with `TimedOut` if `deadline` passes first.
-async fn until<T>(
-    timer: &mut DeadlineTimer,
-    deadline: Instant,
-    io: impl Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    let mut io = pin!(io);
-    poll_fn(|cx| {
-        if let Poll::Ready(result) = io.as_mut().poll(cx) {
-            return Poll::Ready(result);
-        }
-        timer
-            .poll_deadline(cx, deadline)
-            .map(|()| Err(io::ErrorKind::TimedOut.into()))
-    })
-    .await
 }
