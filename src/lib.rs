@@ -13,7 +13,8 @@
 //! * [`defaults`] — ready-made components ([`defaults::TextStatsAnalyzer`],
 //!   [`defaults::MultiScraper`], ...);
 //! * [`politeness`] — per-host limits for large crawls;
-//! * [`workflow`] — [`Workflow`], which ties it all together.
+//! * [`workflow`] — [`Workflow`], which ties it all together;
+//! * [`demo`] — a generated site and its HTTP/1.1 server, for the `demo` command and benchmarks.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -38,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod defaults;
+pub mod demo;
 pub mod executor;
 pub mod http;
 pub mod politeness;
