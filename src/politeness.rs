@@ -411,9 +411,11 @@ mod tests {
             .collect();
         slow.sort();
         assert_eq!(slow.len(), 3);
-        for pair in slow.windows(2) {
+        // Lower bounds only (scheduling noise can only make starts later): the k-th start on
+        // the delayed host comes at least k delays after the first request was made.
+        for (k, start) in slow.iter().enumerate() {
             assert!(
-                pair[1] - pair[0] >= Duration::from_millis(29),
+                *start >= Duration::from_millis(30) * k as u32,
                 "starts {slow:?}"
             );
         }

@@ -579,3 +579,60 @@ fn sleeping_on_a_runtime_that_shuts_down_panics_instead_of_hanging() {
         .unwrap();
     assert!(message.contains("has shut down"), "{message}");
 }
+
+#[test]
+fn two_tasks_accepting_on_one_listener_both_get_connections() {
+    let rt = pool(1);
+    rt.block_on(async {
+        let listener = Arc::new(TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap());
+        let addr = listener.local_addr().unwrap();
+        let (l1, l2) = (listener.clone(), listener.clone());
+        let a = rt::spawn(async move { l1.accept().await.is_ok() });
+        rt::sleep(Duration::from_millis(20)).await;
+        let b = rt::spawn(async move { l2.accept().await.is_ok() });
+        rt::sleep(Duration::from_millis(20)).await;
+        let _c1 = TcpStream::connect(addr).await.unwrap();
+        let _c2 = TcpStream::connect(addr).await.unwrap();
+        // Both waiters were registered; neither wake-up may be lost.
+        let both = rt::timeout(Duration::from_secs(5), async {
+            (a.await.unwrap(), b.await.unwrap())
+        })
+        .await;
+        assert_eq!(both, Ok((true, true)));
+    });
+}
+
+#[test]
+fn a_task_on_an_always_ready_socket_yields_to_others() {
+    let rt = pool(1);
+    rt.block_on(rt.spawn(async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writer = TcpStream::connect(addr).await.unwrap();
+        let (reader, _) = listener.accept().await.unwrap();
+        // Queue far more bytes than the reader consumes per poll budget.
+        let data = vec![7u8; 100_000];
+        writer.write_all(&data).await.unwrap();
+        rt::sleep(Duration::from_millis(20)).await;
+        let reader_done = Arc::new(AtomicBool::new(false));
+        let done = reader_done.clone();
+        let r = rt::spawn(async move {
+            let mut byte = [0u8; 1];
+            let mut n = 0;
+            // One byte at a time: every read succeeds at once, so without a budget this loop
+            // would never give the worker back until the data ran out.
+            while n < 50_000 {
+                n += reader.read(&mut byte).await.unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let other = rt::spawn(async move { reader_done.load(Ordering::SeqCst) });
+        let reader_had_finished = other.await.unwrap();
+        r.await.unwrap();
+        assert!(
+            !reader_had_finished,
+            "the other task only ran after the reader drained the socket"
+        );
+    }))
+    .unwrap();
+}

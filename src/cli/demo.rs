@@ -1,1 +1,3 @@
-pub fn run(_a: super::DemoArgs) -> Result<(), String> { Err("demo not built yet".into()) }
+pub fn run(_a: super::DemoArgs) -> Result<(), String> {
+    Err("demo not built yet".into())
+}

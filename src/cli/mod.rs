@@ -135,7 +135,9 @@ pub enum AnalyzerKind {
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(v)
     } else {
@@ -148,7 +150,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Scrape(args) => scrape::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::ServeDemo(args) => Err::<(), std::io::Error>(std::io::Error::other(format!("{args:?}")))
-            .map_err(|e| format!("could not serve the demo site on port {}: {e}", args.port)),
+        Command::ServeDemo(args) => {
+            Err::<(), std::io::Error>(std::io::Error::other(format!("{args:?}")))
+                .map_err(|e| format!("could not serve the demo site on port {}: {e}", args.port))
+        }
     }
 }

@@ -32,9 +32,17 @@ impl Row {
             (false, _) => (None, None, None),
             (true, None) => (Some(Value::Null), Some(Value::Null), Some(Value::Null)),
             (true, Some(a)) => (
-                Some(a.output().map(|o| Value::Object(o.clone())).unwrap_or(Value::Null)),
+                Some(
+                    a.output()
+                        .map(|o| Value::Object(o.clone()))
+                        .unwrap_or(Value::Null),
+                ),
                 Some(Value::Bool(a.success())),
-                Some(a.error().map(|e| Value::String(e.to_string())).unwrap_or(Value::Null)),
+                Some(
+                    a.error()
+                        .map(|e| Value::String(e.to_string()))
+                        .unwrap_or(Value::Null),
+                ),
             ),
         };
         Row {
@@ -54,14 +62,23 @@ impl Row {
         if self.scrape_success {
             return None;
         }
-        Some(self.metadata.get("error_kind").and_then(Value::as_str).unwrap_or("error"))
+        Some(
+            self.metadata
+                .get("error_kind")
+                .and_then(Value::as_str)
+                .unwrap_or("error"),
+        )
     }
 }
 
 /// Writes rows as JSON lines or CSV.
 pub enum RowWriter {
     Jsonl(io::BufWriter<Box<dyn Write>>),
-    Csv { writer: csv::Writer<Box<dyn Write>>, analyzed: bool, header_written: bool },
+    Csv {
+        writer: csv::Writer<Box<dyn Write>>,
+        analyzed: bool,
+        header_written: bool,
+    },
 }
 
 impl RowWriter {
@@ -70,7 +87,11 @@ impl RowWriter {
     }
 
     pub fn csv(out: Box<dyn Write>, analyzed: bool) -> RowWriter {
-        RowWriter::Csv { writer: csv::Writer::from_writer(out), analyzed, header_written: false }
+        RowWriter::Csv {
+            writer: csv::Writer::from_writer(out),
+            analyzed,
+            header_written: false,
+        }
     }
 
     pub fn write(&mut self, row: &Row) -> io::Result<()> {
@@ -79,16 +100,32 @@ impl RowWriter {
                 serde_json::to_writer(&mut *w, row)?;
                 w.write_all(b"\n")
             }
-            RowWriter::Csv { writer, analyzed, header_written } => {
+            RowWriter::Csv {
+                writer,
+                analyzed,
+                header_written,
+            } => {
                 if !*header_written {
-                    let mut header = vec!["link", "content", "scrape_success", "scrape_error", "metadata"];
+                    let mut header = vec![
+                        "link",
+                        "content",
+                        "scrape_success",
+                        "scrape_error",
+                        "metadata",
+                    ];
                     if *analyzed {
                         header.extend(["output", "analysis_success", "analysis_error"]);
                     }
                     writer.write_record(&header).map_err(csv_io)?;
                     *header_written = true;
                 }
-                let json = |v: &Value| if v.is_null() { String::new() } else { v.to_string() };
+                let json = |v: &Value| {
+                    if v.is_null() {
+                        String::new()
+                    } else {
+                        v.to_string()
+                    }
+                };
                 let mut record = vec![
                     row.link.clone(),
                     row.content.clone().unwrap_or_default(),
@@ -114,10 +151,20 @@ impl RowWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         match self {
             RowWriter::Jsonl(w) => w.flush(),
-            RowWriter::Csv { writer, analyzed, header_written } => {
+            RowWriter::Csv {
+                writer,
+                analyzed,
+                header_written,
+            } => {
                 if !*header_written {
                     // An empty result set is still a valid CSV file with its header.
-                    let mut header = vec!["link", "content", "scrape_success", "scrape_error", "metadata"];
+                    let mut header = vec![
+                        "link",
+                        "content",
+                        "scrape_success",
+                        "scrape_error",
+                        "metadata",
+                    ];
                     if *analyzed {
                         header.extend(["output", "analysis_success", "analysis_error"]);
                     }

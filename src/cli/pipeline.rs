@@ -45,7 +45,12 @@ impl Reply {
 impl Drop for Reply {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            let failed = failed(&self.link, "the scrape task panicked".into(), "panic", Duration::ZERO);
+            let failed = failed(
+                &self.link,
+                "the scrape task panicked".into(),
+                "panic",
+                Duration::ZERO,
+            );
             let _ = tx.send((self.index, Row::new(&failed, self.analyzed, None)));
         }
     }
@@ -77,30 +82,47 @@ pub fn run(
         let mut pending: BTreeMap<usize, Row> = BTreeMap::new();
         let (mut next_start, mut next_write, mut in_flight) = (0usize, 0usize, 0usize);
         while next_write < n {
-            while in_flight < settings.concurrency && next_start < n && next_start - next_write < settings.window {
+            while in_flight < settings.concurrency
+                && next_start < n
+                && next_start - next_write < settings.window
+            {
                 let reply = Reply {
                     index: next_start,
                     link: links[next_start].to_string(),
                     analyzed: analyzer.is_some(),
                     tx: Some(tx.clone()),
                 };
-                let (link, scraper, analyzer, timeout) =
-                    (links[next_start].clone(), scraper.clone(), analyzer.clone(), settings.timeout);
+                let (link, scraper, analyzer, timeout) = (
+                    links[next_start].clone(),
+                    scraper.clone(),
+                    analyzer.clone(),
+                    settings.timeout,
+                );
                 drop(rt::spawn(async move {
-                    let row = match rt::timeout(timeout, scrape_one(&link, &*scraper, analyzer)).await {
-                        Ok(row) => row,
-                        Err(_) => {
-                            let msg = format!("Failed to scrape {link}. Error: timed out after {} s", timeout.as_secs_f64());
-                            Row::new(&failed(&link, msg, "timeout", timeout), reply.analyzed, None)
-                        }
-                    };
+                    let row =
+                        match rt::timeout(timeout, scrape_one(&link, &*scraper, analyzer)).await {
+                            Ok(row) => row,
+                            Err(_) => {
+                                let msg = format!(
+                                    "Failed to scrape {link}. Error: timed out after {} s",
+                                    timeout.as_secs_f64()
+                                );
+                                Row::new(
+                                    &failed(&link, msg, "timeout", timeout),
+                                    reply.analyzed,
+                                    None,
+                                )
+                            }
+                        };
                     reply.send(row);
                 }));
                 in_flight += 1;
                 next_start += 1;
             }
             let Some((index, row)) = rx.recv().await else {
-                return Err(io::Error::other("internal error: the scrape tasks went away"));
+                return Err(io::Error::other(
+                    "internal error: the scrape tasks went away",
+                ));
             };
             in_flight -= 1;
             pending.insert(index, row);
@@ -113,9 +135,15 @@ pub fn run(
     })
 }
 
-async fn scrape_one(link: &str, scraper: &dyn AsyncScraper, analyzer: Option<Arc<dyn Analyzer>>) -> Row {
+async fn scrape_one(
+    link: &str,
+    scraper: &dyn AsyncScraper,
+    analyzer: Option<Arc<dyn Analyzer>>,
+) -> Row {
     let scraped = scraper.async_scrape(link).await;
-    let Some(analyzer) = analyzer else { return Row::new(&scraped, false, None) };
+    let Some(analyzer) = analyzer else {
+        return Row::new(&scraped, false, None);
+    };
     let Some(content) = scraped.content().map(str::to_string) else {
         return Row::new(&scraped, true, None);
     };

@@ -27,7 +27,8 @@ pub fn collect_links(args: &[String], input: Option<&str>) -> Result<Vec<String>
         let reader: Box<dyn BufRead> = if path == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
-            let file = File::open(path).map_err(|e| format!("cannot read input file '{path}': {e}"))?;
+            let file =
+                File::open(path).map_err(|e| format!("cannot read input file '{path}': {e}"))?;
             Box::new(BufReader::new(file))
         };
         for line in reader.lines() {
@@ -47,7 +48,9 @@ pub fn collect_links(args: &[String], input: Option<&str>) -> Result<Vec<String>
 pub fn run(args: ScrapeArgs) -> Result<(), String> {
     let links = collect_links(&args.urls, args.input.as_deref())?;
     if links.is_empty() {
-        return Err("no URLs given: pass them as arguments or with --input FILE (or - for stdin)".into());
+        return Err(
+            "no URLs given: pass them as arguments or with --input FILE (or - for stdin)".into(),
+        );
     }
     let format = args.format.unwrap_or_else(|| match &args.output {
         Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) => Format::Csv,
@@ -62,13 +65,17 @@ pub fn run(args: ScrapeArgs) -> Result<(), String> {
         client = client.user_agent(ua.clone());
     }
     for path in &args.ca_certs {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read CA certificate '{}': {e}", path.display()))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read CA certificate '{}': {e}", path.display()))?;
         client = client.add_root_certificate_pem(&pem);
     }
-    let client = client.build().map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
+    let client = client
+        .build()
+        .map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
-            File::create(path).map_err(|e| format!("cannot write output file '{}': {e}", path.display()))?,
+            File::create(path)
+                .map_err(|e| format!("cannot write output file '{}': {e}", path.display()))?,
         ),
         None => Box::new(io::stdout().lock()),
     };
@@ -82,14 +89,19 @@ pub fn run(args: ScrapeArgs) -> Result<(), String> {
     if let Some(t) = args.threads {
         builder = builder.worker_threads(t as usize);
     }
-    let runtime = builder.build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = builder
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let concurrency = args.concurrency as usize;
     let mut scraper: Arc<dyn AsyncScraper> = match args.scraper {
         ScraperKind::Raw => Arc::new(RawScraper::with_client(client).max_workers(concurrency)),
         ScraperKind::Text => Arc::new(TextScraper::with_client(client).max_workers(concurrency)),
     };
     if let Some(per_host) = args.per_host {
-        scraper = Arc::new(PoliteScraper::new(Arc::new(ArcScraper(scraper)), HostLimiter::new(per_host as usize)));
+        scraper = Arc::new(PoliteScraper::new(
+            Arc::new(ArcScraper(scraper)),
+            HostLimiter::new(per_host as usize),
+        ));
     }
     let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
         AnalyzerKind::None => None,
@@ -107,7 +119,11 @@ pub fn run(args: ScrapeArgs) -> Result<(), String> {
     } else {
         None
     };
-    let settings = Settings { concurrency, window: (concurrency * 8).max(256), timeout: Duration::from_secs_f64(args.timeout) };
+    let settings = Settings {
+        concurrency,
+        window: (concurrency * 8).max(256),
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
     let started = Instant::now();
     let mut summary = Summary::default();
     let result = pipeline::run(&runtime, links, scraper, analyzer, &settings, |row| {

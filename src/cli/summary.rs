@@ -31,20 +31,33 @@ impl Summary {
 
     pub fn line(&self, elapsed: Duration, with_analysis: bool) -> String {
         let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { self.total as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.total as f64 / secs
+        } else {
+            0.0
+        };
         let mut s = format!("scraped {}/{} ok", group(self.ok), group(self.total));
         if with_analysis {
             s.push_str(&format!(", analyzed {}", group(self.analyzed)));
             if self.analysis_failed > 0 {
-                s.push_str(&format!(" ({} analyses failed)", group(self.analysis_failed)));
+                s.push_str(&format!(
+                    " ({} analyses failed)",
+                    group(self.analysis_failed)
+                ));
             }
         }
-        s.push_str(&format!(" in {secs:.1} s ({} pages/s)", group(rate.round() as usize)));
+        s.push_str(&format!(
+            " in {secs:.1} s ({} pages/s)",
+            group(rate.round() as usize)
+        ));
         let failed = self.total - self.ok;
         if failed > 0 {
             let mut kinds: Vec<(&String, &usize)> = self.failures.iter().collect();
             kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{} {k}", group(**n))).collect();
+            let parts: Vec<String> = kinds
+                .iter()
+                .map(|(k, n)| format!("{} {k}", group(**n)))
+                .collect();
             s.push_str(&format!("; {} failed: {}", group(failed), parts.join(", ")));
         }
         s

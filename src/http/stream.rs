@@ -33,7 +33,7 @@ struct SyncIo<'a, 'b> {
 
 impl Read for SyncIo<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.tcp.poll_read_priv(self.cx, buf) {
+        match self.tcp.poll_read(self.cx, buf) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -42,7 +42,7 @@ impl Read for SyncIo<'_, '_> {
 
 impl Write for SyncIo<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.tcp.poll_write_priv(self.cx, buf) {
+        match self.tcp.poll_write(self.cx, buf) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -240,7 +240,7 @@ impl Stream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match self {
-            Stream::Plain(s) => s.poll_read_priv(cx, buf),
+            Stream::Plain(s) => s.poll_read(cx, buf),
             Stream::Tls(s) => s.poll_read(cx, buf),
         }
     }
@@ -252,7 +252,7 @@ impl Stream {
     pub(crate) async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
             let n = poll_fn(|cx| match self {
-                Stream::Plain(s) => s.poll_write_priv(cx, buf),
+                Stream::Plain(s) => s.poll_write(cx, buf),
                 Stream::Tls(s) => s.poll_write(cx, buf),
             })
             .await?;

@@ -87,10 +87,38 @@ pub(crate) struct ScheduledIo {
     waiters: Mutex<Waiters>,
 }
 
+/// Tasks waiting for one direction. Usually one; several when tasks share a socket (two tasks
+/// calling `accept` on one listener). All are woken on readiness: each retries its operation,
+/// and the ones that find `WouldBlock` register again.
+#[derive(Default)]
+struct WaiterList {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl WaiterList {
+    fn register(&mut self, waker: &Waker) {
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => {}
+            Some(_) => {
+                if !self.more.iter().any(|w| w.will_wake(waker)) {
+                    self.more.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    fn take_all(&mut self, into: &mut Vec<Waker>) {
+        into.extend(self.first.take());
+        into.append(&mut self.more);
+    }
+}
+
 #[derive(Default)]
 struct Waiters {
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    readers: WaiterList,
+    writers: WaiterList,
 }
 
 impl ScheduledIo {
@@ -108,10 +136,10 @@ impl ScheduledIo {
         });
         let mut waiters = self.waiters.lock();
         if bits & Direction::Read.mask() != 0 {
-            wake.extend(waiters.reader.take());
+            waiters.readers.take_all(wake);
         }
         if bits & Direction::Write.mask() != 0 {
-            wake.extend(waiters.writer.take());
+            waiters.writers.take_all(wake);
         }
     }
 }
@@ -363,18 +391,21 @@ impl Registration {
         cx: &mut Context<'_>,
         dir: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
+        // Cooperative budget: a task whose sockets are always ready would otherwise never
+        // return to the scheduler. Once its budget for this poll is spent it is rescheduled
+        // (to the back of the queue) and this operation reports "not yet".
+        if !super::context::consume_budget() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let cur = self.io.readiness.load(Acquire);
         if cur & dir.mask() != 0 {
             return Poll::Ready(self.ready_event(cur, dir));
         }
         let mut waiters = self.io.waiters.lock();
-        let slot = match dir {
-            Direction::Read => &mut waiters.reader,
-            Direction::Write => &mut waiters.writer,
-        };
-        match slot {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
+        match dir {
+            Direction::Read => waiters.readers.register(cx.waker()),
+            Direction::Write => waiters.writers.register(cx.waker()),
         }
         let cur = self.io.readiness.load(Acquire);
         if cur & dir.mask() != 0 {

@@ -431,7 +431,11 @@ impl WorkerCx {
         let entered = EnteredGuard(context::replace_entered(None));
         let mut poll_awaited = |cx: &mut Context<'_>| {
             let hidden = context::replace_entered(entered.0.clone());
+            // A fresh budget per poll: the blocked task's own budget may be spent, and the
+            // future it waits for must still make progress.
+            let budget = context::start_budget();
             let res = future.as_mut().poll(cx);
+            context::restore_budget(budget);
             context::replace_entered(hidden);
             res
         };
@@ -526,7 +530,9 @@ impl WorkerCx {
             }
         }
         self.remote().metrics.add_poll();
+        let budget = context::start_budget();
         task.run();
+        context::restore_budget(budget);
     }
 
     /// Fires due timers and polls the reactor without blocking. Returns how many tasks that woke.

@@ -85,7 +85,7 @@ impl TcpListener {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         };
-        Poll::Ready(TcpStream::from_mio(io).map(|s| (s, addr)))
+        Poll::Ready(TcpStream::from_mio_accepted(io).map(|s| (s, addr)))
     }
 
     /// The bound address (useful after binding port 0).
@@ -141,6 +141,15 @@ impl TcpStream {
         Ok(TcpStream { io, registration })
     }
 
+    /// Registers an accepted connection. With several workers, connections are spread over
+    /// their reactors round-robin, so one acceptor task does not leave every socket's readiness
+    /// to a single worker: each connection's task then mostly runs where its events arrive.
+    fn from_mio_accepted(mut io: mio::net::TcpStream) -> io::Result<TcpStream> {
+        let reactor = context::reactor_for_accepted().ok_or_else(no_runtime)?;
+        let registration = Registration::new(&mut io, reactor)?;
+        Ok(TcpStream { io, registration })
+    }
+
     fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let ev = match self.registration.poll_ready(cx, Direction::Write) {
@@ -166,7 +175,7 @@ impl TcpStream {
 
     /// Reads into `buf`; `Ok(0)` means the peer closed its side (or `buf` is empty).
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+        poll_fn(|cx| self.poll_read(cx, buf)).await
     }
 
     /// Reads exactly `buf.len()` bytes, failing with `UnexpectedEof` if the stream ends first.
@@ -182,7 +191,7 @@ impl TcpStream {
 
     /// Writes some of `buf`, returning how much.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+        poll_fn(|cx| self.poll_write(cx, buf)).await
     }
 
     /// Writes all of `buf`.
@@ -196,6 +205,16 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Poll form of [`write_vectored`](TcpStream::write_vectored).
+    pub fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.registration
+            .poll_io(cx, Direction::Write, || (&self.io).write_vectored(bufs))
+    }
+
     /// Writes from several buffers in one syscall, returning how much was written in all.
     pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         poll_fn(|cx| {
@@ -206,7 +225,7 @@ impl TcpStream {
     }
 
     /// Poll form of [`read`](TcpStream::read).
-    pub fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -216,7 +235,7 @@ impl TcpStream {
     }
 
     /// Poll form of [`write`](TcpStream::write).
-    pub fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -264,6 +283,18 @@ impl TcpStream {
     }
 }
 
+impl std::os::fd::AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl std::os::fd::AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
         self.registration.deregister(&mut self.io);
@@ -285,7 +316,7 @@ impl futures_io::AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
+        TcpStream::poll_read(&self, cx, buf)
     }
 }
 
@@ -295,7 +326,7 @@ impl futures_io::AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
+        TcpStream::poll_write(&self, cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -311,7 +342,7 @@ impl futures_io::AsyncRead for &TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
+        TcpStream::poll_read(*self, cx, buf)
     }
 }
 
@@ -321,7 +352,7 @@ impl futures_io::AsyncWrite for &TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
+        TcpStream::poll_write(*self, cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
