@@ -151,7 +151,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Scrape(args) => scrape::run(args),
         Command::Demo(args) => demo::run(args),
         Command::ServeDemo(args) => {
-            Err::<(), std::io::Error>(std::io::Error::other(format!("{args:?}")))
+            scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
                 .map_err(|e| format!("could not serve the demo site on port {}: {e}", args.port))
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+#[cfg(test)]
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -15,14 +16,82 @@ use crate::traits::Analyzer;
 /// categories L* and N* (`str.isalnum`); unlike Rust's `\w` it excludes combining marks, so
 /// `"e\u{301}cole"` is two words there and here. Within a run of word characters and
 /// apostrophes, `\b...\b` makes the match start at the first word character and end at the
-/// last one; this pattern encodes exactly that.
+/// last one; so each maximal run of word characters and apostrophes that contains a word
+/// character is one word, without its leading and trailing apostrophes. [`count_words`] scans
+/// for exactly that in one pass; this regex says the same thing and checks it in the tests.
+#[cfg(test)]
 static WORD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[\p{L}\p{N}_](?:[\p{L}\p{N}_']*[\p{L}\p{N}_])?").expect("valid word pattern")
 });
 
-/// Sentence separators: runs of `.`, `!`, `?` (Python's `re.split(r'[.!?]+', text)`).
-static SENTENCE_BREAK: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[.!?]+").expect("valid sentence pattern"));
+/// The code point ranges of `[\p{L}\p{N}_]`, from the same Unicode tables the regex crate uses.
+static WORD_RANGES: LazyLock<Vec<(char, char)>> = LazyLock::new(|| {
+    let hir = regex_syntax::parse(r"[\p{L}\p{N}_]").expect("valid class");
+    match hir.kind() {
+        regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(class)) => class
+            .ranges()
+            .iter()
+            .map(|r| (r.start(), r.end()))
+            .collect(),
+        other => unreachable!("a Unicode class, not {other:?}"),
+    }
+});
+
+fn is_word_char(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || c == '_';
+    }
+    let ranges = &*WORD_RANGES;
+    ranges
+        .binary_search_by(|&(lo, hi)| {
+            if hi < c {
+                std::cmp::Ordering::Less
+            } else if lo > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// (words, characters in words): see [`WORD`] for the definition. (The same state machine is
+/// fused into [`TextStats::of`]; this standalone copy is what the tests compare to the regex.)
+#[cfg(test)]
+fn count_words(text: &str) -> (usize, usize) {
+    let (mut words, mut letters) = (0usize, 0usize);
+    // Inside a run: characters since the run's first word character, and how many of the
+    // trailing ones are apostrophes (they are dropped if the run ends there).
+    let mut in_word = false;
+    let (mut len, mut trailing_quotes) = (0usize, 0usize);
+    for c in text.chars() {
+        if c == '\'' {
+            if in_word {
+                len += 1;
+                trailing_quotes += 1;
+            }
+            // A leading apostrophe does not start a word: stay outside.
+            continue;
+        }
+        if is_word_char(c) {
+            if !in_word {
+                in_word = true;
+                len = 0;
+            }
+            len += 1;
+            trailing_quotes = 0;
+        } else if in_word {
+            words += 1;
+            letters += len - trailing_quotes;
+            in_word = false;
+        }
+    }
+    if in_word {
+        words += 1;
+        letters += len - trailing_quotes;
+    }
+    (words, letters)
+}
 
 /// Python's `str.isspace`: Rust's `char::is_whitespace` plus the four information separators
 /// U+001C..=U+001F, which Python also strips.
@@ -57,16 +126,51 @@ impl TextStats {
     /// assert_eq!((s.word_count, s.sentence_count), (3, 2));
     /// ```
     pub fn of(text: &str) -> TextStats {
-        let mut word_count = 0usize;
-        let mut letters = 0usize;
-        for word in WORD.find_iter(text) {
-            word_count += 1;
-            letters += word.as_str().chars().count();
+        // One pass over the text for all three counts.
+        let (mut characters, mut word_count, mut letters, mut sentence_count) =
+            (0usize, 0usize, 0usize, 0usize);
+        // Word state: inside a run (see `count_words`), its length and trailing apostrophes.
+        let (mut in_word, mut len, mut trailing_quotes) = (false, 0usize, 0usize);
+        // Sentence state: the current piece (since the last `.`, `!` or `?`) has a non-space.
+        let mut piece_has_text = false;
+        for c in text.chars() {
+            characters += 1;
+            if is_word_char(c) {
+                if !in_word {
+                    in_word = true;
+                    len = 0;
+                }
+                len += 1;
+                trailing_quotes = 0;
+                piece_has_text = true;
+                continue;
+            }
+            if c == '\'' {
+                if in_word {
+                    len += 1;
+                    trailing_quotes += 1;
+                }
+                piece_has_text = true;
+                continue;
+            }
+            if in_word {
+                word_count += 1;
+                letters += len - trailing_quotes;
+                in_word = false;
+            }
+            if matches!(c, '.' | '!' | '?') {
+                // Python's `re.split(r'[.!?]+', text)`: a piece counts if it is not blank.
+                sentence_count += usize::from(piece_has_text);
+                piece_has_text = false;
+            } else if !is_python_space(c) {
+                piece_has_text = true;
+            }
         }
-        let sentence_count = SENTENCE_BREAK
-            .split(text)
-            .filter(|piece| !piece.chars().all(is_python_space))
-            .count();
+        if in_word {
+            word_count += 1;
+            letters += len - trailing_quotes;
+        }
+        sentence_count += usize::from(piece_has_text);
         let average_word_length = if word_count == 0 {
             0.0
         } else {
@@ -74,7 +178,7 @@ impl TextStats {
         };
         TextStats {
             word_count,
-            character_count: text.chars().count(),
+            character_count: characters,
             sentence_count,
             average_word_length,
         }
@@ -122,6 +226,41 @@ impl Analyzer for TextStatsAnalyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass scanner and the sentence split agree with the regexes that define them,
+    /// on random text mixing ASCII, apostrophes, punctuation, combining marks and other scripts.
+    #[test]
+    fn scanner_matches_the_regex_definition() {
+        let alphabet: Vec<char> = "ab Z9_'’ .!?\n\té\u{301}ü中文१२ाऀ\u{200d}-,\u{1c}"
+            .chars()
+            .collect();
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let sentence_re = Regex::new(r"[.!?]+").unwrap();
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            let text: String = (0..len)
+                .map(|k| alphabet[((seed >> (k % 50)) as usize + k * 7) % alphabet.len()])
+                .collect();
+            let expected_words: Vec<&str> = WORD.find_iter(&text).map(|m| m.as_str()).collect();
+            let letters: usize = expected_words.iter().map(|w| w.chars().count()).sum();
+            assert_eq!(
+                count_words(&text),
+                (expected_words.len(), letters),
+                "{text:?}"
+            );
+            let stats = TextStats::of(&text);
+            assert_eq!(stats.word_count, expected_words.len(), "{text:?}");
+            assert_eq!(stats.character_count, text.chars().count(), "{text:?}");
+            let by_regex = sentence_re
+                .split(&text)
+                .filter(|p| !p.chars().all(is_python_space))
+                .count();
+            assert_eq!(TextStats::of(&text).sentence_count, by_regex, "{text:?}");
+        }
+    }
     use serde_json::json;
 
     /// Expected values computed with Python Scraipe 0.1.73's `TextStatsAnalyzer` code on
