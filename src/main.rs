@@ -22,8 +22,8 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
         }
     }
 }

@@ -145,14 +145,28 @@ fn positive_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs the parsed command. Errors are one-line messages for the user (exit code 1).
-pub fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
-        Command::Scrape(args) => scrape::run(args),
-        Command::Demo(args) => demo::run(args),
+/// A one-line message for the user and the exit code: 2 for usage errors, 1 for everything
+/// else (unreadable input, unwritable output, unusable certificates).
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> CliError {
+        CliError { code: 1, message }
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    Ok(match cli.command {
+        Command::Scrape(args) => scrape::run(args)?,
+        Command::Demo(args) => demo::run(args)?,
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
-                .map_err(|e| format!("could not serve the demo site on port {}: {e}", args.port))
+                .map_err(|e| format!("could not serve the demo site on port {}: {e}", args.port))?
         }
-    }
+    })
 }

@@ -19,6 +19,15 @@ use scraipe::{AnalysisResult, Analyzer, AsyncScraper, ScrapeResult};
 
 use super::output::Row;
 
+/// What the pipeline reports to its consumer.
+pub enum Event {
+    /// The next row, in input order.
+    Row(Row),
+    /// The rows available right now have all been handed over: a good moment to flush, so
+    /// output streams even when the next link is slow.
+    Written,
+}
+
 pub struct Settings {
     pub concurrency: usize,
     pub window: usize,
@@ -66,14 +75,15 @@ fn failed(link: &str, error: String, kind: &str, elapsed: Duration) -> ScrapeRes
     ScrapeResult::fail(link, error).with_metadata(meta)
 }
 
-/// Scrapes (and analyzes) every link, calling `on_row` with each row in input order.
+/// Scrapes (and analyzes) every link, handing each row to `on_event` in input order.
+
 pub fn run(
     runtime: &Runtime,
     links: Vec<String>,
     scraper: Arc<dyn AsyncScraper>,
     analyzer: Option<Arc<dyn Analyzer>>,
     settings: &Settings,
-    mut on_row: impl FnMut(Row) -> io::Result<()>,
+    mut on_event: impl FnMut(Event) -> io::Result<()>,
 ) -> io::Result<()> {
     let n = links.len();
     let links: Vec<Arc<str>> = links.into_iter().map(Arc::from).collect();
@@ -126,9 +136,14 @@ pub fn run(
             };
             in_flight -= 1;
             pending.insert(index, row);
+            let mut wrote = false;
             while let Some(row) = pending.remove(&next_write) {
-                on_row(row)?;
+                on_event(Event::Row(row))?;
                 next_write += 1;
+                wrote = true;
+            }
+            if wrote {
+                on_event(Event::Written)?;
             }
         }
         Ok(())

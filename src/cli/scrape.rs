@@ -15,7 +15,7 @@ use scraipe::rt::Builder;
 use scraipe::{Analyzer, AsyncScraper};
 
 use super::output::RowWriter;
-use super::pipeline::{self, Settings};
+use super::pipeline::{self, Event, Settings};
 use super::summary::Summary;
 use super::{AnalyzerKind, Format, ScrapeArgs, ScraperKind};
 
@@ -45,13 +45,16 @@ pub fn collect_links(args: &[String], input: Option<&str>) -> Result<Vec<String>
         .collect())
 }
 
-pub fn run(args: ScrapeArgs) -> Result<(), String> {
+pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     let links = collect_links(&args.urls, args.input.as_deref())?;
-    if links.is_empty() {
-        return Err(
-            "no URLs given: pass them as arguments or with --input FILE (or - for stdin)".into(),
-        );
+    if links.is_empty() && args.input.is_none() {
+        return Err(super::CliError {
+            code: 2,
+            message: "no URLs given: pass them as arguments or with --input FILE (or - for stdin)"
+                .into(),
+        });
     }
+
     let format = args.format.unwrap_or_else(|| match &args.output {
         Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) => Format::Csv,
         _ => Format::Jsonl,
@@ -126,13 +129,23 @@ pub fn run(args: ScrapeArgs) -> Result<(), String> {
     };
     let started = Instant::now();
     let mut summary = Summary::default();
-    let result = pipeline::run(&runtime, links, scraper, analyzer, &settings, |row| {
-        summary.add(&row);
-        if let Some(bar) = &progress {
-            bar.inc(1);
-        }
-        writer.write(&row)
-    })
+    let result = pipeline::run(
+        &runtime,
+        links,
+        scraper,
+        analyzer,
+        &settings,
+        |event| match event {
+            Event::Row(row) => {
+                summary.add(&row);
+                if let Some(bar) = &progress {
+                    bar.inc(1);
+                }
+                writer.write(&row)
+            }
+            Event::Written => writer.flush(),
+        },
+    )
     .and_then(|()| writer.flush());
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -141,7 +154,7 @@ pub fn run(args: ScrapeArgs) -> Result<(), String> {
         Ok(()) => {}
         // `scraipe scrape ... | head` closing the pipe early is not an error worth reporting.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe && args.output.is_none() => return Ok(()),
-        Err(e) => return Err(format!("cannot write the output: {e}")),
+        Err(e) => return Err(format!("cannot write the output: {e}").into()),
     }
     if !args.quiet {
         eprintln!("{}", summary.line(started.elapsed(), analyzed));

@@ -1,0 +1,403 @@
+//! End-to-end tests of the `scraipe` binary: exit codes, input handling, output formats,
+//! streaming, timeouts, custom CA certificates, and the demo.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scraipe::demo::{DemoServer, DemoSite};
+use scraipe::rt::Runtime;
+use serde_json::Value;
+
+fn scraipe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scraipe"))
+}
+
+struct Site {
+    _rt: Runtime,
+    server: DemoServer,
+}
+
+impl Site {
+    fn start() -> Site {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let server = DemoServer::start(
+            rt.handle(),
+            "127.0.0.1:0".parse().unwrap(),
+            DemoSite::new(40, 5),
+        )
+        .unwrap();
+        Site { _rt: rt, server }
+    }
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.server.base_url(), path)
+    }
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("scraipe-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn jsonl(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect()
+}
+
+#[test]
+fn help_documents_every_option() {
+    let out = scraipe().args(["scrape", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--input",
+        "--output",
+        "--format",
+        "--scraper",
+        "--analyzer",
+        "--concurrency",
+        "--threads",
+        "--timeout",
+        "--ca-cert",
+        "--max-body",
+        "--user-agent",
+        "--per-host",
+        "--quiet",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    let top = scraipe().arg("--help").output().unwrap();
+    let top = String::from_utf8_lossy(&top.stdout);
+    assert!(top.contains("scrape") && top.contains("demo") && top.contains("serve-demo"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_io_errors_exit_1_with_one_line() {
+    let bad_flag = scraipe()
+        .args(["scrape", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_flag.status.code(), Some(2));
+    let bad_value = scraipe()
+        .args(["scrape", "--concurrency", "zero", "http://x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_value.status.code(), Some(2));
+    let nothing = scraipe().arg("scrape").output().unwrap();
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no URLs given"));
+
+    let missing = scraipe()
+        .args(["scrape", "--input", "/no/such/file.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("error: cannot read input file '/no/such/file.txt'"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    let site = Site::start();
+    let unwritable = scraipe()
+        .args([
+            "scrape",
+            &site.url("/page/0"),
+            "--output",
+            "/no/such/dir/out.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unwritable.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unwritable.stderr);
+    assert!(
+        err.starts_with("error: cannot write output file '/no/such/dir/out.jsonl'"),
+        "{err}"
+    );
+    assert_eq!(
+        site.server.requests_served(),
+        0,
+        "checked before any scraping"
+    );
+
+    let bad_pem = tmp("badpem").join("ca.pem");
+    std::fs::write(&bad_pem, "not a certificate").unwrap();
+    let out = scraipe()
+        .args(["scrape", "http://127.0.0.1:1/", "--ca-cert"])
+        .arg(&bad_pem)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CA certificate"));
+}
+
+#[test]
+fn every_link_once_in_input_order_with_clear_failures() {
+    let site = Site::start();
+    let dir = tmp("order");
+    let input = dir.join("links.txt");
+    let lines = [
+        "# a comment".to_string(),
+        site.url("/page/3"),
+        String::new(),
+        site.url("/page/7"),
+        "   ".to_string(),
+        site.url("/page/1"),
+        site.url("/page/3"),
+        "not a url".to_string(),
+        "ftp://example.com/file".to_string(),
+        site.url("/page/5"),
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = scraipe()
+        .args(["scrape", "--input"])
+        .arg(&input)
+        .arg(site.url("/page/0"))
+        .args(["--analyzer", "text-stats", "--scraper", "text"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "failures still exit 0");
+    let rows = jsonl(&out.stdout);
+    let links: Vec<&str> = rows.iter().map(|r| r["link"].as_str().unwrap()).collect();
+    assert_eq!(
+        links,
+        [
+            site.url("/page/0").as_str(),
+            &site.url("/page/3"),
+            &site.url("/page/7"),
+            &site.url("/page/1"),
+            "not a url",
+            "ftp://example.com/file",
+            &site.url("/page/5"),
+        ]
+    );
+    for r in &rows {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "link",
+                "content",
+                "scrape_success",
+                "scrape_error",
+                "metadata",
+                "output",
+                "analysis_success",
+                "analysis_error"
+            ]
+        );
+        for k in ["status", "final_url", "content_type", "elapsed_ms"] {
+            assert!(
+                r["metadata"].get(k).is_some(),
+                "metadata.{k} missing in {r}"
+            );
+        }
+    }
+    let by_link = |l: &str| rows.iter().find(|r| r["link"] == l).unwrap();
+    let ok = by_link(&site.url("/page/0"));
+    assert_eq!(ok["scrape_success"], true);
+    assert_eq!(ok["analysis_success"], true);
+    assert!(ok["output"]["word_count"].as_u64().unwrap() > 0);
+    let missing = by_link(&site.url("/page/7"));
+    assert_eq!(
+        missing["scrape_error"],
+        format!("Failed to scrape {}. Status code: 404", site.url("/page/7"))
+    );
+    assert_eq!(missing["analysis_success"], Value::Null);
+    let redirected = by_link(&site.url("/page/5"));
+    assert_eq!(redirected["scrape_success"], true);
+    assert_ne!(redirected["metadata"]["final_url"], site.url("/page/5"));
+    assert!(by_link("not a url")["scrape_error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid URL"));
+    assert!(by_link("ftp://example.com/file")["scrape_error"]
+        .as_str()
+        .unwrap()
+        .contains("unsupported scheme"));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("scraped 4/7 ok, analyzed 4 in"),
+        "{summary}"
+    );
+    assert!(summary.contains("3 failed"), "{summary}");
+}
+
+#[test]
+fn csv_output_is_valid_and_complete() {
+    let site = Site::start();
+    let out_path = tmp("csv").join("out.csv");
+    let out = scraipe()
+        .args(["scrape", "--quiet", "--analyzer", "text-stats", "--output"])
+        .arg(&out_path)
+        .args([
+            site.url("/page/0"),
+            site.url("/page/7"),
+            site.url("/page/2"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet prints nothing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_path(&out_path).unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "link",
+            "content",
+            "scrape_success",
+            "scrape_error",
+            "metadata",
+            "output",
+            "analysis_success",
+            "analysis_error"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(&records[0][0], site.url("/page/0"));
+    // Page bodies hold commas, quotes and newlines: they survive CSV quoting.
+    assert!(records[0][1].contains('\n') && records[0][1].contains("<html"));
+    let meta: Value = serde_json::from_str(&records[1][4]).unwrap();
+    assert_eq!(meta["status"], 404);
+    let stats: Value = serde_json::from_str(&records[2][5]).unwrap();
+    assert!(stats["character_count"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn rows_stream_out_before_slow_links_finish() {
+    let site = Site::start();
+    let mut child = scraipe()
+        .args([
+            "scrape",
+            "--quiet",
+            &site.url("/page/0"),
+            &site.url("/delay/1500"),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    let first_at = started.elapsed();
+    assert!(first.contains("/page/0"));
+    assert!(
+        first_at < Duration::from_millis(1200),
+        "first row after {first_at:?}: not streamed"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("/delay/1500"));
+}
+
+#[test]
+fn timeout_is_the_whole_per_link_deadline() {
+    let site = Site::start();
+    let started = Instant::now();
+    let out = scraipe()
+        .args([
+            "scrape",
+            "--quiet",
+            "--timeout",
+            "0.4",
+            &site.url("/delay/5000"),
+            &site.url("/page/0"),
+        ])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success());
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let rows = jsonl(&out.stdout);
+    assert_eq!(rows[0]["scrape_success"], false);
+    assert_eq!(rows[0]["metadata"]["error_kind"], "timeout");
+    assert_eq!(rows[1]["scrape_success"], true);
+}
+
+#[test]
+fn stdin_input_and_ca_cert_for_a_self_hosted_https_site() {
+    let pki = support::tls::test_pki();
+    let srv = support::TestServer::start_with(
+        |_, t| {
+            support::respond(
+                t,
+                "200 OK",
+                &[("Content-Type", "text/plain")],
+                b"private page",
+            );
+            support::After::KeepAlive
+        },
+        Some(support::tls::tls_wrapper(pki.server_config.clone())),
+    );
+    let url = format!("https://localhost:{}/internal", srv.addr.port());
+    let pem = tmp("ca").join("ca.pem");
+    std::fs::write(&pem, &pki.ca_pem).unwrap();
+
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let mut child = scraipe()
+            .args(["scrape", "--quiet", "--input", "-"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{url}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        jsonl(&out.stdout).remove(0)
+    };
+    let trusted = run(&["--ca-cert".as_ref(), pem.as_os_str()]);
+    assert_eq!(trusted["content"], "private page", "{trusted}");
+    let untrusted = run(&[]);
+    assert_eq!(untrusted["scrape_success"], false);
+    assert_eq!(untrusted["metadata"]["error_kind"], "tls");
+    assert!(
+        untrusted["scrape_error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown authority"),
+        "{untrusted}"
+    );
+}
+
+#[test]
+fn demo_runs_offline_and_checks_itself() {
+    let out = scraipe()
+        .args(["demo", "--pages", "60", "--rows", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("scraped 54/60 ok, analyzed 54"), "{text}");
+    assert!(text.contains("checked: all 60 results match"), "{text}");
+    assert!(text.contains("/page/0"), "{text}");
+}

@@ -1,0 +1,70 @@
+//! The examples build with the test suite; this runs them and checks what they print.
+//!
+//! `cargo test` builds every example before running tests. (`cargo test --test examples` alone
+//! does not: build them first with `cargo build --examples`.)
+
+use std::process::Command;
+use std::time::Duration;
+
+/// Path of an example binary built by `cargo test` (next to this test's own directory).
+fn example(name: &str) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    Command::new(dir)
+}
+
+fn run(name: &str) -> String {
+    let started = std::time::Instant::now();
+    let out = example(name)
+        .output()
+        .unwrap_or_else(|e| panic!("example {name} not built: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{name} took too long"
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn basic_workflow() {
+    let out = run("basic_workflow");
+    assert!(
+        out.contains("link, word_count, character_count, sentence_count, average_word_length"),
+        "{out}"
+    );
+    assert!(out.contains("Status code: 404"), "{out}");
+}
+
+#[test]
+fn custom_components() {
+    let out = run("custom_components");
+    assert!(out.contains("index page links: 40"), "{out}");
+    assert!(out.contains("\"internal\""), "{out}");
+}
+
+#[test]
+fn multiscraper() {
+    let out = run("multiscraper");
+    assert!(
+        out.contains("RawScraper[SUCCESS]") && out.contains("TextScraper[SUCCESS]"),
+        "{out}"
+    );
+    assert!(out.contains("No scraper could handle link"), "{out}");
+}
+
+#[test]
+fn echo_server() {
+    let out = run("echo_server");
+    assert!(out.contains("100/100 clients got their line back"), "{out}");
+}
