@@ -149,6 +149,9 @@ pub struct DemoSite {
 struct Inner {
     pages: usize,
     seed: u64,
+    /// Every page normal (see `DemoSite::plain`).
+    plain: bool,
+
     bodies: Box<[OnceLock<Arc<[u8]>>]>,
     /// Bytes held by `bodies`, kept under `budget`.
     cached: AtomicUsize,
@@ -171,12 +174,28 @@ impl DemoSite {
         DemoSite::with_budget(pages, seed, CACHE_BUDGET)
     }
 
+    /// Like [`new`](DemoSite::new), but every page is a normal 200 page: no slow, failing or
+    /// redirecting ones. For throughput benchmarks, where deliberate delays would only measure
+    /// the delays.
+    pub fn plain(pages: usize, seed: u64) -> DemoSite {
+        let mut site = DemoSite::with_budget(pages, seed, CACHE_BUDGET);
+        Arc::get_mut(&mut site.inner).expect("just created").plain = true;
+        site
+    }
+
+    /// True for a site made with [`plain`](DemoSite::plain).
+    pub fn is_plain(&self) -> bool {
+        self.inner.plain
+    }
+
     fn with_budget(pages: usize, seed: u64, budget: usize) -> DemoSite {
         let pages = pages.min(MAX_PAGES);
         DemoSite {
             inner: Arc::new(Inner {
                 pages,
                 seed,
+                plain: false,
+
                 bodies: (0..pages).map(|_| OnceLock::new()).collect(),
                 cached: AtomicUsize::new(0),
                 budget,
@@ -207,7 +226,13 @@ impl DemoSite {
 
     /// What page `i` does; `None` past the last page.
     pub fn kind(&self, i: usize) -> Option<PageKind> {
-        (i < self.pages()).then(|| kind_of(i, self.pages()))
+        (i < self.pages()).then(|| {
+            if self.inner.plain {
+                PageKind::Normal
+            } else {
+                kind_of(i, self.pages())
+            }
+        })
     }
 
     /// What a client should observe for page `i`; `None` past the last page.
@@ -295,8 +320,9 @@ impl DemoSite {
 
     /// Renders page `i`: `(html, visible text)`.
     fn render(&self, i: usize) -> (String, String) {
-        match kind_of(i, self.pages()) {
+        match self.kind(i).unwrap_or(PageKind::NotFound) {
             PageKind::Normal | PageKind::Slow { .. } => render_content(self, i),
+
             PageKind::NotFound => (
                 small_page("404 Not Found", &format!("Page {i} is missing on purpose.")),
                 String::new(),

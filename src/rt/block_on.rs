@@ -21,7 +21,24 @@ use super::context;
 use super::scheduler::Interrupted;
 
 /// How long a plain thread spins for a result before parking, when no runtime says otherwise.
-pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(25);
+const DEFAULT_SPIN: Duration = Duration::from_micros(25);
+
+/// `spin` if this process may run on more than one CPU, else zero: with a single CPU (a
+/// `taskset`, a cgroup limit) the thread we would wait for cannot run while we spin, so
+/// spinning only delays it.
+pub(crate) fn spin_if_parallel(spin: Duration) -> Duration {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if cpus > 1 {
+        spin
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// Runs a future to completion from synchronous code, anywhere.
 ///
@@ -58,7 +75,7 @@ pub fn block_on<F: IntoFuture>(future: F) -> F::Output {
     });
     match nested {
         Some(out) => out,
-        None => park_on(future, DEFAULT_SPIN, None),
+        None => park_on(future, spin_if_parallel(DEFAULT_SPIN), None),
     }
 }
 

@@ -99,7 +99,7 @@ impl Builder {
             stack_size: None,
             core_ids: None,
             config: Config {
-                spin_before_park: Duration::from_micros(50),
+                spin_before_park: block_on::spin_if_parallel(Duration::from_micros(50)),
                 global_queue_interval: 31,
                 event_interval: 61,
                 lifo_slot: true,
@@ -156,7 +156,8 @@ impl Builder {
     }
 
     /// How long an idle worker keeps looking for work before it sleeps in `epoll_wait`
-    /// (default 50 µs). Spinning makes a cross-thread hand-off a few hundred nanoseconds instead
+    /// (default 50 µs; 0 when the process may only use one CPU, where spinning would just
+    /// delay the thread it waits for). Spinning makes a cross-thread hand-off a few hundred nanoseconds instead
     /// of a futex/eventfd wake-up of several microseconds, at the price of that much CPU after
     /// each burst of work. Zero disables it. Only one worker in two spins at a time.
     pub fn spin_before_park(mut self, spin: Duration) -> Builder {

@@ -51,9 +51,15 @@ fn pinned(cpu: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 /// Starts our demo server (one worker thread) pinned to CPU 1.
 pub fn start_demo_server() -> Result<Server, String> {
+    start_demo_server_with(&[])
+}
+
+/// Like `start_demo_server`; `["plain", "5000"]` serves 5,000 pages without slow or failing ones.
+pub fn start_demo_server_with(extra: &[&str]) -> Result<Server, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = pinned("1", exe)
         .args(["--child", "serve"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -74,14 +80,21 @@ pub fn start_demo_server() -> Result<Server, String> {
     })
 }
 
-/// Child-process entry: serve the demo site until stdin closes.
-pub fn child_serve() {
+/// Child-process entry: serve the demo site until stdin closes (`serve [plain N]`).
+pub fn child_serve(args: &[String]) {
     let rt = scraipe::rt::Builder::new()
         .worker_threads(1)
         .thread_name("demo-server")
         .build()
         .unwrap();
-    let site = scraipe::demo::DemoSite::new(100, 1);
+    let site = match args {
+        [mode, n, ..] if mode == "plain" => {
+            scraipe::demo::DemoSite::plain(n.parse().unwrap_or(5000), 1)
+        }
+        _ => scraipe::demo::DemoSite::new(100, 1),
+    };
+    site.generate_all();
+
     let server = rt
         .block_on(async {
             scraipe::demo::DemoServer::start(rt.handle(), "127.0.0.1:0".parse().unwrap(), site)

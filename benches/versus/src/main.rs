@@ -5,6 +5,8 @@
 //! the min–max range, and the ratio ours/theirs. See BENCHMARKS.md for what each row measures.
 
 mod bridge;
+mod e2e;
+
 mod http;
 mod memory;
 mod python;
@@ -41,7 +43,8 @@ fn main() {
             Some("mem-tasks") => {
                 memory::child_tasks(args.get(2).map(String::as_str).unwrap_or("ours"))
             }
-            Some("serve") => http::child_serve(),
+            Some("serve") => http::child_serve(&args[2..]),
+
             Some("http-client") if args.len() >= 7 => http::child_client(&args[2..]),
             Some("mem-inflight") if args.len() >= 5 => http::child_mem_inflight(&args[2..]),
             Some("loop") if args.len() >= 6 => runtime::child_loop(
@@ -108,6 +111,10 @@ fn main() {
         eprintln!("memory...");
         memory::run(&settings, &mut rows);
         http::memory_in_flight(&settings, &mut rows);
+    }
+    if wanted("e2e") {
+        eprintln!("end to end (server on CPU 1, clients on CPU 0)...");
+        e2e::run(&settings, &mut rows, &python);
     }
     if wanted("http") {
         eprintln!("http (servers pinned to CPU 1, clients to CPU 0)...");
