@@ -68,3 +68,8 @@ pub mod prelude {
     };
     pub use crate::workflow::Workflow;
 }
+
+/// The README's Rust examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -180,8 +180,8 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     // The first rows.
     println!();
     println!(
-        "{:<12} {:>6} {:>7} {:>7} {:>9} {:>8}  {}",
-        "page", "status", "words", "chars", "sentences", "avg word", "first words / error"
+        "{:<12} {:>6} {:>7} {:>7} {:>9} {:>8}  first words / error",
+        "page", "status", "words", "chars", "sentences", "avg word"
     );
     for s in scrapes.iter().take(args.rows) {
         let path = s.link().strip_prefix(server.base_url()).unwrap_or(s.link());

@@ -161,12 +161,14 @@ impl From<String> for CliError {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    Ok(match cli.command {
-        Command::Scrape(args) => scrape::run(args)?,
-        Command::Demo(args) => demo::run(args)?,
+    match cli.command {
+        Command::Scrape(args) => scrape::run(args),
+        Command::Demo(args) => demo::run(args).map_err(CliError::from),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
-                .map_err(|e| format!("could not serve the demo site on port {}: {e}", args.port))?
+                .map_err(|e| {
+                    format!("could not serve the demo site on port {}: {e}", args.port).into()
+                })
         }
-    })
+    }
 }

@@ -8,8 +8,11 @@ use parking_lot::Mutex;
 
 use crate::http::error::{Error, ErrorKind};
 
+/// (host, port) → (when resolved, addresses).
+type Cache = HashMap<(String, u16), (Instant, Vec<SocketAddr>)>;
+
 pub(crate) struct Resolver {
-    cache: Mutex<HashMap<(String, u16), (Instant, Vec<SocketAddr>)>>,
+    cache: Mutex<Cache>,
     ttl: Duration,
     max_entries: usize,
 }

@@ -140,13 +140,16 @@ impl ThreadSignal {
     }
 }
 
+/// Something to try while waiting (see [`park_on`]); `Some` ends the wait with that value.
+pub(crate) type Retry<'a, F> = &'a mut dyn FnMut(Pin<&mut F>) -> Option<<F as Future>::Output>;
+
 /// Polls `future` on this thread until it completes. With `retry`, the wait is cut every
 /// `retry.0` so the caller's `retry.1` can try something else (take over an idle core);
 /// returning `Some` from it ends the wait with that value.
 pub(crate) fn park_on<F: Future>(
     mut future: Pin<&mut F>,
     spin: Duration,
-    mut retry: Option<(Duration, &mut dyn FnMut(Pin<&mut F>) -> Option<F::Output>)>,
+    mut retry: Option<(Duration, Retry<'_, F>)>,
 ) -> F::Output {
     let signal = ThreadSignal::new();
     let waker = Waker::from(signal.clone());

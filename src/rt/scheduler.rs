@@ -89,7 +89,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) blocking: BlockingPool,
     /// Cores no thread is driving: the single core of a runtime without worker threads
-    /// waits here between `block_on`/`tick` calls.
+    /// waits here between `block_on`/`tick` calls. (Boxed: cores move between threads, the
+    /// idle list and `WorkerCx`, and a box makes each move a pointer copy.)
+    #[allow(clippy::vec_box)]
     pub(crate) idle_cores: Mutex<Vec<Box<Core>>>,
     /// Built with `worker_threads(0)`: one core, driven by callers of block_on/tick.
     pub(crate) without_worker_threads: bool,
@@ -110,6 +112,9 @@ pub(crate) struct Core {
     local: Worker<Notified>,
     lifo: Cell<Option<Notified>>,
     lifo_polls: Cell<u32>,
+    /// True while this worker dispatches timer and socket events: tasks they wake go to the back
+    /// of the deque in event order (the LIFO slot is for one task waking another).
+    dispatching: Cell<bool>,
     /// Ticks left until the next reactor/timer check and the next injector-first pick. Counting
     /// down avoids two integer divisions per task.
     event_countdown: Cell<u32>,
@@ -121,6 +126,7 @@ pub(crate) struct Core {
 
 impl Shared {
     /// Builds the shared state and one core per worker (one core when `worker_threads` is 0).
+    #[allow(clippy::vec_box)]
     pub(crate) fn new(
         worker_threads: usize,
         config: Config,
@@ -143,6 +149,7 @@ impl Shared {
                 local,
                 lifo: Cell::new(None),
                 lifo_polls: Cell::new(0),
+                dispatching: Cell::new(false),
                 event_countdown: Cell::new(config.event_interval),
                 global_countdown: Cell::new(config.global_queue_interval),
                 searching: Cell::new(false),
@@ -374,7 +381,7 @@ impl WorkerCx {
             drop(task);
             return;
         }
-        if is_yield || !self.shared.config.lifo_slot {
+        if is_yield || !self.shared.config.lifo_slot || core.dispatching.get() {
             core.local.push(task);
         } else {
             match core.lifo.replace(Some(task)) {
@@ -538,6 +545,7 @@ impl WorkerCx {
     /// Fires due timers and polls the reactor without blocking. Returns how many tasks that woke.
     fn maintenance(&self) -> usize {
         let remote = self.remote();
+        let was = self.core.dispatching.replace(true);
         let fired = remote.timers.fire_due(Instant::now());
         remote.metrics.add_timers_fired(fired);
         let events = match self.core.reactor.try_borrow_mut() {
@@ -545,6 +553,7 @@ impl WorkerCx {
             // Re-entered from a waker called inside the reactor: skip, the outer poll handles it.
             Err(_) => 0,
         };
+        self.core.dispatching.set(was);
         fired + events
     }
 
@@ -645,6 +654,7 @@ impl WorkerCx {
         let skip =
             signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
         let margin = shared.config.timer_margin;
+        let was_dispatching = core.dispatching.replace(true);
         if !skip {
             let deadline = remote.timers.next_deadline();
             let mut reactor = core.reactor.borrow_mut();
@@ -663,6 +673,7 @@ impl WorkerCx {
         self.spin_until_close_deadline(signal, margin);
         let fired = remote.timers.fire_due(Instant::now());
         remote.metrics.add_timers_fired(fired);
+        core.dispatching.set(was_dispatching);
     }
 
     /// If the next timer is due within `margin`, spin until it is (unless other work shows up),

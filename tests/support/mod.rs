@@ -40,6 +40,9 @@ pub enum After {
 
 pub type Handler = dyn Fn(&Seen, &mut dyn Transport) -> After + Send + Sync;
 
+/// Wraps an accepted connection (e.g. in TLS); `None` drops it.
+pub type Wrap = Arc<dyn Fn(TcpStream) -> Option<Box<dyn Transport>> + Send + Sync>;
+
 /// What a handler writes to: a TCP stream, or a TLS stream over one.
 pub trait Transport: Read + Write + Send {
     fn tcp(&self) -> &TcpStream;
@@ -68,7 +71,7 @@ impl TestServer {
     /// Like `start`, wrapping each connection with `wrap` (e.g. a TLS server session).
     pub fn start_with(
         handler: impl Fn(&Seen, &mut dyn Transport) -> After + Send + Sync + 'static,
-        wrap: Option<Arc<dyn Fn(TcpStream) -> Option<Box<dyn Transport>> + Send + Sync>>,
+        wrap: Option<Wrap>,
     ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -63,15 +63,6 @@ impl Row {
             .as_ref()
             .map(|t| self.ours.median() / t.median())
     }
-
-    /// Whether ours is the better side.
-    pub fn we_win(&self) -> Option<bool> {
-        let r = self.ratio()?;
-        Some(match self.better {
-            Better::Lower => r < 1.0,
-            Better::Higher => r > 1.0,
-        })
-    }
 }
 
 pub fn markdown(rows: &[Row]) -> String {

@@ -130,7 +130,9 @@ impl State {
     /// A freshly spawned task: scheduled (it goes straight into a queue), with a join handle,
     /// and `refs` references.
     pub(crate) fn new(refs: usize) -> State {
-        State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | refs * REF_ONE))
+        State(AtomicUsize::new(
+            SCHEDULED | JOIN_INTEREST | (refs * REF_ONE),
+        ))
     }
 
     pub(crate) fn load(&self) -> Snapshot {
