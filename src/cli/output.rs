@@ -79,7 +79,6 @@ pub enum RowWriter {
     Csv {
         writer: csv::Writer<Box<dyn Write>>,
         analyzed: bool,
-        header_written: bool,
     },
 }
 
@@ -88,12 +87,21 @@ impl RowWriter {
         RowWriter::Jsonl(io::BufWriter::with_capacity(64 * 1024, out))
     }
 
-    pub fn csv(out: Box<dyn Write>, analyzed: bool) -> RowWriter {
-        RowWriter::Csv {
-            writer: csv::Writer::from_writer(out),
-            analyzed,
-            header_written: false,
+    /// A CSV writer; the header row goes out first, so even an empty run yields a valid file.
+    pub fn csv(out: Box<dyn Write>, analyzed: bool) -> io::Result<RowWriter> {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = vec![
+            "link",
+            "content",
+            "scrape_success",
+            "scrape_error",
+            "metadata",
+        ];
+        if analyzed {
+            header.extend(["output", "analysis_success", "analysis_error"]);
         }
+        writer.write_record(&header).map_err(csv_io)?;
+        Ok(RowWriter::Csv { writer, analyzed })
     }
 
     pub fn write(&mut self, row: &Row) -> io::Result<()> {
@@ -102,25 +110,7 @@ impl RowWriter {
                 serde_json::to_writer(&mut *w, row)?;
                 w.write_all(b"\n")
             }
-            RowWriter::Csv {
-                writer,
-                analyzed,
-                header_written,
-            } => {
-                if !*header_written {
-                    let mut header = vec![
-                        "link",
-                        "content",
-                        "scrape_success",
-                        "scrape_error",
-                        "metadata",
-                    ];
-                    if *analyzed {
-                        header.extend(["output", "analysis_success", "analysis_error"]);
-                    }
-                    writer.write_record(&header).map_err(csv_io)?;
-                    *header_written = true;
-                }
+            RowWriter::Csv { writer, analyzed } => {
                 let json = |v: &Value| {
                     if v.is_null() {
                         String::new()
@@ -148,33 +138,11 @@ impl RowWriter {
         }
     }
 
-    /// Flushes buffered rows (rows stream out as they are written; this makes the file
-    /// complete).
+    /// Flushes buffered rows to the output.
     pub fn flush(&mut self) -> io::Result<()> {
         match self {
             RowWriter::Jsonl(w) => w.flush(),
-            RowWriter::Csv {
-                writer,
-                analyzed,
-                header_written,
-            } => {
-                if !*header_written {
-                    // An empty result set is still a valid CSV file with its header.
-                    let mut header = vec![
-                        "link",
-                        "content",
-                        "scrape_success",
-                        "scrape_error",
-                        "metadata",
-                    ];
-                    if *analyzed {
-                        header.extend(["output", "analysis_success", "analysis_error"]);
-                    }
-                    writer.write_record(&header).map_err(csv_io)?;
-                    *header_written = true;
-                }
-                writer.flush()
-            }
+            RowWriter::Csv { writer, .. } => writer.flush(),
         }
     }
 }

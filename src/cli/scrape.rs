@@ -85,7 +85,9 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     let analyzed = args.analyzer != AnalyzerKind::None;
     let mut writer = match format {
         Format::Jsonl => RowWriter::jsonl(out),
-        Format::Csv => RowWriter::csv(out, analyzed),
+        Format::Csv => {
+            RowWriter::csv(out, analyzed).map_err(|e| format!("cannot write the output: {e}"))?
+        }
     };
 
     let mut builder = Builder::new().thread_name("scraipe");

@@ -8,6 +8,7 @@
 //! failures `error_kind` (`status 404`, `timeout`, `dns`, `connect`, `tls`, ...), which is what
 //! summaries group failures by.
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -85,7 +86,8 @@ impl Fetcher {
     }
 }
 
-type ExtractFuture =
+/// What [`Extract::extract`] returns.
+pub type ExtractFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>;
 
 fn elapsed_ms(started: Instant) -> Value {
@@ -113,6 +115,56 @@ fn http_link_format() -> Option<Regex> {
     Regex::new(r"^https?://").ok()
 }
 
+/// What a fetching scraper keeps of a 200 response: see [`RawScraper`] and [`TextScraper`].
+pub trait Extract: Send + Sync + 'static {
+    /// The scraper's name (`Scraper::name`).
+    const NAME: &'static str;
+    /// Turns the response into the result's content (or an error message).
+    fn extract(response: Response) -> ExtractFuture;
+}
+
+/// Keeps the body, decoded to text ([`RawScraper`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Raw;
+
+/// Keeps the visible text of the HTML ([`TextScraper`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Text;
+
+impl Extract for Raw {
+    const NAME: &'static str = "RawScraper";
+    fn extract(response: Response) -> ExtractFuture {
+        Box::pin(async move { Ok(response.text()) })
+    }
+}
+
+impl Extract for Text {
+    const NAME: &'static str = "TextScraper";
+    fn extract(response: Response) -> ExtractFuture {
+        Box::pin(async move {
+            let html = response.text();
+            if html.len() <= OFFLOAD_TEXT_EXTRACTION {
+                return Ok(super::html_to_text(&html));
+            }
+            match crate::rt::Handle::try_current() {
+                Some(h) => h
+                    .spawn_blocking(move || super::html_to_text(&html))
+                    .await
+                    .map_err(|e| format!("text extraction failed: {e}")),
+                None => Ok(super::html_to_text(&html)),
+            }
+        })
+    }
+}
+
+/// A scraper that GETs each link with a [`Client`] and keeps what `E` extracts. Use it through
+/// [`RawScraper`] and [`TextScraper`].
+#[derive(Clone, Debug)]
+pub struct HttpScraper<E> {
+    fetcher: Fetcher,
+    _extract: PhantomData<E>,
+}
+
 /// GETs a link and returns the body decoded to text (charset from the header, a BOM or a
 /// `<meta charset>`), unchanged otherwise. Python Scraipe's `RawScraper`.
 ///
@@ -122,50 +174,51 @@ fn http_link_format() -> Option<Regex> {
 /// let result = RawScraper::new().scrape("https://example.com/");
 /// println!("{:?} {:?}", result.success(), result.metadata());
 /// ```
-#[derive(Clone, Debug)]
-pub struct RawScraper {
-    fetcher: Fetcher,
-}
+pub type RawScraper = HttpScraper<Raw>;
 
-impl Default for RawScraper {
+/// GETs a link and returns the visible text of the HTML page (no script, style or head; one
+/// line per block; blank lines dropped; entities decoded; pages over 64 KiB are extracted on the
+/// blocking pool). Python Scraipe's `TextScraper`.
+pub type TextScraper = HttpScraper<Text>;
+
+impl<E: Extract> Default for HttpScraper<E> {
     fn default() -> Self {
-        RawScraper::new()
+        HttpScraper::new()
     }
 }
 
-impl RawScraper {
+impl<E: Extract> HttpScraper<E> {
     /// With a default [`Client`] (10 s per request, 10 redirects, gzip).
-    pub fn new() -> RawScraper {
-        RawScraper::with_client(Client::new())
+    pub fn new() -> HttpScraper<E> {
+        HttpScraper::with_client(Client::new())
     }
 
     /// With a configured client (user agent, timeouts, extra root certificates, limits).
-    pub fn with_client(client: Client) -> RawScraper {
-        RawScraper {
+    pub fn with_client(client: Client) -> HttpScraper<E> {
+        HttpScraper {
             fetcher: Fetcher::new(client),
+            _extract: PhantomData,
         }
     }
 
     /// How many links `scrape_multiple` fetches at once (default 16).
-    pub fn max_workers(mut self, n: usize) -> RawScraper {
+    pub fn max_workers(mut self, n: usize) -> HttpScraper<E> {
         self.fetcher.max_workers = n.max(1);
         self
     }
 
     /// Per-link limit through the sync bridge (default 60 s; the client's own total timeout
     /// usually ends a request first).
-    pub fn timeout(mut self, timeout: Option<Duration>) -> RawScraper {
+    pub fn timeout(mut self, timeout: Option<Duration>) -> HttpScraper<E> {
         self.fetcher.timeout = timeout;
         self
     }
 }
 
 #[async_trait]
-impl AsyncScraper for RawScraper {
+impl<E: Extract> AsyncScraper for HttpScraper<E> {
     async fn async_scrape(&self, link: &str) -> ScrapeResult {
-        self.fetcher
-            .scrape(link, |r| Box::pin(async move { Ok(r.text()) }))
-            .await
+        self.fetcher.scrape(link, E::extract).await
     }
     fn max_workers(&self) -> usize {
         self.fetcher.max_workers
@@ -177,80 +230,6 @@ impl AsyncScraper for RawScraper {
         http_link_format()
     }
     fn name(&self) -> String {
-        "RawScraper".into()
-    }
-}
-
-/// GETs a link and returns the visible text of the HTML page (no script, style or head; one
-/// line per block; blank lines dropped; entities decoded). Python Scraipe's `TextScraper`.
-#[derive(Clone, Debug)]
-pub struct TextScraper {
-    fetcher: Fetcher,
-}
-
-impl Default for TextScraper {
-    fn default() -> Self {
-        TextScraper::new()
-    }
-}
-
-impl TextScraper {
-    /// With a default [`Client`].
-    pub fn new() -> TextScraper {
-        TextScraper::with_client(Client::new())
-    }
-
-    /// With a configured client.
-    pub fn with_client(client: Client) -> TextScraper {
-        TextScraper {
-            fetcher: Fetcher::new(client),
-        }
-    }
-
-    /// How many links `scrape_multiple` fetches at once (default 16).
-    pub fn max_workers(mut self, n: usize) -> TextScraper {
-        self.fetcher.max_workers = n.max(1);
-        self
-    }
-
-    /// Per-link limit through the sync bridge (default 60 s).
-    pub fn timeout(mut self, timeout: Option<Duration>) -> TextScraper {
-        self.fetcher.timeout = timeout;
-        self
-    }
-}
-
-#[async_trait]
-impl AsyncScraper for TextScraper {
-    async fn async_scrape(&self, link: &str) -> ScrapeResult {
-        self.fetcher
-            .scrape(link, |r| {
-                Box::pin(async move {
-                    let html = r.text();
-                    if html.len() <= OFFLOAD_TEXT_EXTRACTION {
-                        return Ok(super::html_to_text(&html));
-                    }
-                    match crate::rt::Handle::try_current() {
-                        Some(h) => h
-                            .spawn_blocking(move || super::html_to_text(&html))
-                            .await
-                            .map_err(|e| format!("text extraction failed: {e}")),
-                        None => Ok(super::html_to_text(&html)),
-                    }
-                })
-            })
-            .await
-    }
-    fn max_workers(&self) -> usize {
-        self.fetcher.max_workers
-    }
-    fn timeout(&self) -> Option<Duration> {
-        self.fetcher.timeout
-    }
-    fn expected_link_format(&self) -> Option<Regex> {
-        http_link_format()
-    }
-    fn name(&self) -> String {
-        "TextScraper".into()
+        E::NAME.into()
     }
 }

@@ -12,7 +12,9 @@ mod multi_scraper;
 mod text_stats;
 
 pub use html::html_to_text;
-pub use http_scrapers::{kind_name, RawScraper, TextScraper};
+pub use http_scrapers::{
+    kind_name, Extract, ExtractFuture, HttpScraper, Raw, RawScraper, Text, TextScraper,
+};
 pub use list_link_collector::ListLinkCollector;
 pub use multi_analyzer::{MultiAnalyzer, NoAnalyzers};
 pub use multi_scraper::{IngressRule, MultiScraper};

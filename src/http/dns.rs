@@ -28,11 +28,7 @@ impl Resolver {
 
     /// Every address of `host`, IP literals without a lookup, others from the cache when fresh.
     pub(crate) async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
-        let literal = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+        if let Some(ip) = crate::rt::net::ip_literal(host) {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let key = (host.to_ascii_lowercase(), port);

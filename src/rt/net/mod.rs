@@ -16,11 +16,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// assert_eq!(addrs, vec!["127.0.0.1:80".parse().unwrap()]);
 /// ```
 pub async fn lookup_host(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+    if let Some(ip) = ip_literal(host) {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let host = host.to_string();
@@ -33,6 +29,15 @@ pub async fn lookup_host(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         })
         .await
         .map_err(|e| io::Error::other(format!("name resolution task failed: {e}")))?
+}
+
+/// The address written in `host` when it is an IP literal (`127.0.0.1`, `::1`, `[::1]`).
+pub fn ip_literal(host: &str) -> Option<std::net::IpAddr> {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    literal.parse().ok()
 }
 
 pub(crate) fn no_runtime() -> io::Error {
