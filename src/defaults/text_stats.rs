@@ -466,7 +466,7 @@ mod tests {
             seed ^= seed << 17;
             // Short texts over the whole alphabet, and long ones (several 64-byte blocks) that
             // are mostly plain ASCII with an occasional apostrophe or non-ASCII character.
-            let long = seed % 3 == 0;
+            let long = seed.is_multiple_of(3);
             let len = if long {
                 60 + (seed % 300) as usize
             } else {
@@ -478,7 +478,7 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    if long && x % 97 != 0 {
+                    if long && !x.is_multiple_of(97) {
                         let ascii = b"abcXYZ019_ .!?,\n\t";
                         ascii[(x >> 8) as usize % ascii.len()] as char
                     } else {

@@ -275,7 +275,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
                 // The runtime has no cooperative budget: during a connection storm this loop
                 // would accept the whole backlog before any connection got served.
                 accepted = accepted.wrapping_add(1);
-                if accepted % 32 == 0 {
+                if accepted.is_multiple_of(32) {
                     crate::rt::yield_now().await;
                 }
             }

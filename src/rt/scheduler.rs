@@ -630,7 +630,7 @@ impl WorkerCx {
                     self.run_task(task);
                     return;
                 }
-                if spins % 16 == 0 && self.maintenance() > 0 {
+                if spins.is_multiple_of(16) && self.maintenance() > 0 {
                     return;
                 }
                 if start.elapsed() >= spin {
