@@ -69,20 +69,29 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 /// Type-erased operations, one static instance per (future, scheduler) type pair.
+///
+/// # Safety
+/// Every entry takes a pointer to a live task whose cell type matches this vtable; the
+/// reference and state-bit obligations of each are those of the function it points to.
 pub(crate) struct Vtable {
-    /// Runs the task; consumes one reference.
+    /// Runs the task.
+    // SAFETY (contract): the caller owns one reference, which this consumes.
     poll: unsafe fn(NonNull<Header>),
-    /// Hands the task to its scheduler; consumes one reference.
+    /// Hands the task to its scheduler.
+    // SAFETY (contract): consumes one reference the caller owns.
     schedule: unsafe fn(NonNull<Header>),
-    /// Frees the allocation; called when the last reference goes.
+    /// Frees the allocation.
+    // SAFETY (contract): only when the last reference is gone.
     dealloc: unsafe fn(NonNull<Header>),
     /// Moves the output into `*dst` (a `Poll<Result<T, JoinError>>`) if the task is complete,
     /// otherwise registers the waker.
+    // SAFETY (contract): only the join handle calls it, with `dst` of that type.
     try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
     /// Drops the output (the handle went away after completion).
+    // SAFETY (contract): only the join handle, after seeing `COMPLETE` without `OUTPUT_TAKEN`.
     drop_output: unsafe fn(NonNull<Header>),
-    /// Drops the future on behalf of runtime shutdown; the caller holds `RUNNING` and one
-    /// reference, which this consumes.
+    /// Drops the future on behalf of runtime shutdown.
+    // SAFETY (contract): the caller holds `RUNNING` and one reference, which this consumes.
     shutdown: unsafe fn(NonNull<Header>),
 }
 
@@ -240,6 +249,8 @@ pub(crate) unsafe fn drop_reference(ptr: NonNull<Header>) {
     }
 }
 
+/// # Safety
+/// The last reference is gone and `ptr` is a `Cell<F, S>` made by `allocate`.
 unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
     // SAFETY: the last reference is gone, so nobody else can reach the cell; it was allocated by
     // `Box::new` in `allocate`. The state word says which stage field is live.
@@ -256,11 +267,15 @@ unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
     }
 }
 
+/// # Safety
+/// `ptr` is a live `Cell<F, S>`; the caller transfers one reference.
 unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // SAFETY: the caller transfers one reference, which the `Notified` now owns.
     unsafe { cell::<F, S>(ptr).scheduler.schedule(Notified(ptr)) }
 }
 
+/// # Safety
+/// `ptr` is a live `Cell<F, S>`; the caller transfers one reference (a queue entry's).
 unsafe fn poll<F, S>(ptr: NonNull<Header>)
 where
     F: Future + Send + 'static,
@@ -290,13 +305,16 @@ where
     }));
 
     match polled {
-        // SAFETY (all arms): we still hold RUNNING and one reference.
+        // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.
         Ok(Poll::Ready(output)) => unsafe { complete::<F, S>(ptr, Ok(output)) },
         Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
+            // SAFETY: RUNNING was released; our reference is dropped.
             AfterPoll::Idle => unsafe { drop_reference(ptr) },
             AfterPoll::Reschedule => cell.scheduler.schedule_yield(Notified(ptr)),
+            // SAFETY: `transition_to_idle` kept RUNNING for us; `cancel` consumes our reference.
             AfterPoll::Cancel => unsafe { cancel::<F, S>(ptr) },
         },
+        // SAFETY: as for `Ready`: RUNNING and one reference are ours.
         Err(payload) => unsafe { complete::<F, S>(ptr, Err(JoinError::from_panic(payload))) },
     }
 }
@@ -315,6 +333,8 @@ where
     unsafe { complete::<F, S>(ptr, Err(JoinError::cancelled())) }
 }
 
+/// # Safety
+/// The caller (shutdown) claimed `RUNNING` and transfers one reference.
 unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
 where
     F: Future + Send + 'static,
@@ -342,6 +362,7 @@ where
     // place first; a panicking destructor is caught so the worker survives and the handle
     // still hears back.
     let stage = cell.stage.get();
+    // SAFETY: see above; the closure runs right here, still under RUNNING.
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
         ManuallyDrop::drop(&mut (*stage).future)
     }));
@@ -380,6 +401,8 @@ where
     }
 }
 
+/// # Safety
+/// Called by the task's join handle only; `dst` points to a `Poll<Result<F::Output, JoinError>>`.
 unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
     // SAFETY: the join handle's reference keeps the cell alive.
     let cell = unsafe { cell::<F, S>(ptr) };
@@ -420,6 +443,8 @@ fn can_read_output(header: &Header, waker: &Waker) -> bool {
     header.state.set_join_waker().is_err()
 }
 
+/// # Safety
+/// Called by the join handle only, after it saw `COMPLETE` without `OUTPUT_TAKEN`.
 unsafe fn drop_output<F: Future, S>(ptr: NonNull<Header>) {
     // SAFETY: called by the handle after it saw COMPLETE while it still had join interest and
     // the output was not taken, so the output is the handle's alone.
@@ -486,6 +511,8 @@ fn raw_waker(ptr: NonNull<Header>) -> RawWaker {
     RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE)
 }
 
+/// # Safety
+/// `data` is the task pointer of a live waker (the `RawWakerVTable` contract).
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
     // SAFETY: a waker's data is a live task pointer; the clone owns a new reference.
     let ptr = unsafe { NonNull::new_unchecked(data as *mut Header) };
@@ -494,6 +521,8 @@ unsafe fn waker_clone(data: *const ()) -> RawWaker {
     raw_waker(ptr)
 }
 
+/// # Safety
+/// As for `waker_clone`; consumes the waker's reference.
 unsafe fn waker_wake(data: *const ()) {
     // SAFETY: the waker owns one reference; it is either moved into the queue or dropped.
     unsafe {
@@ -505,6 +534,8 @@ unsafe fn waker_wake(data: *const ()) {
     }
 }
 
+/// # Safety
+/// As for `waker_clone`; the waker's reference stays with it.
 unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: the borrowed waker keeps the task alive; a scheduled task got its own reference.
     unsafe {
@@ -515,6 +546,8 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     }
 }
 
+/// # Safety
+/// As for `waker_clone`; releases the waker's reference.
 unsafe fn waker_drop(data: *const ()) {
     // SAFETY: the waker owned one reference.
     unsafe { drop_reference(NonNull::new_unchecked(data as *mut Header)) }
