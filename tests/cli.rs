@@ -11,6 +11,18 @@ use scraipe::demo::{DemoServer, DemoSite};
 use scraipe::rt::Runtime;
 use serde_json::Value;
 
+/// Output columns with an analyzer, in order.
+const COLUMNS: [&str; 8] = [
+    "link",
+    "content",
+    "scrape_success",
+    "scrape_error",
+    "metadata",
+    "output",
+    "analysis_success",
+    "analysis_error",
+];
+
 fn scraipe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scraipe"))
 }
@@ -180,19 +192,7 @@ fn every_link_once_in_input_order_with_clear_failures() {
     );
     for r in &rows {
         let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "link",
-                "content",
-                "scrape_success",
-                "scrape_error",
-                "metadata",
-                "output",
-                "analysis_success",
-                "analysis_error"
-            ]
-        );
+        assert_eq!(keys, COLUMNS);
         for k in ["status", "final_url", "content_type", "elapsed_ms"] {
             assert!(
                 r["metadata"].get(k).is_some(),
@@ -257,19 +257,7 @@ fn csv_output_is_valid_and_complete() {
         .iter()
         .map(str::to_string)
         .collect();
-    assert_eq!(
-        header,
-        [
-            "link",
-            "content",
-            "scrape_success",
-            "scrape_error",
-            "metadata",
-            "output",
-            "analysis_success",
-            "analysis_error"
-        ]
-    );
+    assert_eq!(header, COLUMNS);
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 3);
     assert_eq!(&records[0][0], site.url("/page/0"));

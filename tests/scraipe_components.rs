@@ -1,9 +1,12 @@
 //! Component traits from a downstream crate's point of view: blanket impls, MultiScraper,
 //! MultiAnalyzer, link collectors, and the nested sync bridge.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{obj, quiet_panics};
 
 use scraipe::defaults::{
     IngressRule, ListLinkCollector, MultiAnalyzer, MultiScraper, NoAnalyzers, TextStatsAnalyzer,
@@ -16,28 +19,6 @@ use scraipe::{
     LinkCollector, ScrapeResult, Scraper,
 };
 use serde_json::json;
-
-fn quiet_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !message.contains("intentional") {
-                default(info);
-            }
-        }));
-    });
-}
-
-fn obj(v: serde_json::Value) -> JsonMap {
-    v.as_object().cloned().expect("an object")
-}
 
 /// Async: succeeds with a fixed body after a timer.
 struct Named(&'static str);

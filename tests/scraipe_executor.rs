@@ -1,10 +1,13 @@
 //! Executors: run_multiple's laziness, bound, order and error rows; the nested sync bridge;
 //! AsyncManager switching under load.
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::quiet_panics;
 
 use scraipe::executor::{
     AsyncExecutor, AsyncExecutorExt, AsyncManager, DefaultBackgroundExecutor,
@@ -15,24 +18,6 @@ use scraipe::{async_trait, AsyncScraper, ScrapeResult, Scraper};
 
 /// Tests that change the process-wide executor run one at a time.
 static GLOBAL: Mutex<()> = Mutex::new(());
-
-fn quiet_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !message.contains("intentional") {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// A task reports its row just before it finishes: give it a moment to be gone.
 fn wait_idle(exec: &dyn AsyncExecutor) {

@@ -1,10 +1,13 @@
 //! Workflow: every link gets exactly one result, dedupe/overwrite/retry rules, progress,
 //! exact store round trips (JSONL and CSV), export.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{obj, quiet_panics};
 
 use scraipe::defaults::{ListLinkCollector, TextStatsAnalyzer};
 use scraipe::results::JsonMap;
@@ -14,29 +17,6 @@ use scraipe::{
     ScrapeResult, Scraper, Workflow,
 };
 use serde_json::json;
-
-/// Panics in these tests are intentional; keep them off the test output.
-fn quiet_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !message.contains("intentional") {
-                default(info);
-            }
-        }));
-    });
-}
-
-fn obj(v: serde_json::Value) -> JsonMap {
-    v.as_object().cloned().expect("an object")
-}
 
 /// Behaves according to the link: `ok-*` succeeds after a short sleep, `err-*` fails,
 /// `panic-*` panics, `hang-*` never returns.

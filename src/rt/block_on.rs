@@ -119,7 +119,7 @@ impl ThreadSignal {
                 if elapsed >= spin {
                     break;
                 }
-                pause_or_yield(elapsed, &mut spins);
+                spin_pause(&mut spins);
             }
         }
         loop {
@@ -176,7 +176,7 @@ pub(crate) fn park_on<F: Future>(
 /// One step of a spin-wait: a burst of CPU pause hints. (Yielding the core with `sched_yield`
 /// was tried: on a loaded machine it hands the core to another process for a whole timeslice,
 /// which made round trips ~10x slower, so the wait stays a pure, bounded spin.)
-pub(crate) fn pause_or_yield(_elapsed: Duration, spins: &mut u32) {
+pub(crate) fn spin_pause(spins: &mut u32) {
     *spins += 1;
     for _ in 0..32 {
         std::hint::spin_loop();

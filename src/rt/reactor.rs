@@ -172,7 +172,6 @@ impl ReactorShared {
 struct Slab {
     entries: Vec<SlabEntry>,
     free: Vec<u32>,
-    live: usize,
 }
 
 struct SlabEntry {
@@ -197,7 +196,6 @@ impl Slab {
         };
         let entry = &mut self.entries[index as usize];
         entry.io = Some(io);
-        self.live += 1;
         Ok(Token(((entry.generation as usize) << 32) | index as usize))
     }
 
@@ -216,7 +214,6 @@ impl Slab {
             if entry.generation == generation && entry.io.take().is_some() {
                 entry.generation = entry.generation.wrapping_add(1);
                 self.free.push(index as u32);
-                self.live -= 1;
             }
         }
     }
@@ -247,7 +244,6 @@ impl Reactor {
             slab: Mutex::new(Slab {
                 entries: Vec::new(),
                 free: Vec::new(),
-                live: 0,
             }),
             shutdown: AtomicBool::new(false),
             unparks: AtomicUsize::new(0),

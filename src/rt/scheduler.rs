@@ -622,7 +622,7 @@ impl WorkerCx {
             let start = Instant::now();
             let mut spins = 0u32;
             loop {
-                super::block_on::pause_or_yield(start.elapsed(), &mut spins);
+                super::block_on::spin_pause(&mut spins);
                 if signal.notified.load(Relaxed) || self.shared.is_shutdown() {
                     return;
                 }

@@ -248,3 +248,27 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     enc.write_all(data).unwrap();
     enc.finish().unwrap()
 }
+
+/// Panics in these tests are intentional (their message says so); keep them off the output.
+pub fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if !message.contains("intentional") {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// A JSON object literal as a map.
+pub fn obj(v: serde_json::Value) -> scraipe::results::JsonMap {
+    v.as_object().cloned().expect("an object")
+}

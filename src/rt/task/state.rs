@@ -22,7 +22,7 @@
 
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 /// The task is in a run queue, or will be pushed to one when the current poll ends.
 /// Whoever sets this bit on an idle task owns the job of enqueueing it.
@@ -331,11 +331,6 @@ impl State {
     #[cfg(test)]
     pub(crate) fn flags(&self) -> usize {
         self.0.load(Acquire) & FLAGS
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn store_release(&self, v: usize) {
-        self.0.store(v, Release)
     }
 }
 
