@@ -8,6 +8,27 @@ use parking_lot::Mutex;
 
 use crate::http::error::{Error, ErrorKind};
 
+/// Whether `host` is `localhost` or a name under `.localhost` (any case, optional trailing dot).
+///
+/// RFC 6761 §6.3 lets resolvers answer these with loopback without asking DNS, and curl and
+/// browsers do. We do too: the system resolver here (glibc with /etc/hosts) knows `localhost`
+/// but not `shop-7.localhost`, and many distinct loopback host names are how the demo shop and
+/// tests model thousands of sites on one machine.
+pub(crate) fn is_localhost_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let lower = host.to_ascii_lowercase();
+    lower == "localhost" || lower.ends_with(".localhost")
+}
+
+/// The loopback addresses, IPv4 first (servers bound to `127.0.0.1` are the common case).
+fn loopback_addrs(port: u16) -> Vec<SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    vec![
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+        SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+    ]
+}
+
 /// (host, port) → (when resolved, addresses).
 type Cache = HashMap<(String, u16), (Instant, Vec<SocketAddr>)>;
 
@@ -30,6 +51,9 @@ impl Resolver {
     pub(crate) async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
         if let Some(ip) = crate::rt::net::ip_literal(host) {
             return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        if is_localhost_name(host) {
+            return Ok(loopback_addrs(port));
         }
         let key = (host.to_ascii_lowercase(), port);
         if !self.ttl.is_zero() {
@@ -60,5 +84,34 @@ impl Resolver {
             cache.insert(key, (Instant::now(), addrs.clone()));
         }
         Ok(addrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_names_are_loopback() {
+        for name in [
+            "localhost",
+            "LOCALHOST.",
+            "shop-7.localhost",
+            "a.b.Localhost.",
+        ] {
+            assert!(is_localhost_name(name), "{name}");
+        }
+        for name in [
+            "localhost.com",
+            "mylocalhost",
+            "example.org",
+            "localhost.example",
+        ] {
+            assert!(!is_localhost_name(name), "{name}");
+        }
+        let addrs = loopback_addrs(8080);
+        assert!(addrs
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 8080));
     }
 }
