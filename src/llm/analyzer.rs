@@ -489,11 +489,13 @@ impl LlmAnalyzer {
             return hit;
         }
         meta.insert("cached".into(), json!(false));
+        let outcome = self.call(sent).await;
+        // After the call: a server may have just made the provider fall back.
         meta.insert(
             "output_mode".into(),
             json!(self.provider.output_mode(self.schema.is_some())),
         );
-        let completion = match self.call(sent).await {
+        let completion = match outcome {
             Ok((completion, attempts)) => {
                 meta.insert("attempts".into(), json!(attempts));
                 completion
@@ -598,80 +600,76 @@ impl LlmAnalyzer {
                 attempts: attempt,
             };
             // (message, retryable, server-requested delay)
-            let (message, retryable, retry_after) = match rt::timeout(
-                budget.call_timeout,
-                request.send(),
-            )
-            .await
-            {
-                Err(_) => {
-                    self.limiter.settle(estimate, 0);
-                    (
-                        format!(
-                            "no reply from {name} within {:.1} s",
-                            budget.call_timeout.as_secs_f64()
-                        ),
-                        true,
-                        None,
-                    )
-                }
-                Ok(Err(e)) => {
-                    self.limiter.settle(estimate, 0);
-                    let retryable = matches!(
-                        e.kind(),
-                        ErrorKind::Timeout
-                            | ErrorKind::Connect
-                            | ErrorKind::Incomplete
-                            | ErrorKind::Io
-                            | ErrorKind::Dns
-                    );
-                    (http_message(&e, budget.max_reply_bytes), retryable, None)
-                }
-                Ok(Ok(response)) if response.is_success() => {
-                    return match self.provider.parse(response.body()) {
-                        Ok(c) => {
-                            let used = if c.usage.total_tokens > 0 {
-                                c.usage.total_tokens
-                            } else {
-                                estimate
-                            };
-                            self.limiter.settle(estimate, used);
-                            Ok((c, attempt))
-                        }
-                        Err(m) => Err(give_up(m)),
-                    };
-                }
-                Ok(Ok(response)) => {
-                    self.limiter.settle(estimate, 0);
-                    let status = response.status();
-                    let detail = error_message(response.body());
-                    if is_retryable_status(status) {
-                        let wait = response
-                            .header("retry-after")
-                            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                        (format!("{name} answered {status}: {detail}"), true, wait)
-                    } else if !adapted && self.provider.adapt(status, response.body()) {
-                        adapted = true;
-                        log::info!(
+            let (message, retryable, retry_after) =
+                match rt::timeout(budget.call_timeout, request.send()).await {
+                    Err(_) => {
+                        self.limiter.settle(estimate, 0);
+                        (
+                            format!(
+                                "no reply from {name} within {:.1} s",
+                                budget.call_timeout.as_secs_f64()
+                            ),
+                            true,
+                            None,
+                        )
+                    }
+                    Ok(Err(e)) => {
+                        self.limiter.settle(estimate, 0);
+                        let retryable = matches!(
+                            e.kind(),
+                            ErrorKind::Timeout
+                                | ErrorKind::Connect
+                                | ErrorKind::Incomplete
+                                | ErrorKind::Io
+                                | ErrorKind::Dns
+                        );
+                        (http_message(&e, budget.max_reply_bytes), retryable, None)
+                    }
+                    Ok(Ok(response)) if response.is_success() => {
+                        return match self.provider.parse(response.body()) {
+                            Ok(c) => {
+                                let used = if c.usage.total_tokens > 0 {
+                                    c.usage.total_tokens
+                                } else {
+                                    estimate
+                                };
+                                self.limiter.settle(estimate, used);
+                                Ok((c, attempt))
+                            }
+                            Err(m) => Err(give_up(m)),
+                        };
+                    }
+                    Ok(Ok(response)) => {
+                        self.limiter.settle(estimate, 0);
+                        let status = response.status();
+                        let detail = error_message(response.body());
+                        if is_retryable_status(status) {
+                            let wait = response
+                                .header("retry-after")
+                                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                            (format!("{name} answered {status}: {detail}"), true, wait)
+                        } else if !adapted && self.provider.adapt(status, response.body()) {
+                            adapted = true;
+                            log::info!(
                             "{name}: the server refused the structured-output request ({status}); \
                                  falling back to {}",
                             self.provider.output_mode(true)
                         );
-                        continue;
-                    } else {
-                        let hint = match status {
-                            401 | 403 => " (check the API key)",
-                            404 => " (check the server URL and the model name)",
-                            _ => "",
-                        };
-                        (
-                            format!("{name} answered {status}{hint}: {detail}"),
-                            false,
-                            None,
-                        )
+                            continue;
+                        } else {
+                            let hint = match status {
+                                401 | 403 => " (check the API key)",
+                                404 => " (check the server URL and the model name)",
+                                _ => "",
+                            };
+                            (
+                                format!("{name} answered {status}{hint}: {detail}"),
+                                false,
+                                None,
+                            )
+                        }
                     }
-                }
-            };
+                };
             if !retryable || retries >= budget.max_retries {
                 let message = if retries > 0 {
                     format!("{message} (gave up after {attempt} attempts)")

@@ -285,10 +285,18 @@ fn content_of(request: &FakeRequest) -> String {
 /// An answer shaped after the requested schema (or `{"summary", "words"}` without one).
 fn shaped_answer(request: &FakeRequest) -> Value {
     let b = &request.body;
+    // In json_object mode the schema travels as the last line of the system message.
+    let in_prompt: Option<Value> = b
+        .pointer("/messages/0/content")
+        .and_then(Value::as_str)
+        .and_then(|s| s.lines().last())
+        .and_then(|l| serde_json::from_str(l).ok())
+        .filter(|v: &Value| v.get("type").is_some());
     let schema = if is_gemini(request) {
         b.pointer("/generationConfig/responseSchema")
     } else {
         b.pointer("/response_format/json_schema/schema")
+            .or(in_prompt.as_ref())
     };
     let content = content_of(request);
     match schema {

@@ -138,10 +138,12 @@ fn parse_json(text: &str) -> Result<Value, String> {
 fn into_object(value: Value) -> Result<JsonMap, String> {
     match value {
         Value::Object(map) => Ok(map),
-        other => Err(format!(
-            "reply is JSON but not an object: {}",
-            preview(&other.to_string())
-        )),
+        other => {
+            let json = other.to_string();
+            let cut: String = json.chars().take(120).collect();
+            let more = if cut.len() < json.len() { "…" } else { "" };
+            Err(format!("reply is JSON but not an object: {cut}{more}"))
+        }
     }
 }
 
