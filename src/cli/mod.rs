@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Scrape URLs (arguments and/or a file) into JSONL or CSV, one row per distinct link.
-    Scrape(ScrapeArgs),
+    Scrape(Box<ScrapeArgs>),
     /// Start an embedded site on loopback, scrape and analyze it, print what happened.
     Demo(DemoArgs),
     /// Serve the demo site until interrupted (for wrk, other clients, benchmarks).
@@ -230,7 +230,7 @@ impl CliError {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Scrape(args) => scrape::run(args),
+        Command::Scrape(args) => scrape::run(*args),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)

@@ -49,6 +49,9 @@ impl std::error::Error for LlmConfigError {}
 /// any server that speaks them (set [`base_url`](LlmAnalyzerBuilder::base_url)).
 pub struct OpenAiAnalyzer;
 
+// These two types are only Python's class names, kept as constructors: what they build is an
+// `LlmAnalyzer`, so `new` deliberately returns that rather than `Self`.
+#[allow(clippy::new_ret_no_self)]
 impl OpenAiAnalyzer {
     /// As in Python: an instruction, an optional JSON Schema for the answers, the key from
     /// `OPENAI_API_KEY`, model `gpt-4o-mini`, 10,000 characters of content, 3 workers.
@@ -72,6 +75,7 @@ impl OpenAiAnalyzer {
 /// Python Scraipe's `GeminiAnalyzer`: an [`LlmAnalyzer`] over Gemini's `generateContent`.
 pub struct GeminiAnalyzer;
 
+#[allow(clippy::new_ret_no_self)]
 impl GeminiAnalyzer {
     /// As in Python: an instruction, an optional JSON Schema, the key from `GEMINI_API_KEY`,
     /// model `gemini-2.0-flash`, 10,000 characters of content, 3 workers.

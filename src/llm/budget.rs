@@ -216,6 +216,20 @@ mod tests {
     }
 
     #[test]
+    fn reported_usage_beyond_the_estimate_delays_the_next_call() {
+        let rt = rt::Runtime::builder().worker_threads(1).build().unwrap();
+        let limiter = RateLimiter::new(None, Some(60_000)); // 1 ms per token
+        rt.block_on(async {
+            assert_eq!(limiter.acquire(10).await, Duration::ZERO);
+            // The reply said the call used a minute's worth and 150 ms more.
+            limiter.settle(10, 60_150);
+            let waited = limiter.acquire(0).await;
+            assert!(waited >= Duration::from_millis(120), "{waited:?}");
+            assert!(waited < Duration::from_secs(2), "{waited:?}");
+        });
+    }
+
+    #[test]
     fn estimates_grow_with_text() {
         assert!(estimate_tokens(&["a".repeat(400).as_str()]) >= 100);
         assert!(estimate_tokens(&[]) > 0);
