@@ -434,36 +434,64 @@ fn identical_requests_are_answered_from_the_cache() {
 }
 
 #[test]
-fn a_server_without_json_schema_support_gets_json_object_and_validation() {
-    let server = FakeLlmServer::start().unwrap();
-    server.push(FakeReply::Error {
+fn refused_structured_output_steps_back_to_loose_schema_then_json_object() {
+    let refusal = |m: &str| FakeReply::Error {
         status: 400,
         retry_after: None,
-        body: json!({"error": {"message": "response_format type json_schema is not supported"}})
-            .to_string(),
-    });
+        body: json!({"error": {"message": m}}).to_string(),
+    };
+    // OpenAI refuses strict mode for a schema that does not require every property.
+    let server = FakeLlmServer::start().unwrap();
+    server.push(refusal(
+        "Invalid schema for response_format 'output': 'required' is required to include every key",
+    ));
+    let analyzer = openai(&server).build().unwrap();
+    let r = analyze(&analyzer, "A Kettle, 24 EUR");
+    assert!(r.success(), "{r}");
+    assert_eq!(meta(&r)["output_mode"], "json_schema_loose");
+    assert_eq!(meta(&r)["attempts"], 1, "a refusal is not a retry");
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].body["response_format"]["json_schema"]["strict"],
+        false
+    );
+
+    // A server that knows no json_schema at all refuses both; json_object it is.
+    let server = FakeLlmServer::start().unwrap();
+    server.push(refusal("response_format type json_schema is not supported"));
+    server.push(refusal("response_format type json_schema is not supported"));
     let analyzer = openai(&server).build().unwrap();
     let r = analyze(&analyzer, "A Kettle, 24 EUR");
     assert!(r.success(), "{r}");
     assert_eq!(meta(&r)["output_mode"], "json_object");
     let seen = server.requests();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 3);
     assert_eq!(
-        seen[1].body["response_format"],
+        seen[2].body["response_format"],
         json!({"type": "json_object"})
     );
-    let system = seen[1].body["messages"][0]["content"].as_str().unwrap();
+    let system = seen[2].body["messages"][0]["content"].as_str().unwrap();
     assert!(
         system.contains("JSON Schema") && system.contains("\"price\""),
         "{system}"
     );
-    // Still validated: a schema-breaking answer in this mode fails.
+    // Later calls ask that way from the start, and answers are still validated.
     server.push(FakeReply::Answer(json!({"name": 7, "price": 1})));
     let r = analyze(&analyzer, "next page");
     assert_eq!(
         r.error(),
         Some("reply does not match the schema at /name: expected string, got number")
     );
+    assert_eq!(server.requests().len(), 4);
+    // A third refusal of the last resort is an error, not a loop.
+    server.push(refusal("response_format json_object unsupported too"));
+    let r = analyze(&analyzer, "third page");
+    assert!(
+        r.error().unwrap().starts_with("openai answered 400: "),
+        "{r}"
+    );
+    assert_eq!(server.requests().len(), 5);
 }
 
 #[test]

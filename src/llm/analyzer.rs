@@ -585,14 +585,16 @@ impl LlmAnalyzer {
         let budget = &self.budget;
         let name = self.provider.name();
         let mut retries = 0u32;
-        let mut adapted = false;
+        // Each refusal of a way of asking steps the provider back once; two steps at most
+        // (strict schema → loose schema → JSON object).
+        let mut adaptations = 0u32;
         loop {
             self.limiter.acquire(estimate).await;
             let call = self.provider.request(&prompt, self.key.as_ref());
             let url = call.url.clone();
             let mut request = self.client.post(&call.url);
-            for (n, v) in call.headers {
-                request = request.header(n, v);
+            for (n, v) in &call.headers {
+                request = request.header(n.clone(), v.clone());
             }
             let body = serde_json::to_vec(&call.body).unwrap_or_default();
             request = request.body(body);
@@ -652,13 +654,16 @@ impl LlmAnalyzer {
                                 .header("retry-after")
                                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
                             (format!("{name} answered {status}: {detail}"), true, wait)
-                        } else if !adapted && self.provider.adapt(status, response.body()) {
-                            adapted = true;
+                        } else if adaptations < 2
+                            && self.provider.adapt(&call, status, response.body())
+                        {
+                            adaptations += 1;
                             log::info!(
-                            "{name}: the server refused the structured-output request ({status}); \
-                                 falling back to {}",
-                            self.provider.output_mode(true)
-                        );
+                                "{name}: the server refused the structured-output request \
+                                 ({status}: {}); now asking with {}",
+                                scrub(self.key.as_ref(), &detail),
+                                self.provider.output_mode(true)
+                            );
                             continue;
                         } else {
                             let hint = match status {

@@ -1,7 +1,7 @@
 //! [`OpenAiProvider`]: any server speaking OpenAI's Chat Completions (OpenAI, Ollama, vLLM,
 //! llama.cpp's server, LM Studio...).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde_json::{json, Value};
 
@@ -11,9 +11,12 @@ use super::secret::ApiKey;
 /// OpenAI's API.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
-/// Chat Completions with structured output: `response_format: json_schema` with `strict`,
-/// falling back for good to `json_object` (the schema then goes into the instruction, and
-/// the reply is still validated) the first time the server rejects `json_schema`.
+/// Chat Completions with structured output: `response_format: json_schema` with `strict`.
+/// When a server refuses that (OpenAI refuses strict mode for schemas that do not list every
+/// property as required with `additionalProperties: false`; some servers know no
+/// `json_schema` at all), it steps back for good, one step per refusal: `json_schema` without
+/// `strict`, then `json_object` with the schema in the instruction. The reply is validated
+/// against the schema in every mode.
 ///
 /// ```
 /// use scraipe::llm::{OpenAiProvider, Prompt, Provider};
@@ -35,9 +38,14 @@ pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub struct OpenAiProvider {
     url: String,
     official: bool,
-    /// Cleared when the server rejects `json_schema`; never set again.
-    json_schema: AtomicBool,
+    /// How structured output is asked for: `STRICT`, then `LOOSE`, then `OBJECT` after
+    /// refusals; it never goes back.
+    mode: AtomicU8,
 }
+
+const STRICT: u8 = 0;
+const LOOSE: u8 = 1;
+const OBJECT: u8 = 2;
 
 impl OpenAiProvider {
     /// A provider for the server at `base_url` (e.g. `https://api.openai.com/v1` or
@@ -47,7 +55,7 @@ impl OpenAiProvider {
         OpenAiProvider {
             official: url.starts_with("https://api.openai.com/"),
             url,
-            json_schema: AtomicBool::new(true),
+            mode: AtomicU8::new(STRICT),
         }
     }
 
@@ -63,13 +71,13 @@ impl Provider for OpenAiProvider {
     }
 
     fn request(&self, prompt: &Prompt<'_>, key: Option<&ApiKey>) -> HttpCall {
-        let structured = self.json_schema.load(Ordering::Relaxed);
+        let mode = self.mode.load(Ordering::Relaxed);
         let (system, response_format) = match prompt.schema {
-            Some(schema) if structured => (
+            Some(schema) if mode != OBJECT => (
                 prompt.instruction.to_string(),
                 json!({
                     "type": "json_schema",
-                    "json_schema": {"name": "output", "schema": schema, "strict": true}
+                    "json_schema": {"name": "output", "schema": schema, "strict": mode == STRICT}
                 }),
             ),
             Some(schema) => (
@@ -141,20 +149,42 @@ impl Provider for OpenAiProvider {
         })
     }
 
-    fn adapt(&self, status: u16, body: &[u8]) -> bool {
+    fn adapt(&self, call: &HttpCall, status: u16, body: &[u8]) -> bool {
         if !matches!(status, 400 | 422) {
             return false;
         }
         let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-        let about_format = text.contains("response_format") || text.contains("json_schema");
-        about_format && self.json_schema.swap(false, Ordering::Relaxed)
+        if !["response_format", "json_schema", "strict", "schema"]
+            .iter()
+            .any(|w| text.contains(w))
+        {
+            return false;
+        }
+        let format = &call.body["response_format"];
+        let (asked, next) = match (
+            format["type"].as_str(),
+            format["json_schema"]["strict"].as_bool(),
+        ) {
+            (Some("json_schema"), Some(true)) => (STRICT, LOOSE),
+            (Some("json_schema"), _) => (LOOSE, OBJECT),
+            _ => return false,
+        };
+        // A concurrent call refused the same way may have stepped back already: then just
+        // send again in the new mode.
+        match self
+            .mode
+            .compare_exchange(asked, next, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => true,
+            Err(now) => now > asked,
+        }
     }
 
     fn output_mode(&self, has_schema: bool) -> &'static str {
-        if has_schema && self.json_schema.load(Ordering::Relaxed) {
-            "json_schema"
-        } else {
-            "json_object"
+        match (has_schema, self.mode.load(Ordering::Relaxed)) {
+            (true, STRICT) => "json_schema",
+            (true, LOOSE) => "json_schema_loose",
+            _ => "json_object",
         }
     }
 
@@ -177,22 +207,44 @@ mod tests {
     }
 
     #[test]
-    fn falls_back_to_json_object_once_rejected() {
+    fn steps_back_one_mode_per_refusal() {
         let p = OpenAiProvider::new("http://h/v1");
         let schema = json!({"type": "object"});
+        let refusal =
+            b"{\"error\": {\"message\": \"Invalid schema for response_format 'output'\"}}";
         assert_eq!(p.output_mode(true), "json_schema");
-        assert!(!p.adapt(400, b"{\"error\": {\"message\": \"model not found\"}}"));
-        assert!(!p.adapt(500, b"response_format"));
-        assert!(p.adapt(
+        let strict = p.request(&prompt(Some(&schema)), None);
+        assert_eq!(
+            strict.body["response_format"]["json_schema"]["strict"],
+            true
+        );
+        assert!(!p.adapt(
+            &strict,
             400,
-            b"{\"error\": {\"message\": \"Unknown response_format type json_schema\"}}"
+            b"{\"error\": {\"message\": \"model not found\"}}"
         ));
-        assert!(!p.adapt(400, b"response_format"), "adapts only once");
-        let call = p.request(&prompt(Some(&schema)), None);
-        assert_eq!(call.body["response_format"]["type"], "json_object");
-        let system = call.body["messages"][0]["content"].as_str().unwrap();
+        assert!(!p.adapt(&strict, 500, refusal));
+        assert!(p.adapt(&strict, 400, refusal));
+        // A concurrent call refused in strict mode too: resend, but do not step back twice.
+        assert!(p.adapt(&strict, 400, refusal));
+        assert_eq!(p.output_mode(true), "json_schema_loose");
+        let loose = p.request(&prompt(Some(&schema)), None);
+        assert_eq!(loose.body["response_format"]["type"], "json_schema");
+        assert_eq!(
+            loose.body["response_format"]["json_schema"]["strict"],
+            false
+        );
+        assert!(p.adapt(&loose, 422, b"unknown response_format type json_schema"));
+        let object = p.request(&prompt(Some(&schema)), None);
+        assert_eq!(object.body["response_format"]["type"], "json_object");
+        let system = object.body["messages"][0]["content"].as_str().unwrap();
         assert!(system.starts_with("Extract.") && system.contains(r#"{"type":"object"}"#));
+        assert!(
+            !p.adapt(&object, 400, b"response_format"),
+            "nothing left to try"
+        );
         assert_eq!(p.output_mode(true), "json_object");
+        assert_eq!(p.output_mode(false), "json_object");
     }
 
     #[test]

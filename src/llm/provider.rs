@@ -80,10 +80,11 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// Reads a successful (2xx) reply body. Errors are messages for the user.
     fn parse(&self, body: &[u8]) -> Result<Completion, String>;
 
-    /// Called with a non-retryable error reply (4xx). Returns true if the provider changed
-    /// how it asks — e.g. a server without `json_schema` support — and the same call should
-    /// be made again at once.
-    fn adapt(&self, _status: u16, _body: &[u8]) -> bool {
+    /// Called with a non-retryable error reply (4xx) to `call`. Returns true if the provider
+    /// changed how it asks — e.g. a server without `json_schema` support — and the call should
+    /// be made again at once. (`call` tells which way of asking was refused, so concurrent
+    /// refusals of the same request step back only once.)
+    fn adapt(&self, _call: &HttpCall, _status: u16, _body: &[u8]) -> bool {
         false
     }
 
