@@ -305,3 +305,28 @@ fn missing_or_misplaced_llm_options_are_usage_errors() {
         "checked before any scraping"
     );
 }
+
+#[test]
+fn help_documents_the_llm_options() {
+    let out = scraipe().args(["scrape", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--analyzer",
+        "llm",
+        "--llm-provider",
+        "--llm-url",
+        "--llm-model",
+        "--instruction",
+        "--schema",
+        "--llm-max-content",
+        "--llm-concurrency",
+        "--llm-timeout",
+        "--llm-retries",
+        "--llm-rpm",
+        "--llm-tpm",
+        "OPENAI_API_KEY",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}

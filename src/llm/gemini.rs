@@ -1,5 +1,7 @@
 //! [`GeminiProvider`]: Google's Gemini `generateContent`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::{json, Map, Value};
 
 use super::provider::{join_url, Completion, HttpCall, Prompt, Provider, Usage};
@@ -10,7 +12,8 @@ pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1b
 
 /// `models/{model}:generateContent` with `responseMimeType: application/json` and the schema
 /// as `responseSchema` (translated to the OpenAPI subset Gemini accepts; the reply is still
-/// validated against the full schema). The key travels in the `x-goog-api-key` header, never
+/// validated against the full schema). If the server refuses that `responseSchema`, the schema
+/// moves into the instruction for good. The key travels in the `x-goog-api-key` header, never
 /// in the URL, so it cannot show up in an error that quotes the URL.
 ///
 /// ```
@@ -32,6 +35,9 @@ pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1b
 pub struct GeminiProvider {
     base: String,
     official: bool,
+    /// Cleared for good when the server refuses our `responseSchema` (a keyword the model
+    /// does not support): the schema then goes into the instruction instead.
+    response_schema: AtomicBool,
 }
 
 impl GeminiProvider {
@@ -41,6 +47,7 @@ impl GeminiProvider {
         GeminiProvider {
             official: base.starts_with("https://generativelanguage.googleapis.com"),
             base,
+            response_schema: AtomicBool::new(true),
         }
     }
 }
@@ -58,11 +65,18 @@ impl Provider for GeminiProvider {
             join_url(&self.base, &format!("models/{model}:generateContent"))
         };
         let mut config = json!({"responseMimeType": "application/json"});
+        let mut instruction = prompt.instruction.to_string();
         if let Some(schema) = prompt.schema {
-            config["responseSchema"] = to_openapi(schema);
+            if self.response_schema.load(Ordering::Relaxed) {
+                config["responseSchema"] = to_openapi(schema);
+            } else {
+                instruction.push_str(&format!(
+                    "\n\nReply with one JSON object that matches this JSON Schema, and nothing else:\n{schema}"
+                ));
+            }
         }
         let body = json!({
-            "systemInstruction": {"parts": [{"text": prompt.instruction}]},
+            "systemInstruction": {"parts": [{"text": instruction}]},
             "contents": [{"role": "user", "parts": [{"text": prompt.content}]}],
             "generationConfig": config,
         });
@@ -123,8 +137,24 @@ impl Provider for GeminiProvider {
         })
     }
 
+    fn adapt(&self, call: &HttpCall, status: u16, body: &[u8]) -> bool {
+        let asked_with_schema = call
+            .body
+            .pointer("/generationConfig/responseSchema")
+            .is_some();
+        let about_schema = String::from_utf8_lossy(body)
+            .to_ascii_lowercase()
+            .contains("schema");
+        if status != 400 || !asked_with_schema || !about_schema {
+            return false;
+        }
+        // Whether this call or a concurrent one turned it off, send again without it.
+        self.response_schema.store(false, Ordering::Relaxed);
+        true
+    }
+
     fn output_mode(&self, has_schema: bool) -> &'static str {
-        if has_schema {
+        if has_schema && self.response_schema.load(Ordering::Relaxed) {
             "response_schema"
         } else {
             "json_mime_type"
@@ -236,6 +266,46 @@ mod tests {
             .is_none());
         assert_eq!(call.body["systemInstruction"]["parts"][0]["text"], "i");
         assert_eq!(call.body["contents"][0]["parts"][0]["text"], "c");
+    }
+
+    #[test]
+    fn a_refused_response_schema_moves_into_the_instruction() {
+        let p = GeminiProvider::new("http://h");
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let prompt = Prompt {
+            model: "g",
+            instruction: "Do it.",
+            content: "c",
+            schema: Some(&schema),
+        };
+        let first = p.request(&prompt, None);
+        let refusal =
+            b"{\"error\": {\"message\": \"Invalid JSON payload: responseSchema.properties\"}}";
+        assert!(!p.adapt(
+            &first,
+            400,
+            b"{\"error\": {\"message\": \"model not found\"}}"
+        ));
+        assert!(!p.adapt(&first, 500, refusal));
+        assert!(p.adapt(&first, 400, refusal));
+        assert_eq!(p.output_mode(true), "json_mime_type");
+        let second = p.request(&prompt, None);
+        assert!(second
+            .body
+            .pointer("/generationConfig/responseSchema")
+            .is_none());
+        assert_eq!(
+            second.body["generationConfig"]["responseMimeType"],
+            "application/json"
+        );
+        let text = second.body["systemInstruction"]["parts"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(
+            text.starts_with("Do it.") && text.contains("\"properties\""),
+            "{text}"
+        );
+        assert!(!p.adapt(&second, 400, refusal), "nothing left to drop");
     }
 
     #[test]
