@@ -403,6 +403,32 @@ fn the_rate_limiter_spaces_requests_and_max_workers_caps_concurrency() {
 }
 
 #[test]
+fn tokens_reported_by_the_server_drive_the_tokens_per_minute_budget() {
+    let server = FakeLlmServer::start().unwrap();
+    // 6,000 tokens per minute: 10 ms per token. The first reply says it used a minute's
+    // worth plus 50 tokens, so the next call must wait about half a second more.
+    server.push(FakeReply::AnswerWithUsage {
+        answer: json!({"name": "x", "price": 1}),
+        prompt_tokens: 6_000,
+        completion_tokens: 50,
+    });
+    let analyzer = openai(&server).tokens_per_minute(6_000).build().unwrap();
+    let first = analyze(&analyzer, "first");
+    assert_eq!(meta(&first)["total_tokens"], 6_050);
+    let started = Instant::now();
+    let second = analyze(&analyzer, "second");
+    let waited = started.elapsed();
+    assert!(second.success(), "{second}");
+    assert!(waited >= Duration::from_millis(450), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let t = analyzer.totals().snapshot();
+    assert_eq!(
+        t.prompt_tokens,
+        6_000 + meta(&second)["prompt_tokens"].as_u64().unwrap()
+    );
+}
+
+#[test]
 fn identical_requests_are_answered_from_the_cache() {
     let server = FakeLlmServer::start().unwrap();
     let analyzer = openai(&server).build().unwrap();

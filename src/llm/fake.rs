@@ -18,6 +18,15 @@ use serde_json::{json, Map, Value};
 pub enum FakeReply {
     /// Answer with this JSON value (serialised as the model's text), with usage counts.
     Answer(Value),
+    /// Answer with this JSON value, reporting these token counts as usage.
+    AnswerWithUsage {
+        /// The answer.
+        answer: Value,
+        /// Reported prompt tokens.
+        prompt_tokens: u64,
+        /// Reported completion tokens.
+        completion_tokens: u64,
+    },
     /// Answer with this text as the model's output (e.g. prose instead of JSON).
     Text(String),
     /// Reply with an HTTP error: status, optional `Retry-After`, body.
@@ -222,8 +231,21 @@ fn write_reply(out: &mut TcpStream, request: &FakeRequest, reply: FakeReply) -> 
             retry_after,
             body,
         } => (status, retry_after, body),
-        FakeReply::Answer(value) => (200, None, envelope(request, &value.to_string())),
-        FakeReply::Text(text) => (200, None, envelope(request, &text)),
+        FakeReply::Answer(value) => (200, None, envelope(request, &value.to_string(), None)),
+        FakeReply::AnswerWithUsage {
+            answer,
+            prompt_tokens,
+            completion_tokens,
+        } => (
+            200,
+            None,
+            envelope(
+                request,
+                &answer.to_string(),
+                Some((prompt_tokens, completion_tokens)),
+            ),
+        ),
+        FakeReply::Text(text) => (200, None, envelope(request, &text, None)),
     };
     let mut head = format!(
         "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -242,10 +264,13 @@ fn is_gemini(request: &FakeRequest) -> bool {
     request.path.contains(":generateContent")
 }
 
-/// The model's text wrapped as the API the request was made to would wrap it.
-fn envelope(request: &FakeRequest, text: &str) -> String {
-    let prompt = (request.body.to_string().len() / 4) as u64;
-    let completion = (text.len() / 4 + 1) as u64;
+/// The model's text wrapped as the API the request was made to would wrap it, with `usage`
+/// or counts estimated from the sizes.
+fn envelope(request: &FakeRequest, text: &str, usage: Option<(u64, u64)>) -> String {
+    let (prompt, completion) = usage.unwrap_or((
+        (request.body.to_string().len() / 4) as u64,
+        (text.len() / 4 + 1) as u64,
+    ));
     if is_gemini(request) {
         let model = request
             .path
