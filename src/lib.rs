@@ -42,6 +42,7 @@ pub mod defaults;
 pub mod demo;
 pub mod executor;
 pub mod http;
+pub mod llm;
 pub mod politeness;
 pub mod results;
 pub mod rt;

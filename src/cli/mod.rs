@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod demo;
+mod llm;
 mod output;
 mod pipeline;
 mod scrape;
@@ -21,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Scrape URLs (arguments and/or a file) into JSONL or CSV, one row per distinct link.
-    Scrape(ScrapeArgs),
+    Scrape(Box<ScrapeArgs>),
     /// Start an embedded site on loopback, scrape and analyze it, print what happened.
     Demo(DemoArgs),
     /// Serve the demo site until interrupted (for wrk, other clients, benchmarks).
@@ -56,7 +57,8 @@ pub struct ScrapeArgs {
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, short = 't', value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Whole per-link deadline in seconds (connect, redirects, body, analysis).
+    /// Whole per-link deadline in seconds (connect, redirects, body, analysis). An LLM analysis
+    /// is not bound by it: it has its own budget (--llm-timeout, --llm-retries).
     #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
     pub timeout: f64,
     /// Extra trusted root certificate(s), PEM (internal or self-hosted sites). Repeatable.
@@ -74,6 +76,60 @@ pub struct ScrapeArgs {
     /// No progress bar, no summary line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// The `--analyzer llm` options of `scraipe scrape`.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "LLM analysis (--analyzer llm)")]
+pub struct LlmArgs {
+    /// API flavour of the LLM server. Keys come from OPENAI_API_KEY / GEMINI_API_KEY (not
+    /// needed for a server other than the official ones).
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    pub llm_provider: Option<LlmProvider>,
+    /// Base URL of the server (default: the provider's official API), e.g.
+    /// http://localhost:11434/v1 for Ollama.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// Model name (required with --analyzer llm).
+    #[arg(long, value_name = "NAME")]
+    pub llm_model: Option<String>,
+    /// What the model should do with each page (required with --analyzer llm); @FILE reads it
+    /// from a file.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub instruction: Option<String>,
+    /// JSON Schema file the answers must match (they are validated; the output is the
+    /// validated object). Without one, any JSON object is accepted.
+    #[arg(long, value_name = "FILE.json")]
+    pub schema: Option<PathBuf>,
+    /// Characters of each page sent to the model (the rest is cut; metadata says so).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub llm_max_content: u64,
+    /// LLM calls in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub llm_concurrency: u32,
+    /// Limit on one LLM call, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_secs)]
+    pub llm_timeout: f64,
+    /// Retries of an LLM call after a 429, a 5xx, a timeout or a connection failure.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub llm_retries: u32,
+    /// LLM requests per minute (evenly spaced).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub llm_rpm: Option<u32>,
+    /// LLM tokens per minute (from the replies' usage counts).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub llm_tpm: Option<u64>,
+}
+
+/// LLM API flavours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LlmProvider {
+    /// OpenAI Chat Completions, or any compatible server (Ollama, vLLM, llama.cpp, LM Studio).
+    Openai,
+    /// Google Gemini generateContent.
+    Gemini,
 }
 
 /// Arguments of `scraipe demo`.
@@ -132,6 +188,8 @@ pub enum AnalyzerKind {
     None,
     /// Word, character and sentence counts and the average word length.
     TextStats,
+    /// Ask a language model (see the LLM analysis options); the output is its JSON answer.
+    Llm,
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {
@@ -159,10 +217,20 @@ impl From<String> for CliError {
     }
 }
 
+impl CliError {
+    /// A usage error (exit code 2).
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Scrape(args) => scrape::run(args),
+        Command::Scrape(args) => scrape::run(*args),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)

@@ -10,10 +10,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use scraipe::defaults::{RawScraper, TextScraper, TextStatsAnalyzer};
 use scraipe::http::Client;
+use scraipe::llm::LlmTotals;
 use scraipe::politeness::{HostLimiter, PoliteScraper};
 use scraipe::rt::Builder;
 use scraipe::{Analyzer, AsyncScraper};
 
+use super::llm;
 use super::output::RowWriter;
 use super::pipeline::{self, Event, Settings};
 use super::summary::Summary;
@@ -67,14 +69,29 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     if let Some(ua) = &args.user_agent {
         client = client.user_agent(ua.clone());
     }
+    let mut ca_pems = Vec::new();
     for path in &args.ca_certs {
         let pem = std::fs::read(path)
             .map_err(|e| format!("cannot read CA certificate '{}': {e}", path.display()))?;
         client = client.add_root_certificate_pem(&pem);
+        ca_pems.push(pem);
     }
     let client = client
         .build()
         .map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
+    let llm_totals = Arc::new(LlmTotals::new());
+    let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
+        AnalyzerKind::None => None,
+        AnalyzerKind::TextStats => Some(Arc::new(TextStatsAnalyzer)),
+        AnalyzerKind::Llm => Some(Arc::new(llm::build(
+            &args.llm,
+            &ca_pems,
+            llm_totals.clone(),
+        )?)),
+    };
+    if args.analyzer != AnalyzerKind::Llm {
+        llm::check_unused(&args.llm)?;
+    }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             File::create(path)
@@ -108,10 +125,6 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
             HostLimiter::new(per_host as usize),
         ));
     }
-    let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
-        AnalyzerKind::None => None,
-        AnalyzerKind::TextStats => Some(Arc::new(TextStatsAnalyzer)),
-    };
 
     let show_progress = !args.quiet && io::stderr().is_terminal();
     let progress = if show_progress {
@@ -160,6 +173,9 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     }
     if !args.quiet {
         eprintln!("{}", summary.line(started.elapsed(), analyzed));
+        if args.analyzer == AnalyzerKind::Llm {
+            eprintln!("{}", llm_totals.snapshot());
+        }
     }
     Ok(())
 }
