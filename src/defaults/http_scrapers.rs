@@ -107,6 +107,8 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::TooLarge => "too large",
         ErrorKind::Redirect => "redirect",
         ErrorKind::Decode => "decode",
+        ErrorKind::InvalidRequest => "invalid request",
+        ErrorKind::Blocked => "blocked",
         _ => "io",
     }
 }

@@ -93,6 +93,39 @@ impl Headers {
     }
 }
 
+/// Headers only the client writes: message framing and connection management. A caller's
+/// `Transfer-Encoding` beside the automatic `Content-Length` would let a request smuggle another.
+const CLIENT_ONLY: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+];
+
+/// Checks a request header: the name a token (RFC 9110 §5.6.2), the value free of CR, LF, NUL
+/// and other control bytes except tab, and not a header the client writes itself.
+pub(crate) fn check_request_header(name: &str, value: &str) -> Result<(), String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(format!(
+            "the value of {name} contains a control character (CR, LF, NUL...)"
+        ));
+    }
+    if CLIENT_ONLY.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Err(format!(
+            "{name} is written by the client itself (framing and connection headers cannot be set)"
+        ));
+    }
+    Ok(())
+}
+
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()

@@ -2,8 +2,10 @@
 //! every malformed, truncated, stalled or oversized response becomes either the right body or a
 //! clear [`Error`] — never a panic, a hang, a short body reported as success, or unbounded memory.
 //!
-//! * [`Client`] — keep-alive pool with per-host and total limits, redirects, gzip/deflate,
-//!   timeouts per phase (connect, no progress, total), TLS through rustls with webpki roots.
+//! * [`Client`] — keep-alive pool with per-host and total limits, redirects, gzip/deflate (and
+//!   brotli/zstd with the default features), timeouts per phase (connect, no progress, total),
+//!   TLS through rustls with webpki roots, Happy Eyeballs, retries ([`RetryPolicy`]), an
+//!   optional cookie jar, HTTP proxies ([`Proxy`]) and an address filter.
 //! * [`Response`] — status, headers (case-insensitive, repeats kept), final URL, body, and
 //!   [`Response::text`] with charset detection (header, BOM, or `<meta charset>`).
 //!
@@ -13,20 +15,27 @@
 
 mod client;
 mod conn;
+mod connect;
+mod cookies;
 mod decode;
 mod dns;
 mod error;
 mod headers;
+mod httpdate;
 mod pool;
 pub(crate) mod proto;
+mod proxy;
 mod response;
+mod retry;
 mod stream;
 mod tls;
 
-pub use client::{Client, ClientBuilder, Method, PoolStats, RequestBuilder};
+pub use client::{Client, ClientBuilder, Method, PoolStats, RequestBuilder, DEFAULT_MAX_BODY};
 pub use error::{Error, ErrorKind};
 pub use headers::Headers;
+pub use proxy::Proxy;
 pub use response::Response;
+pub use retry::RetryPolicy;
 
 /// Decoding helpers, exposed for fuzzing and property tests.
 #[doc(hidden)]
@@ -82,6 +91,10 @@ pub mod fuzz {
             _ => body.extend_from_slice(rest),
         }
         let codings = super::decode::content_codings(head.headers.get_all("content-encoding"));
+        let codings: Vec<String> = codings
+            .into_iter()
+            .filter(|c| super::decode::is_supported(c))
+            .collect();
         let body = super::decode::decode_content(body, &codings, max_body)?;
         let _ = super::decode::decode_text(&body, head.headers.get("content-type"));
         Ok((head.status, body))

@@ -27,6 +27,8 @@ pub(crate) struct PoolKey {
     pub(crate) https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// The proxy (`host:port`) the connection goes through, if any.
+    pub(crate) via: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,8 +145,17 @@ impl Pool {
                         Err(_) => continue,
                     };
                     let mut inner = self.inner.lock();
-                    inner.hosts.entry(key.clone()).or_default().open += 1;
-                    return Checkout::Connect(self.slot(key, permit));
+                    let host = inner.hosts.entry(key.clone()).or_default();
+                    // Others may have opened connections to this host while we waited.
+                    if host.open < self.config.max_per_host {
+                        host.open += 1;
+                        return Checkout::Connect(self.slot(key, permit));
+                    }
+                    if host.is_empty() {
+                        inner.hosts.remove(key);
+                    }
+                    drop(inner);
+                    drop(permit);
                 }
             }
         }
@@ -160,7 +171,7 @@ impl Pool {
         let host = inner.hosts.entry(key.clone()).or_default();
         if !fresh {
             while let Some(conn) = host.idle.pop() {
-                if conn.idle_since.elapsed() > self.config.idle_timeout {
+                if conn.idle_expired(self.config.idle_timeout) {
                     to_close.push(conn);
                     continue;
                 }
@@ -168,6 +179,8 @@ impl Pool {
             }
         }
         if host.open >= self.config.max_per_host {
+            // Waiters whose request was cancelled would otherwise pile up until the next hand-off.
+            host.waiters.retain(|tx| !tx.is_closed());
             let (tx, rx) = oneshot::channel();
             host.waiters.push_back(tx);
             return Step::WaitHost(rx);
@@ -188,7 +201,14 @@ impl Pool {
                 to_close.push(host.idle.remove(0));
                 Step::Retry
             }
-            None => Step::WaitTotal,
+            None => {
+                // Do not leave an empty entry behind if this wait is cancelled: it would stay
+                // forever (entries are otherwise removed only when a slot is released).
+                if inner.hosts.get(key).is_some_and(Host::is_empty) {
+                    inner.hosts.remove(key);
+                }
+                Step::WaitTotal
+            }
         }
     }
 
@@ -210,7 +230,7 @@ impl Pool {
             if self.total.waiting() > 0 || host.idle.len() >= self.config.max_idle_per_host {
                 close = Some(conn);
             } else {
-                conn.idle_since = Instant::now();
+                conn.make_idle();
                 host.idle.push(conn);
             }
         }
@@ -252,12 +272,14 @@ impl Pool {
         inner.last_sweep = Instant::now();
         let timeout = self.config.idle_timeout;
         for host in inner.hosts.values_mut() {
-            let keep = host
-                .idle
-                .iter()
-                .position(|c| c.idle_since.elapsed() <= timeout)
-                .unwrap_or(host.idle.len());
-            to_close.extend(host.idle.drain(..keep));
+            let mut i = 0;
+            while i < host.idle.len() {
+                if host.idle[i].idle_expired(timeout) {
+                    to_close.push(host.idle.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
         }
     }
 
