@@ -56,6 +56,8 @@ pub(crate) async fn happy_eyeballs(
                 Some(addr) => {
                     pending.push(Box::pin(attempt(addr, connect_timeout, deadline)));
                     next_start.reset(Instant::now() + ATTEMPT_DELAY);
+                    // Poll the timer again so it wakes us at its new deadline.
+                    continue;
                 }
                 None if pending.is_empty() => {
                     return Poll::Ready(Err(last_error.take().unwrap_or_else(|| {
@@ -225,5 +227,40 @@ mod tests {
         let order: Vec<String> = interleave(a).iter().map(|a| a.ip().to_string()).collect();
         assert_eq!(order, ["::1", "1.0.0.1", "::2", "1.0.0.2", "::3"]);
         assert!(interleave(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn connections_have_nodelay_and_tcp_keepalive() {
+        let rt = crate::rt::Runtime::new().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tcp = rt
+            .block_on(attempt(
+                addr,
+                Duration::from_secs(5),
+                Instant::now() + Duration::from_secs(5),
+            ))
+            .unwrap();
+        let get = |level, name| {
+            use std::os::fd::AsRawFd;
+            let mut value: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt on the open socket into a c_int of the size we pass.
+            let rc = unsafe {
+                libc::getsockopt(
+                    tcp.as_raw_fd(),
+                    level,
+                    name,
+                    (&mut value as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            value
+        };
+        assert_eq!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        #[cfg(target_os = "linux")]
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 60);
+        assert!(tcp.nodelay().unwrap());
     }
 }
