@@ -426,6 +426,7 @@ impl ClientBuilder {
                     timeout: self.dns_timeout,
                     max_entries: 65_536,
                     overrides: std::mem::take(&mut self.dns_overrides),
+                    lookup: crate::http::dns::system_lookup,
                 }),
                 cookies: self.cookie_store.then(CookieJar::new),
                 proxies,

@@ -55,6 +55,16 @@ pub(crate) struct DnsConfig {
     pub(crate) max_entries: usize,
     /// Fixed answers (`ClientBuilder::resolve`): lower-cased host → addresses.
     pub(crate) overrides: HashMap<String, Vec<SocketAddr>>,
+    /// The blocking lookup itself (the system resolver; a fake in tests).
+    pub(crate) lookup: LookupFn,
+}
+
+/// A blocking name lookup.
+pub(crate) type LookupFn = fn(&str) -> std::io::Result<Vec<IpAddr>>;
+
+/// The system resolver (`getaddrinfo`, with /etc/hosts and nsswitch).
+pub(crate) fn system_lookup(name: &str) -> std::io::Result<Vec<IpAddr>> {
+    Ok((name, 0).to_socket_addrs()?.map(|a| a.ip()).collect())
 }
 
 pub(crate) struct Resolver {
@@ -128,13 +138,14 @@ impl Resolver {
     fn start_lookup(&self, name: String) {
         let state = Arc::clone(&self.state);
         let (ttl, negative_ttl) = (self.config.ttl, self.config.negative_ttl);
+        let lookup = self.config.lookup;
         lookup_pool().submit(Box::new(move || {
-            let answer: Answer = match (name.as_str(), 0).to_socket_addrs() {
+            let answer: Answer = match lookup(&name) {
                 Ok(addrs) => {
                     let mut ips: Vec<IpAddr> = Vec::new();
-                    for a in addrs {
-                        if !ips.contains(&a.ip()) {
-                            ips.push(a.ip());
+                    for ip in addrs {
+                        if !ips.contains(&ip) {
+                            ips.push(ip);
                         }
                     }
                     if ips.is_empty() {
@@ -330,6 +341,64 @@ mod tests {
         assert!(addrs
             .iter()
             .all(|a| a.ip().is_loopback() && a.port() == 8080));
+    }
+
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn fake_lookup(name: &str) -> std::io::Result<Vec<IpAddr>> {
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(if name == "slow.test" {
+            600
+        } else {
+            100
+        }));
+        match name {
+            "good.test" | "slow.test" => Ok(vec![IpAddr::from([127, 0, 0, 7])]),
+            _ => Err(std::io::Error::other("no such name")),
+        }
+    }
+
+    #[test]
+    fn lookups_are_coalesced_cached_negatively_cached_and_timed_out() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let rt = crate::rt::Runtime::new().unwrap();
+        let resolver = Arc::new(Resolver::new(DnsConfig {
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_millis(300),
+            timeout: Duration::from_millis(300),
+            max_entries: 100,
+            overrides: HashMap::new(),
+            lookup: fake_lookup,
+        }));
+        rt.block_on(async {
+            let mut set = crate::rt::JoinSet::new();
+            for _ in 0..20 {
+                let r = resolver.clone();
+                set.spawn(async move { r.resolve("GOOD.test", 81).await });
+            }
+            while let Some(r) = set.join_next().await {
+                assert_eq!(
+                    r.unwrap().unwrap(),
+                    vec![SocketAddr::from(([127, 0, 0, 7], 81))]
+                );
+            }
+            assert_eq!(CALLS.load(SeqCst), 1, "twenty requests, one lookup");
+            resolver.resolve("good.test", 82).await.unwrap();
+            assert_eq!(CALLS.load(SeqCst), 1, "cached, whatever the port");
+
+            for _ in 0..2 {
+                let e = resolver.resolve("dead.test", 80).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Dns);
+                assert!(e.to_string().contains("no such name"), "{e}");
+            }
+            assert_eq!(CALLS.load(SeqCst), 2, "the failure is remembered");
+            crate::rt::sleep(Duration::from_millis(350)).await;
+            resolver.resolve("dead.test", 80).await.unwrap_err();
+            assert_eq!(CALLS.load(SeqCst), 3, "for the negative TTL only");
+
+            let e = resolver.resolve("slow.test", 80).await.unwrap_err();
+            assert!(e.to_string().contains("no answer within 300 ms"), "{e}");
+        });
     }
 
     #[test]
