@@ -85,6 +85,21 @@ impl Headers {
         self.entries.is_empty()
     }
 
+    /// Checks a header a request may carry: a valid name (an RFC 9110 token), a value without
+    /// CR, LF, NUL or other control bytes (tab is fine), and not one of the framing and
+    /// connection headers the client writes itself (`Content-Length`, `Transfer-Encoding`,
+    /// `Connection`, `Keep-Alive`, `Upgrade`, `TE`, `Trailer`, `Proxy-Connection`).
+    ///
+    /// ```
+    /// use scraipe::http::Headers;
+    /// assert!(Headers::check_request_header("X-Token", "abc").is_ok());
+    /// assert!(Headers::check_request_header("X-Token", "abc\r\nEvil: 1").is_err());
+    /// assert!(Headers::check_request_header("Transfer-Encoding", "chunked").is_err());
+    /// ```
+    pub fn check_request_header(name: &str, value: &str) -> Result<(), String> {
+        check_request_header(name, value)
+    }
+
     /// True if any value of `name`, split on commas, equals `token` (case-insensitively):
     /// e.g. `Connection: keep-alive, close` has the token `close`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
