@@ -40,6 +40,16 @@ pub use retry::RetryPolicy;
 /// Decoding helpers, exposed for fuzzing and property tests.
 #[doc(hidden)]
 pub mod fuzz {
+    /// Undoes `codings` (as listed in Content-Encoding) on `body` with the client's decoders
+    /// and caps. Must never panic or exceed `max` bytes of output, whatever the input.
+    pub fn decode_body(body: &[u8], codings: &str, max: usize) -> Result<Vec<u8>, super::Error> {
+        let codings: Vec<String> = super::decode::content_codings(std::iter::once(codings))
+            .into_iter()
+            .filter(|c| super::decode::is_supported(c))
+            .collect();
+        super::decode::decode_content(body.to_vec(), &codings, max)
+    }
+
     use super::error::Error;
     use super::proto::{find_head_end, parse_head, ChunkedDecoder, HeadLimits};
 
