@@ -75,7 +75,7 @@ pub struct ScrapeArgs {
     /// Send every request through this HTTP proxy: http://[user:password@]host[:port]
     /// (default: http_proxy, https_proxy, all_proxy and no_proxy from the environment).
     #[arg(long, value_name = "URL", value_parser = parse_proxy, conflicts_with = "no_proxy")]
-    pub proxy: Option<scraipe::http::Proxy>,
+    pub proxy: Option<String>,
     /// Connect directly, ignoring proxy environment variables.
     #[arg(long)]
     pub no_proxy: bool,
@@ -151,8 +151,11 @@ pub enum AnalyzerKind {
     TextStats,
 }
 
-fn parse_proxy(s: &str) -> Result<scraipe::http::Proxy, String> {
-    scraipe::http::Proxy::parse(s).map_err(|e| e.message().to_string())
+/// Checks a proxy URL (kept as text: the parsed form is built with the client).
+fn parse_proxy(s: &str) -> Result<String, String> {
+    scraipe::http::Proxy::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.message().to_string())
 }
 
 /// `Name: value` → (name, value), validated like the client validates request headers.

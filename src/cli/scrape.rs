@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scraipe::defaults::{RawScraper, TextScraper, TextStatsAnalyzer};
-use scraipe::http::{Client, ErrorKind, RetryPolicy};
+use scraipe::http::{Client, ErrorKind, Proxy, RetryPolicy};
 use scraipe::politeness::{HostLimiter, PoliteScraper};
 use scraipe::rt::Builder;
 use scraipe::{Analyzer, AsyncScraper};
@@ -67,7 +67,8 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
         .retry_policy(RetryPolicy::new(args.retries))
         .cookie_store(!args.no_cookies);
     if let Some(proxy) = &args.proxy {
-        client = client.proxy(proxy.clone());
+        let proxy = Proxy::parse(proxy).map_err(|e| e.message().to_string())?;
+        client = client.proxy(proxy);
     }
     if args.no_proxy {
         client = client.no_proxy();

@@ -26,12 +26,9 @@ const INLINE_DECODE: usize = 4 * 1024;
 
 /// Whether this build decodes `coding`.
 pub(crate) fn is_supported(coding: &str) -> bool {
-    match coding {
-        "gzip" | "x-gzip" | "deflate" | "identity" => true,
-        "br" => cfg!(feature = "brotli"),
-        "zstd" => cfg!(feature = "zstd"),
-        _ => false,
-    }
+    matches!(coding, "gzip" | "x-gzip" | "deflate" | "identity")
+        || (coding == "br" && cfg!(feature = "brotli"))
+        || (coding == "zstd" && cfg!(feature = "zstd"))
 }
 
 /// [`decode_content`], on the blocking pool when the body is large enough to matter.

@@ -25,7 +25,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The redirect limit was reached (or a redirect pointed somewhere unusable).
     Redirect,
-    /// The response body could not be decoded (gzip/deflate).
+    /// The response body could not be decoded (gzip, deflate, brotli, zstd), or too many
+    /// codings were stacked on it.
     Decode,
     /// Any other I/O failure (reset, broken pipe, ...).
     Io,

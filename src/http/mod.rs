@@ -10,8 +10,10 @@
 //!   [`Response::text`] with charset detection (header, BOM, or `<meta charset>`).
 //!
 //! Module map: `proto/` parses and frames HTTP/1.1 without I/O; `conn.rs` runs one exchange on a
-//! connection; `pool.rs` keeps connections; `stream.rs`/`tls.rs` are the transport;
-//! `client.rs` ties them together with redirects and retries.
+//! connection; `pool.rs` keeps connections; `dns.rs` resolves names; `connect.rs` opens
+//! connections (Happy Eyeballs, CONNECT tunnels); `stream.rs`/`tls.rs` are the transport;
+//! `decode.rs` undoes content codings; `retry.rs`, `cookies.rs`, `proxy.rs` and `httpdate.rs`
+//! are the policies; `client.rs` ties them together with redirects and retries.
 
 mod client;
 mod conn;
