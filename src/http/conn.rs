@@ -78,15 +78,27 @@ impl Conn {
         }
     }
 
-    /// Readies the connection for the idle pool: a read buffer grown by a large response is
-    /// given back, so thousands of idle connections cost a page each, not a megabyte.
+    /// Readies the connection for the idle pool.
     pub(crate) fn make_idle(&mut self) {
+        self.idle_since = Instant::now();
+    }
+
+    /// Gives back a read buffer grown by a large response (chunked bodies read 64 KiB at a
+    /// time, heads up to the header limit), so thousands of idle connections cost a page
+    /// each, not 100 KiB. Called by the pool's sweep for connections idle a second or more,
+    /// so a busy keep-alive connection does not reallocate between requests.
+    pub(crate) fn shrink_idle_buffer(&mut self) {
         if self.buf.capacity() > MAX_IDLE_BUF && self.pos == self.len {
             self.buf = Vec::new();
             self.pos = 0;
             self.len = 0;
         }
-        self.idle_since = Instant::now();
+    }
+
+    /// Read buffer capacity (for tests of the shrinking).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Idle for too long to be trusted: past our idle timeout or the server's.
