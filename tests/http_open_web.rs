@@ -993,3 +993,128 @@ fn address_filter_applies_after_dns_and_after_redirects() {
         assert_eq!(e.kind(), ErrorKind::Blocked, "{e}");
     });
 }
+
+/// A SOCKS5 proxy (RFC 1928/1929) that requires `user`/`pw`, resolves every name to
+/// 127.0.0.1, and logs what it was asked for.
+fn socks5_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut c) = stream else { continue };
+            let log = log2.clone();
+            std::thread::spawn(move || {
+                let mut b = [0u8; 2];
+                c.read_exact(&mut b).unwrap();
+                let mut methods = vec![0u8; b[1] as usize];
+                c.read_exact(&mut methods).unwrap();
+                if !methods.contains(&2) {
+                    c.write_all(&[5, 0xff]).unwrap();
+                    return;
+                }
+                c.write_all(&[5, 2]).unwrap();
+                let mut ver_len = [0u8; 2];
+                c.read_exact(&mut ver_len).unwrap();
+                let mut user = vec![0u8; ver_len[1] as usize];
+                c.read_exact(&mut user).unwrap();
+                let mut plen = [0u8; 1];
+                c.read_exact(&mut plen).unwrap();
+                let mut pass = vec![0u8; plen[0] as usize];
+                c.read_exact(&mut pass).unwrap();
+                let ok = user == b"user" && pass == b"pw";
+                c.write_all(&[1, if ok { 0 } else { 1 }]).unwrap();
+                if !ok {
+                    return;
+                }
+                let mut req = [0u8; 4];
+                c.read_exact(&mut req).unwrap();
+                let target = match req[3] {
+                    1 => {
+                        let mut ip = [0u8; 4];
+                        c.read_exact(&mut ip).unwrap();
+                        std::net::Ipv4Addr::from(ip).to_string()
+                    }
+                    3 => {
+                        let mut len = [0u8; 1];
+                        c.read_exact(&mut len).unwrap();
+                        let mut name = vec![0u8; len[0] as usize];
+                        c.read_exact(&mut name).unwrap();
+                        String::from_utf8(name).unwrap()
+                    }
+                    _ => panic!("unexpected address type"),
+                };
+                let mut port = [0u8; 2];
+                c.read_exact(&mut port).unwrap();
+                let port = u16::from_be_bytes(port);
+                log.lock().unwrap().push(format!("{target}:{port}"));
+                let up = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).unwrap();
+                let (mut up_r, mut up_w) = (up.try_clone().unwrap(), up);
+                let mut down_w = c.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_r, &mut down_w);
+                });
+                let _ = std::io::copy(&mut c, &mut up_w);
+            });
+        }
+    });
+    (addr, log)
+}
+
+#[test]
+fn socks5_proxies_with_remote_and_local_name_resolution() {
+    let rt = rt();
+    let pki = support::tls::test_pki();
+    let plain = TestServer::start(routes);
+    let tls = TestServer::start_with(
+        routes,
+        Some(support::tls::tls_wrapper(pki.server_config.clone())),
+    );
+    let (socks, log) = socks5_proxy();
+    let remote = client()
+        .add_root_certificate_pem(pki.ca_pem.as_bytes())
+        .proxy(Proxy::parse(&format!("socks5h://user:pw@{socks}")).unwrap())
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = remote
+            .get(&format!("http://site.test:{}/ok", plain.addr.port()))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "hello");
+        let r = remote
+            .get(&format!("https://localhost:{}/ok", tls.addr.port()))
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "hello");
+    });
+    assert_eq!(plain.seen()[0].path, "/ok", "origin form through SOCKS");
+    let local = client()
+        .proxy(Proxy::parse(&format!("socks5://user:pw@{socks}")).unwrap())
+        .build()
+        .unwrap();
+    let r = rt
+        .block_on(local.get(&format!("http://localhost:{}/ok", plain.addr.port())))
+        .unwrap();
+    assert_eq!(r.text(), "hello");
+    let wrong = client()
+        .proxy(Proxy::parse(&format!("socks5h://user:nope@{socks}")).unwrap())
+        .build()
+        .unwrap();
+    let e = rt.block_on(wrong.get(&plain.url("/ok"))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert!(e.to_string().contains("password was rejected"), "{e}");
+    assert!(!e.to_string().contains("nope"), "{e}");
+    let log = log.lock().unwrap();
+    assert_eq!(
+        *log,
+        [
+            format!("site.test:{}", plain.addr.port()),
+            format!("localhost:{}", tls.addr.port()),
+            format!("127.0.0.1:{}", plain.addr.port()),
+        ]
+    );
+}

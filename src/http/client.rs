@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use url::{Position, Url};
 
 use crate::http::conn::{proto_fmt, Conn, ExchangeLimits, RawResponse};
-use crate::http::connect;
+use crate::http::connect::{self, SocksTarget};
 use crate::http::cookies::CookieJar;
 use crate::http::decode;
 use crate::http::dns::{DnsConfig, Resolver};
@@ -20,7 +20,7 @@ use crate::http::error::{Error, ErrorKind};
 use crate::http::headers::check_request_header;
 use crate::http::pool::{Checkout, Pool, PoolConfig, PoolKey};
 use crate::http::proto::{request::write_head, HeadLimits};
-use crate::http::proxy::{self, Proxies, Proxy};
+use crate::http::proxy::{self, Proxies, Proxy, ProxyKind};
 use crate::http::retry::{is_retryable_status, RetryPolicy};
 use crate::http::stream::{Stream, TlsStream};
 use crate::http::tls;
@@ -710,7 +710,8 @@ impl Client {
                 jar.header_for(url)
             }
         });
-        let head = self.request_head(request, cookie.as_deref(), proxy.filter(|_| !https));
+        let absolute_form = proxy.filter(|p| !https && p.is_http());
+        let head = self.request_head(request, cookie.as_deref(), absolute_form);
         let limits = ExchangeLimits {
             head: HeadLimits {
                 max_bytes: config.max_header_bytes,
@@ -847,8 +848,39 @@ impl Client {
             Some(p) => (p.host(), p.port()),
             None => (key.host.as_str(), key.port),
         };
+        let addrs = self.allowed_addrs(host, port).await?;
+        let mut tcp = connect::happy_eyeballs(addrs, config.connect_timeout, deadline).await?;
+        match proxy.map(|p| (p, p.kind())) {
+            Some((p, ProxyKind::Socks5 { remote_dns })) => {
+                let target = if remote_dns {
+                    SocksTarget::Name(&key.host, key.port)
+                } else {
+                    // Resolved here, so the address filter sees the target too.
+                    let addrs = self.allowed_addrs(&key.host, key.port).await?;
+                    SocksTarget::Addr(addrs[0])
+                };
+                tcp = connect::socks5(tcp, target, p.credentials())
+                    .await
+                    .map_err(|e| Error::new(e.kind(), format!("proxy {p}: {}", e.message())))?;
+            }
+            Some((p, ProxyKind::Http)) if key.https => {
+                let authority = format!("{}:{}", key.host, key.port);
+                tcp = connect::tunnel(tcp, &authority, p.authorization(), &config.user_agent)
+                    .await
+                    .map_err(|e| Error::new(e.kind(), format!("proxy {p}: {}", e.message())))?;
+            }
+            _ => {}
+        }
+        if !key.https {
+            return Ok(Stream::Plain(tcp));
+        }
+        self.tls_handshake(tcp, url).await
+    }
+
+    /// The addresses of `host` that the address filter lets us connect to.
+    async fn allowed_addrs(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
         let mut addrs = self.inner.resolver.resolve(host, port).await?;
-        if let Some(allow) = &config.address_filter {
+        if let Some(allow) = &self.inner.config.address_filter {
             let before = addrs.len();
             addrs.retain(|a| allow(a.ip()));
             if addrs.is_empty() {
@@ -865,17 +897,7 @@ impl Client {
                 ));
             }
         }
-        let mut tcp = connect::happy_eyeballs(addrs, config.connect_timeout, deadline).await?;
-        if !key.https {
-            return Ok(Stream::Plain(tcp));
-        }
-        if let Some(p) = proxy {
-            let authority = format!("{}:{}", key.host, key.port);
-            tcp = connect::tunnel(tcp, &authority, p.authorization(), &config.user_agent)
-                .await
-                .map_err(|e| Error::new(e.kind(), format!("proxy {p}: {}", e.message())))?;
-        }
-        self.tls_handshake(tcp, url).await
+        Ok(addrs)
     }
 
     async fn tls_handshake(&self, tcp: TcpStream, url: &Url) -> Result<Stream, Error> {

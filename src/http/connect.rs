@@ -214,6 +214,123 @@ pub(crate) async fn tunnel(
     }
 }
 
+/// Where a SOCKS5 proxy should connect: an address, or a name for the proxy to resolve.
+pub(crate) enum SocksTarget<'a> {
+    Addr(SocketAddr),
+    Name(&'a str, u16),
+}
+
+/// SOCKS5 (RFC 1928) CONNECT, with username/password authentication (RFC 1929) when given.
+pub(crate) async fn socks5(
+    tcp: TcpStream,
+    target: SocksTarget<'_>,
+    credentials: Option<(&str, &str)>,
+) -> Result<TcpStream, Error> {
+    let io = |what: &'static str| move |e| Error::io(what, e).transient();
+    let refused = |why: String| Error::new(ErrorKind::Connect, format!("SOCKS5 proxy: {why}"));
+    let greeting: &[u8] = if credentials.is_some() {
+        &[5, 2, 0, 2]
+    } else {
+        &[5, 1, 0]
+    };
+    tcp.write_all(greeting)
+        .await
+        .map_err(io("sending the SOCKS5 greeting failed"))?;
+    let mut reply = [0u8; 2];
+    tcp.read_exact(&mut reply)
+        .await
+        .map_err(io("reading the SOCKS5 method failed"))?;
+    match (reply, credentials) {
+        ([5, 0], _) => {}
+        ([5, 2], Some((user, pass))) => {
+            let mut auth = vec![1, user.len() as u8];
+            auth.extend_from_slice(user.as_bytes());
+            auth.push(pass.len() as u8);
+            auth.extend_from_slice(pass.as_bytes());
+            tcp.write_all(&auth)
+                .await
+                .map_err(io("sending SOCKS5 credentials failed"))?;
+            tcp.read_exact(&mut reply)
+                .await
+                .map_err(io("reading the SOCKS5 authentication failed"))?;
+            if reply[1] != 0 {
+                return Err(refused("the username or password was rejected".into()));
+            }
+        }
+        ([5, 0xff], _) => return Err(refused("no acceptable authentication method".into())),
+        _ => return Err(refused(format!("unexpected method reply {reply:?}"))),
+    }
+    let mut request = vec![5, 1, 0];
+    let port = match target {
+        SocksTarget::Addr(SocketAddr::V4(a)) => {
+            request.push(1);
+            request.extend_from_slice(&a.ip().octets());
+            a.port()
+        }
+        SocksTarget::Addr(SocketAddr::V6(a)) => {
+            request.push(4);
+            request.extend_from_slice(&a.ip().octets());
+            a.port()
+        }
+        SocksTarget::Name(name, port) => {
+            if name.len() > 255 {
+                return Err(refused(format!("the host name {name} is too long")));
+            }
+            request.push(3);
+            request.push(name.len() as u8);
+            request.extend_from_slice(name.as_bytes());
+            port
+        }
+    };
+    request.extend_from_slice(&port.to_be_bytes());
+    tcp.write_all(&request)
+        .await
+        .map_err(io("sending the SOCKS5 request failed"))?;
+    let mut head = [0u8; 4];
+    tcp.read_exact(&mut head)
+        .await
+        .map_err(io("reading the SOCKS5 reply failed"))?;
+    if head[0] != 5 {
+        return Err(refused("not a SOCKS5 reply".into()));
+    }
+    if head[1] != 0 {
+        let why = match head[1] {
+            1 => "general failure",
+            2 => "connection not allowed by ruleset",
+            3 => "network unreachable",
+            4 => "host unreachable",
+            5 => "connection refused",
+            6 => "TTL expired",
+            7 => "command not supported",
+            8 => "address type not supported",
+            _ => "unknown error",
+        };
+        return Err(refused(format!("the proxy could not connect: {why}")));
+    }
+    // The bound address that follows is of no use to us, but must be read off the stream.
+    let rest = match head[3] {
+        1 => 4 + 2,
+        4 => 16 + 2,
+        3 => {
+            let mut len = [0u8; 1];
+            tcp.read_exact(&mut len)
+                .await
+                .map_err(io("reading the SOCKS5 reply failed"))?;
+            usize::from(len[0]) + 2
+        }
+        other => {
+            return Err(refused(format!(
+                "unknown address type {other} in the reply"
+            )))
+        }
+    };
+    let mut skip = vec![0u8; rest];
+    tcp.read_exact(&mut skip)
+        .await
+        .map_err(io("reading the SOCKS5 reply failed"))?;
+    Ok(tcp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,16 +22,30 @@ use crate::http::error::{Error, ErrorKind};
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
+    kind: ProxyKind,
     host: String,
     port: u16,
     /// `Basic ...` for `Proxy-Authorization`, from the URL's credentials.
     authorization: Option<String>,
+    /// The same credentials, decoded, for SOCKS5 username/password authentication.
+    credentials: Option<(String, String)>,
     bypass: NoProxy,
+}
+
+/// How a proxy is spoken to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProxyKind {
+    /// An HTTP forward proxy (absolute-form requests, CONNECT for https).
+    Http,
+    /// SOCKS5 (RFC 1928); `remote_dns`: the proxy resolves names (`socks5h://`).
+    Socks5 { remote_dns: bool },
 }
 
 impl Proxy {
     /// Parses a proxy URL: `http://[user:password@]host[:port]` (port 1080 when omitted, as
-    /// curl; no scheme means `http://`). Other schemes (`https://`, `socks5://`) are refused.
+    /// curl; no scheme means `http://`), `socks5://` (names resolved here) or `socks5h://`
+    /// (names resolved by the proxy), with optional username/password. `https://` proxies are
+    /// refused.
     pub fn parse(url: &str) -> Result<Proxy, Error> {
         let url = url.trim();
         let with_scheme = if url.contains("://") {
@@ -46,27 +60,36 @@ impl Proxy {
             )
         };
         let parsed = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
-        if parsed.scheme() != "http" {
-            return Err(bad(format!(
-                "the {:?} scheme is not supported (only http:// proxies)",
-                parsed.scheme()
-            )));
-        }
+        let kind = match parsed.scheme() {
+            "http" => ProxyKind::Http,
+            "socks5" => ProxyKind::Socks5 { remote_dns: false },
+            "socks5h" => ProxyKind::Socks5 { remote_dns: true },
+            other => {
+                return Err(bad(format!(
+                    "the {other:?} scheme is not supported (http://, socks5:// or socks5h://)"
+                )))
+            }
+        };
         let host = parsed
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| bad("no host".into()))?;
-        let authorization = if parsed.username().is_empty() && parsed.password().is_none() {
+        let credentials = if parsed.username().is_empty() && parsed.password().is_none() {
             None
         } else {
             let user = percent_decode(parsed.username());
             let pass = percent_decode(parsed.password().unwrap_or(""));
-            Some(basic_auth(&user, &pass))
+            if kind != ProxyKind::Http && (user.len() > 255 || pass.len() > 255) {
+                return Err(bad("SOCKS5 credentials are at most 255 bytes each".into()));
+            }
+            Some((user, pass))
         };
         Ok(Proxy {
+            kind,
             host: host.to_string(),
             port: parsed.port().unwrap_or(1080),
-            authorization,
+            authorization: credentials.as_ref().map(|(u, p)| basic_auth(u, p)),
+            credentials,
             bypass: NoProxy::default(),
         })
     }
@@ -90,6 +113,21 @@ impl Proxy {
         self.authorization.as_deref()
     }
 
+    pub(crate) fn kind(&self) -> ProxyKind {
+        self.kind
+    }
+
+    pub(crate) fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+
+    /// An HTTP proxy, to which `http://` requests are sent in absolute form.
+    pub(crate) fn is_http(&self) -> bool {
+        self.kind == ProxyKind::Http
+    }
+
     /// Whether a request to `host` goes through this proxy.
     pub(crate) fn applies_to(&self, host: &str) -> bool {
         !self.bypass.matches(host)
@@ -98,7 +136,12 @@ impl Proxy {
 
 impl fmt::Display for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}:{}", self.host, self.port)
+        let scheme = match self.kind {
+            ProxyKind::Http => "http",
+            ProxyKind::Socks5 { remote_dns: false } => "socks5",
+            ProxyKind::Socks5 { remote_dns: true } => "socks5h",
+        };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
     }
 }
 
@@ -297,7 +340,11 @@ mod tests {
         assert_eq!(p.to_string(), "http://proxy.test:3128");
         let p = Proxy::parse("proxy.test").unwrap();
         assert_eq!((p.port(), p.authorization()), (1080, None));
-        for bad in ["socks5://h:1", "https://h:1", "http://", "http://:8080"] {
+        let s = Proxy::parse("socks5h://u:p@s.test").unwrap();
+        assert_eq!(s.kind(), ProxyKind::Socks5 { remote_dns: true });
+        assert_eq!((s.port(), s.credentials()), (1080, Some(("u", "p"))));
+        assert_eq!(s.to_string(), "socks5h://s.test:1080");
+        for bad in ["socks4://h:1", "https://h:1", "http://", "http://:8080"] {
             assert!(Proxy::parse(bad).is_err(), "{bad}");
         }
         let e = Proxy::parse("ftp://u:secret@h").unwrap_err();
@@ -364,7 +411,7 @@ mod tests {
             5,
             "nothing bypassed unless NO_PROXY says so"
         );
-        assert!(Proxies::from_vars(env(&[("http_proxy", "socks5://x:1")])).is_err());
+        assert!(Proxies::from_vars(env(&[("http_proxy", "socks4://x:1")])).is_err());
         assert!(Proxies::from_vars(env(&[])).unwrap().http.is_none());
     }
 
