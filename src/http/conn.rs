@@ -19,8 +19,10 @@ use crate::rt;
 const INITIAL_BUF: usize = 4096;
 /// Read granularity for bodies of unknown length.
 const READ_CHUNK: usize = 64 * 1024;
-/// The first allocation for a body of announced length; later ones double with what arrived.
-const FIRST_BODY_STEP: usize = 64 * 1024;
+/// The first allocation for a body of announced length (address space, zeroed only as needed).
+const FIRST_BODY_CAPACITY: usize = 256 * 1024;
+/// How far ahead of the received bytes a body is zero-filled, at least.
+const ZERO_WINDOW: usize = 64 * 1024;
 /// An idle connection keeps a read buffer at most this large (a large body may have grown it).
 const MAX_IDLE_BUF: usize = 16 * 1024;
 
@@ -261,18 +263,22 @@ impl Conn {
             ));
         }
         let n = n as usize;
-        // Memory follows the bytes received, not the claim: a server that announces 60 MB and
-        // stalls costs one first step, and the body grows by doubling as bytes arrive. A small
-        // body still gets exactly one allocation of its size.
-        let mut body = Vec::with_capacity(n.min(FIRST_BODY_STEP));
+        // Memory follows the bytes received, not the claim: the body starts with at most
+        // FIRST_BODY_CAPACITY of address space (not touched, so not resident), and is
+        // zero-filled only a window ahead of what arrived (the window doubles with the bytes
+        // received). A server that announces 60 MB and stalls costs ~64 KiB of RSS; a body of
+        // up to 256 KiB still gets exactly one allocation, zeroed once.
+        let mut body = Vec::with_capacity(n.min(FIRST_BODY_CAPACITY));
         let have = (self.len - self.pos).min(n);
         body.extend_from_slice(&self.buf[self.pos..self.pos + have]);
         self.pos += have;
         let mut filled = have;
         while filled < n {
+            if filled == body.len() {
+                let window = (n - filled).min(filled.max(ZERO_WINDOW));
+                body.resize(filled + window, 0);
+            }
             // Read the rest straight into the body, not through the connection buffer.
-            let step = (n - filled).min(filled.max(FIRST_BODY_STEP));
-            body.resize(filled + step, 0);
             let got = read_with_timeouts(&mut self.stream, &mut body[filled..], limits).await?;
             if got == 0 {
                 return Err(Error::new(
@@ -282,7 +288,6 @@ impl Conn {
             }
             self.got_response_bytes = true;
             filled += got;
-            body.truncate(filled);
         }
         Ok(body)
     }
