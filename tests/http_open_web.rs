@@ -174,6 +174,10 @@ fn body_less_responses_with_content_encoding_are_not_decoded() {
 
 // ---------------------------------------------------------------- defect 2
 
+/// Tests that allocate tens of MiB take this lock, so the RSS measurement of the memory test
+/// (tests run as threads of one process) sees only its own allocations.
+static HEAVY: Mutex<()> = Mutex::new(());
+
 fn rss_kib() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -183,6 +187,7 @@ fn rss_kib() -> usize {
 /// Servers that claim 60 MB, send a few bytes and stall: memory must follow what arrived.
 #[test]
 fn memory_follows_received_bytes_not_content_length_claims() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     const CONNS: usize = 300;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -422,6 +427,7 @@ fn stacked_codings_are_capped_at_five() {
 /// A large inflate runs off the reactor: a timer task on the only worker keeps ticking.
 #[test]
 fn large_decompression_does_not_stall_the_reactor() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let plain: Vec<u8> = (0..16u32 << 20)
         .map(|i| b"abcdefgh"[(i % 7) as usize])
         .collect();
