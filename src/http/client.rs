@@ -135,6 +135,13 @@ impl fmt::Debug for ClientBuilder {
             .field("user_agent", &self.user_agent)
             .field("timeout", &self.timeout)
             .field("max_redirects", &self.max_redirects)
+            .field("max_body", &self.max_body)
+            .field("retry", &self.retry)
+            .field("cookie_store", &self.cookie_store)
+            .field("proxy", &self.proxy)
+            .field("no_proxy", &self.no_proxy)
+            .field("proxy_from_env", &self.proxy_from_env)
+            .field("address_filter", &self.address_filter.is_some())
             .finish_non_exhaustive()
     }
 }
