@@ -65,8 +65,25 @@ pub struct ScrapeArgs {
     #[arg(long = "ca-cert", value_name = "PEM")]
     pub ca_certs: Vec<PathBuf>,
     /// Largest accepted body in bytes (checked again after decompression).
-    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    #[arg(long, default_value_t = scraipe::http::DEFAULT_MAX_BODY, value_name = "BYTES")]
     pub max_body: usize,
+    /// Retries of a transient failure (connection failed or reset, 429, 502, 503, 504), with
+    /// jittered exponential backoff and Retry-After (up to 60 s), within --timeout.
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+    /// Do not keep cookies (by default one jar serves the whole run).
+    #[arg(long)]
+    pub no_cookies: bool,
+    /// Send every request through this HTTP proxy: http://[user:password@]host[:port]
+    /// (default: http_proxy, https_proxy, all_proxy and no_proxy from the environment).
+    #[arg(long, value_name = "URL", value_parser = parse_proxy, conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect directly, ignoring proxy environment variables.
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
     /// User-Agent header.
     #[arg(long, value_name = "UA")]
     pub user_agent: Option<String>,
@@ -190,6 +207,23 @@ pub enum AnalyzerKind {
     TextStats,
     /// Ask a language model (see the LLM analysis options); the output is its JSON answer.
     Llm,
+}
+
+/// Checks a proxy URL (kept as text: the parsed form is built with the client).
+fn parse_proxy(s: &str) -> Result<String, String> {
+    scraipe::http::Proxy::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.message().to_string())
+}
+
+/// `Name: value` → (name, value), validated like the client validates request headers.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not 'Name: value'"))?;
+    let (name, value) = (name.trim(), value.trim_matches(|c| c == ' ' || c == '\t'));
+    scraipe::http::Headers::check_request_header(name, value)?;
+    Ok((name.to_string(), value.to_string()))
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scraipe::defaults::{RawScraper, TextScraper, TextStatsAnalyzer};
-use scraipe::http::Client;
+use scraipe::http::{Client, ErrorKind, Proxy, RetryPolicy};
 use scraipe::llm::LlmTotals;
 use scraipe::politeness::{HostLimiter, PoliteScraper};
 use scraipe::rt::Builder;
@@ -65,7 +65,19 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     let mut client = Client::builder()
         .timeout(Duration::from_secs_f64(args.timeout))
         .max_body_size(args.max_body)
-        .max_connections_per_host(args.concurrency as usize);
+        .max_connections_per_host(args.concurrency as usize)
+        .retry_policy(RetryPolicy::new(args.retries))
+        .cookie_store(!args.no_cookies);
+    if let Some(proxy) = &args.proxy {
+        let proxy = Proxy::parse(proxy).map_err(|e| e.message().to_string())?;
+        client = client.proxy(proxy);
+    }
+    if args.no_proxy {
+        client = client.no_proxy();
+    }
+    for (name, value) in &args.headers {
+        client = client.default_header(name.clone(), value.clone());
+    }
     if let Some(ua) = &args.user_agent {
         client = client.user_agent(ua.clone());
     }
@@ -76,9 +88,10 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
         client = client.add_root_certificate_pem(&pem);
         ca_pems.push(pem);
     }
-    let client = client
-        .build()
-        .map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
+    let client = client.build().map_err(|e| match e.kind() {
+        ErrorKind::Tls => format!("unusable CA certificate: {}", e.message()),
+        _ => format!("cannot set up the HTTP client: {}", e.message()),
+    })?;
     let llm_totals = Arc::new(LlmTotals::new());
     let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
         AnalyzerKind::None => None,
