@@ -412,7 +412,7 @@ fn header_and_proxy_flags_are_validated() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
-    for bad in ["socks5://127.0.0.1:1080", "http://"] {
+    for bad in ["ftp://127.0.0.1:21", "http://"] {
         let out = scraipe()
             .args(["scrape", "http://127.0.0.1:1/", "--proxy", bad])
             .output()
