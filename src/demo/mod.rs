@@ -44,6 +44,7 @@ mod http;
 pub mod routes;
 mod serve;
 mod server;
+mod service;
 pub mod site;
 mod text;
 
