@@ -194,6 +194,48 @@ pub(crate) fn imf_fixdate(secs: u64) -> [u8; 29] {
     out
 }
 
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) into seconds since the Unix
+/// epoch. The obsolete RFC 850 and asctime forms are not accepted (RFC 9110 §5.6.7 lets a
+/// server ignore a date it cannot parse, which makes the condition false).
+pub(crate) fn parse_imf_fixdate(text: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = text.trim().as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = &b[range];
+        digits.iter().all(u8::is_ascii_digit).then(|| {
+            digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    let day = num(5..7)?;
+    let month = MONTHS.iter().position(|m| m.as_bytes() == &b[8..11])? as i64 + 1;
+    let year = num(12..16)? as i64;
+    let (hour, min, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
+        return None;
+    }
+    if !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 || year < 1970 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of `imf_fixdate`.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + hour * 3600 + min * 60 + sec)
+}
+
 fn put2(out: &mut [u8], v: u64) {
     out[0] = b'0' + (v / 10 % 10) as u8;
     out[1] = b'0' + (v % 10) as u8;
@@ -357,6 +399,28 @@ mod tests {
             &imf_fixdate(4_102_444_799),
             b"Thu, 31 Dec 2099 23:59:59 GMT"
         );
+    }
+
+    #[test]
+    fn dates_parse_back() {
+        for secs in [0, 784_111_777, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            let text = imf_fixdate(secs);
+            assert_eq!(
+                parse_imf_fixdate(std::str::from_utf8(&text).unwrap()),
+                Some(secs)
+            );
+        }
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nox 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 28:49:37 GMT",
+            "Sun, 0x Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_imf_fixdate(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod routes;
 mod serve;
 mod server;
 mod service;
+pub mod shop;
 pub mod site;
 mod text;
 
