@@ -220,11 +220,14 @@ impl Shop {
     /// `change_every` periods since the shop was created.
     pub fn epoch(&self) -> u64 {
         let every = self.inner.options.change_every.as_nanos();
-        let auto = if every == 0 {
-            0
-        } else {
-            (self.inner.started.elapsed().as_nanos() / every) as u64
-        };
+        // A zero period never advances by itself.
+        let auto = self
+            .inner
+            .started
+            .elapsed()
+            .as_nanos()
+            .checked_div(every)
+            .map_or(0, |n| n as u64);
         self.inner.manual.load(Relaxed) + auto
     }
 

@@ -162,10 +162,10 @@ pub(crate) fn product_page(host: usize, j: usize, product: &Product, state: &Sta
             );
         }
         Markup::RuleFixedCurrency => {
-            let _ = write!(
+            let _ = writeln!(
                 offer,
                 "<div class=\"buybox\"><span class=\"was\">{}</span> \
-                 <span class=\"now\">{}</span> <span class=\"avail\">{}</span></div>\n",
+                 <span class=\"now\">{}</span> <span class=\"avail\">{}</span></div>",
                 higher(price, 20).local_number(),
                 price.local_number(),
                 state.stock.words()
