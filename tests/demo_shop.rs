@@ -782,3 +782,35 @@ fn two_thousand_hosts_within_the_client_pool_limits() {
     let hosts: HashMap<&str, usize> = urls.iter().map(|u| (u.as_str(), 1)).collect();
     assert_eq!(hosts.len(), 2000);
 }
+
+#[test]
+fn fifty_thousand_hosts_start_at_once_and_any_host_answers() {
+    let rt = runtime();
+    let started = Instant::now();
+    let shop = shop(50_000, 1, 0.1);
+    let server = serve(&rt, &shop);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let port = server.port();
+    // A sample across the whole range, the last host included.
+    let urls: Vec<String> = (0..50_000)
+        .step_by(997)
+        .chain([49_999])
+        .map(|i| format!("http://shop-{i}.localhost:{port}/product/0"))
+        .collect();
+    let client = client();
+    for (url, response) in urls.iter().zip(fetch_all(&rt, &client, plain(&urls), 16)) {
+        assert_eq!(response.status(), 200, "{url}");
+        let markup = shop.markup(url).unwrap();
+        assert_eq!(
+            Some(read_page(markup, &response.text())),
+            shop.expected(url)
+        );
+    }
+    let outside = format!("http://shop-50000.localhost:{port}/product/0");
+    let response = &fetch_all(&rt, &client, plain(&[outside]), 1)[0];
+    assert_eq!(response.status(), 404);
+}
