@@ -83,6 +83,24 @@ fn help_documents_every_option() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
+    let serve = scraipe().args(["serve-demo", "--help"]).output().unwrap();
+    let serve = String::from_utf8_lossy(&serve.stdout);
+    for flag in [
+        "--port",
+        "--pages",
+        "--threads",
+        "--shop",
+        "--hosts",
+        "--products-per-host",
+        "--change-share",
+        "--change-every",
+        "--seed",
+        "--latency",
+        "--urls-out",
+        "--rules-out",
+    ] {
+        assert!(serve.contains(flag), "serve-demo --help lacks {flag}:\n{serve}");
+    }
     let top = scraipe().arg("--help").output().unwrap();
     let top = String::from_utf8_lossy(&top.stdout);
     assert!(top.contains("scrape") && top.contains("demo") && top.contains("serve-demo"));
