@@ -99,7 +99,10 @@ fn help_documents_every_option() {
         "--urls-out",
         "--rules-out",
     ] {
-        assert!(serve.contains(flag), "serve-demo --help lacks {flag}:\n{serve}");
+        assert!(
+            serve.contains(flag),
+            "serve-demo --help lacks {flag}:\n{serve}"
+        );
     }
     let top = scraipe().arg("--help").output().unwrap();
     let top = String::from_utf8_lossy(&top.stdout);

@@ -532,6 +532,16 @@ fn the_configured_share_changes_each_epoch_some_in_availability_only() {
     });
     std::thread::sleep(Duration::from_millis(250));
     assert!(ticking.epoch() >= 2);
+    // Any epoch can be asked for afterwards.
+    let at1: Vec<_> = urls
+        .iter()
+        .map(|u| shop.expected_at(u, 1).unwrap())
+        .collect();
+    assert_ne!(at1, before);
+    assert_eq!(
+        shop.expected_at(&urls[0], shop.epoch()),
+        shop.expected(&urls[0])
+    );
     // Deterministic from the options.
     let again = self::shop(2000, 1, 0.2);
     for _ in 0..3 {
@@ -738,17 +748,21 @@ fn routing_on_the_host_header() {
         head.starts_with("HTTP/1.1 200") && head.ends_with("\r\n\r\n"),
         "{head}"
     );
+    // Heads larger than the shop's small initial read buffer still fit.
+    let cookie = "c".repeat(5000);
+    let big = raw(addr, &format!("GET /product/0 HTTP/1.1\r\nHost: shop-1.localhost\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"));
+    assert!(big.starts_with("HTTP/1.1 200"), "{big}");
     let post = raw(
         addr,
         "POST /product/0 HTTP/1.1\r\nHost: shop-1.localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(post.starts_with("HTTP/1.1 405"));
     let stats = server.stats();
-    assert_eq!(stats.requests, 10);
+    assert_eq!(stats.requests, 11);
     let url = format!("http://shop-1.localhost:{}/product/0", server.port());
-    // GET (absolute form) and HEAD count; the POST got 405 and does not.
-    assert_eq!(stats.product_requests_per_url[&url], 2);
-    assert_eq!(server.product_requests(&url), 2);
+    // GETs (one in absolute form) and HEAD count; the POST got 405 and does not.
+    assert_eq!(stats.product_requests_per_url[&url], 3);
+    assert_eq!(server.product_requests(&url), 3);
     assert_eq!(stats.product_requests_per_url.len(), 2);
 }
 

@@ -42,8 +42,6 @@ use super::site::DemoSite;
 const INLINE_BODY: usize = 16 * 1024;
 /// Flush the write buffer when pipelined responses pile up beyond this.
 const FLUSH_AT: usize = 64 * 1024;
-/// Initial read buffer size: a typical request head is a few hundred bytes.
-const READ_BUF: usize = 4 * 1024;
 /// A connection yields to the scheduler after answering this many requests.
 const YIELD_EVERY: u32 = 64;
 /// Lingering close limits.
@@ -377,7 +375,7 @@ async fn connection<S: Service>(stream: TcpStream, shared: Arc<Shared<S>>) {
     let mut conn = Conn {
         stream,
         shared,
-        rbuf: vec![0; READ_BUF],
+        rbuf: vec![0; S::READ_BUFFER],
         start: 0,
         end: 0,
         wbuf: Vec::with_capacity(1024),

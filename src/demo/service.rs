@@ -17,6 +17,11 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// dropped once the response has been queued, so a guard in it marks the request's end.
     type Request: Send + 'static;
 
+    /// Initial read buffer of a connection (it grows up to the head limit when a head needs
+    /// it). A typical request head is a few hundred bytes; a larger buffer takes in a burst of
+    /// pipelined requests with fewer reads, a smaller one makes idle connections cheaper.
+    const READ_BUFFER: usize = 4 * 1024;
+
     /// Called once per complete request head, before [`reply`](Service::reply): the request
     /// target as sent (origin or absolute form) and every header (`Host` included).
     fn request(

@@ -239,10 +239,16 @@ impl Shop {
     /// What a correct extractor must find at `url` now; `None` for anything but a product URL
     /// of this shop (any port, `http` or `https`; a query string is ignored).
     pub fn expected(&self, url: &str) -> Option<ShopTruth> {
+        self.expected_at(url, self.epoch())
+    }
+
+    /// What the page at `url` showed (or will show) at `epoch`: for checking observations made
+    /// before the epoch moved on.
+    pub fn expected_at(&self, url: &str, epoch: u64) -> Option<ShopTruth> {
         let (host, path) = split_url(url)?;
         let host = self.host_index(host)?;
         let id = self.product(host, path.split(['?', '#']).next().unwrap_or(""))?;
-        let v = self.version(id, self.epoch());
+        let v = self.version(id, epoch);
         Some(ShopTruth {
             price: v.state.price.decimal(),
             currency: v.state.price.currency.code().to_string(),

@@ -248,6 +248,10 @@ impl Drop for InFlight {
 impl Service for ShopService {
     type Request = ShopRequest;
 
+    /// A crawler sends one request at a time per connection and keeps many connections
+    /// open (one per host): small idle connections matter more than pipelining.
+    const READ_BUFFER: usize = 1024;
+
     fn request(
         &self,
         _method: Method,
