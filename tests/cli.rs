@@ -481,6 +481,7 @@ fn serve_demo_shop_writes_its_urls_and_rules_and_stops_on_sigterm() {
         &["--shop", "--change-share", "1.5"],
         &["--shop", "--change-every", "30"],
         &["--shop", "--change-every", "5min"],
+        &["--shop", "--change-every", "10ms"],
         &["--shop", "--pages", "3"],
         &["--shop", "--hosts", "1000000", "--products-per-host", "100"],
     ] {

@@ -119,8 +119,8 @@ pub struct ServeDemoArgs {
     /// Shop: share of the products whose price and/or availability changes each period (0 to 1).
     #[arg(long, requires = "shop", default_value_t = 0.1, value_parser = share)]
     pub change_share: f64,
-    /// Shop: length of a period (30s, 5m, 2h, 1500ms; 0s: prices never change).
-    #[arg(long, requires = "shop", default_value = "60s", value_parser = duration)]
+    /// Shop: length of a period (30s, 5m, 2h, 1500ms; at least 100ms; 0s: prices never change).
+    #[arg(long, requires = "shop", default_value = "60s", value_parser = period)]
     pub change_every: std::time::Duration,
     /// Shop: seed everything is generated from.
     #[arg(long, requires = "shop", default_value_t = 42)]
@@ -143,6 +143,17 @@ fn share(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err("must be between 0 and 1 (0.1 is 10 %)".into())
+    }
+}
+
+/// A change period: zero (never) or at least 100 ms, since a page's state is replayed over every
+/// epoch so far (a few nanoseconds each) and a tiny period would make that grow without need.
+fn period(s: &str) -> Result<std::time::Duration, String> {
+    let d = duration(s)?;
+    if d.is_zero() || d >= std::time::Duration::from_millis(100) {
+        Ok(d)
+    } else {
+        Err("must be 0s (never) or at least 100ms".into())
     }
 }
 

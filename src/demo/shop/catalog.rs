@@ -8,7 +8,9 @@
 //! draw from `(seed, p, e)`). A change is a price change (60 %), an availability change (20 %)
 //! or both (20 %); a price change moves the price by 3–25 % up or down (never to the same
 //! amount), an availability change always moves to a different state. The state at epoch `e`
-//! is found by replaying the draws `1..=e`: a few nanoseconds per epoch.
+//! is found by replaying the draws `1..=e`: a few nanoseconds per epoch, so a request costs
+//! more the longer a shop with a short period runs (a day of 100 ms periods: a few ms). The
+//! command line refuses periods under 100 ms for that reason.
 
 use super::money::{Currency, Money};
 use crate::demo::text::Rng;
