@@ -16,8 +16,10 @@ use super::money::{Currency, Money};
 use crate::demo::text::Rng;
 
 /// Stock states, named as `scraipe::offer::Availability::as_str` names them.
+// The variants mirror schema.org's InStock / OutOfStock / PreOrder.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stock {
+pub(crate) enum Stock {
     /// `in_stock`.
     InStock,
     /// `out_of_stock`.

@@ -54,8 +54,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use catalog::{Markup, Stock};
-pub use money::{Currency, Money};
+pub use catalog::Markup;
 pub use server::{ShopServer, ShopServerOptions, ShopStats};
 
 use catalog::{Product, State};
