@@ -48,6 +48,7 @@ pub mod results;
 pub mod rt;
 pub mod stream;
 pub mod traits;
+pub mod util;
 pub mod workflow;
 
 pub use async_trait::async_trait;
