@@ -1,0 +1,176 @@
+//! [`extract_offer`]: one DOM parse, then the sources in priority order.
+
+use scraper::{ElementRef, Html, Node, Selector};
+
+use super::dom::{attr, collapse, price_value, text};
+use super::meta::MetaTags;
+use super::rules::SiteRule;
+use super::{jsonld, microdata, parse_currency, Availability, Offer, OfferSource, Rules};
+
+/// Extracts the page's offer: the first of a matching site rule, JSON-LD, microdata, meta
+/// tags that finds a price. `None` when none does.
+///
+/// The HTML is parsed once (html5ever, as browsers do, so broken markup is no problem);
+/// the rule selectors, the JSON-LD scripts, microdata and meta tags all read that one tree.
+/// Rules are tried only when their `match` regex matches `url`, in file order; a rule whose
+/// `price` selector finds nothing parsable gives way to the next rule, then to the markup.
+///
+/// ```
+/// use scraipe::offer::{extract_offer, Availability, OfferSource, Rules};
+///
+/// let html = r#"<html><head>
+///   <script type="application/ld+json">
+///   {"@context": "https://schema.org", "@type": "Product", "name": "Kettle",
+///    "offers": {"@type": "Offer", "price": "1299.00", "priceCurrency": "EUR",
+///               "availability": "https://schema.org/InStock"}}
+///   </script></head><body><h1>Kettle</h1><p class="price">1.199,00 €</p></body></html>"#;
+///
+/// let offer = extract_offer(html, "https://shop.example/kettle", &Rules::default()).unwrap();
+/// assert_eq!(offer.price.as_deref(), Some("1299.00"));
+/// assert_eq!(offer.currency.as_deref(), Some("EUR"));
+/// assert_eq!(offer.availability, Availability::InStock);
+/// assert_eq!(offer.source, OfferSource::JsonLd);
+///
+/// // A site rule comes first.
+/// let rules = Rules::from_toml_str(r#"
+///     [[site]]
+///     match = "^https://shop\\.example/"
+///     price = "p.price"
+///     name = "h1"
+/// "#)?;
+/// let offer = extract_offer(html, "https://shop.example/kettle", &rules).unwrap();
+/// assert_eq!((offer.price.as_deref(), offer.currency.as_deref()), (Some("1199.00"), Some("EUR")));
+/// assert_eq!(offer.source, OfferSource::Rule);
+///
+/// assert_eq!(extract_offer("<p>no price here</p>", "https://x/", &rules), None);
+/// # Ok::<(), scraipe::offer::RulesError>(())
+/// ```
+pub fn extract_offer(html: &str, url: &str, rules: &Rules) -> Option<Offer> {
+    let doc = Html::parse_document(html);
+    extract_from_document(&doc, url, rules)
+}
+
+/// [`extract_offer`] on an already parsed document.
+pub(crate) fn extract_from_document(doc: &Html, url: &str, rules: &Rules) -> Option<Offer> {
+    if let Some(offer) = rules.matching(url).find_map(|rule| apply_rule(doc, rule)) {
+        return Some(offer);
+    }
+    let scan = scan(doc);
+    jsonld::from_scripts(scan.scripts.iter().map(String::as_str))
+        .or_else(|| scan.has_itemprop.then(|| microdata::extract(doc)).flatten())
+        .or_else(|| scan.meta.offer())
+}
+
+/// What one walk over the document collects for the markup sources.
+struct Scan<'a> {
+    /// The text of each JSON-LD script, in document order.
+    scripts: Vec<String>,
+    meta: MetaTags<'a>,
+    /// Microdata needs its own walk (it tracks item scopes); skip it on pages without any.
+    has_itemprop: bool,
+}
+
+fn scan(doc: &Html) -> Scan<'_> {
+    let mut out = Scan {
+        scripts: Vec::new(),
+        meta: MetaTags::default(),
+        has_itemprop: false,
+    };
+    for node in doc.tree.root().descendants() {
+        let Node::Element(el) = node.value() else {
+            continue;
+        };
+        match el.name() {
+            "script" => {
+                let is_ld = attr(el, "type").is_some_and(|t| {
+                    let mime = t.split(';').next().unwrap_or("").trim();
+                    mime.eq_ignore_ascii_case("application/ld+json")
+                });
+                if is_ld {
+                    if let Some(el) = ElementRef::wrap(node) {
+                        out.scripts.push(text(el));
+                    }
+                }
+            }
+            "meta" => {
+                if let (Some(key), Some(content)) = (
+                    attr(el, "property").or_else(|| attr(el, "name")),
+                    attr(el, "content"),
+                ) {
+                    out.meta.add(key, content);
+                }
+            }
+            _ => {}
+        }
+        if !out.has_itemprop && attr(el, "itemprop").is_some() {
+            out.has_itemprop = true;
+        }
+    }
+    out
+}
+
+/// The first element `selector` matches.
+fn first<'a>(doc: &'a Html, selector: &Selector) -> Option<ElementRef<'a>> {
+    doc.select(selector).next()
+}
+
+fn apply_rule(doc: &Html, rule: &SiteRule) -> Option<Offer> {
+    // The price: the `content` attribute of the first match when it parses, else its text.
+    let el = first(doc, &rule.price)?;
+    let (price, text_currency) = attr(el.value(), "content")
+        .and_then(price_value)
+        .or_else(|| price_value(&text(el)))?;
+
+    // The currency: the `currency` selector, else the fixed code, else what the price text
+    // says. The fixed code beats a symbol in the text because symbols are ambiguous ($ is
+    // USD, CAD, AUD...) and the rule's author knows the site.
+    let currency = rule
+        .currency
+        .as_ref()
+        .and_then(|s| first(doc, s))
+        .and_then(|el| {
+            attr(el.value(), "content")
+                .and_then(parse_currency)
+                .or_else(|| parse_currency(&text(el)))
+                .or_else(|| super::price::parse_price(&text(el)).and_then(|(_, c)| c))
+        })
+        .or_else(|| rule.currency_code.clone())
+        .or(text_currency);
+
+    // Availability: `content`, then `href` (a schema.org link), then the text; the first
+    // that means something.
+    let availability = rule
+        .availability
+        .as_ref()
+        .and_then(|s| first(doc, s))
+        .map_or(Availability::Unknown, |el| {
+            let e = el.value();
+            [attr(e, "content"), attr(e, "href")]
+                .into_iter()
+                .flatten()
+                .map(Availability::from_str_loose)
+                .chain(std::iter::once_with(|| {
+                    Availability::from_str_loose(&text(el))
+                }))
+                .find(|a| *a != Availability::Unknown)
+                .unwrap_or(Availability::Unknown)
+        });
+
+    let name = rule
+        .name
+        .as_ref()
+        .and_then(|s| first(doc, s))
+        .and_then(|el| {
+            attr(el.value(), "content")
+                .and_then(collapse)
+                .or_else(|| collapse(&text(el)))
+        });
+
+    Some(Offer {
+        price: Some(price),
+        currency,
+        availability,
+        name,
+        source: OfferSource::Rule,
+    })
+}
