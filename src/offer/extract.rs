@@ -5,13 +5,16 @@ use scraper::{ElementRef, Html, Node, Selector};
 use super::dom::{attr, collapse, price_value, text};
 use super::meta::MetaTags;
 use super::rules::SiteRule;
-use super::{jsonld, microdata, parse_currency, Availability, Offer, OfferSource, Rules};
+use super::{jsonld, microdata, parse_currency, shallow, Availability, Offer, OfferSource, Rules};
 
 /// Extracts the page's offer: the first of a matching site rule, JSON-LD, microdata, meta
 /// tags that finds a price. `None` when none does.
 ///
 /// The HTML is parsed once (html5ever, as browsers do, so broken markup is no problem);
 /// the rule selectors, the JSON-LD scripts, microdata and meta tags all read that one tree.
+/// A page nested more than 1,000 elements deep (html5ever's cost grows with the square of the
+/// depth) is not parsed into a tree: only its JSON-LD and meta tags are read, from the token
+/// stream.
 /// Rules are tried only when their `match` regex matches `url`, in file order; a rule whose
 /// `price` selector finds nothing parsable gives way to the next rule, then to the markup.
 ///
@@ -46,6 +49,11 @@ use super::{jsonld, microdata, parse_currency, Availability, Offer, OfferSource,
 /// # Ok::<(), scraipe::offer::RulesError>(())
 /// ```
 pub fn extract_offer(html: &str, url: &str, rules: &Rules) -> Option<Offer> {
+    if shallow::max_nesting(html) > shallow::MAX_NESTING {
+        log::debug!("{url}: nested too deeply for a DOM; JSON-LD and meta tags only");
+        let (scripts, meta) = shallow::scan_tokens(html);
+        return jsonld::from_scripts(scripts.iter().map(String::as_str)).or_else(|| meta.offer());
+    }
     let doc = Html::parse_document(html);
     extract_from_document(&doc, url, rules)
 }
@@ -62,15 +70,15 @@ pub(crate) fn extract_from_document(doc: &Html, url: &str, rules: &Rules) -> Opt
 }
 
 /// What one walk over the document collects for the markup sources.
-struct Scan<'a> {
+struct Scan {
     /// The text of each JSON-LD script, in document order.
     scripts: Vec<String>,
-    meta: MetaTags<'a>,
+    meta: MetaTags,
     /// Microdata needs its own walk (it tracks item scopes); skip it on pages without any.
     has_itemprop: bool,
 }
 
-fn scan(doc: &Html) -> Scan<'_> {
+fn scan(doc: &Html) -> Scan {
     let mut out = Scan {
         scripts: Vec::new(),
         meta: MetaTags::default(),
@@ -82,11 +90,7 @@ fn scan(doc: &Html) -> Scan<'_> {
         };
         match el.name() {
             "script" => {
-                let is_ld = attr(el, "type").is_some_and(|t| {
-                    let mime = t.split(';').next().unwrap_or("").trim();
-                    mime.eq_ignore_ascii_case("application/ld+json")
-                });
-                if is_ld {
+                if attr(el, "type").is_some_and(is_ld_json) {
                     if let Some(el) = ElementRef::wrap(node) {
                         out.scripts.push(text(el));
                     }
@@ -107,6 +111,12 @@ fn scan(doc: &Html) -> Scan<'_> {
         }
     }
     out
+}
+
+/// A `<script type>` that says JSON-LD (`application/ld+json`, any case, parameters allowed).
+pub(crate) fn is_ld_json(script_type: &str) -> bool {
+    let mime = script_type.split(';').next().unwrap_or("").trim();
+    mime.eq_ignore_ascii_case("application/ld+json")
 }
 
 /// The first element `selector` matches.

@@ -9,16 +9,16 @@ use super::{parse_currency, Availability, Offer, OfferSource};
 
 /// The meta tags the extractor reads, collected during the document scan.
 #[derive(Default)]
-pub(crate) struct MetaTags<'a> {
-    price: [Option<&'a str>; 2],
-    currency: [Option<&'a str>; 2],
-    availability: [Option<&'a str>; 2],
-    title: Option<&'a str>,
+pub(crate) struct MetaTags {
+    price: [Option<String>; 2],
+    currency: [Option<String>; 2],
+    availability: [Option<String>; 2],
+    title: Option<String>,
 }
 
-impl<'a> MetaTags<'a> {
+impl MetaTags {
     /// Records one `<meta>` tag; the first tag of each key wins.
-    pub(crate) fn add(&mut self, key: &str, content: &'a str) {
+    pub(crate) fn add(&mut self, key: &str, content: &str) {
         let slot = match key.to_ascii_lowercase().as_str() {
             "product:price:amount" => &mut self.price[0],
             "og:price:amount" => &mut self.price[1],
@@ -29,7 +29,9 @@ impl<'a> MetaTags<'a> {
             "og:title" => &mut self.title,
             _ => return,
         };
-        slot.get_or_insert(content);
+        if slot.is_none() {
+            *slot = Some(content.to_string());
+        }
     }
 
     pub(crate) fn offer(&self) -> Option<Offer> {
@@ -51,7 +53,7 @@ impl<'a> MetaTags<'a> {
             price: Some(price),
             currency,
             availability,
-            name: self.title.and_then(collapse),
+            name: self.title.as_deref().and_then(collapse),
             source: OfferSource::Meta,
         })
     }

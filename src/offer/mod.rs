@@ -44,6 +44,7 @@ mod meta;
 mod microdata;
 mod price;
 mod rules;
+mod shallow;
 mod types;
 
 pub use analyzer::{OfferAnalyzer, NO_OFFER};
