@@ -10,11 +10,12 @@ use super::{jsonld, microdata, parse_currency, shallow, Availability, Offer, Off
 /// Extracts the page's offer: the first of a matching site rule, JSON-LD, microdata, meta
 /// tags that finds a price. `None` when none does.
 ///
-/// The HTML is parsed once (html5ever, as browsers do, so broken markup is no problem);
-/// the rule selectors, the JSON-LD scripts, microdata and meta tags all read that one tree.
-/// A page nested more than 1,000 elements deep (html5ever's cost grows with the square of the
-/// depth) is not parsed into a tree: only its JSON-LD and meta tags are read, from the token
-/// stream.
+/// One byte scan finds the JSON-LD scripts (script content is raw text, so no parser is
+/// needed for it); the HTML is parsed into a DOM (html5ever, as browsers do, so broken
+/// markup is no problem) at most once, and only when a source needs it: a matching rule, or
+/// a page whose JSON-LD gives no offer (microdata and meta tags read the DOM). A page nested
+/// more than 1,000 elements deep (html5ever's cost grows with the square of the depth) is
+/// not parsed into a DOM: only its JSON-LD and meta tags are read.
 /// Rules are tried only when their `match` regex matches `url`, in file order; a rule whose
 /// `price` selector finds nothing parsable gives way to the next rule, then to the markup.
 ///
@@ -49,30 +50,36 @@ use super::{jsonld, microdata, parse_currency, shallow, Availability, Offer, Off
 /// # Ok::<(), scraipe::offer::RulesError>(())
 /// ```
 pub fn extract_offer(html: &str, url: &str, rules: &Rules) -> Option<Offer> {
-    if shallow::max_nesting(html) > shallow::MAX_NESTING {
+    let pre = shallow::prescan(html);
+    let deep = pre.max_nesting > shallow::MAX_NESTING;
+    let ld_offer = || jsonld::from_scripts(pre.ld_scripts.iter().copied());
+    if deep {
         log::debug!("{url}: nested too deeply for a DOM; JSON-LD and meta tags only");
-        let (scripts, meta) = shallow::scan_tokens(html);
-        return jsonld::from_scripts(scripts.iter().map(String::as_str)).or_else(|| meta.offer());
+        return ld_offer().or_else(|| shallow::meta_from_tokens(html).offer());
     }
-    let doc = Html::parse_document(html);
-    extract_from_document(&doc, url, rules)
-}
-
-/// [`extract_offer`] on an already parsed document.
-pub(crate) fn extract_from_document(doc: &Html, url: &str, rules: &Rules) -> Option<Offer> {
-    if let Some(offer) = rules.matching(url).find_map(|rule| apply_rule(doc, rule)) {
+    // The DOM only when something needs it: a matching rule, or markup other than JSON-LD.
+    let mut doc = None;
+    let mut matching = rules.matching(url).peekable();
+    if matching.peek().is_some() {
+        let parsed = Html::parse_document(html);
+        if let Some(offer) = matching.find_map(|rule| apply_rule(&parsed, rule)) {
+            return Some(offer);
+        }
+        doc = Some(parsed);
+    }
+    if let Some(offer) = ld_offer() {
         return Some(offer);
     }
-    let scan = scan(doc);
-    jsonld::from_scripts(scan.scripts.iter().map(String::as_str))
-        .or_else(|| scan.has_itemprop.then(|| microdata::extract(doc)).flatten())
+    let doc = doc.unwrap_or_else(|| Html::parse_document(html));
+    let scan = scan(&doc);
+    scan.has_itemprop
+        .then(|| microdata::extract(&doc))
+        .flatten()
         .or_else(|| scan.meta.offer())
 }
 
 /// What one walk over the document collects for the markup sources.
 struct Scan {
-    /// The text of each JSON-LD script, in document order.
-    scripts: Vec<String>,
     meta: MetaTags,
     /// Microdata needs its own walk (it tracks item scopes); skip it on pages without any.
     has_itemprop: bool,
@@ -80,7 +87,6 @@ struct Scan {
 
 fn scan(doc: &Html) -> Scan {
     let mut out = Scan {
-        scripts: Vec::new(),
         meta: MetaTags::default(),
         has_itemprop: false,
     };
@@ -89,13 +95,6 @@ fn scan(doc: &Html) -> Scan {
             continue;
         };
         match el.name() {
-            "script" => {
-                if attr(el, "type").is_some_and(is_ld_json) {
-                    if let Some(el) = ElementRef::wrap(node) {
-                        out.scripts.push(text(el));
-                    }
-                }
-            }
             "meta" => {
                 if let (Some(key), Some(content)) = (
                     attr(el, "property").or_else(|| attr(el, "name")),

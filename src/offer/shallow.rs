@@ -48,7 +48,8 @@ const IMPLIED: &[&[u8]] = &[
     b"body",
 ];
 
-/// Elements whose content is text, not markup (skipped to their end tag).
+/// Elements whose content is text, not markup (skipped to their end tag). `noscript` is
+/// among them because html5ever parses with scripting enabled, as browsers do.
 const RAW: &[&[u8]] = &[
     b"script",
     b"style",
@@ -58,14 +59,31 @@ const RAW: &[&[u8]] = &[
     b"iframe",
     b"noembed",
     b"noframes",
+    b"noscript",
     b"plaintext",
 ];
 
-/// An estimate of the deepest element nesting: start tags minus end tags, leaving out void
-/// elements, self-closing tags, implicitly closed ones, comments and raw text.
-pub(crate) fn max_nesting(html: &str) -> usize {
+/// What one byte scan of a page finds, before (and often instead of) a DOM parse.
+pub(crate) struct Prescan<'a> {
+    /// An estimate of the deepest element nesting: start tags minus end tags, leaving out
+    /// void elements, self-closing tags, implicitly closed ones, comments and raw text.
+    pub(crate) max_nesting: usize,
+    /// The content of each `<script type="application/ld+json">`, in document order. Script
+    /// content is raw text to an HTML parser too (no entities, no tags), so these are the
+    /// same strings the DOM would hold.
+    pub(crate) ld_scripts: Vec<&'a str>,
+}
+
+/// Walks the tags of `html` once: nesting depth and JSON-LD scripts. Comments and raw-text
+/// elements are skipped as an HTML tokenizer skips them, and quoted attribute values may
+/// contain `>`.
+pub(crate) fn prescan(html: &str) -> Prescan<'_> {
     let b = html.as_bytes();
-    let (mut i, mut depth, mut max) = (0usize, 0usize, 0usize);
+    let mut out = Prescan {
+        max_nesting: 0,
+        ld_scripts: Vec::new(),
+    };
+    let (mut i, mut depth) = (0usize, 0usize);
     while let Some(p) = memchr(b'<', &b[i..]) {
         i += p + 1;
         match b.get(i) {
@@ -87,42 +105,107 @@ pub(crate) fn max_nesting(html: &str) -> usize {
             }
             Some(c) if c.is_ascii_alphabetic() => {
                 let name = tag_name(b, i);
-                let Some(close) = memchr(b'>', &b[i..]).map(|e| i + e) else {
+                let is_script = name.eq_ignore_ascii_case(b"script");
+                let mut ld = false;
+                let Some((close, self_closing)) = tag_end(b, i + name.len(), |attr, value| {
+                    if is_script && attr.eq_ignore_ascii_case(b"type") {
+                        ld = std::str::from_utf8(value).is_ok_and(super::extract::is_ld_json);
+                    }
+                }) else {
                     break;
                 };
-                let self_closing = b[close - 1] == b'/';
-                i = close + 1;
+                i = close;
                 if is_in(name, RAW) && !self_closing {
-                    // Skip to `</name`, ASCII case-insensitively.
-                    let mut j = i;
-                    loop {
-                        match memchr(b'<', &b[j..]) {
-                            Some(p) => {
-                                j += p + 1;
-                                let n = &b[j..];
-                                if n.first() == Some(&b'/')
-                                    && n.len() > name.len()
-                                    && n[1..=name.len()].eq_ignore_ascii_case(name)
-                                {
-                                    break;
-                                }
-                            }
-                            None => {
-                                j = b.len();
-                                break;
-                            }
-                        }
+                    if name.eq_ignore_ascii_case(b"plaintext") {
+                        break;
                     }
-                    i = j;
+                    let end = raw_end(b, i, name);
+                    if ld {
+                        // Both ends sit next to ASCII bytes (`>` and `<`): char boundaries.
+                        out.ld_scripts.push(&html[i..end]);
+                    }
+                    i = end;
                 } else if !self_closing && !is_in(name, VOID) && !is_in(name, IMPLIED) {
                     depth += 1;
-                    max = max.max(depth);
+                    out.max_nesting = out.max_nesting.max(depth);
                 }
             }
             _ => {}
         }
     }
-    max
+    out
+}
+
+/// The start of `</name` (ASCII case-insensitive) at or after `from`, or the end of input.
+fn raw_end(b: &[u8], from: usize, name: &[u8]) -> usize {
+    let mut j = from;
+    while let Some(p) = memchr(b'<', &b[j..]) {
+        let at = j + p;
+        let n = &b[at + 1..];
+        if n.first() == Some(&b'/')
+            && n.len() > name.len()
+            && n[1..=name.len()].eq_ignore_ascii_case(name)
+        {
+            return at;
+        }
+        j = at + 1;
+    }
+    b.len()
+}
+
+/// Reads a start tag's attributes from `from` (just after the tag name), calling `attr` for
+/// each `(name, raw value)`; returns the index after the closing `>` and whether the tag
+/// ends with `/>`. `None` when the input ends inside the tag.
+fn tag_end(b: &[u8], from: usize, mut attr: impl FnMut(&[u8], &[u8])) -> Option<(usize, bool)> {
+    let mut j = from;
+    let skip_ws = |j: &mut usize| {
+        while b.get(*j).is_some_and(u8::is_ascii_whitespace) {
+            *j += 1;
+        }
+    };
+    loop {
+        skip_ws(&mut j);
+        match *b.get(j)? {
+            b'>' => return Some((j + 1, j > from && b[j - 1] == b'/')),
+            b'/' => {
+                j += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let name_start = j;
+        while b
+            .get(j)
+            .is_some_and(|c| !c.is_ascii_whitespace() && !matches!(c, b'/' | b'>' | b'='))
+        {
+            j += 1;
+        }
+        let name = &b[name_start..j];
+        skip_ws(&mut j);
+        let mut value: &[u8] = b"";
+        if b.get(j) == Some(&b'=') {
+            j += 1;
+            skip_ws(&mut j);
+            match *b.get(j)? {
+                q @ (b'"' | b'\'') => {
+                    let end = j + 1 + memchr(q, &b[j + 1..])?;
+                    value = &b[j + 1..end];
+                    j = end + 1;
+                }
+                _ => {
+                    let start = j;
+                    while b
+                        .get(j)
+                        .is_some_and(|c| !c.is_ascii_whitespace() && *c != b'>')
+                    {
+                        j += 1;
+                    }
+                    value = &b[start..j];
+                }
+            }
+        }
+        attr(name, value);
+    }
 }
 
 fn tag_name(b: &[u8], start: usize) -> &[u8] {
@@ -144,57 +227,43 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|p| from + p)
 }
 
-/// JSON-LD script texts and meta tags from the token stream, without a tree.
-pub(crate) fn scan_tokens(html: &str) -> (Vec<String>, MetaTags) {
+/// The meta tags from html5gum's token stream, without a tree (for pages too deep for one).
+pub(crate) fn meta_from_tokens(html: &str) -> MetaTags {
     let mut emitter = DefaultEmitter::default();
-    // Script content as one string, not markup.
+    // Script and style content as text, not markup.
     emitter.naively_switch_states(true);
-    let mut scripts = Vec::new();
     let mut meta = MetaTags::default();
-    let mut in_ld_script = false;
     for token in Tokenizer::new_with_emitter(html, emitter) {
         let token = match token {
             Ok(token) => token,
             Err(never) => match never {},
         };
-        match token {
-            Token::StartTag(tag) => {
-                let attr = |name: &str| {
-                    tag.attributes
-                        .get(name.as_bytes())
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                };
-                let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
-                if name == "script" {
-                    in_ld_script = attr("type").is_some_and(|t| super::extract::is_ld_json(&t));
-                    if in_ld_script {
-                        scripts.push(String::new());
-                    }
-                } else if name == "meta" {
-                    if let (Some(key), Some(content)) =
-                        (attr("property").or_else(|| attr("name")), attr("content"))
-                    {
-                        meta.add(&key, &content);
-                    }
-                }
+        if let Token::StartTag(tag) = token {
+            if !tag.name.eq_ignore_ascii_case(b"meta") {
+                continue;
             }
-            Token::String(s) if in_ld_script => {
-                if let Some(last) = scripts.last_mut() {
-                    last.push_str(&String::from_utf8_lossy(&s));
-                }
+            let attr = |name: &str| {
+                tag.attributes
+                    .get(name.as_bytes())
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            if let (Some(key), Some(content)) =
+                (attr("property").or_else(|| attr("name")), attr("content"))
+            {
+                meta.add(&key, &content);
             }
-            Token::EndTag(tag) if tag.name.eq_ignore_ascii_case(b"script") => {
-                in_ld_script = false;
-            }
-            _ => {}
         }
     }
-    (scripts, meta)
+    meta
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn max_nesting(html: &str) -> usize {
+        prescan(html).max_nesting
+    }
 
     #[test]
     fn nesting_estimate() {
@@ -203,18 +272,47 @@ mod tests {
         assert_eq!(max_nesting(&"<div>".repeat(50)), 50);
         // Void, self-closing, implied, comments, raw text and end tags do not add depth.
         let sloppy = "<ul><li>a<li>b<li>c</ul><p>x<p>y<br><img src=a><x/><!-- <div><div> -->\
-                      <script>if (a<b) { '<div><div><div>' }</script><DIV></div>";
+                      <script>if (a<b) { '<div><div><div>' }</script><DIV title='a>b'></div>";
         assert_eq!(max_nesting(&sloppy.repeat(500)), 1);
         assert_eq!(max_nesting("<div"), 0);
     }
 
     #[test]
-    fn token_scan_reads_scripts_and_meta() {
-        let html = r#"<meta property="og:price:amount" content="5"><div><div>
-            <script type="application/ld+json">{"a": "<div>"}</script>
-            <script>var x = 1;</script>"#;
-        let (scripts, meta) = scan_tokens(html);
-        assert_eq!(scripts, [r#"{"a": "<div>"}"#]);
-        assert_eq!(meta.offer().unwrap().price.as_deref(), Some("5"));
+    fn json_ld_scripts_as_a_parser_sees_them() {
+        let html = r#"<head><script type="application/ld+json">{"a": "<div>"}</script>
+            <script>var s = '<script type="application/ld+json">{"no": 1}</script>';</script>
+            <!-- <script type="application/ld+json">{"no": 2}</script> -->
+            <noscript><script type="application/ld+json">{"no": 3}</script></noscript>
+            <textarea><script type=application/ld+json>{"no": 4}</script></textarea>
+            <SCRIPT data-x="a>b" TYPE='Application/LD+JSON'>[1]</SCRIPT >
+            <script type=application/ld+json>{"b": 2}"#;
+        assert_eq!(
+            prescan(html).ld_scripts,
+            [r#"{"a": "<div>"}"#, "[1]", r#"{"b": 2}"#]
+        );
+        // The same scripts the DOM holds.
+        let doc = scraper::Html::parse_document(html);
+        let sel = scraper::Selector::parse("script").unwrap();
+        let dom: Vec<String> = doc
+            .select(&sel)
+            .filter(|s| {
+                s.value()
+                    .attr("type")
+                    .is_some_and(super::super::extract::is_ld_json)
+            })
+            .map(|s| s.text().collect())
+            .collect();
+        assert_eq!(dom, [r#"{"a": "<div>"}"#, "[1]", r#"{"b": 2}"#]);
+    }
+
+    #[test]
+    fn token_scan_reads_meta() {
+        let html = r#"<meta property="og:price:amount" content="5 &euro;"><div><div>
+            <script>var x = '<meta property="og:price:amount" content="9">';</script>"#;
+        let o = meta_from_tokens(html).offer().unwrap();
+        assert_eq!(
+            (o.price.as_deref(), o.currency.as_deref()),
+            (Some("5"), Some("EUR"))
+        );
     }
 }
