@@ -127,7 +127,6 @@ fn main() {
         json_ld.len(),
         parse_started.elapsed().as_nanos() / n as u128
     );
-    std::fs::write("/tmp/mx/page.html", &json_ld).ok();
     time("json_ld", n, &json_ld, &none);
     time("microdata", n, &page("", MICRODATA), &none);
     time("meta", n, &page(META, PRODUCT_PLAIN), &none);
