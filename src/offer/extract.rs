@@ -94,16 +94,13 @@ fn scan(doc: &Html) -> Scan {
         let Node::Element(el) = node.value() else {
             continue;
         };
-        match el.name() {
-            "meta" => {
-                if let (Some(key), Some(content)) = (
-                    attr(el, "property").or_else(|| attr(el, "name")),
-                    attr(el, "content"),
-                ) {
-                    out.meta.add(key, content);
-                }
+        if el.name() == "meta" {
+            if let (Some(key), Some(content)) = (
+                attr(el, "property").or_else(|| attr(el, "name")),
+                attr(el, "content"),
+            ) {
+                out.meta.add(key, content);
             }
-            _ => {}
         }
         if !out.has_itemprop && attr(el, "itemprop").is_some() {
             out.has_itemprop = true;

@@ -85,7 +85,7 @@ pub(crate) fn price_from_json_number(n: &serde_json::Number) -> Option<String> {
         return normalise(&u.to_string(), None);
     }
     let f = n.as_f64()?;
-    if !f.is_finite() || f < 0.0 || f >= 1e12 {
+    if !(0.0..1e12).contains(&f) {
         return None;
     }
     // serde_json prints the shortest decimal that reads back as the same f64.

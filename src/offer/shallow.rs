@@ -95,12 +95,10 @@ pub(crate) fn prescan(html: &str) -> Prescan<'_> {
                 };
                 i = end.unwrap_or(b.len());
             }
-            Some(b'/') => {
-                if b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
-                    let name = tag_name(b, i + 1);
-                    if !is_in(name, VOID) && !is_in(name, IMPLIED) {
-                        depth = depth.saturating_sub(1);
-                    }
+            Some(b'/') if b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) => {
+                let name = tag_name(b, i + 1);
+                if !is_in(name, VOID) && !is_in(name, IMPLIED) {
+                    depth = depth.saturating_sub(1);
                 }
             }
             Some(c) if c.is_ascii_alphabetic() => {
