@@ -167,7 +167,7 @@ impl SiteRule {
                 err(
                     label,
                     Some(field),
-                    format!("invalid CSS selector {text:?}: {e}"),
+                    format!("invalid CSS selector {text:?}: {}", selector_error(&e)),
                 )
             })
         };
@@ -180,7 +180,7 @@ impl SiteRule {
             err(
                 label,
                 Some("match"),
-                format!("invalid regex: {}", e.to_string().replace('\n', " ")),
+                format!("invalid regex: {}", regex_error(&e)),
             )
         })?;
         let price = selector("price", required("price")?)?;
@@ -207,6 +207,25 @@ impl SiteRule {
             name: optional_selector("name")?,
         })
     }
+}
+
+/// scraper's message for the selector errors it does not name itself asks the user to
+/// "report this to the developer"; the kind of error says more.
+fn selector_error(e: &scraper::error::SelectorErrorKind) -> String {
+    match e {
+        scraper::error::SelectorErrorKind::UnexpectedSelectorParseError(kind) => {
+            format!("{kind:?}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The regex crate's message draws the pattern over several lines; its last line says what
+/// is wrong (the pattern is in the error's location already).
+fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or("").trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 /// A rules file that cannot be used; its message names the file, the `[[site]]` entry and
@@ -306,18 +325,19 @@ mod tests {
         let ok = "[[site]]\nmatch = \"a\"\nprice = \".p\"\n";
         let e = error(&format!("{ok}[[site]]\nmatch = \"(\"\nprice = \".p\"\n"));
         assert_eq!((e.entry(), e.field()), (Some(2), Some("match")));
-        assert!(
-            e.to_string()
-                .starts_with("[[site]] #2 (match \"(\"), field `match`: invalid regex"),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "[[site]] #2 (match \"(\"), field `match`: invalid regex: unclosed group"
         );
 
         let e = error("[[site]]\nmatch = \"a\"\nprice = \"..nope\"\n");
         assert_eq!((e.entry(), e.field()), (Some(1), Some("price")));
+        let text = e.to_string();
         assert!(
-            e.to_string().contains("invalid CSS selector \"..nope\""),
+            text.contains("invalid CSS selector \"..nope\": ClassNeedsIdent"),
             "{e}"
         );
+        assert!(!text.contains("report this"), "{e}");
 
         for field in ["currency", "availability", "name"] {
             let e = error(&format!("{ok}{field} = \"div[\"\n"));
