@@ -1,4 +1,4 @@
-//! [`extract_offer`]: one DOM parse, then the sources in priority order.
+//! [`extract_offer`]: the sources in priority order, with at most one DOM parse.
 
 use scraper::{ElementRef, Html, Node, Selector};
 
@@ -11,11 +11,13 @@ use super::{jsonld, microdata, parse_currency, shallow, Availability, Offer, Off
 /// tags that finds a price. `None` when none does.
 ///
 /// One byte scan finds the JSON-LD scripts (script content is raw text, so no parser is
-/// needed for it); the HTML is parsed into a DOM (html5ever, as browsers do, so broken
-/// markup is no problem) at most once, and only when a source needs it: a matching rule, or
-/// a page whose JSON-LD gives no offer (microdata and meta tags read the DOM). A page nested
-/// more than 1,000 elements deep (html5ever's cost grows with the square of the depth) is
-/// not parsed into a DOM: only its JSON-LD and meta tags are read.
+/// needed for it) and whether the page has any `itemprop` or price `<meta>`; the HTML is
+/// parsed into a DOM (html5ever, as browsers do, so broken markup is no problem) at most
+/// once, and only when a source needs it: a matching rule, or microdata / meta tags on a page
+/// whose JSON-LD gives no offer. A page nested more than 1,000 elements deep (html5ever's
+/// cost grows with the square of the depth) is not parsed into a DOM: only its JSON-LD and
+/// meta tags are read.
+///
 /// Rules are tried only when their `match` regex matches `url`, in file order; a rule whose
 /// `price` selector finds nothing parsable gives way to the next rule, then to the markup.
 ///
@@ -69,6 +71,9 @@ pub fn extract_offer(html: &str, url: &str, rules: &Rules) -> Option<Offer> {
     }
     if let Some(offer) = ld_offer() {
         return Some(offer);
+    }
+    if doc.is_none() && !pre.may_have_dom_offer() {
+        return None;
     }
     let doc = doc.unwrap_or_else(|| Html::parse_document(html));
     let scan = scan(&doc);

@@ -72,6 +72,18 @@ pub(crate) struct Prescan<'a> {
     /// content is raw text to an HTML parser too (no entities, no tags), so these are the
     /// same strings the DOM would hold.
     pub(crate) ld_scripts: Vec<&'a str>,
+    /// Some tag has an `itemprop` attribute (microdata may give an offer).
+    pub(crate) has_itemprop: bool,
+    /// Some `<meta>` has a `property` or `name` containing `price:amount`.
+    pub(crate) has_price_meta: bool,
+}
+
+impl Prescan<'_> {
+    /// Whether microdata or meta tags could give an offer: when not, the page needs no DOM
+    /// unless a rule matches.
+    pub(crate) fn may_have_dom_offer(&self) -> bool {
+        self.has_itemprop || self.has_price_meta
+    }
 }
 
 /// Walks the tags of `html` once: nesting depth and JSON-LD scripts. Comments and raw-text
@@ -82,6 +94,8 @@ pub(crate) fn prescan(html: &str) -> Prescan<'_> {
     let mut out = Prescan {
         max_nesting: 0,
         ld_scripts: Vec::new(),
+        has_itemprop: false,
+        has_price_meta: false,
     };
     let (mut i, mut depth) = (0usize, 0usize);
     while let Some(p) = memchr(b'<', &b[i..]) {
@@ -89,7 +103,8 @@ pub(crate) fn prescan(html: &str) -> Prescan<'_> {
         match b.get(i) {
             Some(b'!') => {
                 let end = if b[i..].starts_with(b"!--") {
-                    find(b, i + 3, b"-->").map(|e| e + 3)
+                    // From `i + 1`, so `<!-->` and `<!--->` end at once, as in a browser.
+                    find(b, i + 1, b"-->").map(|e| e + 3)
                 } else {
                     memchr(b'>', &b[i..]).map(|e| i + e + 1)
                 };
@@ -104,10 +119,21 @@ pub(crate) fn prescan(html: &str) -> Prescan<'_> {
             Some(c) if c.is_ascii_alphabetic() => {
                 let name = tag_name(b, i);
                 let is_script = name.eq_ignore_ascii_case(b"script");
+                let is_meta = name.eq_ignore_ascii_case(b"meta");
                 let mut ld = false;
                 let Some((close, self_closing)) = tag_end(b, i + name.len(), |attr, value| {
                     if is_script && attr.eq_ignore_ascii_case(b"type") {
                         ld = std::str::from_utf8(value).is_ok_and(super::extract::is_ld_json);
+                    } else if attr.eq_ignore_ascii_case(b"itemprop") {
+                        out.has_itemprop = true;
+                    } else if is_meta
+                        && (attr.eq_ignore_ascii_case(b"property")
+                            || attr.eq_ignore_ascii_case(b"name"))
+                        && value
+                            .windows(12)
+                            .any(|w| w.eq_ignore_ascii_case(b"price:amount"))
+                    {
+                        out.has_price_meta = true;
                     }
                 }) else {
                     break;
@@ -301,6 +327,21 @@ mod tests {
             .map(|s| s.text().collect())
             .collect();
         assert_eq!(dom, [r#"{"a": "<div>"}"#, "[1]", r#"{"b": 2}"#]);
+    }
+
+    #[test]
+    fn flags_for_microdata_and_price_meta() {
+        let p = prescan(r#"<div ITEMPROP=price>1</div>"#);
+        assert!(p.has_itemprop && !p.has_price_meta && p.may_have_dom_offer());
+        let p = prescan(r#"<META Property="OG:Price:Amount" content=1>"#);
+        assert!(!p.has_itemprop && p.has_price_meta);
+        let p = prescan(r#"<meta property="og:title" content="price:amount"><p title=itemprop>"#);
+        assert!(!p.may_have_dom_offer());
+        let p = prescan(r#"<!-- <div itemprop=price> --><script>"<b itemprop=x>"</script>"#);
+        assert!(!p.may_have_dom_offer());
+        // `<!-->` is a whole (empty) comment.
+        let p = prescan(r#"<!--><div itemprop=price>1</div>-->"#);
+        assert!(p.has_itemprop);
     }
 
     #[test]
