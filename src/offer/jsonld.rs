@@ -10,6 +10,8 @@
 //! `priceSpecification`'s), an AggregateOffer's `lowPrice` (or the lowest of its own
 //! `offers`). The lowest candidate wins, with its currency and availability. A bare Offer or
 //! AggregateOffer node (no product around it) counts too, named after its `itemOffered`.
+//! A product without a price is not searched further: the products it nests (`isRelatedTo`,
+//! `isSimilarTo`) are other products, whose price is not this page's.
 
 use std::cmp::Ordering;
 
@@ -64,9 +66,9 @@ fn find(v: &Value, depth: usize) -> Option<Offer> {
         Value::Array(items) => items.iter().find_map(|x| find(x, depth + 1)),
         Value::Object(o) => {
             if is_type(o, PRODUCT_TYPES) || o.contains_key("offers") {
-                if let Some(offer) = product(o, depth) {
-                    return Some(offer);
-                }
+                // Not searched further when it has no price: what it nests (isRelatedTo,
+                // isSimilarTo, isAccessoryOrSparePartFor...) are other products.
+                return product(o, depth);
             } else if is_type(o, &["Offer", "AggregateOffer"]) {
                 if let Some(c) = offer_node(o, depth) {
                     let name = o
@@ -317,6 +319,20 @@ mod tests {
         );
         assert!(one("[]").is_none());
         assert!(one("").is_none());
+    }
+
+    #[test]
+    fn related_products_of_a_priceless_product_are_not_its_offer() {
+        let o = one(
+            r#"[{"@type":"Product","name":"Main","isSimilarTo":[{"@type":"Product",
+            "name":"Other","offers":{"price":"5"}}]},
+            {"@type":"Product","name":"Second","offers":{"price":"7"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.price.as_deref(), o.name.as_deref()),
+            (Some("7"), Some("Second"))
+        );
     }
 
     #[test]

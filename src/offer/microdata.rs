@@ -8,7 +8,8 @@
 //! the element type says (`href` of `a`/`link`, `src` of `img`, `value` of `data`/`meter`,
 //! `datetime` of `time`), else its text.
 //!
-//! The offer comes from the first Product item (in document order) whose `offers` items
+//! The offer comes from the first Product item (in document order, not inside another
+//! product: those are related products) whose `offers` items
 //! (Offer, or AggregateOffer's `lowPrice`) or own `price` give a price — the lowest of its
 //! offers; else from the first Offer/AggregateOffer item with a price; else from any item
 //! (or `itemprop` outside any item) with a price.
@@ -31,8 +32,8 @@ struct Item<'a> {
     kind: &'a str,
     /// `(name, element, item it holds)`, in document order.
     props: Vec<(&'a str, ElementRef<'a>, Option<usize>)>,
-    /// Is it the value of another item's property?
-    nested: bool,
+    /// The item whose property it is, if any.
+    parent: Option<usize>,
 }
 
 pub(crate) fn extract(doc: &Html) -> Option<Offer> {
@@ -47,9 +48,20 @@ pub(crate) fn extract(doc: &Html) -> Option<Offer> {
     ];
     let offer_kinds = ["Offer", "AggregateOffer"];
 
+    // Products inside a product (isRelatedTo, isSimilarTo...) are other products.
+    let inside_product = |item: &Item<'_>| {
+        let mut up = item.parent;
+        while let Some(p) = up {
+            if kind_is(&items[p], &products) {
+                return true;
+            }
+            up = items[p].parent;
+        }
+        false
+    };
     let from_products = items
         .iter()
-        .filter(|i| kind_is(i, &products))
+        .filter(|i| kind_is(i, &products) && !inside_product(i))
         .find_map(|item| {
             let offers = item
                 .props
@@ -64,7 +76,7 @@ pub(crate) fn extract(doc: &Html) -> Option<Offer> {
         .or_else(|| {
             items
                 .iter()
-                .filter(|i| kind_is(i, &offer_kinds) && !i.nested)
+                .filter(|i| kind_is(i, &offer_kinds) && i.parent.is_none())
                 .find_map(|item| {
                     let name = item
                         .props
@@ -79,10 +91,11 @@ pub(crate) fn extract(doc: &Html) -> Option<Offer> {
             // Loose markup: any item, or the props outside any item, with a price.
             let mut order: Vec<usize> = (1..items.len()).collect();
             order.push(ROOT);
-            order.into_iter().find_map(|i| {
-                let item = &items[i];
-                candidate(item).map(|c| c.into_offer(name_of(item)))
-            })
+            order
+                .into_iter()
+                .map(|i| &items[i])
+                .filter(|item| !inside_product(item))
+                .find_map(|item| candidate(item).map(|c| c.into_offer(name_of(item))))
         })
 }
 
@@ -90,7 +103,7 @@ fn collect(doc: &Html) -> Vec<Item<'_>> {
     let mut items = vec![Item {
         kind: "",
         props: Vec::new(),
-        nested: false,
+        parent: None,
     }];
     // The open items: (element that opened it, item index).
     let mut scopes: Vec<(NodeId, usize)> = Vec::new();
@@ -108,6 +121,7 @@ fn collect(doc: &Html) -> Vec<Item<'_>> {
                 let Some(element) = ElementRef::wrap(node) else {
                     continue;
                 };
+                let owner = scopes.last().map_or(ROOT, |&(_, i)| i);
                 let held = scope.then(|| {
                     let kind = attr(el, "itemtype")
                         .and_then(|t| t.split_whitespace().next())
@@ -120,12 +134,12 @@ fn collect(doc: &Html) -> Vec<Item<'_>> {
                     items.push(Item {
                         kind,
                         props: Vec::new(),
-                        nested: prop.is_some(),
+                        // A property of the enclosing item; a bare nested itemscope is not.
+                        parent: prop.and(scopes.last().map(|&(_, i)| i)),
                     });
                     items.len() - 1
                 });
                 if let Some(names) = prop {
-                    let owner = scopes.last().map_or(ROOT, |&(_, i)| i);
                     for name in names.split_whitespace() {
                         // Full-IRI property names count by their last segment.
                         let name = name.rsplit(['/', '#']).next().unwrap_or(name);
@@ -261,6 +275,24 @@ mod tests {
         assert_eq!(o.currency.as_deref(), Some("PLN"));
         assert_eq!(o.availability, Availability::InStock);
         assert_eq!(o.name.as_deref(), Some("Mug"));
+    }
+
+    #[test]
+    fn related_products_are_not_the_offer() {
+        let html = r#"<div itemscope itemtype="https://schema.org/Product"><h1 itemprop="name">Main</h1>
+            <div itemprop="isRelatedTo" itemscope itemtype="https://schema.org/Product">
+            <span itemprop="name">Other</span><span itemprop="offers" itemscope
+            itemtype="https://schema.org/Offer"><span itemprop="price">5</span></span></div></div>"#;
+        assert!(run(html).is_none());
+        let o = run(&format!(
+            r#"{html}<div itemscope itemtype="https://schema.org/Product">
+            <i itemprop="name">Second</i><i itemprop="price">7</i></div>"#
+        ))
+        .unwrap();
+        assert_eq!(
+            (o.price.as_deref(), o.name.as_deref()),
+            (Some("7"), Some("Second"))
+        );
     }
 
     #[test]
