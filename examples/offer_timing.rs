@@ -92,11 +92,15 @@ name = "h1"
 "#;
 
 fn time(label: &str, n: usize, html: &str, rules: &Rules) {
+    time_at(label, n, html, rules, URL);
+}
+
+fn time_at(label: &str, n: usize, html: &str, rules: &Rules, url: &str) {
     // Warm up, and check that the page really yields an offer.
-    let offer = extract_offer(html, URL, rules).expect("an offer");
+    let offer = extract_offer(html, url, rules).expect("an offer");
     let started = Instant::now();
     for _ in 0..n {
-        black_box(extract_offer(black_box(html), URL, rules));
+        black_box(extract_offer(black_box(html), url, rules));
     }
     let per_page = started.elapsed().as_nanos() / n as u128;
     println!(
@@ -131,6 +135,25 @@ fn main() {
     time("microdata", n, &page("", MICRODATA), &none);
     time("meta", n, &page(META, PRODUCT_PLAIN), &none);
     time("rule", n, &page("", PRODUCT_PLAIN), &rules);
+    // One rule per site for 10,000 sites: a page runs only the rules indexed under its host.
+    let mut many = String::new();
+    for i in 0..10_000 {
+        many.push_str(&format!(
+            "[[site]]\nmatch = \"^https?://shop-{i}\\\\.localhost(:\\\\d+)?/\"\nprice = \".price-box .amount\"\n"
+        ));
+    }
+    let started = Instant::now();
+    let many = Rules::from_toml_str(&many).expect("valid rules");
+    println!(
+        "{:<10} 10,000 rules loaded in {:?}",
+        "rules",
+        started.elapsed()
+    );
+    time("rule/10k", n, &page("", PRODUCT_PLAIN), &many);
+    // A host with no rule: the index finds none, and JSON-LD answers without a DOM.
+    let no_rule = "http://shop-10000.localhost:8080/product/7";
+    time_at("ld/10k", n, &json_ld, &many, no_rule);
+
     let nothing = page("", "<div class=product><h1>Kettle</h1></div>");
     for (label, rules, what) in [
         (
