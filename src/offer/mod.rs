@@ -39,6 +39,7 @@ mod analyzer;
 mod currency;
 mod dom;
 mod extract;
+mod host_index;
 mod jsonld;
 mod meta;
 mod microdata;
