@@ -121,6 +121,7 @@ impl Rules {
     }
 
     /// The compiled entries, in file order.
+    #[cfg(test)]
     pub(crate) fn sites(&self) -> &[SiteRule] {
         &self.sites
     }
