@@ -13,6 +13,7 @@
 //! A product without a price is not searched further: the products it nests (`isRelatedTo`,
 //! `isSimilarTo`) are other products, whose price is not this page's.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
@@ -35,12 +36,82 @@ const PRODUCT_TYPES: &[&str] = &[
     "Motorcycle",
 ];
 
+/// The keys whose number values are prices.
+const PRICE_KEYS: &[&str] = &["price", "lowPrice", "highPrice"];
+
 /// The first offer in the scripts, in order.
 pub(crate) fn from_scripts<'a>(scripts: impl IntoIterator<Item = &'a str>) -> Option<Offer> {
     scripts.into_iter().find_map(|script| {
-        let value: Value = serde_json::from_str(strip_wrappers(script)).ok()?;
+        let json = quote_price_numbers(strip_wrappers(script));
+        let value: Value = serde_json::from_str(&json).ok()?;
         find(&value, 0)
     })
+}
+
+/// `"price": 1299.00` → `"price": "1299.00"`: a price written as a JSON number keeps its
+/// digits exactly (serde_json would read it as an f64, and `1299.00` would come back as
+/// `1299`). One pass over the text that knows strings and escapes; numbers under any other
+/// key, or inside arrays and objects, are left alone.
+fn quote_price_numbers(json: &str) -> Cow<'_, str> {
+    if !json.contains("rice\"") {
+        return Cow::Borrowed(json);
+    }
+    let b = json.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    // The last string token, while nothing but whitespace followed it.
+    let mut last_string: Option<(usize, usize)> = None;
+    // Right after `"price":` (whitespace aside).
+    let mut after_price_key = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = i.min(b.len());
+                last_string = Some((start, end));
+                after_price_key = false;
+                i = end + 1;
+            }
+            b':' => {
+                after_price_key =
+                    last_string.is_some_and(|(s, e)| PRICE_KEYS.contains(&&json[s..e]));
+                last_string = None;
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' if after_price_key => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                let out = out.get_or_insert_with(|| String::with_capacity(json.len() + 8));
+                out.push_str(&json[copied..start]);
+                out.push('"');
+                out.push_str(&json[start..i]);
+                out.push('"');
+                copied = i;
+                after_price_key = false;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                after_price_key = false;
+                last_string = None;
+                i += 1;
+            }
+        }
+    }
+    match out {
+        Some(mut out) => {
+            out.push_str(&json[copied..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(json),
+    }
 }
 
 /// Some sites wrap the JSON in an HTML comment or a CDATA section.
@@ -290,6 +361,30 @@ mod tests {
             (o.price.as_deref(), o.currency.as_deref()),
             (Some("6.5"), Some("PLN"))
         );
+    }
+
+    #[test]
+    fn number_prices_keep_their_digits() {
+        let o = one(r#"{"@type":"Product","offers":{"price": 1299.00,"priceCurrency":"EUR"}}"#);
+        assert_eq!(o.unwrap().price.as_deref(), Some("1299.00"));
+        let o = one(
+            r#"{"@type":"Product","offers":{"@type":"AggregateOffer","lowPrice":5.50,
+            "highPrice":9,"offerCount":3}}"#,
+        );
+        assert_eq!(o.unwrap().price.as_deref(), Some("5.50"));
+        assert!(one(r#"{"@type":"Product","offers":{"price":-5}}"#).is_none());
+        // Only values of price keys change; strings, escapes and other numbers stay.
+        let json = r#"{"name":"a \"price\": 1","price" : 12.50,"n":[1.0],"x":{"price":"3"}}"#;
+        assert_eq!(
+            quote_price_numbers(json),
+            r#"{"name":"a \"price\": 1","price" : "12.50","n":[1.0],"x":{"price":"3"}}"#
+        );
+        assert!(matches!(
+            quote_price_numbers(r#"{"a":1}"#),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(quote_price_numbers(r#"{"price":"#), r#"{"price":"#);
+        assert_eq!(quote_price_numbers(r#""price"#), r#""price"#);
     }
 
     #[test]
