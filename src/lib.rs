@@ -14,6 +14,7 @@
 //!   [`defaults::MultiScraper`], ...);
 //! * [`politeness`] — per-host limits for large crawls;
 //! * [`workflow`] — [`Workflow`], which ties it all together;
+//! * [`offer`] — price, currency and availability from product pages (the price monitor's extractor);
 //! * [`demo`] — a generated site and its HTTP/1.1 server, for the `demo` command and benchmarks.
 //!
 //! ```
@@ -43,6 +44,7 @@ pub mod demo;
 pub mod executor;
 pub mod http;
 pub mod llm;
+pub mod offer;
 pub mod politeness;
 pub mod results;
 pub mod rt;
