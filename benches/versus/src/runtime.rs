@@ -334,13 +334,19 @@ const CT_PLAIN: &str = "tokio current_thread, no drivers (as tokio's bench)";
 const CT_ALL: &str = "tokio current_thread + enable_all (remote spawn writes an eventfd)";
 const MT2: &str = "tokio multi_thread 2w + enable_all (as tokio's bench)";
 
-/// Times `iters` calls of `f`: (wall ns per op, CPU ns per op).
+/// Wall-time budget of one run of one side: a run stops after `iters` calls or once this much
+/// time has passed (at least one call), so a pathological case cannot stall the whole run.
+const RUN_BUDGET: Duration = Duration::from_millis(300);
+
+/// Times up to `iters` calls of `f` (see `RUN_BUDGET`): (wall ns per op, CPU ns per op).
 fn time_ns(iters: usize, ops: usize, mut f: impl FnMut()) -> (f64, f64) {
     let (t, c) = (Instant::now(), process_cpu());
-    for _ in 0..iters {
+    let mut done = 0;
+    while done < iters && (done == 0 || t.elapsed() < RUN_BUDGET) {
         f();
+        done += 1;
     }
-    let n = (iters * ops) as f64;
+    let n = (done * ops) as f64;
     (
         t.elapsed().as_nanos() as f64 / n,
         (process_cpu() - c) * 1e9 / n,
@@ -356,10 +362,15 @@ struct Bench<'a> {
 }
 
 fn measure(settings: &Settings, iters: usize, b: Bench<'_>, rows: &mut Vec<Row>) {
+    // Warm up (allocator, thread wake-up paths): 3 calls, or one when a call is slow.
     for _ in 0..3 {
+        let t = Instant::now();
         (b.ours)();
         for (_, r) in &b.rivals {
             r();
+        }
+        if t.elapsed() > RUN_BUDGET / 3 {
+            break;
         }
     }
     let mut ours = (Runs::default(), Runs::default());
@@ -432,9 +443,17 @@ fn busy(
     measure(settings, iters, b, rows);
     flag.store(false, Relaxed);
     // Let the busy chains see the flag (current_thread runtimes only run inside block_on).
-    o.block_on(scraipe::rt::sleep(Duration::from_millis(5)));
+    o.block_on(async {
+        for _ in 0..100 {
+            scraipe::rt::yield_now().await;
+        }
+    });
     for (_, t) in &rivals {
-        t.block_on(tokio::time::sleep(Duration::from_millis(5)));
+        t.block_on(async {
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+        });
     }
 }
 
