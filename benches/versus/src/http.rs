@@ -368,7 +368,7 @@ pub fn run_secs(settings: &Settings) -> f64 {
 /// Runs per HTTP cell: 3 with `--quick`, else the global count.
 pub fn http_runs(settings: &Settings) -> usize {
     if settings.quick {
-        3
+        settings.runs.min(3)
     } else {
         settings.runs
     }
@@ -598,7 +598,7 @@ pub fn memory_in_flight(settings: &Settings, rows: &mut Vec<Row>) {
     };
     let n = 5_000;
     let url = format!("{}/delay/4000", server.base);
-    let runs = if settings.quick { 3 } else { 5 };
+    let runs = settings.slow_runs();
     let mut per: [Runs; 3] = Default::default();
     for _ in 0..runs {
         for (i, client) in ["ours", "reqwest", "hyper"].iter().enumerate() {

@@ -22,7 +22,16 @@ use std::time::Instant;
 
 pub struct Settings {
     pub quick: bool,
+    /// Runs per cell: 5 with `--quick`, 11 in full, or `--runs N`.
     pub runs: usize,
+}
+
+impl Settings {
+    /// Runs of the slow groups (end to end, memory per in-flight request): 3 quick, 5 full,
+    /// never more than `runs`.
+    pub fn slow_runs(&self) -> usize {
+        (if self.quick { 3 } else { 5 }).min(self.runs)
+    }
 }
 
 /// Is `program` on PATH?
