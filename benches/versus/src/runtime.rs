@@ -353,12 +353,21 @@ fn time_ns(iters: usize, ops: usize, mut f: impl FnMut()) -> (f64, f64) {
     )
 }
 
+/// A labelled rival body.
+type Rival<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
+/// Starts a busy load on our runtime and on tokio's.
+type BusyStart = (
+    fn(&scraipe::rt::Runtime, &Arc<AtomicBool>),
+    fn(&tokio::runtime::Runtime, &Arc<AtomicBool>),
+);
+
 /// One bench: our body and each rival's, run alternately `runs` times after a warm-up.
 struct Bench<'a> {
     name: String,
     ops: usize,
     ours: Box<dyn Fn() + 'a>,
-    rivals: Vec<(&'static str, Box<dyn Fn() + 'a>)>,
+    rivals: Vec<Rival<'a>>,
 }
 
 fn measure(settings: &Settings, iters: usize, b: Bench<'_>, rows: &mut Vec<Row>) {
@@ -410,10 +419,7 @@ fn busy(
     name: &str,
     workers: usize,
     n: usize,
-    start: (
-        fn(&scraipe::rt::Runtime, &Arc<AtomicBool>),
-        fn(&tokio::runtime::Runtime, &Arc<AtomicBool>),
-    ),
+    start: BusyStart,
 ) {
     let o = ours_rt(workers);
     let rivals: Vec<(&'static str, tokio::runtime::Runtime)> = if workers == 1 {
@@ -525,14 +531,14 @@ fn both_ct<'a>(
     plain: &'a tokio::runtime::Runtime,
     all: &'a tokio::runtime::Runtime,
     f: fn(&tokio::runtime::Runtime),
-) -> Vec<(&'static str, Box<dyn Fn() + 'a>)> {
+) -> Vec<Rival<'a>> {
     vec![
         (CT_PLAIN, Box::new(move || f(plain))),
         (CT_ALL, Box::new(move || f(all))),
     ]
 }
 
-fn one<'a>(f: Box<dyn Fn() + 'a>) -> Vec<(&'static str, Box<dyn Fn() + 'a>)> {
+fn one<'a>(f: Box<dyn Fn() + 'a>) -> Vec<Rival<'a>> {
     vec![(MT2, f)]
 }
 
