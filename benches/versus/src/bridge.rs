@@ -253,7 +253,7 @@ const GAPS: [(Duration, &str); 2] = [
 
 /// Spaced round trips (issue 16): after each sleep of `gap`, one round trip.
 fn spaced(settings: &Settings, rows: &mut Vec<Row>) {
-    let n = if settings.quick { 400 } else { 2_000 };
+    let n = if settings.quick { 300 } else { 2_000 };
     for workers in [1usize, 2] {
         let (od, on, t) = (ours(workers, true), ours(workers, false), tokio_mt(workers));
         for (gap, gap_label) in GAPS {
@@ -336,7 +336,7 @@ fn wake_tokio(
 
 /// Cross-thread wake (issue 16): a plain thread sends on a oneshot a parked task awaits.
 fn wake(settings: &Settings, rows: &mut Vec<Row>) {
-    let n = if settings.quick { 400 } else { 2_000 };
+    let n = if settings.quick { 300 } else { 2_000 };
     let (back, rx) = mpsc::channel();
     for workers in [1usize, 2] {
         let (od, on, t) = (ours(workers, true), ours(workers, false), tokio_mt(workers));

@@ -1,5 +1,6 @@
 //! `cargo run --release -p versus -- [--quick] [--runs N] [--json FILE] [--only GROUP,...]`
 //! `cargo run --release -p versus -- --readme-table FILE.json [--readme README.md]`
+//! `cargo run --release -p versus -- --compare BEFORE.json AFTER.json`
 //!
 //! Measures scraipe against tokio, reqwest, hyper (and Python Scraipe when it can be installed)
 //! on this machine, in one run, and prints a markdown table: the median of several runs with
@@ -44,7 +45,8 @@ pub fn have(program: &str) -> bool {
 fn usage() -> ! {
     eprintln!(
         "usage: versus [--quick] [--runs N] [--json FILE] [--only runtime,bridge,timer,memory,http,e2e]\n       \
-         versus --readme-table FILE.json [--readme README.md]   (print the README table, or replace it in README.md)"
+         versus --readme-table FILE.json [--readme README.md]   (print the README table, or replace it in README.md)\n       \
+         versus --compare BEFORE.json AFTER.json   (how every ratio moved between two runs)"
     );
     std::process::exit(2);
 }
@@ -71,6 +73,16 @@ fn readme_table(json_path: &str, readme: Option<&str>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The 1-minute load average (/proc/loadavg): how busy the machine was besides this run.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The first line `program arg` prints (stdout or stderr), if it runs.
@@ -114,6 +126,7 @@ fn main() {
     let mut only: Option<Vec<String>> = None;
     let mut table = None;
     let mut readme = None;
+    let mut compare = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -121,6 +134,11 @@ fn main() {
             "--json" => json = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--readme-table" => table = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--readme" => readme = Some(it.next().cloned().unwrap_or_else(|| usage())),
+            "--compare" => {
+                let before = it.next().cloned().unwrap_or_else(|| usage());
+                let after = it.next().cloned().unwrap_or_else(|| usage());
+                compare = Some((before, after));
+            }
             "--runs" => {
                 runs = Some(
                     it.next()
@@ -141,6 +159,20 @@ fn main() {
             "-h" | "--help" => usage(),
             _ => usage(),
         }
+    }
+    if let Some(paths) = compare {
+        let load = |p: &String| -> serde_json::Value {
+            let text = std::fs::read_to_string(p).unwrap_or_else(|e| {
+                eprintln!("versus: {p}: {e}");
+                std::process::exit(1)
+            });
+            serde_json::from_str(&text).unwrap_or_else(|e| {
+                eprintln!("versus: {p}: {e}");
+                std::process::exit(1)
+            })
+        };
+        print!("{}", report::compare(&load(&paths.0), &load(&paths.1)));
+        return;
     }
     if let Some(path) = table {
         if let Err(e) = readme_table(&path, readme.as_deref()) {
@@ -163,6 +195,7 @@ fn main() {
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
         });
     let started = Instant::now();
+    let load_before = load_average();
     let mut rows = Vec::new();
     let python = if wanted("bridge") || wanted("e2e") {
         python::Python::setup(&target_dir)
@@ -236,6 +269,7 @@ fn main() {
         "args": args.iter().filter(|a| !a.ends_with(".json")).cloned().collect::<Vec<_>>().join(" ").replace("--json", "").trim().to_string(),
         "runs_per_cell": settings.runs,
         "took_s": took,
+        "load_average_1min": {"start": load_before, "end": load_average()},
         "versions": versions,
     });
     let doc = report::document(&rows, meta);

@@ -312,6 +312,18 @@ pub fn readme_section(doc: &Value, json_path: &str) -> String {
         took = num(&m["took_s"]),
         runs = m["runs_per_cell"],
     );
+    let load = &m["load_average_1min"];
+    if let (Some(start), Some(end)) = (load["start"].as_f64(), load["end"].as_f64()) {
+        let cpus = m["cpus"].as_f64().unwrap_or(1.0);
+        out.push_str(&format!(
+            "Machine load during the run (1-min load average, start / end): {start:.1} / {end:.1} on {cpus} CPUs{}.\n\n",
+            if start.max(end) > cpus {
+                " — the machine was busy with other work: treat these figures as noisy and rerun on a quiet machine before quoting them"
+            } else {
+                ""
+            }
+        ));
+    }
     out.push_str(&markdown(doc, in_readme));
     let losses: Vec<String> = doc["rows"]
         .as_array()
@@ -378,6 +390,64 @@ pub fn replace_section(readme: &str, section: &str) -> Result<String, String> {
     ))
 }
 
+/// (group, bench, rival) → ratio ours/theirs of every row of a versus JSON: schema 2, or the
+/// bare array of rows written before it (`ours` and `theirs` as plain medians).
+fn ratios(doc: &Value) -> Vec<((String, String, String), f64)> {
+    let rows = doc["rows"].as_array().or_else(|| doc.as_array());
+    rows.into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let ratio = r["ratio"].as_f64().or_else(|| {
+                let (o, t) = (r["ours"].as_f64()?, r["theirs"].as_f64()?);
+                Some(o / t)
+            })?;
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            Some(((s("group"), s("bench"), s("rival")), ratio))
+        })
+        .collect()
+}
+
+/// Markdown: how every ratio ours/theirs moved between two runs (rows matched by group, bench
+/// and rival), then the rows found in only one of them.
+pub fn compare(before: &Value, after: &Value) -> String {
+    let old = ratios(before);
+    let new = ratios(after);
+    let mut out = String::from(
+        "| group | bench | rival | ratio before | ratio after | change |\n|---|---|---|---|---|---|\n",
+    );
+    for (key, b) in &old {
+        if let Some((_, a)) = new.iter().find(|(k, _)| k == key) {
+            out.push_str(&format!(
+                "| {} | {} | {} | {b:.2} | {a:.2} | {:+.0} % |\n",
+                key.0,
+                key.1,
+                key.2,
+                (a / b - 1.0) * 100.0
+            ));
+        }
+    }
+    let only = |rows: &[((String, String, String), f64)],
+                other: &[((String, String, String), f64)]| {
+        rows.iter()
+            .filter(|(k, _)| !other.iter().any(|(o, _)| o == k))
+            .map(|((g, b, r), x)| format!("{g} / {b} vs {r} ({x:.2})"))
+            .collect::<Vec<_>>()
+    };
+    for (label, rows) in [
+        ("only before", only(&old, &new)),
+        ("only after", only(&new, &old)),
+    ] {
+        if !rows.is_empty() {
+            out.push_str(&format!(
+                "\n{label} ({}): {}\n",
+                rows.len(),
+                rows.join("; ")
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,7 +505,7 @@ mod tests {
             .note("python3 not installed"),
         ];
         let meta = json!({"date": "2026-12-01", "cpus": 2, "cpu": "Test CPU", "args": "--quick",
-            "took_s": 12.0, "runs_per_cell": 3,
+            "took_s": 12.0, "runs_per_cell": 3, "load_average_1min": {"start": 5.0, "end": 0.5},
             "versions": {"tokio": "1.54.1", "python": "3.11", "scraipe (Python)": "0.1.73", "aiohttp": "3.14"}});
         document(&rows, meta)
     }
@@ -477,6 +547,7 @@ mod tests {
         );
         assert!(s.contains("Where we lose in this run (1 rows): bridge / spaced, p99"));
         assert!(s.contains("tokio 1.54.1"));
+        assert!(s.contains("5.0 / 0.5 on 2 CPUs — the machine was busy"));
         assert!(!s.contains("above our 0.8× target"));
     }
 
@@ -492,6 +563,27 @@ mod tests {
         // Idempotent.
         assert_eq!(replace_section(&new, "new table\n").unwrap(), new);
         assert!(replace_section("no markers", "x").is_err());
+    }
+
+    #[test]
+    fn compare_lists_moved_ratios_old_and_new_formats() {
+        let old = json!([
+            {"group": "runtime", "bench": "spawn_many_local (2w)", "rival": "tokio multi_thread 2w", "ours": 100.0, "theirs": 200.0},
+            {"group": "runtime", "bench": "gone", "rival": "tokio", "ours": 1.0, "theirs": 1.0}
+        ]);
+        let new = json!({"schema": 2, "rows": [
+            {"group": "runtime", "bench": "spawn_many_local (2w)", "rival": "tokio multi_thread 2w", "ratio": 0.6},
+            {"group": "bridge", "bench": "new", "rival": "tokio", "ratio": 2.0}
+        ]});
+        let c = compare(&old, &new);
+        assert!(
+            c.contains(
+                "| runtime | spawn_many_local (2w) | tokio multi_thread 2w | 0.50 | 0.60 | +20 % |"
+            ),
+            "{c}"
+        );
+        assert!(c.contains("only before (1): runtime / gone vs tokio (1.00)"));
+        assert!(c.contains("only after (1): bridge / new vs tokio (2.00)"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Timers, with their CPU cost.
 //!
-//! * Lateness of 1,000 sequential `sleep_until(now + 1 ms)` on an otherwise idle runtime: ours
+//! * Lateness of 500 (quick) / 1,000 sequential `sleep_until(now + 1 ms)` on an otherwise idle runtime: ours
 //!   wakes its worker `timer_precision` (100 µs) early and spins to the deadline; tokio's timer
 //!   wheel has a documented 1 ms granularity, so it fires up to ~1 ms late by design. Also ours
 //!   with `timer_precision(0)` + `spin_before_park(0)` (no spin), and the OS floor: a bare
@@ -16,7 +16,14 @@ use crate::report::{Better, Row};
 use crate::stats::{process_cpu, Latencies, Runs};
 use crate::Settings;
 
-const SLEEPS: usize = 1_000;
+/// Sequential sleeps per run: 500 with `--quick`, 1,000 full.
+fn sleeps(settings: &Settings) -> usize {
+    if settings.quick {
+        500
+    } else {
+        1_000
+    }
+}
 const LOAD_TASKS: u64 = 1_000;
 const LOAD_FOR: Duration = Duration::from_secs(1);
 
@@ -44,12 +51,12 @@ fn late_us(deadline: Instant) -> f64 {
 }
 
 /// (lateness samples µs, CPU µs per sleep) of 1,000 sequential 1 ms sleeps.
-fn sleeps_ours(rt: &scraipe::rt::Runtime) -> (Vec<f64>, f64) {
+fn sleeps_ours(rt: &scraipe::rt::Runtime, n: usize) -> (Vec<f64>, f64) {
     let c = process_cpu();
     let v = rt
-        .block_on(rt.spawn(async {
-            let mut v = Vec::with_capacity(SLEEPS);
-            for _ in 0..SLEEPS {
+        .block_on(rt.spawn(async move {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
                 let deadline = Instant::now() + Duration::from_millis(1);
                 scraipe::rt::sleep_until(deadline).await;
                 v.push(late_us(deadline));
@@ -57,15 +64,15 @@ fn sleeps_ours(rt: &scraipe::rt::Runtime) -> (Vec<f64>, f64) {
             v
         }))
         .unwrap();
-    (v, (process_cpu() - c) * 1e6 / SLEEPS as f64)
+    (v, (process_cpu() - c) * 1e6 / n as f64)
 }
 
-fn sleeps_tokio(rt: &tokio::runtime::Runtime) -> (Vec<f64>, f64) {
+fn sleeps_tokio(rt: &tokio::runtime::Runtime, n: usize) -> (Vec<f64>, f64) {
     let c = process_cpu();
     let v = rt
-        .block_on(rt.spawn(async {
-            let mut v = Vec::with_capacity(SLEEPS);
-            for _ in 0..SLEEPS {
+        .block_on(rt.spawn(async move {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
                 let deadline = Instant::now() + Duration::from_millis(1);
                 tokio::time::sleep_until(deadline.into()).await;
                 v.push(late_us(deadline));
@@ -73,11 +80,11 @@ fn sleeps_tokio(rt: &tokio::runtime::Runtime) -> (Vec<f64>, f64) {
             v
         }))
         .unwrap();
-    (v, (process_cpu() - c) * 1e6 / SLEEPS as f64)
+    (v, (process_cpu() - c) * 1e6 / n as f64)
 }
 
 /// The OS floor: a plain thread arms a timerfd for 1 ms and sleeps in epoll_wait on it.
-fn sleeps_timerfd() -> Result<(Vec<f64>, f64), String> {
+fn sleeps_timerfd(n: usize) -> Result<(Vec<f64>, f64), String> {
     // SAFETY: plain system calls on descriptors we own; every struct passed is initialised.
     unsafe {
         let tfd = libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC);
@@ -91,8 +98,8 @@ fn sleeps_timerfd() -> Result<(Vec<f64>, f64), String> {
         };
         libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, tfd, &mut ev);
         let c = process_cpu();
-        let mut v = Vec::with_capacity(SLEEPS);
-        for _ in 0..SLEEPS {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
             let deadline = Instant::now() + Duration::from_millis(1);
             let spec = libc::itimerspec {
                 it_interval: libc::timespec {
@@ -111,7 +118,7 @@ fn sleeps_timerfd() -> Result<(Vec<f64>, f64), String> {
             libc::read(tfd, (&mut expirations as *mut u64).cast(), 8);
             v.push(late_us(deadline));
         }
-        let cpu = (process_cpu() - c) * 1e6 / SLEEPS as f64;
+        let cpu = (process_cpu() - c) * 1e6 / n as f64;
         libc::close(ep);
         libc::close(tfd);
         Ok((v, cpu))
@@ -201,13 +208,14 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
     let (mut ld, mut ln, mut lt, mut lf) = Default::default();
     let mut floor_err = None;
     for _ in 0..settings.runs {
-        let (v, c) = sleeps_ours(&od);
+        let n = sleeps(settings);
+        let (v, c) = sleeps_ours(&od, n);
         Latencies::add_run(&mut ld, v, c);
-        let (v, c) = sleeps_ours(&on);
+        let (v, c) = sleeps_ours(&on, n);
         Latencies::add_run(&mut ln, v, c);
-        let (v, c) = sleeps_tokio(&t);
+        let (v, c) = sleeps_tokio(&t, n);
         Latencies::add_run(&mut lt, v, c);
-        match sleeps_timerfd() {
+        match sleeps_timerfd(n) {
             Ok((v, c)) => Latencies::add_run(&mut lf, v, c),
             Err(e) => floor_err = Some(e),
         }
