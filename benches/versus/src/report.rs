@@ -359,16 +359,18 @@ pub fn readme_section(doc: &Value, json_path: &str) -> String {
         out.push_str("Where we lose in this run: nowhere in the rows above.\n");
     } else {
         out.push_str(&format!(
-            "Where we lose in this run ({} rows): {}.\n",
-            losses.len(),
-            losses.join("; ")
+            "Where we lose in this run ({} rows, ratio ours/theirs):\n\n",
+            losses.len()
         ));
+        for l in &losses {
+            out.push_str(&format!("* {l}\n"));
+        }
     }
     if !missed.is_empty() {
-        out.push_str(&format!(
-            "\nRuntime rows above our 0.8× target: {}.\n",
-            missed.join("; ")
-        ));
+        out.push_str("\nRuntime rows above our 0.8× target:\n\n");
+        for m in &missed {
+            out.push_str(&format!("* {m}\n"));
+        }
     }
     out
 }
@@ -545,7 +547,9 @@ mod tests {
             !s.contains("(2w client)"),
             "2-worker HTTP rows stay in the JSON"
         );
-        assert!(s.contains("Where we lose in this run (1 rows): bridge / spaced, p99"));
+        assert!(s.contains(
+            "Where we lose in this run (1 rows, ratio ours/theirs):\n\n* bridge / spaced, p99"
+        ));
         assert!(s.contains("tokio 1.54.1"));
         assert!(s.contains("5.0 / 0.5 on 2 CPUs — the machine was busy"));
         assert!(!s.contains("above our 0.8× target"));
