@@ -373,3 +373,27 @@ fn wake(settings: &Settings, rows: &mut Vec<Row>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_round_trip_and_wake_completes_and_is_timed() {
+        let (o, on, t) = (ours(2, true), ours(2, false), tokio_mt(2));
+        let bg = TokioBackground::new();
+        assert!(ours_join(o.handle()) > 0.0);
+        assert!(ours_block_on(on.handle()) > 0.0);
+        assert!(timed(|| tokio_round_trip(&bg.handle)) > 0.0);
+        assert!(timed(|| tokio_round_trip_spin(t.handle())) > 0.0);
+        let (back, rx) = mpsc::channel();
+        let gap = Duration::from_micros(200);
+        let w = wake_ours(o.handle(), gap, &back, &rx);
+        assert!(w > 0.0 && w < 1e6, "{w}");
+        let w = wake_tokio(t.handle(), gap, &back, &rx);
+        assert!(w > 0.0 && w < 1e6, "{w}");
+        let (v, cpu) = sample(50, || ours_join(o.handle()));
+        assert_eq!(v.len(), 50);
+        assert!(cpu >= 0.0);
+    }
+}

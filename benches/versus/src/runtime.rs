@@ -669,3 +669,77 @@ pub fn park_block_on<F: Future>(f: F) -> F::Output {
         std::thread::park();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every body completes once on both runtimes (pool and current-thread flavours), and the
+    /// busy loads start and stop.
+    #[test]
+    fn bodies_complete_on_both_runtimes() {
+        let (o, t) = (ours_rt(NUM_WORKERS), tokio_rt(NUM_WORKERS, true));
+        let (tx, rx) = mpsc::sync_channel(1000);
+        let rem = Arc::new(AtomicUsize::new(0));
+        ours::spawn_many_local(&o, &tx, &rx, &rem);
+        theirs::spawn_many_local(&t, &tx, &rx, &rem);
+        ours::spawn_many_remote(&o, 100);
+        theirs::spawn_many_remote(&t, 100);
+        ours::yield_many(&o, &tx, &rx);
+        theirs::yield_many(&t, &tx, &rx);
+        ours::ping_pong(&o, &tx, &rx, &rem);
+        theirs::ping_pong(&t, &tx, &rx, &rem);
+        ours::chained_spawn(&o, &tx, &rx);
+        theirs::chained_spawn(&t, &tx, &rx);
+        o.block_on(ours::spawn_many_local_in_task());
+        t.block_on(theirs::spawn_many_local_in_task());
+
+        let (o1, plain, all) = (ours_rt(1), tokio_rt(1, false), tokio_rt(1, true));
+        o1.block_on(ours::spawn_many_local_ct());
+        plain.block_on(theirs::spawn_many_local_ct());
+        all.block_on(theirs::spawn_many_local_ct());
+        o1.block_on(ours::yield_many_await());
+        plain.block_on(theirs::ping_pong_await());
+        o1.block_on(ours::chained_spawn_await());
+        o1.block_on(ours::ping_pong_await());
+        plain.block_on(theirs::yield_many_await());
+        plain.block_on(theirs::chained_spawn_await());
+
+        let mut rows = Vec::new();
+        let settings = Settings {
+            quick: true,
+            runs: 1,
+        };
+        busy(
+            &settings,
+            1,
+            &mut rows,
+            "busy",
+            1,
+            10,
+            (ours::start_busy_ct, theirs::start_busy_ct),
+        );
+        busy(
+            &settings,
+            1,
+            &mut rows,
+            "busy2",
+            NUM_WORKERS,
+            10,
+            (ours::start_busy2, theirs::start_busy2),
+        );
+        assert_eq!(rows.len(), 3, "2 current_thread rivals + 1 pool rival");
+        assert!(rows.iter().all(|r| r.ours.value() > 0.0 && r.cpu.is_some()));
+    }
+
+    #[test]
+    fn park_block_on_waits_for_another_thread() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(7).unwrap();
+        });
+        assert_eq!(park_block_on(rx).unwrap(), 7);
+        t.join().unwrap();
+    }
+}

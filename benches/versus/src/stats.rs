@@ -150,9 +150,5 @@ mod tests {
         }
         assert!(x > 0);
         assert!(process_cpu() - before >= 0.02);
-        // And a sleeping thread costs (almost) none.
-        let before = process_cpu();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(process_cpu() - before < 0.02);
     }
 }

@@ -296,3 +296,30 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleeps_never_fire_early_on_any_side() {
+        let (o, t) = (ours(false), tokio_rt());
+        for (v, cpu) in [
+            sleeps_ours(&o, 20),
+            sleeps_tokio(&t, 20),
+            sleeps_timerfd(20).unwrap(),
+        ] {
+            assert_eq!(v.len(), 20);
+            assert!(v.iter().all(|late| *late >= 0.0), "{v:?}");
+            assert!(cpu >= 0.0);
+        }
+    }
+
+    #[test]
+    fn pseudo_random_sleeps_stay_within_1_to_50_ms() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15 ^ 1;
+        let v: Vec<u64> = (0..10_000).map(|_| next_ms(&mut seed)).collect();
+        assert!(v.iter().all(|ms| (1..=50).contains(ms)));
+        assert!(v.contains(&1) && v.contains(&50));
+    }
+}
