@@ -265,8 +265,19 @@ pub fn markdown(doc: &Value, keep: impl Fn(&Value) -> bool) -> String {
     out
 }
 
-/// Is ours worse than the rival on this row (by the row's own direction)?
+/// Rows whose "rival" is a reference point rather than a competitor: wrk (a load generator)
+/// and the OS floor (no runtime at all).
+fn is_reference(r: &Value) -> bool {
+    r["rival"]
+        .as_str()
+        .is_some_and(|x| x.starts_with("wrk") || x.contains("no runtime"))
+}
+
+/// Is ours worse than a competitor on this row (by the row's own direction)?
 fn is_loss(r: &Value) -> bool {
+    if is_reference(r) {
+        return false;
+    }
     match (r["ratio"].as_f64(), r["better"].as_str()) {
         (Some(x), Some("lower")) => x > 1.0,
         (Some(x), Some("higher")) => x < 1.0,
@@ -359,7 +370,7 @@ pub fn readme_section(doc: &Value, json_path: &str) -> String {
         out.push_str("Where we lose in this run: nowhere in the rows above.\n");
     } else {
         out.push_str(&format!(
-            "Where we lose in this run ({} rows, ratio ours/theirs):\n\n",
+            "Where we lose in this run ({} rows, ratio ours/theirs; wrk and the OS floor are references, not rivals):\n\n",
             losses.len()
         ));
         for l in &losses {
@@ -496,6 +507,15 @@ mod tests {
                 Better::Higher,
             ),
             Row::new(
+                "http",
+                "GET 1 KiB, nginx (1w client)",
+                "req/s",
+                runs(&[1.0]),
+                "wrk -t1 -c64 (reference, not a ceiling)",
+                Some(runs(&[2.0])),
+                Better::Higher,
+            ),
+            Row::new(
                 "e2e",
                 "scrape",
                 "pages/s",
@@ -529,7 +549,7 @@ mod tests {
         assert_eq!(p["ours"]["value"], 2.0);
         assert_eq!(p["ours"]["pooled_over_samples"], 200);
         assert_eq!(p["ours"]["min"], 1.0);
-        assert!(d["rows"][3]["rival_version"]
+        assert!(d["rows"][4]["rival_version"]
             .as_str()
             .unwrap()
             .contains("scraipe 0.1.73"));
@@ -547,9 +567,10 @@ mod tests {
             !s.contains("(2w client)"),
             "2-worker HTTP rows stay in the JSON"
         );
-        assert!(s.contains(
-            "Where we lose in this run (1 rows, ratio ours/theirs):\n\n* bridge / spaced, p99"
-        ));
+        assert!(s.contains("Where we lose in this run (1 rows, ratio ours/theirs;"));
+        assert!(s.contains("\n\n* bridge / spaced, p99"));
+        assert!(s.contains("| wrk -t1 -c64 (reference, not a ceiling) |"));
+        assert!(!s.contains("* http /"), "wrk is a reference, not a loss");
         assert!(s.contains("tokio 1.54.1"));
         assert!(s.contains("5.0 / 0.5 on 2 CPUs — the machine was busy"));
         assert!(!s.contains("above our 0.8× target"));
