@@ -251,6 +251,12 @@ const GAPS: [(Duration, &str); 2] = [
     (Duration::from_millis(1), "1 ms"),
 ];
 
+/// Runs of the spaced and wake rows: 5 (issue 16's "medians of ≥ 5 runs"), never more than
+/// `--runs`; each run of 2,000 spaced operations lasts seconds.
+fn spaced_runs(settings: &Settings) -> usize {
+    settings.runs.min(5)
+}
+
 /// Spaced round trips (issue 16): after each sleep of `gap`, one round trip.
 fn spaced(settings: &Settings, rows: &mut Vec<Row>) {
     let n = if settings.quick { 300 } else { 2_000 };
@@ -262,7 +268,7 @@ fn spaced(settings: &Settings, rows: &mut Vec<Row>) {
                 std::thread::sleep(gap);
                 op()
             };
-            for _ in 0..settings.runs {
+            for _ in 0..spaced_runs(settings) {
                 let (v, c) = sample(n, || spaced(&mut || ours_join(od.handle())));
                 Latencies::add_run(&mut ld, v, c);
                 let (v, c) = sample(n, || spaced(&mut || ours_block_on(on.handle())));
@@ -342,7 +348,7 @@ fn wake(settings: &Settings, rows: &mut Vec<Row>) {
         let (od, on, t) = (ours(workers, true), ours(workers, false), tokio_mt(workers));
         for (gap, gap_label) in GAPS {
             let (mut ld, mut ln, mut lt) = Default::default();
-            for _ in 0..settings.runs {
+            for _ in 0..spaced_runs(settings) {
                 let (v, c) = sample(n, || wake_ours(od.handle(), gap, &back, &rx));
                 Latencies::add_run(&mut ld, v, c);
                 let (v, c) = sample(n, || wake_ours(on.handle(), gap, &back, &rx));

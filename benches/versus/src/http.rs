@@ -361,17 +361,14 @@ pub fn run_secs(settings: &Settings) -> f64 {
     if settings.quick {
         2.0
     } else {
-        5.0
+        3.0
     }
 }
 
-/// Runs per HTTP cell: 3 with `--quick`, else the global count.
+/// Runs per HTTP cell: 3 with `--quick`, 5 full (each run lasts seconds), never more than
+/// `--runs`.
 pub fn http_runs(settings: &Settings) -> usize {
-    if settings.quick {
-        settings.runs.min(3)
-    } else {
-        settings.runs
-    }
+    settings.slow_runs()
 }
 
 pub fn run(settings: &Settings, rows: &mut Vec<Row>) {

@@ -28,7 +28,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Runs of the slow groups (end to end, memory per in-flight request): 3 quick, 5 full,
+    /// Runs of the slow groups (end to end, memory per in-flight request, HTTP): 3 quick, 5 full,
     /// never more than `runs`.
     pub fn slow_runs(&self) -> usize {
         (if self.quick { 3 } else { 5 }).min(self.runs)
