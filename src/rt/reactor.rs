@@ -25,8 +25,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -148,8 +148,9 @@ impl ScheduledIo {
 pub(crate) struct ReactorShared {
     registry: mio::Registry,
     waker: mio::Waker,
+    /// Registrations, and whether the reactor is closed: both under one lock, so a
+    /// registration either lands before shutdown marks every entry, or is refused.
     slab: Mutex<Slab>,
-    shutdown: AtomicBool,
     /// Wake-ups requested through `unpark` (for metrics).
     pub(crate) unparks: AtomicUsize,
 }
@@ -164,14 +165,17 @@ impl ReactorShared {
         let _ = self.waker.wake();
     }
 
+    #[cfg(test)]
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.shutdown.load(Acquire)
+        self.slab.lock().closed
     }
 }
 
 struct Slab {
     entries: Vec<SlabEntry>,
     free: Vec<u32>,
+    /// Set by `Reactor::shutdown` under the slab lock; `insert` refuses from then on.
+    closed: bool,
 }
 
 struct SlabEntry {
@@ -181,6 +185,9 @@ struct SlabEntry {
 
 impl Slab {
     fn insert(&mut self, io: Arc<ScheduledIo>) -> io::Result<Token> {
+        if self.closed {
+            return Err(shutdown_error());
+        }
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -244,8 +251,8 @@ impl Reactor {
             slab: Mutex::new(Slab {
                 entries: Vec::new(),
                 free: Vec::new(),
+                closed: false,
             }),
-            shutdown: AtomicBool::new(false),
             unparks: AtomicUsize::new(0),
         });
         Ok(Reactor {
@@ -335,10 +342,12 @@ impl Reactor {
     /// Marks every registration shut down and wakes its tasks, so pending I/O fails instead of
     /// hanging. Later registrations fail.
     pub(crate) fn shutdown(&mut self) {
-        self.shared.shutdown.store(true, SeqCst);
         let mut wake = Vec::new();
         {
-            let slab = self.shared.slab.lock();
+            let mut slab = self.shared.slab.lock();
+            // Closed under the same lock `Slab::insert` checks: a registration racing with
+            // this either is in `entries` now (and is marked below) or will be refused.
+            slab.closed = true;
             for entry in &slab.entries {
                 if let Some(io) = &entry.io {
                     io.set_readiness(SHUTDOWN, &mut wake);
@@ -365,9 +374,6 @@ impl Registration {
         source: &mut impl mio::event::Source,
         reactor: Arc<ReactorShared>,
     ) -> io::Result<Registration> {
-        if reactor.is_shutdown() {
-            return Err(shutdown_error());
-        }
         let io = Arc::new(ScheduledIo::new());
         let token = reactor.slab.lock().insert(io.clone())?;
         if let Err(e) =

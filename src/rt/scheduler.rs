@@ -83,6 +83,11 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) injector: Injector<Notified>,
+    /// True once the injector is closed (shutdown). Pushes hold the read lock, closing takes
+    /// the write lock: a push either lands before the close (and shutdown's drain sees it) or
+    /// sees the close and drops its task. A plain flag checked before the push would let a
+    /// push slip in after the final drain and leak the task (and, through it, the runtime).
+    inject_closed: parking_lot::RwLock<bool>,
     pub(crate) idle: Idle,
     pub(crate) owned: OwnedTasks,
     shutdown: AtomicBool,
@@ -160,6 +165,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             remotes: remotes.into_boxed_slice(),
             injector: Injector::new(),
+            inject_closed: parking_lot::RwLock::new(false),
             idle: Idle::new(workers),
             owned: OwnedTasks::new(workers * 4),
             shutdown: AtomicBool::new(false),
@@ -182,6 +188,7 @@ impl Shared {
         if self.shutdown.swap(true, SeqCst) {
             return false;
         }
+        *self.inject_closed.write() = true;
         for r in self.remotes.iter() {
             r.reactor.unpark();
         }
@@ -196,16 +203,15 @@ impl Shared {
 
     /// Pushes a task from outside the runtime.
     pub(crate) fn inject(&self, task: Notified) {
-        if self.is_shutdown() {
-            drop(task);
-            return;
-        }
-        self.injector.push(task);
-        if self.is_shutdown() {
-            // Shutdown may already have drained the injector; drain again so the task's
-            // reference (and the runtime it points to) is not leaked in a dead queue.
-            self.drain_injector();
-            return;
+        {
+            let closed = self.inject_closed.read();
+            if *closed {
+                // The task stays in the owned-task list, which shutdown cancels.
+                drop(closed);
+                drop(task);
+                return;
+            }
+            self.injector.push(task);
         }
         self.notify_parked();
     }
@@ -239,7 +245,7 @@ impl Shared {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let scheduler = TaskScheduler(NonNull::from(&**self));
+        let scheduler = TaskScheduler(self.clone());
         let (notified, handle) = super::task::spawn_task(future, scheduler, Some(&self.owned));
         if let Some(task) = notified {
             context::with_worker(|w| match w {
@@ -258,36 +264,24 @@ impl Shared {
     }
 }
 
-/// The scheduler stored in every task: a plain pointer to its runtime's shared state.
+/// The scheduler stored in every task: an `Arc` to its runtime's shared state.
 ///
-/// Not an `Arc`, on purpose: cloning an `Arc` per spawn and dropping it per completion would be
-/// two atomic read-modify-writes on one cache line that every worker fights over. The pointer is
-/// valid whenever it is used, because it is only followed to schedule or release a task that has
-/// not completed, and an unfinished task exists only while some thread holds an `Arc<Shared>`:
+/// A waker can be woken from any thread at any time — a plain thread, another runtime's
+/// worker — and may win the `SCHEDULED` bit of an idle task, be preempted, and only then call
+/// `schedule`. Meanwhile `Runtime::drop` may have cancelled every task and released its own
+/// `Arc<Shared>`. So whatever `schedule` touches must be kept alive by the task itself, not by
+/// the runtime: the task owns one strong count of `Shared`, dropped with the task's allocation.
+/// (An earlier version held a raw pointer here and was a use-after-free in exactly that race;
+/// `tests/rt_races.rs` under `.ci/sanitize` catches it.)
 ///
-/// * while the `Runtime` lives, it holds one;
-/// * `Runtime::drop` runs shutdown before releasing it, and shutdown completes (cancels) every
-///   task in the owned list except those a worker is polling at that moment — that worker's
-///   thread holds its own `Arc<Shared>` until it exits, which is after the poll ends and the
-///   task completes;
-/// * a spawn racing with shutdown is cancelled at once by the spawner, who holds a `Handle`.
-///
-/// A completed task never follows the pointer again (waking or aborting it is a no-op), so
-/// wakers and join handles may outlive the runtime.
-#[derive(Clone, Copy)]
-pub(crate) struct TaskScheduler(NonNull<Shared>);
-
-// SAFETY: `Shared` is Sync; the pointer is only used for shared access, under the lifetime
-// argument above.
-unsafe impl Send for TaskScheduler {}
-// SAFETY: as above.
-unsafe impl Sync for TaskScheduler {}
+/// No cycle outlives shutdown: `Shared` reaches tasks only through its queues, timer heaps,
+/// reactors and the owned-task list, and shutdown empties all of them (see `mod.rs`).
+#[derive(Clone)]
+pub(crate) struct TaskScheduler(Arc<Shared>);
 
 impl TaskScheduler {
     fn shared(&self) -> &Shared {
-        // SAFETY: see the type's documentation: callers only schedule or release tasks that have
-        // not completed, which keeps the runtime alive.
-        unsafe { self.0.as_ref() }
+        &self.0
     }
 }
 
