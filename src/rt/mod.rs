@@ -287,7 +287,7 @@ fn worker_main(
     let cx = WorkerCx::new(shared, core);
     {
         let _guard = context::enter_worker(&cx);
-        let _ = cx.drive(pin!(std::future::pending::<()>()), true);
+        let _ = cx.drive(pin!(std::future::pending::<()>()), true, None);
     }
     cx.teardown();
 }
@@ -539,13 +539,21 @@ impl Handle {
         let mut future = pin!(future);
         let _enter = self.enter();
         let spin = self.shared.config.spin_before_park;
+        // A worker thread (of any runtime) keeps driving its own runtime while it waits; see
+        // `block_on::block_on_driving` for why it must never take our core instead.
+        let worker_of = context::with_worker(|w| w.map(|w| Arc::ptr_eq(&w.shared, &self.shared)));
+        match worker_of {
+            Some(true) => return block_on(future),
+            Some(false) => {
+                let guest = self.shared.without_worker_threads.then_some(self);
+                return block_on::block_on_driving(future, guest);
+            }
+            None => {}
+        }
         if self.shared.without_worker_threads {
             if let Some(out) = self.try_drive_idle_core(future.as_mut()) {
                 return out;
             }
-        }
-        if context::with_worker(|w| w.is_some()) {
-            return block_on(future);
         }
         if !self.shared.without_worker_threads {
             return block_on::park_on(future, spin, None);
@@ -556,9 +564,16 @@ impl Handle {
         block_on::park_on(future, spin, Some((Duration::from_millis(1), &mut attempt)))
     }
 
+    /// One non-blocking round on this runtime's idle core (a runtime without worker threads that
+    /// nobody drives right now), on behalf of a worker of another runtime that is blocked on a
+    /// future of ours. Returns the number of tasks polled.
+    pub(crate) fn tick_as_guest(&self) -> usize {
+        self.with_idle_core(|cx| cx.tick()).unwrap_or(0)
+    }
+
     /// Drives the idle core (runtimes without worker threads) until `future` completes.
     fn try_drive_idle_core<F: Future>(&self, future: Pin<&mut F>) -> Option<F::Output> {
-        let out = self.with_idle_core(|cx| cx.drive(future, false))?;
+        let out = self.with_idle_core(|cx| cx.drive(future, false, None))?;
         match out {
             Ok(out) => Some(out),
             Err(Interrupted::Shutdown) => panic!("the scraipe runtime shut down during block_on"),

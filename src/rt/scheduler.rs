@@ -68,6 +68,10 @@ use super::task::{Header, Notified, Schedule};
 use super::time::TimerQueue;
 use super::Handle;
 
+/// The longest a worker sleeps while it blocks on a future of a runtime without worker threads
+/// (a *guest*, see `WorkerCx::drive`): nobody else drives the guest's timers and sockets.
+const GUEST_TURN: Duration = Duration::from_millis(1);
+
 /// Scheduler knobs, fixed at build time.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -413,12 +417,18 @@ impl WorkerCx {
         self.notify_if_surplus();
     }
 
-    /// Runs the worker loop until `future` completes. `nested` is false for a thread's outermost
-    /// loop (a pool thread, or `block_on` on a runtime without worker threads).
+    /// Runs the worker loop until `future` completes.
+    ///
+    /// `top_level_pool_thread` is true only for a pool thread's outermost loop (whose future
+    /// never completes): at shutdown it returns at once instead of giving the future a last
+    /// poll. `guest` is another runtime, without worker threads, that the caller blocks on: it
+    /// gets a non-blocking turn whenever this worker runs out of its own work, and this worker
+    /// sleeps at most `GUEST_TURN` at a time so the guest's timers and sockets keep moving.
     pub(crate) fn drive<F: Future>(
         &self,
         mut future: Pin<&mut F>,
         top_level_pool_thread: bool,
+        guest: Option<&Handle>,
     ) -> Result<F::Output, Interrupted> {
         let signal = Arc::new(Signal {
             notified: AtomicBool::new(true),
@@ -459,7 +469,10 @@ impl WorkerCx {
             }
             match self.next_task() {
                 Some(task) => self.run_task(task),
-                None => self.idle(&signal),
+                None => match guest {
+                    Some(guest) if guest.tick_as_guest() > 0 => {}
+                    _ => self.idle(&signal, guest.is_some()),
+                },
             }
         }
     }
@@ -603,7 +616,7 @@ impl WorkerCx {
     }
 
     /// Nothing to run: timers, I/O, stealing, a short spin, then sleep.
-    fn idle(&self, signal: &Signal) {
+    fn idle(&self, signal: &Signal, has_guest: bool) {
         if self.maintenance() > 0 || self.has_local_work() {
             return;
         }
@@ -632,10 +645,10 @@ impl WorkerCx {
                 }
             }
         }
-        self.park(signal);
+        self.park(signal, has_guest);
     }
 
-    fn park(&self, signal: &Signal) {
+    fn park(&self, signal: &Signal, has_guest: bool) {
         let core = &self.core;
         let shared = &self.shared;
         let remote = self.remote();
@@ -656,7 +669,7 @@ impl WorkerCx {
             // spent before the deadline instead of after it.
             reactor.arm_timer(deadline.map(|d| d.checked_sub(margin).unwrap_or(d)));
             remote.metrics.add_park();
-            reactor.poll(None, &remote.metrics);
+            reactor.poll(has_guest.then_some(GUEST_TURN), &remote.metrics);
             remote.metrics.add_wakeup();
         }
         signal.sleeping.store(false, SeqCst);
