@@ -120,15 +120,15 @@ pub(crate) fn current_handle() -> Option<Handle> {
 pub(crate) fn current_reactor() -> Option<Arc<ReactorShared>> {
     with_target(|t| match t? {
         Target::Own(w) => Some(w.reactor_shared().clone()),
-        Target::Foreign(h) => Some(h.shared.pick_remote().reactor.clone()),
+        Target::Foreign(h) => Some(h.shared.pick_remote().driver.io.clone()),
     })
 }
 
 /// The reactor for an accepted connection: round-robin over the current runtime's workers.
 pub(crate) fn reactor_for_accepted() -> Option<Arc<ReactorShared>> {
     with_target(|t| match t? {
-        Target::Own(w) => Some(w.shared.pick_remote().reactor.clone()),
-        Target::Foreign(h) => Some(h.shared.pick_remote().reactor.clone()),
+        Target::Own(w) => Some(w.shared.pick_remote().driver.io.clone()),
+        Target::Foreign(h) => Some(h.shared.pick_remote().driver.io.clone()),
     })
 }
 

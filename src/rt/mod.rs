@@ -29,6 +29,7 @@
 mod block_on;
 mod blocking;
 mod context;
+mod driver;
 mod idle;
 mod join;
 mod metrics;
@@ -627,7 +628,11 @@ impl Handle {
                 .map(|r| {
                     r.metrics.snapshot(
                         r.stealer.len(),
-                        r.reactor.unparks.load(std::sync::atomic::Ordering::Relaxed) as u64,
+                        r.driver
+                            .io
+                            .unparks
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                            as u64,
                     )
                 })
                 .collect(),

@@ -45,7 +45,7 @@
 //! between. That is what keeps a one-worker runtime alive when a task synchronously waits for
 //! another task. See DESIGN.md for the limits.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -60,12 +60,12 @@ use parking_lot::Mutex;
 
 use super::blocking::BlockingPool;
 use super::context;
+use super::driver::{Driver, STALL};
 use super::idle::Idle;
 use super::metrics::WorkerMetrics;
-use super::reactor::{Reactor, ReactorShared};
+use super::reactor::ReactorShared;
 use super::task::list::OwnedTasks;
 use super::task::{Header, Notified, Schedule};
-use super::time::TimerQueue;
 use super::Handle;
 
 /// The longest a worker sleeps while it blocks on a future of a runtime without worker threads
@@ -110,8 +110,8 @@ pub(crate) struct Shared {
 /// The parts of a worker other threads may touch.
 pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Notified>,
-    pub(crate) reactor: Arc<ReactorShared>,
-    pub(crate) timers: TimerQueue,
+    /// Reactor + timer heap; the owner turns it, an idle sibling may when the owner is busy.
+    pub(crate) driver: Driver,
     pub(crate) metrics: WorkerMetrics,
 }
 
@@ -129,7 +129,6 @@ pub(crate) struct Core {
     event_countdown: Cell<u32>,
     global_countdown: Cell<u32>,
     searching: Cell<bool>,
-    reactor: RefCell<Reactor>,
     rng: Cell<u32>,
 }
 
@@ -146,11 +145,9 @@ impl Shared {
         let mut cores = Vec::with_capacity(workers);
         for index in 0..workers {
             let local = Worker::new_fifo();
-            let reactor = Reactor::new()?;
             remotes.push(Remote {
                 stealer: local.stealer(),
-                reactor: reactor.shared().clone(),
-                timers: TimerQueue::new(),
+                driver: Driver::new()?,
                 metrics: WorkerMetrics::default(),
             });
             cores.push(Box::new(Core {
@@ -162,7 +159,6 @@ impl Shared {
                 event_countdown: Cell::new(config.event_interval),
                 global_countdown: Cell::new(config.global_queue_interval),
                 searching: Cell::new(false),
-                reactor: RefCell::new(reactor),
                 rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             }));
         }
@@ -194,7 +190,7 @@ impl Shared {
         }
         *self.inject_closed.write() = true;
         for r in self.remotes.iter() {
-            r.reactor.unpark();
+            r.driver.io.unpark();
         }
         true
     }
@@ -233,7 +229,7 @@ impl Shared {
     /// Wakes one parked worker if nobody is searching.
     pub(crate) fn notify_parked(&self) {
         if let Some(idx) = self.idle.worker_to_notify() {
-            self.remotes[idx].reactor.unpark();
+            self.remotes[idx].driver.io.unpark();
         }
     }
 
@@ -369,7 +365,7 @@ impl WorkerCx {
     }
 
     pub(crate) fn reactor_shared(&self) -> &Arc<ReactorShared> {
-        &self.remote().reactor
+        &self.remote().driver.io
     }
 
     /// Schedules a task on this worker (called on this worker's thread only).
@@ -553,15 +549,39 @@ impl WorkerCx {
     fn maintenance(&self) -> usize {
         let remote = self.remote();
         let was = self.core.dispatching.replace(true);
-        let fired = remote.timers.fire_due(Instant::now());
-        remote.metrics.add_timers_fired(fired);
-        let events = match self.core.reactor.try_borrow_mut() {
-            Ok(mut reactor) => reactor.poll(Some(Duration::ZERO), &remote.metrics),
-            // Re-entered from a waker called inside the reactor: skip, the outer poll handles it.
-            Err(_) => 0,
-        };
+        let woken = remote.driver.turn_as_owner(&remote.metrics);
         self.core.dispatching.set(was);
-        fired + events
+        woken
+    }
+
+    /// Turns the drivers of siblings that are busy (not asleep in their driver) and have not
+    /// turned it for a while: their sockets and timers must not wait for them. Wake-ups land on
+    /// this worker's queue. See `driver.rs`.
+    fn assist_unattended_drivers(&self) -> usize {
+        let shared = &self.shared;
+        if shared.remotes.len() == 1 {
+            return 0;
+        }
+        let was = self.core.dispatching.replace(true);
+        let metrics = &self.remote().metrics;
+        let mut woken = 0;
+        for (idx, remote) in shared.remotes.iter().enumerate() {
+            if idx != self.core.index {
+                woken += remote.driver.turn_if_unattended(metrics);
+            }
+        }
+        self.core.dispatching.set(was);
+        woken
+    }
+
+    /// Whether some sibling is awake, so its driver might stall while we sleep.
+    fn a_sibling_is_awake(&self) -> bool {
+        let index = self.core.index;
+        self.shared
+            .remotes
+            .iter()
+            .enumerate()
+            .any(|(i, r)| i != index && r.driver.is_unheld())
     }
 
     /// Tries to steal from siblings and the injector. The worker counts as *searching* (which
@@ -620,6 +640,9 @@ impl WorkerCx {
         if self.maintenance() > 0 || self.has_local_work() {
             return;
         }
+        if self.assist_unattended_drivers() > 0 {
+            return;
+        }
         if let Some(task) = self.steal_work() {
             self.run_task(task);
             return;
@@ -663,13 +686,24 @@ impl WorkerCx {
         let margin = shared.config.timer_margin;
         let was_dispatching = core.dispatching.replace(true);
         if !skip {
-            let deadline = remote.timers.next_deadline();
-            let mut reactor = core.reactor.borrow_mut();
+            let deadline = remote.driver.timers.next_deadline();
+            // Sleep at most STALL while a sibling is awake: if it is stuck in a task, its
+            // driver needs us (see driver.rs). A guest runtime needs its turns too.
+            let timeout = if has_guest {
+                Some(GUEST_TURN)
+            } else if self.a_sibling_is_awake() {
+                Some(STALL)
+            } else {
+                None
+            };
+            let mut held = remote.driver.hold();
             // Wake `margin` early: the kernel's wake-up latency (tens of µs on a VM) is then
             // spent before the deadline instead of after it.
-            reactor.arm_timer(deadline.map(|d| d.checked_sub(margin).unwrap_or(d)));
+            held.arm_timer(deadline.map(|d| d.checked_sub(margin).unwrap_or(d)));
             remote.metrics.add_park();
-            reactor.poll(has_guest.then_some(GUEST_TURN), &remote.metrics);
+            held.sleep(timeout, &remote.metrics);
+            drop(held);
+            remote.driver.mark_owner_turn();
             remote.metrics.add_wakeup();
         }
         signal.sleeping.store(false, SeqCst);
@@ -678,8 +712,9 @@ impl WorkerCx {
             core.searching.set(true);
         }
         self.spin_until_close_deadline(signal, margin);
-        let fired = remote.timers.fire_due(Instant::now());
+        let fired = remote.driver.timers.fire_due(Instant::now());
         remote.metrics.add_timers_fired(fired);
+        self.assist_unattended_drivers();
         core.dispatching.set(was_dispatching);
     }
 
@@ -689,7 +724,7 @@ impl WorkerCx {
         if margin.is_zero() {
             return;
         }
-        let Some(deadline) = self.remote().timers.next_deadline() else {
+        let Some(deadline) = self.remote().driver.timers.next_deadline() else {
             return;
         };
         let now = Instant::now();
@@ -734,7 +769,6 @@ impl WorkerCx {
         while let Some(task) = core.local.pop() {
             drop(task);
         }
-        core.reactor.borrow_mut().shutdown();
-        self.remote().timers.orphan_all();
+        self.remote().driver.shutdown();
     }
 }

@@ -277,10 +277,10 @@ fn register_timer(deadline: Instant, entry: Arc<TimerEntry>) {
         if shut_down {
             return false;
         }
-        match remote.timers.insert(deadline, entry) {
+        match remote.driver.timers.insert(deadline, entry) {
             Ok(earliest) => {
                 if earliest && !is_owner {
-                    remote.reactor.unpark();
+                    remote.driver.io.unpark();
                 }
                 true
             }
