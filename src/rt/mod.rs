@@ -105,7 +105,7 @@ impl Builder {
                 event_interval: 61,
                 lifo_slot: true,
                 max_lifo_polls: 3,
-                timer_margin: Duration::from_micros(100),
+                timer_spin_window: Duration::from_micros(100),
             },
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
@@ -166,14 +166,31 @@ impl Builder {
         self
     }
 
-    /// How early a sleeping worker wakes before its next timer deadline, to spin the rest of
-    /// the way (default 100 µs). Waking a thread takes the kernel tens of microseconds (about
-    /// 50 µs median, 130 µs p99 on a 2-vCPU VM); spending that before the deadline lets timers
-    /// fire within a few microseconds of it. Costs at most this much CPU per timer that fires on
-    /// an otherwise idle worker. Zero turns it off. Timers never fire early either way.
-    pub fn timer_precision(mut self, margin: Duration) -> Builder {
-        self.config.timer_margin = margin;
+    /// The early-wake-and-spin window for timers: a sleeping worker wakes this long before its
+    /// next timer deadline and spins the rest of the way (default 100 µs). Waking a thread
+    /// takes the kernel tens of microseconds (about 50 µs median, 130 µs p99 on a 2-vCPU VM);
+    /// spending that before the deadline lets timers fire within a few microseconds of it.
+    /// Costs at most this much CPU per timer that fires on an otherwise idle worker. Zero turns
+    /// it off. Timers never fire early either way.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = scraipe::rt::Builder::new()
+    ///     .timer_spin_window(Duration::from_micros(50))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn timer_spin_window(mut self, window: Duration) -> Builder {
+        self.config.timer_spin_window = window;
         self
+    }
+
+    /// The old name of [`timer_spin_window`](Builder::timer_spin_window): it never set a
+    /// precision, only how early to wake and spin.
+    #[deprecated(since = "0.1.0", note = "renamed to `timer_spin_window`")]
+    pub fn timer_precision(self, window: Duration) -> Builder {
+        self.timer_spin_window(window)
     }
 
     /// Take a task from the global queue first every `n` scheduling ticks (default 31), so

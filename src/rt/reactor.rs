@@ -37,6 +37,12 @@ use parking_lot::Mutex;
 
 use super::metrics::WorkerMetrics;
 
+// Tokens pack `generation << 32 | slot` into a `usize`.
+const _: () = assert!(
+    usize::BITS == 64,
+    "the reactor's tokens need a 64-bit usize (generation << 32 | slot)"
+);
+
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const TIMER_TOKEN: Token = Token(usize::MAX - 1);
 

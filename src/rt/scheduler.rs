@@ -80,7 +80,7 @@ pub(crate) struct Config {
     pub(crate) event_interval: u32,
     pub(crate) lifo_slot: bool,
     pub(crate) max_lifo_polls: u32,
-    pub(crate) timer_margin: Duration,
+    pub(crate) timer_spin_window: Duration,
 }
 
 /// The state of one runtime shared by all its threads.
@@ -683,7 +683,7 @@ impl WorkerCx {
         // Re-check after announcing sleep: see the Dekker argument in idle.rs.
         let skip =
             signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
-        let margin = shared.config.timer_margin;
+        let margin = shared.config.timer_spin_window;
         let was_dispatching = core.dispatching.replace(true);
         if !skip {
             let deadline = remote.driver.timers.next_deadline();
