@@ -19,9 +19,8 @@
 //!   spinning.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{fence, AtomicUsize};
 
-use parking_lot::Mutex;
+use crate::rt::loom::{fence, AtomicUsize, Mutex};
 
 const SEARCH_MASK: usize = 0xFFFF;
 const UNPARK_SHIFT: usize = 16;

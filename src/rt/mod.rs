@@ -32,6 +32,9 @@ mod context;
 mod driver;
 mod idle;
 mod join;
+mod loom;
+#[cfg(test)]
+mod loom_models;
 mod metrics;
 pub mod net;
 mod reactor;

@@ -170,11 +170,6 @@ impl ReactorShared {
         // the owner until its next event or timer.
         let _ = self.waker.wake();
     }
-
-    #[cfg(test)]
-    pub(crate) fn is_shutdown(&self) -> bool {
-        self.slab.lock().closed
-    }
 }
 
 struct Slab {

@@ -21,8 +21,9 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use crate::rt::loom::AtomicUsize;
 
 /// The task is in a run queue, or will be pushed to one when the current poll ends.
 /// Whoever sets this bit on an idle task owns the job of enqueueing it. Cleared when a runner
