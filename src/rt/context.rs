@@ -140,34 +140,3 @@ pub(crate) fn with_timer_remote<R>(f: impl FnOnce(&Remote, bool, bool) -> R) -> 
         Target::Foreign(h) => Some(f(h.shared.pick_remote(), false, h.shared.is_shutdown())),
     })
 }
-
-/// Operations a task may perform on ready sockets in one poll before it must yield.
-const BUDGET_PER_POLL: u32 = 128;
-/// "No budget in force": code outside a task poll (a `block_on` future, a plain thread).
-const UNCONSTRAINED: u32 = u32::MAX;
-
-thread_local! {
-    static BUDGET: Cell<u32> = const { Cell::new(UNCONSTRAINED) };
-}
-
-/// Starts a task poll with a fresh budget; returns the previous value to restore afterwards
-/// (a task may block_on, and the worker then polls other tasks inside it).
-pub(crate) fn start_budget() -> u32 {
-    BUDGET.with(|b| b.replace(BUDGET_PER_POLL))
-}
-
-pub(crate) fn restore_budget(prev: u32) {
-    BUDGET.with(|b| b.set(prev));
-}
-
-/// Takes one unit of the current task's budget; false when it is spent.
-pub(crate) fn consume_budget() -> bool {
-    BUDGET.with(|b| match b.get() {
-        UNCONSTRAINED => true,
-        0 => false,
-        n => {
-            b.set(n - 1);
-            true
-        }
-    })
-}

@@ -28,6 +28,7 @@
 
 mod block_on;
 mod blocking;
+mod budget;
 mod context;
 mod driver;
 mod idle;

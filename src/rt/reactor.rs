@@ -397,7 +397,7 @@ impl Registration {
         // Cooperative budget: a task whose sockets are always ready would otherwise never
         // return to the scheduler. Once its budget for this poll is spent it is rescheduled
         // (to the back of the queue) and this operation reports "not yet".
-        if !super::context::consume_budget() {
+        if !super::budget::consume() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

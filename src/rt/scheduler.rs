@@ -59,6 +59,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::Mutex;
 
 use super::blocking::BlockingPool;
+use super::budget;
 use super::context;
 use super::driver::{Driver, STALL};
 use super::idle::Idle;
@@ -440,9 +441,9 @@ impl WorkerCx {
             let hidden = context::replace_entered(entered.0.clone());
             // A fresh budget per poll: the blocked task's own budget may be spent, and the
             // future it waits for must still make progress.
-            let budget = context::start_budget();
+            let budget = budget::start();
             let res = future.as_mut().poll(cx);
-            context::restore_budget(budget);
+            budget::restore(budget);
             context::replace_entered(hidden);
             res
         };
@@ -540,9 +541,9 @@ impl WorkerCx {
             }
         }
         self.remote().metrics.add_poll();
-        let budget = context::start_budget();
+        let budget = budget::start();
         task.run();
-        context::restore_budget(budget);
+        budget::restore(budget);
     }
 
     /// Fires due timers and polls the reactor without blocking. Returns how many tasks that woke.
