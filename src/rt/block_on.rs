@@ -18,7 +18,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::context;
-use super::scheduler::Interrupted;
+use super::worker::Interrupted;
 
 /// How long a plain thread spins for a result before parking, when no runtime says otherwise.
 const DEFAULT_SPIN: Duration = Duration::from_micros(25);

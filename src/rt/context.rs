@@ -12,7 +12,8 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::reactor::ReactorShared;
-use super::scheduler::{Remote, WorkerCx};
+use super::scheduler::Remote;
+use super::worker::WorkerCx;
 use super::Handle;
 
 thread_local! {

@@ -43,6 +43,7 @@ mod scheduler;
 pub mod sync;
 mod task;
 mod time;
+mod worker;
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -64,7 +65,8 @@ pub use time::{
 };
 
 use blocking::BlockingPool;
-use scheduler::{Config, Interrupted, Shared, WorkerCx};
+use scheduler::{Config, Shared};
+use worker::{Interrupted, WorkerCx};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -295,7 +297,7 @@ impl Drop for LatchGuard {
 
 fn worker_main(
     shared: Arc<Shared>,
-    core: Box<scheduler::Core>,
+    core: Box<worker::Core>,
     latch: Arc<ExitLatch>,
     cpu: Option<usize>,
 ) {
