@@ -40,6 +40,7 @@ mod metrics;
 pub mod net;
 mod reactor;
 mod scheduler;
+mod shutdown;
 pub mod sync;
 mod task;
 mod time;
@@ -51,7 +52,7 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -66,6 +67,7 @@ pub use time::{
 
 use blocking::BlockingPool;
 use scheduler::{Config, Shared};
+use shutdown::{ExitLatch, LatchGuard};
 use worker::{Interrupted, WorkerCx};
 
 /// Configures and builds a [`Runtime`].
@@ -280,21 +282,6 @@ impl Builder {
     }
 }
 
-/// Counts running worker threads so shutdown can wait for them with a deadline.
-struct ExitLatch {
-    running: Mutex<usize>,
-    cv: Condvar,
-}
-
-struct LatchGuard(Arc<ExitLatch>);
-
-impl Drop for LatchGuard {
-    fn drop(&mut self) {
-        *self.0.running.lock() -= 1;
-        self.0.cv.notify_all();
-    }
-}
-
 fn worker_main(
     shared: Arc<Shared>,
     core: Box<worker::Core>,
@@ -437,49 +424,11 @@ impl Runtime {
     pub fn shutdown_background(self) {
         self.shutdown_timeout(Duration::ZERO)
     }
-
-    fn shutdown(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let shared = &self.handle.shared;
-        if !shared.begin_shutdown() {
-            return;
-        }
-        // A worker of ours dropping the runtime cannot wait for itself.
-        let me = context::with_worker(|w| {
-            w.filter(|w| Arc::ptr_eq(&w.shared, shared))
-                .map(|w| w.index())
-        });
-        {
-            let mut running = self.latch.running.lock();
-            let target = usize::from(me.is_some());
-            while *running > target {
-                if self.latch.cv.wait_until(&mut running, deadline).timed_out() {
-                    log::warn!(
-                        "runtime shutdown: {} worker(s) still busy, detaching",
-                        *running - target
-                    );
-                    break;
-                }
-            }
-        }
-        // A runtime without worker threads keeps its core here while nobody drives it.
-        let idle: Vec<_> = shared.idle_cores.lock().drain(..).collect();
-        for core in idle {
-            let cx = WorkerCx::new(shared.clone(), core);
-            cx.teardown();
-        }
-        for task in shared.owned.close_and_take_all() {
-            task.shutdown();
-        }
-        shared.drain_injector();
-        shared.blocking.shutdown(deadline);
-    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let timeout = self.default_shutdown;
-        self.shutdown(timeout);
+        shutdown::shut_down(&self.handle.shared, &self.latch, self.default_shutdown);
     }
 }
 

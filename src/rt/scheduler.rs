@@ -24,12 +24,12 @@
 //! The worker loop that consumes these queues is in `worker/`.
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_deque::{Injector, Stealer, Worker};
 use parking_lot::Mutex;
 
 use super::blocking::BlockingPool;
@@ -60,10 +60,10 @@ pub(crate) struct Shared {
     /// the write lock: a push either lands before the close (and shutdown's drain sees it) or
     /// sees the close and drops its task. A plain flag checked before the push would let a
     /// push slip in after the final drain and leak the task (and, through it, the runtime).
-    inject_closed: parking_lot::RwLock<bool>,
+    pub(super) inject_closed: parking_lot::RwLock<bool>,
     pub(crate) idle: Idle,
     pub(crate) owned: OwnedTasks,
-    shutdown: AtomicBool,
+    pub(super) shutdown: AtomicBool,
     pub(crate) config: Config,
     pub(crate) blocking: BlockingPool,
     /// Cores no thread is driving: the single core of a runtime without worker threads
@@ -125,18 +125,6 @@ impl Shared {
         self.shutdown.load(Acquire)
     }
 
-    /// Flags shutdown and wakes every worker. Returns false if it was already flagged.
-    pub(crate) fn begin_shutdown(&self) -> bool {
-        if self.shutdown.swap(true, SeqCst) {
-            return false;
-        }
-        *self.inject_closed.write() = true;
-        for r in self.remotes.iter() {
-            r.driver.io.unpark();
-        }
-        true
-    }
-
     /// A worker for work that comes from outside the runtime (sockets, timers), round-robin.
     pub(crate) fn pick_remote(&self) -> &Remote {
         let i = self.next_remote.fetch_add(1, Relaxed) % self.remotes.len();
@@ -156,16 +144,6 @@ impl Shared {
             self.injector.push(task);
         }
         self.notify_parked();
-    }
-
-    pub(crate) fn drain_injector(&self) {
-        loop {
-            match self.injector.steal() {
-                Steal::Success(t) => drop(t),
-                Steal::Retry => continue,
-                Steal::Empty => break,
-            }
-        }
     }
 
     /// Wakes one parked worker if nobody is searching.

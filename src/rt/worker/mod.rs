@@ -405,6 +405,16 @@ impl WorkerCx {
         has || !self.core.local.is_empty()
     }
 
+    /// Drops every task queued on this core (their tasks stay in the owned-task list, which
+    /// shutdown cancels).
+    pub(crate) fn drop_queued_tasks(&self) {
+        let core = &self.core;
+        drop(core.lifo.take());
+        while let Some(task) = core.local.pop() {
+            drop(task);
+        }
+    }
+
     /// Runs one scheduling round for a runtime driven by the application: timers and I/O
     /// without blocking, then at most `event_interval` tasks. Returns the number of tasks polled.
     pub(crate) fn tick(&self) -> usize {
@@ -423,15 +433,5 @@ impl WorkerCx {
             self.shared.idle.stop_searching();
         }
         polled
-    }
-
-    /// After the loop ended for good: drop queued tasks, fail pending I/O, forget timers.
-    pub(crate) fn teardown(&self) {
-        let core = &self.core;
-        drop(core.lifo.take());
-        while let Some(task) = core.local.pop() {
-            drop(task);
-        }
-        self.remote().driver.shutdown();
     }
 }
