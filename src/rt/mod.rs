@@ -18,18 +18,30 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Module map (each file opens with the protocol it implements):
+//! Module map (each file opens with the protocol it implements). Imports point down this list:
+//! a module uses the ones below it, never one above (`context` is the thread-local glue the
+//! layers share).
 //!
+//! * `mod.rs` — the public face: `Builder`, `Runtime`, `Handle`, `spawn`.
+//! * `shutdown.rs` — the shutdown protocol, start to end.
+//! * `current_thread.rs` — a runtime without threads, driven by `block_on`/`tick` callers.
+//! * `worker/` — one worker's loop (`mod.rs`), idling and parking (`park.rs`), the early-wake
+//!   timer spin (`timer_spin.rs`); `idle.rs` — who sleeps and whom to wake.
+//! * `scheduler.rs` — the runtime's shared state, its queues, and how a wake finds its queue.
+//! * `driver.rs` — a worker's reactor + timer heap, turned by its owner or an idle sibling;
+//!   `reactor.rs` — mio `Poll`, registrations, readiness; `time.rs` — timers.
 //! * `task/` — one allocation per task, the state word, the waker, `JoinHandle`.
-//! * `scheduler.rs` — queues, the worker loop, stealing, parking; `idle.rs` — who to wake.
-//! * `reactor.rs` — mio `Poll`, registrations, readiness; `time.rs` — timers.
+//! * `budget.rs` — the cooperative budget; `context.rs` — which worker and runtime this thread
+//!   serves.
 //! * `blocking.rs` — `spawn_blocking`; `block_on.rs` — the sync bridge.
 //! * `net/` — TCP; `sync/` — oneshot, mpsc, semaphore; `join.rs` — waiting for many tasks.
+//! * `loom.rs` — std or loom primitives; `loom_models.rs` — the loom models (`.ci/loom`).
 
 mod block_on;
 mod blocking;
 mod budget;
 mod context;
+mod current_thread;
 mod driver;
 mod idle;
 mod join;
@@ -68,7 +80,7 @@ pub use time::{
 use blocking::BlockingPool;
 use scheduler::{Config, Shared};
 use shutdown::{ExitLatch, LatchGuard};
-use worker::{Interrupted, WorkerCx};
+use worker::WorkerCx;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -535,49 +547,6 @@ impl Handle {
         // core over if that thread lets go of it while we still wait.
         let mut attempt = |f: Pin<&mut F>| self.try_drive_idle_core(f);
         block_on::park_on(future, spin, Some((Duration::from_millis(1), &mut attempt)))
-    }
-
-    /// One non-blocking round on this runtime's idle core (a runtime without worker threads that
-    /// nobody drives right now), on behalf of a worker of another runtime that is blocked on a
-    /// future of ours. Returns the number of tasks polled.
-    pub(crate) fn tick_as_guest(&self) -> usize {
-        self.with_idle_core(|cx| cx.tick()).unwrap_or(0)
-    }
-
-    /// Drives the idle core (runtimes without worker threads) until `future` completes.
-    fn try_drive_idle_core<F: Future>(&self, future: Pin<&mut F>) -> Option<F::Output> {
-        let out = self.with_idle_core(|cx| cx.drive(future, false, None))?;
-        match out {
-            Ok(out) => Some(out),
-            Err(Interrupted::Shutdown) => panic!("the scraipe runtime shut down during block_on"),
-        }
-    }
-
-    /// Takes the idle core (if this runtime has one and nobody drives it), installs it as this
-    /// thread's worker, runs `f`, and gives it back.
-    fn with_idle_core<R>(&self, f: impl FnOnce(&WorkerCx) -> R) -> Option<R> {
-        let core = self.shared.idle_cores.lock().pop()?;
-        struct Return<'a> {
-            cx: Option<WorkerCx>,
-            shared: &'a Arc<Shared>,
-        }
-        impl Drop for Return<'_> {
-            fn drop(&mut self) {
-                let cx = self.cx.take().expect("core present");
-                if self.shared.is_shutdown() {
-                    cx.teardown();
-                } else {
-                    self.shared.idle_cores.lock().push(cx.into_core());
-                }
-            }
-        }
-        let ret = Return {
-            cx: Some(WorkerCx::new(self.shared.clone(), core)),
-            shared: &self.shared,
-        };
-        let cx = ret.cx.as_ref().expect("core present");
-        let _guard = context::enter_worker(cx);
-        Some(f(cx))
     }
 
     /// Number of workers (1 for a runtime without worker threads: its single core).
