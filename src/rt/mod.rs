@@ -18,11 +18,13 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Module map (each file opens with the protocol it implements). Imports point down this list:
-//! a module uses the ones below it, never one above (`context` is the thread-local glue the
-//! layers share).
+//! Module map (each file opens with the protocol it implements). Imports mostly point down this
+//! list. The exceptions are deliberate and few: `context` is the thread-local glue every layer
+//! asks "which worker am I?" (so a wake can find its queue); `scheduler.rs` names
+//! `worker::Core` to park idle cores; `blocking.rs` holds a `Weak` of `scheduler::Shared`.
 //!
-//! * `mod.rs` — the public face: `Builder`, `Runtime`, `Handle`, `spawn`.
+//! * `mod.rs` — the public face: `Builder`, `Runtime`, `Handle`, `spawn`; `block_on.rs` — the
+//!   sync bridge.
 //! * `shutdown.rs` — the shutdown protocol, start to end.
 //! * `current_thread.rs` — a runtime without threads, driven by `block_on`/`tick` callers.
 //! * `worker/` — one worker's loop (`mod.rs`), idling and parking (`park.rs`), the early-wake
@@ -33,7 +35,7 @@
 //! * `task/` — one allocation per task, the state word, the waker, `JoinHandle`.
 //! * `budget.rs` — the cooperative budget; `context.rs` — which worker and runtime this thread
 //!   serves.
-//! * `blocking.rs` — `spawn_blocking`; `block_on.rs` — the sync bridge.
+//! * `blocking.rs` — `spawn_blocking`.
 //! * `net/` — TCP; `sync/` — oneshot, mpsc, semaphore; `join.rs` — waiting for many tasks.
 //! * `loom.rs` — std or loom primitives; `loom_models.rs` — the loom models (`.ci/loom`).
 
