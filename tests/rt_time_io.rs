@@ -718,3 +718,35 @@ fn blocked_worker_timers_and_sockets_are_served_by_an_idle_sibling() {
         "socket {socket_late:?} late"
     );
 }
+
+/// Both workers are asleep; a timer wakes one of them, and the task it wakes blocks that worker
+/// after registering a short timer there. The other worker went to sleep with no time bound
+/// (everybody slept), so the waking worker must rouse it: otherwise nobody turns the blocked
+/// worker's driver and the timer waits for the block to end.
+#[test]
+fn a_worker_woken_by_its_own_timer_that_then_blocks_still_gets_help() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let rt = pool(2);
+    let late = rt.block_on(async {
+        rt::spawn(async {
+            // Let both workers fall asleep; this task wakes from its own worker's timerfd.
+            rt::sleep(Duration::from_millis(50)).await;
+            let woken = Arc::new(WokenAt(std::sync::Mutex::new(None)));
+            let mut sleep = Box::pin(rt::sleep(Duration::from_millis(2)));
+            let deadline = sleep.deadline();
+            let waker = Waker::from(woken.clone());
+            assert!(sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            std::thread::sleep(Duration::from_millis(400));
+            let at = woken.0.lock().unwrap().expect("timer never fired");
+            at - deadline
+        })
+        .await
+        .unwrap()
+    });
+    eprintln!("timer on a worker that blocked after waking: {late:?} late");
+    assert!(late < Duration::from_millis(50), "timer {late:?} late");
+}

@@ -16,7 +16,13 @@
 //!   The wake-ups land on the sibling's own queue (the waking thread is a worker of the same
 //!   runtime), where the sibling — idle by definition — runs them at once;
 //! * a sibling that goes to sleep while some other driver is not held (its owner is awake,
-//!   perhaps busy) sleeps at most [`STALL`], so it comes back to look.
+//!   perhaps busy) sleeps at most [`STALL`], so it comes back to look;
+//! * a sibling that went to sleep *without* that bound (every driver was held: everybody slept)
+//!   says so in `owner_sleeps_unbounded`. An owner that wakes from its driver and starts running
+//!   tasks rouses one such sleeper (`WorkerCx::rouse_an_unbounded_sleeper`), which re-parks with
+//!   the bound — otherwise, if that first task blocked, nobody would look at its driver. The
+//!   flag and the driver's lock form a Dekker pair (SeqCst fences on both sides): either the
+//!   sleeper sees the owner's driver unheld and bounds its sleep, or the owner sees the flag.
 //!
 //! An idle runtime has every driver held by a sleeping owner, so nobody wakes periodically
 //! (test `idle_runtime_burns_no_cpu`). Tests: `blocked_worker_timers_fire_on_an_idle_sibling`,
@@ -26,8 +32,8 @@
 //! [`ReactorShared`] (registry, waker, slab) or go through its [`TimerQueue`], both usable from
 //! any thread, and both with a *closed* state set under the lock their inserts take.
 
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +57,8 @@ pub(crate) struct Driver {
     /// When the owner last turned this driver, in nanoseconds since `epoch`.
     owner_turned_at: AtomicU64,
     epoch: Instant,
+    /// The owner sleeps in this driver with no time bound (see the module docs).
+    owner_sleeps_unbounded: AtomicBool,
 }
 
 /// The poller, held: arm its timerfd and sleep in it.
@@ -65,6 +73,7 @@ impl Driver {
             timers: TimerQueue::new(),
             owner_turned_at: AtomicU64::new(0),
             epoch: Instant::now(),
+            owner_sleeps_unbounded: AtomicBool::new(false),
         })
     }
 
@@ -122,6 +131,24 @@ impl Driver {
         let fired = self.timers.fire_due(now);
         metrics.add_timers_fired(fired);
         fired + reactor.poll(Some(Duration::ZERO), metrics)
+    }
+
+    /// The owner is about to sleep with no time bound: announce it (the announcement is ordered
+    /// before the caller's look at its siblings' drivers).
+    pub(crate) fn announce_unbounded_sleep(&self) {
+        self.owner_sleeps_unbounded.store(true, Relaxed);
+        fence(SeqCst);
+    }
+
+    /// The owner's sleep is bounded after all, or over.
+    pub(crate) fn end_unbounded_sleep(&self) {
+        self.owner_sleeps_unbounded.store(false, Relaxed);
+    }
+
+    /// Whether the owner sleeps with no time bound. The caller has issued a SeqCst fence after
+    /// releasing its own driver.
+    pub(crate) fn owner_sleeps_unbounded(&self) -> bool {
+        self.owner_sleeps_unbounded.load(Relaxed)
     }
 
     /// Shutdown: fail every socket, orphan every timer; later registrations are refused.

@@ -61,6 +61,9 @@ pub(crate) struct Core {
     global_countdown: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u32>,
+    /// Set when the worker returns from sleeping in its driver; the first task it runs after
+    /// that checks for siblings sleeping without a time bound (see driver.rs).
+    woke_from_park: Cell<bool>,
 }
 
 impl Core {
@@ -75,6 +78,7 @@ impl Core {
             global_countdown: Cell::new(config.global_queue_interval),
             searching: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            woke_from_park: Cell::new(false),
         }
     }
 }
@@ -318,6 +322,9 @@ impl WorkerCx {
                 // We were the last one looking; there may be more work than we can take.
                 self.shared.notify_parked();
             }
+        }
+        if core.woke_from_park.replace(false) && self.shared.remotes.len() > 1 {
+            self.rouse_an_unbounded_sleeper();
         }
         self.remote().metrics.add_poll();
         let budget = budget::start();

@@ -24,6 +24,26 @@ impl WorkerCx {
             .any(|(i, r)| i != index && r.driver.is_unheld())
     }
 
+    /// Called when this worker starts running tasks after sleeping in its driver: if a sibling
+    /// sleeps with no time bound, nobody would look at our driver should this task block, so
+    /// wake that sibling; it re-parks with a bound while we are awake. See driver.rs.
+    pub(super) fn rouse_an_unbounded_sleeper(&self) {
+        // Pairs with the fence in `Driver::announce_unbounded_sleep`: our driver's unlock is
+        // ordered before the flag loads below.
+        std::sync::atomic::fence(SeqCst);
+        let index = self.core.index;
+        if let Some(r) = self
+            .shared
+            .remotes
+            .iter()
+            .enumerate()
+            .find(|(i, r)| *i != index && r.driver.owner_sleeps_unbounded())
+            .map(|(_, r)| r)
+        {
+            r.driver.io.unpark();
+        }
+    }
+
     /// Nothing to run: timers, I/O, stealing, a short spin, then sleep.
     pub(super) fn idle(&self, signal: &Signal, has_guest: bool) {
         if self.maintenance() > 0 || self.has_local_work() {
@@ -80,10 +100,14 @@ impl WorkerCx {
             // driver needs us (see driver.rs). A guest runtime needs its turns too.
             let timeout = if has_guest {
                 Some(GUEST_TURN)
-            } else if self.a_sibling_is_awake() {
-                Some(STALL)
             } else {
-                None
+                remote.driver.announce_unbounded_sleep();
+                if self.a_sibling_is_awake() {
+                    remote.driver.end_unbounded_sleep();
+                    Some(STALL)
+                } else {
+                    None
+                }
             };
             let mut held = remote.driver.hold();
             // Wake `margin` early: the kernel's wake-up latency (tens of µs on a VM) is then
@@ -92,7 +116,9 @@ impl WorkerCx {
             remote.metrics.add_park();
             held.sleep(timeout, &remote.metrics);
             drop(held);
+            remote.driver.end_unbounded_sleep();
             remote.driver.mark_owner_turn();
+            core.woke_from_park.set(true);
             remote.metrics.add_wakeup();
         }
         signal.sleeping.store(false, SeqCst);
