@@ -24,7 +24,7 @@ fn wake_from_plain_thread_races_runtime_drop() {
     for _ in 0..iterations(2_000) {
         let rt = Builder::new_current_thread().build().unwrap();
         let (tx, rx) = oneshot::channel::<u32>();
-        let task = rt.spawn(async move { rx.await });
+        let task = rt.spawn(rx);
         // Poll the task once so it parks on the channel with its waker stored there.
         rt.tick();
         let barrier = Barrier::new(2);
