@@ -3,7 +3,8 @@
 //! preemptions) over the real code of:
 //!
 //! * the task state word (`task/state.rs`, `task/raw.rs`, `task/list.rs`): wake vs complete,
-//!   abort vs wake vs run, JoinHandle drop vs completion, shutdown vs wake and run;
+//!   abort vs wake vs run, JoinHandle drop vs completion, shutdown vs wake and run, and a wake
+//!   racing the runtime's shutdown *and drop* (the use-after-free of issue 9, defect 1);
 //! * the JOIN_WAKER hand-off between a polling `JoinHandle` and a completing task;
 //! * the `oneshot` channel and the `Semaphore`;
 //! * the idle/sleeper protocol (`idle.rs`): a push racing a worker falling asleep;
@@ -29,7 +30,7 @@ use loom::{
     model,
     sync::{
         atomic::{AtomicBool, AtomicUsize},
-        Mutex as LoomMutex,
+        Arc as ModelArc, Mutex as LoomMutex,
     },
     thread,
 };
@@ -37,7 +38,7 @@ use loom::{
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicUsize},
-        Mutex as LoomMutex,
+        Arc as ModelArc, Mutex as LoomMutex,
     },
     thread,
 };
@@ -325,6 +326,71 @@ fn join_waker_handoff() {
             assert!(f2.0.load(Acquire), "the join waker was lost");
             assert!(poll_handle(&mut h, &w2).is_ready());
         }
+    });
+}
+
+/// The runtime's shared state as the task scheduler sees it: a run queue that shutdown closes,
+/// held through an `Arc` by every task (as `TaskScheduler` holds `Arc<Shared>`).
+struct RtState {
+    queue: LoomMutex<Option<Vec<Notified>>>,
+    list: OwnedTasks,
+}
+
+#[derive(Clone)]
+struct RtSched(ModelArc<RtState>);
+
+impl Schedule for RtSched {
+    fn schedule(&self, task: Notified) {
+        let mut q = self.0.queue.lock().unwrap();
+        match q.as_mut() {
+            Some(q) => q.push(task),
+            // Closed by shutdown: the task stays in the owned list, which shutdown cancels.
+            None => drop(task),
+        }
+    }
+    fn release(&self, task: std::ptr::NonNull<Header>) -> bool {
+        self.0.list.remove(task)
+    }
+}
+
+/// Defect 1 of issue 9, as a model: a plain thread wakes an idle task while the runtime shuts
+/// down and drops its own reference to the shared state. The waker's `schedule` must find the
+/// state alive (the task owns an `Arc` of it), and once everything is dropped the state must be
+/// freed — no cycle through a queue keeps it (under loom, its `Arc` is leak-checked).
+#[test]
+fn wake_races_runtime_shutdown_and_drop() {
+    model(|| {
+        let rt = ModelArc::new(RtState {
+            queue: LoomMutex::new(Some(Vec::new())),
+            list: OwnedTasks::new(1),
+        });
+        let gate = Gate::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (first, mut h) = task::spawn_task(
+            Gated {
+                gate: gate.clone(),
+                drops: drops.clone(),
+            },
+            RtSched(rt.clone()),
+            Some(&rt.list),
+        );
+        // Run it once so it parks on the gate, its waker stored there.
+        first.expect("list open").run();
+        let waker_thread = thread::spawn(move || gate.open());
+        // Runtime::drop: close the queue, cancel every task, drain, release our reference.
+        let queued = rt.queue.lock().unwrap().take().unwrap_or_default();
+        for t in rt.list.close_and_take_all() {
+            t.shutdown();
+        }
+        drop(queued);
+        drop(rt);
+        waker_thread.join().unwrap();
+        let (_, w) = flag();
+        match poll_handle(&mut h, &w) {
+            Poll::Ready(Err(e)) => assert!(e.is_cancelled()),
+            other => panic!("expected cancellation, got {other:?}"),
+        }
+        assert_eq!(drops.load(Acquire), 1);
     });
 }
 
