@@ -424,3 +424,47 @@ fn current_thread_runtime_tick_and_run_until_idle() {
     // A pool runtime is driven by its workers: tick does nothing there.
     assert_eq!(pool(1).tick(), 0);
 }
+
+/// Runs `f` on its own thread and fails the test if it does not finish within `limit` (a hang
+/// would otherwise stall the whole suite). The hung thread is left behind.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}: the runtime hangs"))
+}
+
+/// A task on a one-worker pool A blocks on a current-thread runtime B's handle, waiting for a
+/// task of A (which needs A's worker) and a task of B with a timer (which needs B driven). The
+/// worker must keep running A while it waits, and give B turns: it must not take B's core and
+/// run B's loop instead, which used to hang here.
+#[test]
+fn block_on_current_thread_runtime_inside_task_keeps_driving_own_runtime() {
+    let out = within(Duration::from_secs(20), || {
+        let a = pool(1);
+        let b = Builder::new_current_thread().build().unwrap();
+        let hb = b.handle().clone();
+        let out = a
+            .spawn(async move {
+                let of_a = rt::spawn(async {
+                    rt::sleep(Duration::from_millis(2)).await;
+                    20
+                });
+                hb.block_on(async move {
+                    // Entered runtime is B: this task and its timer belong to B.
+                    let of_b = rt::spawn(async {
+                        rt::sleep(Duration::from_millis(2)).await;
+                        22
+                    });
+                    of_a.await.unwrap() + of_b.await.unwrap()
+                })
+            })
+            .join()
+            .unwrap();
+        drop(b);
+        out
+    });
+    assert_eq!(out, 42);
+}

@@ -648,3 +648,105 @@ fn a_task_on_an_always_ready_socket_yields_to_others() {
     }))
     .unwrap();
 }
+
+/// A waker that records when it was first woken.
+struct WokenAt(std::sync::Mutex<Option<Instant>>);
+
+impl std::task::Wake for WokenAt {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.lock().unwrap().get_or_insert_with(Instant::now);
+    }
+}
+
+/// A task registers a timer and a listener on its worker's driver, then blocks that worker for
+/// 400 ms. An idle sibling must turn the blocked worker's driver: the timer's and the socket's
+/// wakers fire within a few milliseconds, not when the blocked worker comes back.
+#[test]
+fn blocked_worker_timers_and_sockets_are_served_by_an_idle_sibling() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let rt = pool(2);
+    let (timer_late, socket_late) = rt.block_on(async {
+        rt::spawn(async {
+            let timer_woken = Arc::new(WokenAt(std::sync::Mutex::new(None)));
+            let socket_woken = Arc::new(WokenAt(std::sync::Mutex::new(None)));
+            let mut sleep = Box::pin(rt::sleep(Duration::from_millis(2)));
+            let deadline = sleep.deadline();
+            let waker = Waker::from(timer_woken.clone());
+            assert!(sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut accept = Box::pin(listener.accept());
+            let waker = Waker::from(socket_woken.clone());
+            assert!(accept
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            let connector = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                let at = Instant::now();
+                let stream = std::net::TcpStream::connect(addr).unwrap();
+                (at, stream)
+            });
+            // Block this worker: its driver is now unattended.
+            std::thread::sleep(Duration::from_millis(400));
+            let (connected_at, _stream) = connector.join().unwrap();
+            let timer_at = timer_woken.0.lock().unwrap().expect("timer never fired");
+            let socket_at = socket_woken.0.lock().unwrap().expect("socket never woken");
+            (
+                timer_at - deadline,
+                socket_at.saturating_duration_since(connected_at),
+            )
+        })
+        .await
+        .unwrap()
+    });
+    eprintln!("on a blocked worker: timer {timer_late:?} late, socket woken after {socket_late:?}");
+    // The sibling looks every STALL (1 ms); leave room for a loaded 2-core machine.
+    assert!(
+        timer_late < Duration::from_millis(50),
+        "timer {timer_late:?} late"
+    );
+    assert!(
+        socket_late < Duration::from_millis(50),
+        "socket {socket_late:?} late"
+    );
+}
+
+/// Both workers are asleep; a timer wakes one of them, and the task it wakes blocks that worker
+/// after registering a short timer there. The other worker went to sleep with no time bound
+/// (everybody slept), so the waking worker must rouse it: otherwise nobody turns the blocked
+/// worker's driver and the timer waits for the block to end.
+#[test]
+fn a_worker_woken_by_its_own_timer_that_then_blocks_still_gets_help() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let rt = pool(2);
+    let late = rt.block_on(async {
+        rt::spawn(async {
+            // Let both workers fall asleep; this task wakes from its own worker's timerfd.
+            rt::sleep(Duration::from_millis(50)).await;
+            let woken = Arc::new(WokenAt(std::sync::Mutex::new(None)));
+            let mut sleep = Box::pin(rt::sleep(Duration::from_millis(2)));
+            let deadline = sleep.deadline();
+            let waker = Waker::from(woken.clone());
+            assert!(sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            std::thread::sleep(Duration::from_millis(400));
+            let at = woken.0.lock().unwrap().expect("timer never fired");
+            at - deadline
+        })
+        .await
+        .unwrap()
+    });
+    eprintln!("timer on a worker that blocked after waking: {late:?} late");
+    assert!(late < Duration::from_millis(50), "timer {late:?} late");
+}

@@ -18,7 +18,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::context;
-use super::scheduler::Interrupted;
+use super::worker::Interrupted;
 
 /// How long a plain thread spins for a result before parking, when no runtime says otherwise.
 const DEFAULT_SPIN: Duration = Duration::from_micros(25);
@@ -64,9 +64,22 @@ pub(crate) fn spin_if_parallel(spin: Duration) -> Duration {
 /// When called inside a task and the runtime shuts down before the future completes (the task
 /// then finishes with a panic `JoinError`, and the worker exits normally).
 pub fn block_on<F: IntoFuture>(future: F) -> F::Output {
-    let mut future = pin!(future.into_future());
+    block_on_driving(pin!(future.into_future()), None)
+}
+
+/// `block_on`, optionally also giving `guest` (a runtime without worker threads, other than the
+/// one this worker belongs to) a non-blocking turn between this worker's own tasks.
+///
+/// The rule: a worker thread that blocks keeps driving *its own* runtime, whatever it waits
+/// for. It never takes another runtime's core and runs that runtime's loop instead — that
+/// would stop this worker's queue, reactor and timers, and a future that needs them (a task
+/// of this runtime) could never complete.
+pub(crate) fn block_on_driving<F: Future>(
+    mut future: Pin<&mut F>,
+    guest: Option<&super::Handle>,
+) -> F::Output {
     let nested = context::with_worker(|w| {
-        w.map(|w| match w.drive(future.as_mut(), false) {
+        w.map(|w| match w.drive(future.as_mut(), false, guest) {
             Ok(out) => out,
             Err(Interrupted::Shutdown) => {
                 panic!("the scraipe runtime shut down while a task was blocked in block_on")

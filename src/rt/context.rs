@@ -12,7 +12,8 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::reactor::ReactorShared;
-use super::scheduler::{Remote, WorkerCx};
+use super::scheduler::Remote;
+use super::worker::WorkerCx;
 use super::Handle;
 
 thread_local! {
@@ -120,15 +121,15 @@ pub(crate) fn current_handle() -> Option<Handle> {
 pub(crate) fn current_reactor() -> Option<Arc<ReactorShared>> {
     with_target(|t| match t? {
         Target::Own(w) => Some(w.reactor_shared().clone()),
-        Target::Foreign(h) => Some(h.shared.pick_remote().reactor.clone()),
+        Target::Foreign(h) => Some(h.shared.pick_remote().driver.io.clone()),
     })
 }
 
 /// The reactor for an accepted connection: round-robin over the current runtime's workers.
 pub(crate) fn reactor_for_accepted() -> Option<Arc<ReactorShared>> {
     with_target(|t| match t? {
-        Target::Own(w) => Some(w.shared.pick_remote().reactor.clone()),
-        Target::Foreign(h) => Some(h.shared.pick_remote().reactor.clone()),
+        Target::Own(w) => Some(w.shared.pick_remote().driver.io.clone()),
+        Target::Foreign(h) => Some(h.shared.pick_remote().driver.io.clone()),
     })
 }
 
@@ -138,36 +139,5 @@ pub(crate) fn with_timer_remote<R>(f: impl FnOnce(&Remote, bool, bool) -> R) -> 
     with_target(|t| match t? {
         Target::Own(w) => Some(f(w.remote(), true, w.shared.is_shutdown())),
         Target::Foreign(h) => Some(f(h.shared.pick_remote(), false, h.shared.is_shutdown())),
-    })
-}
-
-/// Operations a task may perform on ready sockets in one poll before it must yield.
-const BUDGET_PER_POLL: u32 = 128;
-/// "No budget in force": code outside a task poll (a `block_on` future, a plain thread).
-const UNCONSTRAINED: u32 = u32::MAX;
-
-thread_local! {
-    static BUDGET: Cell<u32> = const { Cell::new(UNCONSTRAINED) };
-}
-
-/// Starts a task poll with a fresh budget; returns the previous value to restore afterwards
-/// (a task may block_on, and the worker then polls other tasks inside it).
-pub(crate) fn start_budget() -> u32 {
-    BUDGET.with(|b| b.replace(BUDGET_PER_POLL))
-}
-
-pub(crate) fn restore_budget(prev: u32) {
-    BUDGET.with(|b| b.set(prev));
-}
-
-/// Takes one unit of the current task's budget; false when it is spent.
-pub(crate) fn consume_budget() -> bool {
-    BUDGET.with(|b| match b.get() {
-        UNCONSTRAINED => true,
-        0 => false,
-        n => {
-            b.set(n - 1);
-            true
-        }
     })
 }

@@ -19,9 +19,8 @@
 //!   spinning.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{fence, AtomicUsize};
 
-use parking_lot::Mutex;
+use crate::rt::loom::{fence, AtomicUsize, Mutex};
 
 const SEARCH_MASK: usize = 0xFFFF;
 const UNPARK_SHIFT: usize = 16;
@@ -103,6 +102,15 @@ impl Idle {
         let dec = UNPARK_ONE | usize::from(searching);
         let prev = self.state.fetch_sub(dec, SeqCst);
         sleepers.push(idx);
+        drop(sleepers);
+        // The sleeper's half of the Dekker pair: the queue re-checks that follow must not be
+        // ordered before the state write above. The producer has its fence (in
+        // `worker_to_notify`); a SeqCst read-modify-write alone does not order the later loads
+        // of *other* locations (the queues, read with Acquire or weaker) in the language's
+        // memory model, and loom finds the lost wake-up without this fence
+        // (`loom_models::idle_push_vs_worker_falling_asleep`). Once per park: free next to
+        // the epoll_wait that follows.
+        fence(SeqCst);
         searching && Self::num_searching(prev) == 1
     }
 

@@ -18,26 +18,47 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Module map (each file opens with the protocol it implements):
+//! Module map (each file opens with the protocol it implements). Imports mostly point down this
+//! list. The exceptions are deliberate and few: `context` is the thread-local glue every layer
+//! asks "which worker am I?" (so a wake can find its queue); `scheduler.rs` names
+//! `worker::Core` to park idle cores; `blocking.rs` holds a `Weak` of `scheduler::Shared`.
 //!
+//! * `mod.rs` — the public face: `Builder`, `Runtime`, `Handle`, `spawn`; `block_on.rs` — the
+//!   sync bridge.
+//! * `shutdown.rs` — the shutdown protocol, start to end.
+//! * `current_thread.rs` — a runtime without threads, driven by `block_on`/`tick` callers.
+//! * `worker/` — one worker's loop (`mod.rs`), idling and parking (`park.rs`), the early-wake
+//!   timer spin (`timer_spin.rs`); `idle.rs` — who sleeps and whom to wake.
+//! * `scheduler.rs` — the runtime's shared state, its queues, and how a wake finds its queue.
+//! * `driver.rs` — a worker's reactor + timer heap, turned by its owner or an idle sibling;
+//!   `reactor.rs` — mio `Poll`, registrations, readiness; `time.rs` — timers.
 //! * `task/` — one allocation per task, the state word, the waker, `JoinHandle`.
-//! * `scheduler.rs` — queues, the worker loop, stealing, parking; `idle.rs` — who to wake.
-//! * `reactor.rs` — mio `Poll`, registrations, readiness; `time.rs` — timers.
-//! * `blocking.rs` — `spawn_blocking`; `block_on.rs` — the sync bridge.
+//! * `budget.rs` — the cooperative budget; `context.rs` — which worker and runtime this thread
+//!   serves.
+//! * `blocking.rs` — `spawn_blocking`.
 //! * `net/` — TCP; `sync/` — oneshot, mpsc, semaphore; `join.rs` — waiting for many tasks.
+//! * `loom.rs` — std or loom primitives; `loom_models.rs` — the loom models (`.ci/loom`).
 
 mod block_on;
 mod blocking;
+mod budget;
 mod context;
+mod current_thread;
+mod driver;
 mod idle;
 mod join;
+mod loom;
+#[cfg(test)]
+mod loom_models;
 mod metrics;
 pub mod net;
 mod reactor;
 mod scheduler;
+mod shutdown;
 pub mod sync;
 mod task;
 mod time;
+mod worker;
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -45,7 +66,7 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -59,7 +80,9 @@ pub use time::{
 };
 
 use blocking::BlockingPool;
-use scheduler::{Config, Interrupted, Shared, WorkerCx};
+use scheduler::{Config, Shared};
+use shutdown::{ExitLatch, LatchGuard};
+use worker::WorkerCx;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -104,7 +127,7 @@ impl Builder {
                 event_interval: 61,
                 lifo_slot: true,
                 max_lifo_polls: 3,
-                timer_margin: Duration::from_micros(100),
+                timer_spin_window: Duration::from_micros(100),
             },
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
@@ -165,14 +188,31 @@ impl Builder {
         self
     }
 
-    /// How early a sleeping worker wakes before its next timer deadline, to spin the rest of
-    /// the way (default 100 µs). Waking a thread takes the kernel tens of microseconds (about
-    /// 50 µs median, 130 µs p99 on a 2-vCPU VM); spending that before the deadline lets timers
-    /// fire within a few microseconds of it. Costs at most this much CPU per timer that fires on
-    /// an otherwise idle worker. Zero turns it off. Timers never fire early either way.
-    pub fn timer_precision(mut self, margin: Duration) -> Builder {
-        self.config.timer_margin = margin;
+    /// The early-wake-and-spin window for timers: a sleeping worker wakes this long before its
+    /// next timer deadline and spins the rest of the way (default 100 µs). Waking a thread
+    /// takes the kernel tens of microseconds (about 50 µs median, 130 µs p99 on a 2-vCPU VM);
+    /// spending that before the deadline lets timers fire within a few microseconds of it.
+    /// Costs at most this much CPU per timer that fires on an otherwise idle worker. Zero turns
+    /// it off. Timers never fire early either way.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = scraipe::rt::Builder::new()
+    ///     .timer_spin_window(Duration::from_micros(50))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn timer_spin_window(mut self, window: Duration) -> Builder {
+        self.config.timer_spin_window = window;
         self
+    }
+
+    /// The old name of [`timer_spin_window`](Builder::timer_spin_window): it never set a
+    /// precision, only how early to wake and spin.
+    #[deprecated(since = "0.1.0", note = "renamed to `timer_spin_window`")]
+    pub fn timer_precision(self, window: Duration) -> Builder {
+        self.timer_spin_window(window)
     }
 
     /// Take a task from the global queue first every `n` scheduling ticks (default 31), so
@@ -256,24 +296,9 @@ impl Builder {
     }
 }
 
-/// Counts running worker threads so shutdown can wait for them with a deadline.
-struct ExitLatch {
-    running: Mutex<usize>,
-    cv: Condvar,
-}
-
-struct LatchGuard(Arc<ExitLatch>);
-
-impl Drop for LatchGuard {
-    fn drop(&mut self) {
-        *self.0.running.lock() -= 1;
-        self.0.cv.notify_all();
-    }
-}
-
 fn worker_main(
     shared: Arc<Shared>,
-    core: Box<scheduler::Core>,
+    core: Box<worker::Core>,
     latch: Arc<ExitLatch>,
     cpu: Option<usize>,
 ) {
@@ -287,7 +312,7 @@ fn worker_main(
     let cx = WorkerCx::new(shared, core);
     {
         let _guard = context::enter_worker(&cx);
-        let _ = cx.drive(pin!(std::future::pending::<()>()), true);
+        let _ = cx.drive(pin!(std::future::pending::<()>()), true, None);
     }
     cx.teardown();
 }
@@ -413,49 +438,11 @@ impl Runtime {
     pub fn shutdown_background(self) {
         self.shutdown_timeout(Duration::ZERO)
     }
-
-    fn shutdown(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let shared = &self.handle.shared;
-        if !shared.begin_shutdown() {
-            return;
-        }
-        // A worker of ours dropping the runtime cannot wait for itself.
-        let me = context::with_worker(|w| {
-            w.filter(|w| Arc::ptr_eq(&w.shared, shared))
-                .map(|w| w.index())
-        });
-        {
-            let mut running = self.latch.running.lock();
-            let target = usize::from(me.is_some());
-            while *running > target {
-                if self.latch.cv.wait_until(&mut running, deadline).timed_out() {
-                    log::warn!(
-                        "runtime shutdown: {} worker(s) still busy, detaching",
-                        *running - target
-                    );
-                    break;
-                }
-            }
-        }
-        // A runtime without worker threads keeps its core here while nobody drives it.
-        let idle: Vec<_> = shared.idle_cores.lock().drain(..).collect();
-        for core in idle {
-            let cx = WorkerCx::new(shared.clone(), core);
-            cx.teardown();
-        }
-        for task in shared.owned.close_and_take_all() {
-            task.shutdown();
-        }
-        shared.drain_injector();
-        shared.blocking.shutdown(deadline);
-    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let timeout = self.default_shutdown;
-        self.shutdown(timeout);
+        shutdown::shut_down(&self.handle.shared, &self.latch, self.default_shutdown);
     }
 }
 
@@ -539,13 +526,21 @@ impl Handle {
         let mut future = pin!(future);
         let _enter = self.enter();
         let spin = self.shared.config.spin_before_park;
+        // A worker thread (of any runtime) keeps driving its own runtime while it waits; see
+        // `block_on::block_on_driving` for why it must never take our core instead.
+        let worker_of = context::with_worker(|w| w.map(|w| Arc::ptr_eq(&w.shared, &self.shared)));
+        match worker_of {
+            Some(true) => return block_on(future),
+            Some(false) => {
+                let guest = self.shared.without_worker_threads.then_some(self);
+                return block_on::block_on_driving(future, guest);
+            }
+            None => {}
+        }
         if self.shared.without_worker_threads {
             if let Some(out) = self.try_drive_idle_core(future.as_mut()) {
                 return out;
             }
-        }
-        if context::with_worker(|w| w.is_some()) {
-            return block_on(future);
         }
         if !self.shared.without_worker_threads {
             return block_on::park_on(future, spin, None);
@@ -554,42 +549,6 @@ impl Handle {
         // core over if that thread lets go of it while we still wait.
         let mut attempt = |f: Pin<&mut F>| self.try_drive_idle_core(f);
         block_on::park_on(future, spin, Some((Duration::from_millis(1), &mut attempt)))
-    }
-
-    /// Drives the idle core (runtimes without worker threads) until `future` completes.
-    fn try_drive_idle_core<F: Future>(&self, future: Pin<&mut F>) -> Option<F::Output> {
-        let out = self.with_idle_core(|cx| cx.drive(future, false))?;
-        match out {
-            Ok(out) => Some(out),
-            Err(Interrupted::Shutdown) => panic!("the scraipe runtime shut down during block_on"),
-        }
-    }
-
-    /// Takes the idle core (if this runtime has one and nobody drives it), installs it as this
-    /// thread's worker, runs `f`, and gives it back.
-    fn with_idle_core<R>(&self, f: impl FnOnce(&WorkerCx) -> R) -> Option<R> {
-        let core = self.shared.idle_cores.lock().pop()?;
-        struct Return<'a> {
-            cx: Option<WorkerCx>,
-            shared: &'a Arc<Shared>,
-        }
-        impl Drop for Return<'_> {
-            fn drop(&mut self) {
-                let cx = self.cx.take().expect("core present");
-                if self.shared.is_shutdown() {
-                    cx.teardown();
-                } else {
-                    self.shared.idle_cores.lock().push(cx.into_core());
-                }
-            }
-        }
-        let ret = Return {
-            cx: Some(WorkerCx::new(self.shared.clone(), core)),
-            shared: &self.shared,
-        };
-        let cx = ret.cx.as_ref().expect("core present");
-        let _guard = context::enter_worker(cx);
-        Some(f(cx))
     }
 
     /// Number of workers (1 for a runtime without worker threads: its single core).
@@ -612,7 +571,11 @@ impl Handle {
                 .map(|r| {
                     r.metrics.snapshot(
                         r.stealer.len(),
-                        r.reactor.unparks.load(std::sync::atomic::Ordering::Relaxed) as u64,
+                        r.driver
+                            .io
+                            .unparks
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                            as u64,
                     )
                 })
                 .collect(),

@@ -25,8 +25,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -36,6 +36,12 @@ use mio::{Events, Interest, Token};
 use parking_lot::Mutex;
 
 use super::metrics::WorkerMetrics;
+
+// Tokens pack `generation << 32 | slot` into a `usize`.
+const _: () = assert!(
+    usize::BITS == 64,
+    "the reactor's tokens need a 64-bit usize (generation << 32 | slot)"
+);
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const TIMER_TOKEN: Token = Token(usize::MAX - 1);
@@ -148,8 +154,9 @@ impl ScheduledIo {
 pub(crate) struct ReactorShared {
     registry: mio::Registry,
     waker: mio::Waker,
+    /// Registrations, and whether the reactor is closed: both under one lock, so a
+    /// registration either lands before shutdown marks every entry, or is refused.
     slab: Mutex<Slab>,
-    shutdown: AtomicBool,
     /// Wake-ups requested through `unpark` (for metrics).
     pub(crate) unparks: AtomicUsize,
 }
@@ -163,15 +170,13 @@ impl ReactorShared {
         // the owner until its next event or timer.
         let _ = self.waker.wake();
     }
-
-    pub(crate) fn is_shutdown(&self) -> bool {
-        self.shutdown.load(Acquire)
-    }
 }
 
 struct Slab {
     entries: Vec<SlabEntry>,
     free: Vec<u32>,
+    /// Set by `Reactor::shutdown` under the slab lock; `insert` refuses from then on.
+    closed: bool,
 }
 
 struct SlabEntry {
@@ -181,6 +186,9 @@ struct SlabEntry {
 
 impl Slab {
     fn insert(&mut self, io: Arc<ScheduledIo>) -> io::Result<Token> {
+        if self.closed {
+            return Err(shutdown_error());
+        }
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -244,8 +252,8 @@ impl Reactor {
             slab: Mutex::new(Slab {
                 entries: Vec::new(),
                 free: Vec::new(),
+                closed: false,
             }),
-            shutdown: AtomicBool::new(false),
             unparks: AtomicUsize::new(0),
         });
         Ok(Reactor {
@@ -335,10 +343,12 @@ impl Reactor {
     /// Marks every registration shut down and wakes its tasks, so pending I/O fails instead of
     /// hanging. Later registrations fail.
     pub(crate) fn shutdown(&mut self) {
-        self.shared.shutdown.store(true, SeqCst);
         let mut wake = Vec::new();
         {
-            let slab = self.shared.slab.lock();
+            let mut slab = self.shared.slab.lock();
+            // Closed under the same lock `Slab::insert` checks: a registration racing with
+            // this either is in `entries` now (and is marked below) or will be refused.
+            slab.closed = true;
             for entry in &slab.entries {
                 if let Some(io) = &entry.io {
                     io.set_readiness(SHUTDOWN, &mut wake);
@@ -365,9 +375,6 @@ impl Registration {
         source: &mut impl mio::event::Source,
         reactor: Arc<ReactorShared>,
     ) -> io::Result<Registration> {
-        if reactor.is_shutdown() {
-            return Err(shutdown_error());
-        }
         let io = Arc::new(ScheduledIo::new());
         let token = reactor.slab.lock().insert(io.clone())?;
         if let Err(e) =
@@ -390,7 +397,7 @@ impl Registration {
         // Cooperative budget: a task whose sockets are always ready would otherwise never
         // return to the scheduler. Once its budget for this poll is spent it is rescheduled
         // (to the back of the queue) and this operation reports "not yet".
-        if !super::context::consume_budget() {
+        if !super::budget::consume() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

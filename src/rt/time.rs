@@ -76,6 +76,9 @@ struct Heap {
     seq: u64,
     /// Heap size after the last compaction; the next one happens at twice that.
     compact_at: usize,
+    /// Set by `orphan_all` (shutdown) under this heap's lock; `insert` refuses from then on,
+    /// so no entry can land in a heap nobody will ever fire.
+    closed: bool,
 }
 
 impl TimerQueue {
@@ -85,13 +88,18 @@ impl TimerQueue {
                 items: BinaryHeap::new(),
                 seq: 0,
                 compact_at: 1024,
+                closed: false,
             }),
         }
     }
 
-    /// Registers a deadline. Returns true if it is now the earliest one.
-    fn insert(&self, deadline: Instant, entry: Arc<TimerEntry>) -> bool {
+    /// Registers a deadline. Returns whether it is now the earliest one, or `Err` once the
+    /// heap was closed by shutdown.
+    fn insert(&self, deadline: Instant, entry: Arc<TimerEntry>) -> Result<bool, Closed> {
         let mut heap = self.inner.lock();
+        if heap.closed {
+            return Err(Closed);
+        }
         if heap.items.len() >= heap.compact_at {
             heap.items
                 .retain(|i| i.entry.state.load(Acquire) == PENDING);
@@ -105,7 +113,7 @@ impl TimerQueue {
             seq,
             entry,
         });
-        earliest
+        Ok(earliest)
     }
 
     /// Fires every timer whose deadline has passed. Returns how many tasks were woken.
@@ -154,7 +162,11 @@ impl TimerQueue {
     /// blocked on a timer of this runtime is told (see `Sleep::poll`) rather than left hanging.
     /// Tasks of the runtime are being cancelled anyway; their wake-ups are discarded.
     pub(crate) fn orphan_all(&self) {
-        let items = std::mem::take(&mut self.inner.lock().items);
+        let items = {
+            let mut heap = self.inner.lock();
+            heap.closed = true;
+            std::mem::take(&mut heap.items)
+        };
         for item in items {
             if item
                 .entry
@@ -169,6 +181,10 @@ impl TimerQueue {
         }
     }
 }
+
+/// The heap was closed by runtime shutdown.
+#[derive(Debug)]
+pub(crate) struct Closed;
 
 /// A future that completes at a deadline. Created by [`sleep`] and [`sleep_until`].
 ///
@@ -261,11 +277,15 @@ fn register_timer(deadline: Instant, entry: Arc<TimerEntry>) {
         if shut_down {
             return false;
         }
-        let earliest = remote.timers.insert(deadline, entry);
-        if earliest && !is_owner {
-            remote.reactor.unpark();
+        match remote.driver.timers.insert(deadline, entry) {
+            Ok(earliest) => {
+                if earliest && !is_owner {
+                    remote.driver.io.unpark();
+                }
+                true
+            }
+            Err(Closed) => false,
         }
-        true
     });
     match registered {
         Some(true) => {}

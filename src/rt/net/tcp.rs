@@ -69,8 +69,9 @@ impl TcpListener {
         Ok(TcpListener { io, registration })
     }
 
-    /// Waits for a connection. The new stream registers with the reactor of the worker that
-    /// accepts it, which spreads connections over workers when acceptors run on several.
+    /// Waits for a connection. The new stream registers with the workers' reactors in
+    /// round-robin order (not the accepting worker's), so one accept loop spreads its
+    /// connections' readiness over every worker.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }

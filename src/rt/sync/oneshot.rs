@@ -26,10 +26,11 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+
+use crate::rt::loom::AtomicU8;
 
 const VALUE_SENT: u8 = 1;
 const RX_WAKER: u8 = 2;

@@ -8,7 +8,7 @@
 
 use std::ptr::NonNull;
 
-use parking_lot::Mutex;
+use crate::rt::loom::Mutex;
 
 use super::raw::{Header, OwnedRef};
 

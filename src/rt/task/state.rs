@@ -21,11 +21,14 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
+use crate::rt::loom::AtomicUsize;
+
 /// The task is in a run queue, or will be pushed to one when the current poll ends.
-/// Whoever sets this bit on an idle task owns the job of enqueueing it.
+/// Whoever sets this bit on an idle task owns the job of enqueueing it. Cleared when a runner
+/// takes the task and when the task completes; a queue entry of a task that shutdown completed
+/// meanwhile finds `COMPLETE` and is skipped.
 pub(crate) const SCHEDULED: usize = 1 << 0;
 /// A thread is polling the future right now; nobody else may touch the future.
 pub(crate) const RUNNING: usize = 1 << 1;
@@ -191,9 +194,14 @@ impl State {
     /// Returns the state before the transition, so the caller knows whether a handle still wants
     /// the output and whether a join waker must be woken.
     pub(crate) fn transition_to_complete(&self) -> Snapshot {
-        let prev = Snapshot(self.0.fetch_xor(RUNNING | COMPLETE, AcqRel));
-        debug_assert!(prev.is_running() && !prev.is_complete());
-        prev
+        // A wake during the final poll (or an abort) may have set SCHEDULED; a complete task is
+        // in no queue and will never be, so clear it too.
+        // One CAS, not two read-modify-writes: a state with neither RUNNING nor COMPLETE would
+        // let a waker schedule a task whose future is gone.
+        self.update(|s| {
+            debug_assert!(s.is_running() && !s.is_complete());
+            (Some((s.0 & !(RUNNING | SCHEDULED)) | COMPLETE), s)
+        })
     }
 
     /// Shutdown claims a task that no thread is polling so it can drop the future on the
@@ -369,6 +377,20 @@ mod tests {
         ));
         assert!(matches!(s.transition_to_idle(), AfterPoll::Reschedule));
         assert!(s.load().is_scheduled());
+    }
+
+    #[test]
+    fn completion_clears_scheduled() {
+        let s = State::new(3);
+        assert!(matches!(s.transition_to_running(), StartPoll::Poll));
+        // Woken during its final poll: SCHEDULED is set, but the task completes.
+        assert!(matches!(
+            s.transition_to_notified_by_ref(),
+            WakeAction::None
+        ));
+        s.transition_to_complete();
+        assert!(!s.load().is_scheduled(), "{:?}", s.load());
+        assert!(s.load().is_complete());
     }
 
     #[test]

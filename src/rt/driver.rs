@@ -1,0 +1,171 @@
+//! A worker's **driver**: its reactor (mio `Poll`, timerfd, registrations) and its timer heap,
+//! turned by one thread at a time.
+//!
+//! Every worker owns one driver and turns it itself — every `event_interval` ticks, when it runs
+//! out of tasks, and while it sleeps (it sleeps *in* `epoll_wait`, holding the driver). But a
+//! worker may be busy for a long time inside one task: a CPU loop, a blocking call. Then
+//! nothing polls its `Poll` or fires its heap, and every socket and timer registered there
+//! stalls, even with sibling workers idle. So the poller sits behind a mutex and any thread of
+//! the runtime may *try* to take it:
+//!
+//! * the owner turns it with `try_lock` in its tick-driven maintenance (skipping a turn if a
+//!   sibling holds it: that sibling is doing the same work), and with `lock` to sleep in it;
+//! * an idle sibling, before it sleeps and each time it wakes, looks for drivers that are
+//!   *unattended*: not held (so the owner is not asleep in it) and not turned by their owner for
+//!   [`STALL`]. It try-locks such a driver, fires its due timers and polls it without blocking.
+//!   The wake-ups land on the sibling's own queue (the waking thread is a worker of the same
+//!   runtime), where the sibling — idle by definition — runs them at once;
+//! * a sibling that goes to sleep while some other driver is not held (its owner is awake,
+//!   perhaps busy) sleeps at most [`STALL`], so it comes back to look;
+//! * a sibling that went to sleep *without* that bound (every driver was held: everybody slept)
+//!   says so in `owner_sleeps_unbounded`. An owner that wakes from its driver and starts running
+//!   tasks rouses one such sleeper (`WorkerCx::rouse_an_unbounded_sleeper`), which re-parks with
+//!   the bound — otherwise, if that first task blocked, nobody would look at its driver. The
+//!   flag and the driver's lock form a Dekker pair (SeqCst fences on both sides): either the
+//!   sleeper sees the owner's driver unheld and bounds its sleep, or the owner sees the flag.
+//!
+//! An idle runtime has every driver held by a sleeping owner, so nobody wakes periodically
+//! (test `idle_runtime_burns_no_cpu`). Tests: `blocked_worker_timers_fire_on_an_idle_sibling`,
+//! `blocked_worker_sockets_are_served_by_an_idle_sibling`.
+//!
+//! Registrations and timer entries do not need the poller: they hold the driver's
+//! [`ReactorShared`] (registry, waker, slab) or go through its [`TimerQueue`], both usable from
+//! any thread, and both with a *closed* state set under the lock their inserts take.
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::metrics::WorkerMetrics;
+use super::reactor::{Reactor, ReactorShared};
+use super::time::TimerQueue;
+
+/// How long a driver may go unturned by its awake owner before an idle sibling turns it; also
+/// the longest a worker sleeps while some sibling is awake (and so might stall).
+pub(crate) const STALL: Duration = Duration::from_millis(1);
+
+pub(crate) struct Driver {
+    /// The poller. Held by whoever turns the driver, including its owner while it sleeps.
+    poller: Mutex<Reactor>,
+    /// What registrations hold: the registry, the waker that interrupts a sleeping poller,
+    /// the slab of sockets.
+    pub(crate) io: Arc<ReactorShared>,
+    pub(crate) timers: TimerQueue,
+    /// When the owner last turned this driver, in nanoseconds since `epoch`.
+    owner_turned_at: AtomicU64,
+    epoch: Instant,
+    /// The owner sleeps in this driver with no time bound (see the module docs).
+    owner_sleeps_unbounded: AtomicBool,
+}
+
+/// The poller, held: arm its timerfd and sleep in it.
+pub(crate) struct Held<'a>(MutexGuard<'a, Reactor>);
+
+impl Driver {
+    pub(crate) fn new() -> std::io::Result<Driver> {
+        let reactor = Reactor::new()?;
+        Ok(Driver {
+            io: reactor.shared().clone(),
+            poller: Mutex::new(reactor),
+            timers: TimerQueue::new(),
+            owner_turned_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            owner_sleeps_unbounded: AtomicBool::new(false),
+        })
+    }
+
+    fn now_nanos(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// The owner's non-blocking turn: fire due timers, poll for events without waiting.
+    /// Returns how many tasks that woke (0 when a sibling holds the poller: it does this work).
+    pub(crate) fn turn_as_owner(&self, metrics: &WorkerMetrics) -> usize {
+        let now = Instant::now();
+        self.owner_turned_at.store(self.now_nanos(now), Relaxed);
+        let fired = self.timers.fire_due(now);
+        metrics.add_timers_fired(fired);
+        // try_lock: a sibling may be turning it, or a waker called inside the poll re-entered.
+        let events = match self.poller.try_lock() {
+            Some(mut reactor) => reactor.poll(Some(Duration::ZERO), metrics),
+            None => 0,
+        };
+        fired + events
+    }
+
+    /// The owner takes the poller to sleep in it (waiting for a sibling's short turn if one is
+    /// in progress).
+    pub(crate) fn hold(&self) -> Held<'_> {
+        Held(self.poller.lock())
+    }
+
+    /// The owner is back from sleeping in its driver.
+    pub(crate) fn mark_owner_turn(&self) {
+        self.owner_turned_at
+            .store(self.now_nanos(Instant::now()), Relaxed);
+    }
+
+    /// Whether the poller is free right now: its owner is awake (running tasks or blocked in
+    /// one), not asleep in it.
+    pub(crate) fn is_unheld(&self) -> bool {
+        !self.poller.is_locked()
+    }
+
+    /// A sibling's turn, taken only if the driver is unattended (see the module docs). Returns
+    /// how many tasks it woke; they were scheduled on the calling worker.
+    pub(crate) fn turn_if_unattended(&self, metrics: &WorkerMetrics) -> usize {
+        if !self.is_unheld() {
+            return 0;
+        }
+        let now = Instant::now();
+        let last = self.owner_turned_at.load(Relaxed);
+        if self.now_nanos(now).saturating_sub(last) < STALL.as_nanos() as u64 {
+            return 0;
+        }
+        let Some(mut reactor) = self.poller.try_lock() else {
+            return 0;
+        };
+        let fired = self.timers.fire_due(now);
+        metrics.add_timers_fired(fired);
+        fired + reactor.poll(Some(Duration::ZERO), metrics)
+    }
+
+    /// The owner is about to sleep with no time bound: announce it (the announcement is ordered
+    /// before the caller's look at its siblings' drivers).
+    pub(crate) fn announce_unbounded_sleep(&self) {
+        self.owner_sleeps_unbounded.store(true, Relaxed);
+        fence(SeqCst);
+    }
+
+    /// The owner's sleep is bounded after all, or over.
+    pub(crate) fn end_unbounded_sleep(&self) {
+        self.owner_sleeps_unbounded.store(false, Relaxed);
+    }
+
+    /// Whether the owner sleeps with no time bound. The caller has issued a SeqCst fence after
+    /// releasing its own driver.
+    pub(crate) fn owner_sleeps_unbounded(&self) -> bool {
+        self.owner_sleeps_unbounded.load(Relaxed)
+    }
+
+    /// Shutdown: fail every socket, orphan every timer; later registrations are refused.
+    pub(crate) fn shutdown(&self) {
+        self.poller.lock().shutdown();
+        self.timers.orphan_all();
+    }
+}
+
+impl Held<'_> {
+    /// Makes the sleep end by `deadline` (never before).
+    pub(crate) fn arm_timer(&mut self, deadline: Option<Instant>) {
+        self.0.arm_timer(deadline)
+    }
+
+    /// Sleeps until an event, a wake-up, the armed timer, or `timeout`.
+    pub(crate) fn sleep(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
+        self.0.poll(timeout, metrics)
+    }
+}

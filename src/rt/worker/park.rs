@@ -1,0 +1,135 @@
+//! Parking and idling: what a worker does when it has nothing to run — turn its driver, help
+//! siblings whose drivers stall, steal, spin for `spin_before_park`, then sleep in its driver
+//! (`epoll_wait`), registered as a sleeper so producers can wake it (see `idle.rs` for whom to
+//! wake and the Dekker argument that no wake-up is lost).
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::time::{Duration, Instant};
+
+use super::{Signal, WorkerCx};
+use crate::rt::driver::STALL;
+
+/// The longest a worker sleeps while it blocks on a future of a runtime without worker threads
+/// (a *guest*, see `WorkerCx::drive`): nobody else drives the guest's timers and sockets.
+const GUEST_TURN: Duration = Duration::from_millis(1);
+
+impl WorkerCx {
+    /// Whether some sibling is awake, so its driver might stall while we sleep.
+    fn a_sibling_is_awake(&self) -> bool {
+        let index = self.core.index;
+        self.shared
+            .remotes
+            .iter()
+            .enumerate()
+            .any(|(i, r)| i != index && r.driver.is_unheld())
+    }
+
+    /// Called when this worker starts running tasks after sleeping in its driver: if a sibling
+    /// sleeps with no time bound, nobody would look at our driver should this task block, so
+    /// wake that sibling; it re-parks with a bound while we are awake. See driver.rs.
+    pub(super) fn rouse_an_unbounded_sleeper(&self) {
+        // Pairs with the fence in `Driver::announce_unbounded_sleep`: our driver's unlock is
+        // ordered before the flag loads below.
+        std::sync::atomic::fence(SeqCst);
+        let index = self.core.index;
+        if let Some(r) = self
+            .shared
+            .remotes
+            .iter()
+            .enumerate()
+            .find(|(i, r)| *i != index && r.driver.owner_sleeps_unbounded())
+            .map(|(_, r)| r)
+        {
+            r.driver.io.unpark();
+        }
+    }
+
+    /// Nothing to run: timers, I/O, stealing, a short spin, then sleep.
+    pub(super) fn idle(&self, signal: &Signal, has_guest: bool) {
+        if self.maintenance() > 0 || self.has_local_work() {
+            return;
+        }
+        if self.assist_unattended_drivers() > 0 {
+            return;
+        }
+        if let Some(task) = self.steal_work() {
+            self.run_task(task);
+            return;
+        }
+        let spin = self.shared.config.spin_before_park;
+        if !spin.is_zero() && self.core.searching.get() {
+            let start = Instant::now();
+            let mut spins = 0u32;
+            loop {
+                crate::rt::block_on::spin_pause(&mut spins);
+                if signal.notified.load(Relaxed) || self.shared.is_shutdown() {
+                    return;
+                }
+                if let Some(task) = self.steal_work() {
+                    self.run_task(task);
+                    return;
+                }
+                if spins.is_multiple_of(16) && self.maintenance() > 0 {
+                    return;
+                }
+                if start.elapsed() >= spin {
+                    break;
+                }
+            }
+        }
+        self.park(signal, has_guest);
+    }
+
+    fn park(&self, signal: &Signal, has_guest: bool) {
+        let core = &self.core;
+        let shared = &self.shared;
+        let remote = self.remote();
+        let was_searching = core.searching.replace(false);
+        if shared.idle.park(core.index, was_searching) && shared.has_pending_work() {
+            shared.notify_parked();
+        }
+        signal.sleeping.store(true, SeqCst);
+        // Re-check after announcing sleep: see the Dekker argument in idle.rs.
+        let skip =
+            signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
+        let margin = shared.config.timer_spin_window;
+        let was_dispatching = core.dispatching.replace(true);
+        if !skip {
+            let deadline = remote.driver.timers.next_deadline();
+            // Sleep at most STALL while a sibling is awake: if it is stuck in a task, its
+            // driver needs us (see driver.rs). A guest runtime needs its turns too.
+            let timeout = if has_guest {
+                Some(GUEST_TURN)
+            } else {
+                remote.driver.announce_unbounded_sleep();
+                if self.a_sibling_is_awake() {
+                    remote.driver.end_unbounded_sleep();
+                    Some(STALL)
+                } else {
+                    None
+                }
+            };
+            let mut held = remote.driver.hold();
+            // Wake `margin` early: the kernel's wake-up latency (tens of µs on a VM) is then
+            // spent before the deadline instead of after it.
+            held.arm_timer(deadline.map(|d| d.checked_sub(margin).unwrap_or(d)));
+            remote.metrics.add_park();
+            held.sleep(timeout, &remote.metrics);
+            drop(held);
+            remote.driver.end_unbounded_sleep();
+            remote.driver.mark_owner_turn();
+            core.woke_from_park.set(true);
+            remote.metrics.add_wakeup();
+        }
+        signal.sleeping.store(false, SeqCst);
+        if shared.idle.unpark(core.index) {
+            // A producer woke us and counted us as searching.
+            core.searching.set(true);
+        }
+        self.spin_until_close_deadline(signal, margin);
+        let fired = remote.driver.timers.fire_due(Instant::now());
+        remote.metrics.add_timers_fired(fired);
+        self.assist_unattended_drivers();
+        core.dispatching.set(was_dispatching);
+    }
+}
