@@ -1,9 +1,11 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod demo;
+mod monitor;
 mod output;
 mod pipeline;
 mod scrape;
+mod signals;
 mod summary;
 
 use std::path::PathBuf;
@@ -26,6 +28,8 @@ enum Command {
     Demo(DemoArgs),
     /// Serve the demo site until interrupted (for wrk, other clients, benchmarks).
     ServeDemo(ServeDemoArgs),
+    /// The price monitor: check product pages on a schedule, record prices, report changes.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// Arguments of `scraipe scrape`.
@@ -164,6 +168,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Scrape(args) => scrape::run(args),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
+        Command::Monitor(args) => monitor::run(args),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
                 .map_err(|e| {
