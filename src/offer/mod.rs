@@ -133,16 +133,22 @@ impl fmt::Display for RulesError {
 impl std::error::Error for RulesError {}
 
 fn meta_content(html: &str, property: &str) -> Option<String> {
-    let re = Regex::new(&format!(
-        r#"(?i)<meta\s+(?:property|name)="{}"\s+content="([^"]*)""#,
-        regex::escape(property)
-    ))
-    .ok()?;
-    re.captures(html).map(|c| c[1].trim().to_string())
+    static META: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = META.get_or_init(|| {
+        Regex::new(r#"(?i)<meta\s+(?:property|name)="([^"]+)"\s+content="([^"]*)""#)
+            .expect("valid regex")
+    });
+    re.captures_iter(html)
+        .find(|c| c[1].eq_ignore_ascii_case(property))
+        .map(|c| c[2].trim().to_string())
 }
 
 fn json_ld(html: &str) -> Option<Offer> {
-    let re = Regex::new(r#"(?is)<script[^>]*application/ld\+json[^>]*>(.*?)</script>"#).ok()?;
+    static SCRIPT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = SCRIPT.get_or_init(|| {
+        Regex::new(r#"(?is)<script[^>]*application/ld\+json[^>]*>(.*?)</script>"#)
+            .expect("valid regex")
+    });
     for cap in re.captures_iter(html) {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&cap[1]) else {
             continue;

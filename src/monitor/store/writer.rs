@@ -1,7 +1,10 @@
 //! The one writer: a thread that owns the write connection and applies commands from a channel,
-//! committing every [`BATCH_ROWS`] commands or [`BATCH_MS`] after the first uncommitted one,
-//! whichever comes first. Event loops only ever `send` (no SQLite call on a reactor thread);
-//! batching turns tens of thousands of observations per minute into a few dozen commits.
+//! committing every [`BATCH_ROWS`] commands, [`BATCH_MS`] after the first uncommitted one, or as
+//! soon as the channel has been quiet for [`IDLE_COMMIT_MS`], whichever comes first. Event
+//! loops only ever `send` (no SQLite call on a reactor thread). Under load, batching turns
+//! thousands of observations per second into a few commits; when checks trickle in, each is
+//! committed within milliseconds, so a `kill -9` loses little more than the checks in flight.
+//! (A WAL commit with `synchronous=NORMAL` writes but does not fsync, so commits are cheap.)
 //!
 //! Each record is applied inside a savepoint, so a failing record never leaves half of itself
 //! (an observation without its link update or event) in the batch.
@@ -17,8 +20,10 @@ use crate::monitor::schedule::phase_of;
 
 /// Commit after this many commands...
 pub const BATCH_ROWS: usize = 1000;
-/// ...or this long after the first uncommitted one.
+/// ...or this long after the first uncommitted one...
 pub const BATCH_MS: u64 = 100;
+/// ...or when no command came for this long.
+pub const IDLE_COMMIT_MS: u64 = 2;
 
 /// What the writer does.
 pub enum WriteCmd {
@@ -51,7 +56,10 @@ pub fn run(conn: Connection, rx: Receiver<WriteCmd>) {
     loop {
         let cmd = if w.in_tx {
             let deadline = w.first_uncommitted + Duration::from_millis(BATCH_MS);
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(IDLE_COMMIT_MS));
+            match rx.recv_timeout(wait) {
                 Ok(cmd) => cmd,
                 Err(RecvTimeoutError::Timeout) => {
                     w.commit();
