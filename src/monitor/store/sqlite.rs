@@ -387,3 +387,235 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::schedule::{due_at, phase_of};
+    use crate::monitor::store::{LinkId, Outcome, Validators};
+    use crate::offer::{Availability, Offer, OfferSource};
+
+    fn temp_store(name: &str) -> (SqliteStore, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "scraipe-store-{}-{name}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(dir.join("s.sqlite")).unwrap();
+        (store, dir)
+    }
+
+    fn offer(price: &str, availability: Availability) -> Offer {
+        Offer {
+            price: Some(price.into()),
+            currency: Some("EUR".into()),
+            availability,
+            name: Some("Thing".into()),
+            source: OfferSource::JsonLd,
+        }
+    }
+
+    fn ok(id: LinkId, at: i64, o: Offer) -> CheckRecord {
+        CheckRecord {
+            link_id: id,
+            observed_ms: at,
+            outcome: Outcome::Ok,
+            http_status: Some(200),
+            offer: Some(o),
+            validators: Some(Validators::default()),
+            error: None,
+            not_before_ms: None,
+        }
+    }
+
+    #[test]
+    fn sql_and_rust_agree_on_what_is_due() {
+        let (store, dir) = temp_store("due");
+        let urls: Vec<String> = (0..60).map(|i| format!("https://h{i}.example/p")).collect();
+        store.sync_watch_list(&urls).unwrap();
+        let ids: Vec<(LinkId, String)> = {
+            let c = store.reader.lock();
+            let mut st = c.prepare("SELECT id, url FROM links ORDER BY id").unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        // Checked at assorted times (a third never).
+        let mut last = std::collections::HashMap::new();
+        for (i, (id, _)) in ids.iter().enumerate() {
+            if i % 3 != 0 {
+                let at = 1_000_000 + (i as i64 * 7919) % 10_000;
+                store
+                    .record(ok(*id, at, offer("1", Availability::InStock)))
+                    .unwrap();
+                last.insert(*id, at);
+            }
+        }
+        store.flush().unwrap();
+        for every in [0i64, 1000, 4000, 30_000] {
+            for spread in [false, true] {
+                for now in [1_000_000i64, 1_004_000, 1_009_000, 1_013_500, 1_050_000] {
+                    let q = DueQuery {
+                        now_ms: now,
+                        every_ms: every,
+                        spread,
+                        limit: 1000,
+                    };
+                    let mut got: Vec<LinkId> =
+                        store.due_links(&q).unwrap().iter().map(|l| l.id).collect();
+                    got.sort();
+                    let want: Vec<LinkId> = ids
+                        .iter()
+                        .filter(|(id, url)| {
+                            due_at(last.get(id).copied(), every, phase_of(url), spread) <= now
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    assert_eq!(got, want, "every {every} spread {spread} now {now}");
+                }
+            }
+        }
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn events_follow_changes_only_and_replays_never_duplicate_them() {
+        let (store, dir) = temp_store("events");
+        store
+            .sync_watch_list(&["https://a.example/1".into()])
+            .unwrap();
+        let id = store
+            .due_links(&DueQuery {
+                now_ms: 1,
+                every_ms: 0,
+                spread: false,
+                limit: 1,
+            })
+            .unwrap()[0]
+            .id;
+        store
+            .record(ok(id, 10, offer("9.99", Availability::InStock)))
+            .unwrap();
+        store
+            .record(ok(id, 20, offer("9.99", Availability::InStock)))
+            .unwrap();
+        let mut same = ok(id, 25, offer("0", Availability::InStock));
+        same.offer = None; // same body: the store copies the last offer
+        store.record(same).unwrap();
+        let mut failed = ok(id, 27, offer("0", Availability::InStock));
+        failed.outcome = Outcome::Failed;
+        failed.offer = None;
+        failed.error = Some("HTTP 500".into());
+        store.record(failed).unwrap();
+        store
+            .record(ok(id, 30, offer("9.99", Availability::OutOfStock)))
+            .unwrap();
+        store.flush().unwrap();
+        let events = store.pending_events(0, 10).unwrap();
+        assert_eq!(
+            events.len(),
+            2,
+            "first sighting and the availability change"
+        );
+        let second: crate::monitor::change::ChangeEvent =
+            serde_json::from_str(&events[1].payload).unwrap();
+        assert_eq!(second.previous_availability.as_deref(), Some("in_stock"));
+        assert_eq!(second.availability.as_deref(), Some("out_of_stock"));
+        assert_eq!(second.observed_at, "1970-01-01T00:00:00.030Z");
+        // Replaying an event insert for the same observation adds nothing (UNIQUE).
+        {
+            let c = store.reader.lock();
+            let n = c
+                .execute(
+                    "INSERT OR IGNORE INTO events (link_id, observation_id, observed_ms)
+                     SELECT link_id, observation_id, observed_ms FROM events",
+                    [],
+                )
+                .unwrap();
+            assert_eq!(n, 0);
+        }
+        let mut rows = Vec::new();
+        store
+            .history(None, &mut |r| {
+                rows.push((r.outcome, r.price));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(rows[2], ("ok".to_string(), Some("9.99".to_string())));
+        assert_eq!(rows[3], ("failed".to_string(), None));
+        // Acknowledged events leave the outbox.
+        store
+            .ack_events(&[EventAck {
+                id: events[0].id,
+                file_done: true,
+                webhook_done: true,
+                delivered: true,
+            }])
+            .unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.pending_events(0, 10).unwrap().len(), 1);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Measures the database size per observation (1,000 links × 10 checks, realistic
+    /// URLs, prices and a mix of outcomes) and keeps it from growing unnoticed.
+    #[test]
+    fn database_size_per_observation_stays_small() {
+        let (store, dir) = temp_store("size");
+        let urls: Vec<String> = (0..1000)
+            .map(|i| format!("http://shop-{i}.localhost:8080/product/{}", i % 3))
+            .collect();
+        store.sync_watch_list(&urls).unwrap();
+        let links = store
+            .due_links(&DueQuery {
+                now_ms: 1,
+                every_ms: 0,
+                spread: false,
+                limit: 2000,
+            })
+            .unwrap();
+        let t0 = 1_764_000_000_000i64;
+        for round in 0..10i64 {
+            for (i, l) in links.iter().enumerate() {
+                let at = t0 + round * 300_000 + i as i64;
+                let mut r = ok(
+                    l.id,
+                    at,
+                    offer(
+                        &format!("{}.{:02}", 10 + i % 90, round % 3),
+                        Availability::InStock,
+                    ),
+                );
+                r.validators = Some(Validators {
+                    etag: Some(format!("\"{:016x}\"", i * 7 + round as usize)),
+                    last_modified: None,
+                    body_hash: Some("ab".repeat(32)),
+                });
+                if round > 0 && i % 10 != 0 {
+                    // 90 % of later checks are 304s.
+                    r.outcome = Outcome::NotModified;
+                    r.http_status = Some(304);
+                    r.offer = None;
+                    r.validators = None;
+                }
+                store.record(r).unwrap();
+            }
+        }
+        store.flush().unwrap();
+        store.close();
+        let conn = Connection::open(dir.join("s.sqlite")).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        drop(conn);
+        let bytes = std::fs::metadata(dir.join("s.sqlite")).unwrap().len();
+        let per_obs = bytes as f64 / 10_000.0;
+        eprintln!("database: {bytes} bytes for 1,000 links × 10 observations ({per_obs:.0} bytes per observation)");
+        assert!(per_obs < 250.0, "{per_obs} bytes per observation");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
