@@ -119,7 +119,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     let secs = value * scale;
-    if !secs.is_finite() || secs < 0.0 || secs > 366.0 * 86_400.0 {
+    if !secs.is_finite() || !(0.0..=366.0 * 86_400.0).contains(&secs) {
         return Err(format!("{s:?} is out of range (0s to 366d)"));
     }
     Ok(Duration::from_secs_f64(secs))

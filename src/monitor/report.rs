@@ -110,9 +110,9 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collaps
 td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px}section{margin:1.5em 0}\
 h2{font-size:15px;margin:0.2em 0}.meta{color:#666;font-size:12px}</style></head><body>\n",
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h1>Price monitor</h1><p class=\"meta\">Generated {} · {} active links · {} observations · {} change events · last check {}</p>\n",
+        "<h1>Price monitor</h1><p class=\"meta\">Generated {} · {} active links · {} observations · {} change events · last check {}</p>",
         rfc3339(now_ms()),
         status.active_links,
         status.observations,
@@ -149,9 +149,9 @@ h2{font-size:15px;margin:0.2em 0}.meta{color:#666;font-size:12px}</style></head>
         }
         charts += 1;
         let last = s.points.last().cloned().unwrap_or_default();
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<section><h2><a href=\"{}\">{}</a></h2><p class=\"meta\">now {} {} · {} · {} observation(s)</p>{}</section>\n",
+            "<section><h2><a href=\"{}\">{}</a></h2><p class=\"meta\">now {} {} · {} · {} observation(s)</p>{}</section>",
             escape(&s.link),
             escape(s.name.as_deref().unwrap_or(&s.link)),
             escape(&last.1),
