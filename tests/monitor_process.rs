@@ -270,3 +270,46 @@ fn kill_9_mid_window_then_resume_fetches_each_link_once_and_never_duplicates_eve
         );
     }
 }
+
+#[test]
+fn later_windows_are_spread_over_the_window_not_bursts() {
+    let dir = tmp("spread");
+    let shop = MiniShop::start();
+    let links: Vec<String> = (0..24)
+        .map(|i| {
+            shop.add(
+                &format!("/item-{i}"),
+                Product::new("P", "1", Markup::Meta, Validators::ETag),
+            )
+        })
+        .collect();
+    let mut child = spawn(&dir, &links, &["--every", "2s", "--per-host", "24"]);
+    // Every link checked twice: the first window (all new, at once), then one more each.
+    wait_until(Duration::from_secs(10), || {
+        (0..24).all(|i| shop.hits(&format!("/item-{i}")).0 >= 2)
+    });
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait(&mut child, Duration::from_secs(5)).code(), Some(0));
+    let log = shop.log();
+    let mut second: Vec<Instant> = (0..24)
+        .map(|i| {
+            let path = format!("/item-{i}");
+            log.iter().filter(|l| l.2 == path).nth(1).unwrap().0
+        })
+        .collect();
+    second.sort();
+    let spread = second[23] - second[0];
+    // Phases are uniform over the 2 s window: the second checks spread over most of it.
+    assert!(
+        spread >= Duration::from_millis(1000),
+        "second window took {spread:?}"
+    );
+    let burst = second
+        .iter()
+        .filter(|t| **t - second[0] < Duration::from_millis(250))
+        .count();
+    assert!(
+        burst <= 12,
+        "{burst} of 24 checks in the window's first 250 ms"
+    );
+}
