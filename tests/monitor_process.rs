@@ -148,6 +148,16 @@ fn sigint_during_slow_checks_exits_zero_promptly() {
         .collect();
     let mut child = spawn(&dir, &links, &["--every", "1h", "--per-host", "2"]);
     wait_until(Duration::from_secs(5), || shop.log().len() >= 3);
+    // A second monitor on the same database is refused while this one runs.
+    let second = Command::new(env!("CARGO_BIN_EXE_scraipe"))
+        .args(["monitor", "run", "--once", "--input"])
+        .arg(dir.join("urls.txt"))
+        .arg("--db")
+        .arg(dir.join("state.sqlite"))
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another `scraipe monitor run`"));
     let t = Instant::now();
     signal(&child, libc::SIGINT);
     let status = wait(&mut child, Duration::from_secs(6));
