@@ -99,6 +99,21 @@ impl Counters {
         bucket.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Back to zero: each run reports its own counts.
+    fn reset(&self) {
+        for c in [
+            &self.checked,
+            &self.unchanged,
+            &self.changed,
+            &self.failed,
+            &self.disallowed,
+            &self.not_modified,
+            &self.same_body,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     fn snapshot(&self, in_flight: usize, started: Instant) -> Progress {
         let checked = self.checked.load(Ordering::Relaxed);
         Progress {
@@ -357,8 +372,9 @@ impl Monitor {
         }
     }
 
-    /// Runs (see the module docs) and returns what happened. Errors are store errors (the
-    /// database or the changes file cannot be written).
+    /// Runs (see the module docs) and returns what happened in this run. May be called again
+    /// (each `once` run checks what is due then). Errors are store errors (the database or
+    /// the changes file cannot be written).
     pub fn run(&self) -> Result<RunSummary, String> {
         let inner = self.inner.clone();
         self.runtime
@@ -377,6 +393,7 @@ fn reap(tasks: &mut JoinSet<()>) {
 async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError> {
     let started = Instant::now();
     let start_ms = now_ms();
+    inner.counters.reset();
     let every_ms = inner.every.as_millis() as i64;
     let store = inner.store.clone();
     store.set_setting("every_ms", &every_ms.to_string())?;
