@@ -394,6 +394,12 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
     let started = Instant::now();
     let start_ms = now_ms();
     inner.counters.reset();
+    log::info!(
+        "monitor run: every {:?}, {}, {} checks at once",
+        inner.every,
+        if inner.once { "once" } else { "until stopped" },
+        inner.concurrency
+    );
     let every_ms = inner.every.as_millis() as i64;
     let store = inner.store.clone();
     store.set_setting("every_ms", &every_ms.to_string())?;
@@ -447,6 +453,13 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 tasks.spawn(async move {
                     let _slot = slots.acquire().await;
                     let record = inner.checker.check(&link).await;
+                    log::debug!(
+                        "{}: {} {:?} {}",
+                        link.url,
+                        record.outcome.as_str(),
+                        record.http_status,
+                        record.error.as_deref().unwrap_or("")
+                    );
                     inner.counters.count(&link, &record);
                     if let Err(e) = inner.store.record(record) {
                         log::error!("cannot record the check of {}: {e}", link.url);
