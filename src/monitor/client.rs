@@ -40,7 +40,12 @@ pub fn build_client(o: &ClientOptions) -> Result<Client, String> {
         .timeout(o.timeout)
         .user_agent(o.user_agent.clone().unwrap_or_else(default_user_agent))
         .max_connections_per_host(o.per_host.max(1))
-        .max_idle_per_host(o.per_host.max(1));
+        .max_idle_per_host(o.per_host.max(1))
+        // A site is visited once per window: connections idle until the next one are dead
+        // weight (50,000 hosts would mean 50,000 idle sockets). Cap the pool near the
+        // concurrency; at the cap the oldest idle connection is closed.
+        .max_connections((o.concurrency * 2).max(64))
+        .idle_timeout(Duration::from_secs(30));
     for pem in &o.ca_certs {
         b = b.add_root_certificate_pem(pem);
     }
