@@ -40,6 +40,8 @@ pub fn build_client(o: &ClientOptions) -> Result<Client, String> {
         .timeout(o.timeout)
         .user_agent(o.user_agent.clone().unwrap_or_else(default_user_agent))
         .max_connections_per_host(o.per_host.max(1))
+        // Product pages are small; a 16 MiB cap keeps one odd page from costing much memory.
+        .max_body_size(16 << 20)
         .max_idle_per_host(o.per_host.max(1))
         // A site is visited once per window: connections idle until the next one are dead
         // weight (50,000 hosts would mean 50,000 idle sockets). Cap the pool near the

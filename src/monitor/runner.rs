@@ -383,6 +383,18 @@ impl Monitor {
     }
 }
 
+/// A link's place in the in-flight set, given up on drop.
+struct InFlight {
+    set: Arc<Mutex<HashSet<LinkId>>>,
+    id: LinkId,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.set.lock().remove(&self.id);
+    }
+}
+
 /// A non-blocking look at the set: every task that has finished is taken out.
 fn reap(tasks: &mut JoinSet<()>) {
     let waker = std::task::Waker::noop();
@@ -406,6 +418,7 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
     let in_flight: Arc<Mutex<HashSet<LinkId>>> = Arc::new(Mutex::new(HashSet::new()));
     let slots = Arc::new(Semaphore::new(inner.concurrency));
     let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut claimed: HashSet<LinkId> = HashSet::new();
     let batch = (inner.concurrency * 4).max(64);
     let mut next_claim = Instant::now();
     let mut next_delivery = Instant::now() + Duration::from_secs(1);
@@ -437,6 +450,8 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
             let fresh: Vec<DueLink> = due
                 .into_iter()
                 .filter(|l| !snapshot.contains(&l.id))
+                // `once` checks each link at most once, even one whose record was lost.
+                .filter(|l| !inner.once || claimed.insert(l.id))
                 .take(batch - busy)
                 .collect();
             if fresh.is_empty() {
@@ -449,8 +464,15 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
             }
             for link in fresh {
                 in_flight.lock().insert(link.id);
-                let (inner, slots, in_flight) = (inner.clone(), slots.clone(), in_flight.clone());
+                let guard = InFlight {
+                    set: in_flight.clone(),
+                    id: link.id,
+                };
+                let (inner, slots) = (inner.clone(), slots.clone());
                 tasks.spawn(async move {
+                    // Leaves the set however the task ends (even by a panic or an abort), and
+                    // only after the record was handed to the store (see the claim above).
+                    let _guard = guard;
                     let _slot = slots.acquire().await;
                     let record = inner.checker.check(&link).await;
                     log::debug!(
@@ -464,7 +486,6 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                     if let Err(e) = inner.store.record(record) {
                         log::error!("cannot record the check of {}: {e}", link.url);
                     }
-                    in_flight.lock().remove(&link.id);
                 });
             }
         }
