@@ -30,7 +30,7 @@ enum Command {
     /// Serve the demo site until interrupted (for wrk, other clients, benchmarks).
     ServeDemo(ServeDemoArgs),
     /// The price monitor: check product pages on a schedule, record prices, report changes.
-    Monitor(monitor::MonitorArgs),
+    Monitor(Box<monitor::MonitorArgs>),
 }
 
 /// Arguments of `scraipe scrape`.
@@ -270,7 +270,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Scrape(args) => scrape::run(*args),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
-        Command::Monitor(args) => monitor::run(args),
+        Command::Monitor(args) => monitor::run(*args),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
                 .map_err(|e| {

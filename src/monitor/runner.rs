@@ -209,7 +209,8 @@ impl MonitorBuilder {
         self.timeout = d;
         self
     }
-    /// Retries of network errors and 5xx within one check (default 1).
+    /// Retries of transient failures (connection errors, 429/502/503/504) per request
+    /// (default 1).
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -224,7 +225,8 @@ impl MonitorBuilder {
         self.ca_certs.push(pem);
         self
     }
-    /// A proxy URL (refused by `build` until the client supports proxies).
+    /// A proxy URL (`http://`, `https://`, `socks5://`, `socks5h://`); without one, the
+    /// environment's proxies apply (as curl).
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = Some(url.into());
         self
@@ -272,6 +274,7 @@ impl MonitorBuilder {
             user_agent: self.user_agent.clone(),
             ca_certs: self.ca_certs.clone(),
             proxy: self.proxy.clone(),
+            retries: self.retries,
             per_host: self.per_host,
             concurrency: self.concurrency,
         })?;
@@ -303,7 +306,6 @@ impl MonitorBuilder {
             rules: self.rules,
             robots,
             gate,
-            retries: self.retries,
             every: self.every,
         };
         let deliverer = Deliverer::new(
