@@ -77,7 +77,7 @@ pub struct RunArgs {
     /// User-Agent header; its first word selects the robots.txt group.
     #[arg(long, value_name = "UA")]
     user_agent: Option<String>,
-    /// Send requests through this proxy (http://, https://, socks5://, socks5h://; user:pass@
+    /// Send requests through this proxy (http://, socks5://, socks5h://; user:pass@
     /// for credentials). Without it the environment's proxies apply (http_proxy, https_proxy,
     /// all_proxy, no_proxy).
     #[arg(long, value_name = "URL")]

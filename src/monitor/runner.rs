@@ -225,7 +225,7 @@ impl MonitorBuilder {
         self.ca_certs.push(pem);
         self
     }
-    /// A proxy URL (`http://`, `https://`, `socks5://`, `socks5h://`); without one, the
+    /// A proxy URL (`http://`, `socks5://`, `socks5h://`); without one, the
     /// environment's proxies apply (as curl).
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = Some(url.into());
