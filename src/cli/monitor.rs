@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scraipe::monitor::store::{SqliteStore, Store};
-use scraipe::monitor::{parse_duration, Monitor, Progress};
+use scraipe::monitor::{Monitor, Progress};
 use scraipe::offer::Rules;
 
 use super::CliError;
@@ -47,8 +47,8 @@ pub struct RunArgs {
     /// Site rules for extraction (TOML, `[[site]]` entries).
     #[arg(long, value_name = "RULES.toml")]
     rules: Option<PathBuf>,
-    /// A link is due when its last check is older than this (30s, 5m, 2h; 0s: always due).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    /// A link is due when its last check is older than this (500ms, 30s, 5m, 2h, 1h30m; 0s: always due).
+    #[arg(long, default_value = "5m", value_parser = super::duration)]
     every: Duration,
     /// Check every link that is due now, then exit.
     #[arg(long)]
