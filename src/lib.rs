@@ -13,6 +13,8 @@
 //! * [`defaults`] — ready-made components ([`defaults::TextStatsAnalyzer`],
 //!   [`defaults::MultiScraper`], ...);
 //! * [`politeness`] — per-host limits for large crawls;
+//! * [`monitor`] — the price monitor (watch list, schedule, robots.txt, change events), on
+//!   [`offer`] extraction;
 //! * [`workflow`] — [`Workflow`], which ties it all together;
 //! * [`offer`] — price, currency and availability from product pages (the price monitor's extractor);
 //! * [`demo`] — a generated site and its HTTP/1.1 server, for the `demo` command and benchmarks.
@@ -44,6 +46,7 @@ pub mod demo;
 pub mod executor;
 pub mod http;
 pub mod llm;
+pub mod monitor;
 pub mod offer;
 pub mod politeness;
 pub mod results;

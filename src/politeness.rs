@@ -180,6 +180,13 @@ impl HostLimiter {
     /// host's delay. Dropping the future while it waits gives up cleanly. With a delay, poll
     /// it inside a scraipe runtime (it sleeps).
     pub async fn acquire(&self, host: &str) -> HostPermit {
+        self.acquire_spaced(host, Duration::ZERO).await
+    }
+
+    /// Like [`acquire`](HostLimiter::acquire), keeping the starts of two requests to this host
+    /// at least `delay` apart as well (the longer of `delay` and the limiter's own delay): for a
+    /// delay a host asks for itself, such as a robots.txt `Crawl-delay`.
+    pub async fn acquire_spaced(&self, host: &str, delay: Duration) -> HostPermit {
         let host = host.to_ascii_lowercase();
         let semaphore = {
             let now = Instant::now();
@@ -200,24 +207,46 @@ impl HostLimiter {
         };
         // We never close the semaphore, so acquiring cannot fail.
         let permit = semaphore.acquire_owned().await.ok();
-        if !self.inner.delay.is_zero() {
-            let start = {
-                let now = Instant::now();
-                let mut state = self.inner.state.lock();
-                match state.hosts.get_mut(&user.host) {
-                    Some(slot) => {
-                        let start = slot.next_start.max(now);
-                        slot.next_start = start + self.inner.delay;
-                        start
-                    }
-                    None => now,
+        let delay = self.inner.delay.max(delay);
+        let start = {
+            let now = Instant::now();
+            let mut state = self.inner.state.lock();
+            match state.hosts.get_mut(&user.host) {
+                Some(slot) => {
+                    let start = slot.next_start.max(now);
+                    slot.next_start = start + delay;
+                    start
                 }
-            };
+                None => now,
+            }
+        };
+        if start > Instant::now() {
             crate::rt::sleep_until(start).await;
         }
         HostPermit {
             _permit: permit,
             _user: user,
+        }
+    }
+
+    /// Holds back the next start on `host` until `until` (a server's `Retry-After`). Requests
+    /// already started are not affected.
+    pub fn defer(&self, host: &str, until: Instant) {
+        let host = host.to_ascii_lowercase();
+        let now = Instant::now();
+        let mut state = self.inner.state.lock();
+        state.purge(now);
+        let per_host = self.inner.per_host;
+        let slot = state.hosts.entry(host.clone()).or_insert_with(|| HostSlot {
+            semaphore: Arc::new(Semaphore::new(per_host)),
+            users: 0,
+            next_start: now,
+        });
+        if until > slot.next_start {
+            slot.next_start = until;
+            if slot.users == 0 {
+                state.expiries.push(Reverse((until, host)));
+            }
         }
     }
 
@@ -524,6 +553,38 @@ mod tests {
             );
         }
         assert_eq!(polite.limiter().tracked_hosts(), 0);
+    }
+
+    #[test]
+    fn spacing_per_call_and_deferral() {
+        let rt = runtime();
+        let limiter = HostLimiter::new(4);
+        let l = limiter.clone();
+        let t0 = Instant::now();
+        rt.block_on(async move {
+            for _ in 0..3 {
+                let _p = l
+                    .acquire_spaced("crawl.example", Duration::from_millis(20))
+                    .await;
+            }
+            assert!(t0.elapsed() >= Duration::from_millis(40));
+            l.defer("later.example", Instant::now() + Duration::from_millis(30));
+            let t1 = Instant::now();
+            let _p = l.acquire("later.example").await;
+            assert!(
+                t1.elapsed() >= Duration::from_millis(30),
+                "deferred host waits"
+            );
+            let t2 = Instant::now();
+            let _q = l.acquire("other.example").await;
+            assert!(t2.elapsed() < Duration::from_millis(25), "others do not");
+        });
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(
+            limiter.tracked_hosts(),
+            0,
+            "deferred hosts are forgotten afterwards"
+        );
     }
 
     #[test]

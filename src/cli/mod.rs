@@ -1,11 +1,14 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod demo;
+mod demo_monitor;
 mod llm;
+mod monitor;
 mod output;
 mod pipeline;
 mod scrape;
 mod serve_shop;
+mod signals;
 mod summary;
 
 use std::path::PathBuf;
@@ -28,6 +31,8 @@ enum Command {
     Demo(DemoArgs),
     /// Serve the demo site until interrupted (for wrk, other clients, benchmarks).
     ServeDemo(ServeDemoArgs),
+    /// The price monitor: check product pages on a schedule, record prices, report changes.
+    Monitor(Box<monitor::MonitorArgs>),
 }
 
 /// Arguments of `scraipe scrape`.
@@ -152,7 +157,11 @@ pub enum LlmProvider {
 
 /// Arguments of `scraipe demo`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DemoArgs {
+    /// Another demo instead of the scrape demo.
+    #[command(subcommand)]
+    pub what: Option<DemoWhat>,
     /// Pages on the demo site.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub pages: u32,
@@ -165,6 +174,37 @@ pub struct DemoArgs {
     /// Rows of the results table to print.
     #[arg(long, default_value_t = 10)]
     pub rows: usize,
+}
+
+/// The other demos.
+#[derive(Debug, Subcommand)]
+pub enum DemoWhat {
+    /// The price monitor over the demo shop for a few short windows: what it found, what
+    /// changed, all checked against the shop's truth (exit 1 on any mismatch).
+    Monitor(DemoMonitorArgs),
+}
+
+/// Arguments of `scraipe demo monitor`.
+#[derive(Debug, clap::Args)]
+pub struct DemoMonitorArgs {
+    /// Shop hosts (shop-N.localhost on one loopback listener).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub hosts: u32,
+    /// Product pages per host.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub products_per_host: u32,
+    /// Share of the products that change between windows (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_parser = share)]
+    pub change_share: f64,
+    /// Windows to run (the first sees everything for the first time).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub windows: u32,
+    /// Checks in flight at once.
+    #[arg(long, short = 'c', default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+    /// Requests in flight at once per host.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub per_host: u32,
 }
 
 /// Arguments of `scraipe serve-demo`.
@@ -230,7 +270,7 @@ fn period(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
     scraipe::util::parse_duration(s).map_err(|e| e.to_string())
 }
 
@@ -319,7 +359,12 @@ impl CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Scrape(args) => scrape::run(*args),
+        Command::Demo(DemoArgs {
+            what: Some(DemoWhat::Monitor(args)),
+            ..
+        }) => demo_monitor::run(args).map_err(CliError::from),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
+        Command::Monitor(args) => monitor::run(*args),
         Command::ServeDemo(args) if args.shop => serve_shop::run(args),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)

@@ -4,6 +4,7 @@
 //! reuse and which headers were sent.
 #![allow(dead_code)]
 
+pub mod mini_shop;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,388 @@
+//! `scraipe monitor run|export|status|report`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use scraipe::monitor::store::{SqliteStore, Store};
+use scraipe::monitor::{Monitor, Progress};
+use scraipe::offer::Rules;
+
+use super::CliError;
+
+/// `scraipe monitor ...`
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[command(subcommand)]
+    command: MonitorCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum MonitorCommand {
+    /// Check the watch list: once (`--once`), or every `--every` until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Write the observation history as CSV or JSONL.
+    Export(ExportArgs),
+    /// Summarise the watch list: links, due now, failing, last change.
+    Status(StatusArgs),
+    /// Write one self-contained HTML page: a price chart per product and the latest changes.
+    Report(ReportArgs),
+}
+
+/// Arguments of `scraipe monitor run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The watch list: one URL per line ('-' for standard input), '#' comments. Links missing
+    /// from a later input are deactivated (their history is kept).
+    #[arg(long, short = 'i', value_name = "URLS")]
+    input: String,
+    /// The state database (SQLite; created if missing).
+    #[arg(long, value_name = "STATE.sqlite")]
+    db: PathBuf,
+    /// Site rules for extraction (TOML, `[[site]]` entries).
+    #[arg(long, value_name = "RULES.toml")]
+    rules: Option<PathBuf>,
+    /// A link is due when its last check is older than this (500ms, 30s, 5m, 2h, 1h30m; 0s: always due).
+    #[arg(long, default_value = "5m", value_parser = super::duration)]
+    every: Duration,
+    /// Check every link that is due now, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Append change events here as JSON lines (default: standard output).
+    #[arg(long, value_name = "EVENTS.jsonl")]
+    changes: Option<PathBuf>,
+    /// POST each change event as JSON to this URL (retried; undelivered events wait in the
+    /// database for the next run).
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// Checks in flight at once.
+    #[arg(long, short = 'c', default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    concurrency: u32,
+    /// Requests in flight at once per host.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    per_host: u32,
+    /// Whole-request deadline in seconds.
+    #[arg(long, default_value_t = 10.0, value_parser = super::positive_secs)]
+    timeout: f64,
+    /// Retries of transient failures (connection errors, 429/502/503/504) per request, with
+    /// jittered backoff; a Retry-After of up to 2 s is waited out, a longer one holds the host
+    /// and the link back instead.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10))]
+    retries: u32,
+    /// User-Agent header; its first word selects the robots.txt group.
+    #[arg(long, value_name = "UA")]
+    user_agent: Option<String>,
+    /// Send requests through this proxy (http://, socks5://, socks5h://; user:pass@
+    /// for credentials). Without it the environment's proxies apply (http_proxy, https_proxy,
+    /// all_proxy, no_proxy).
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Extra trusted root certificate(s), PEM. Repeatable.
+    #[arg(long = "ca-cert", value_name = "PEM")]
+    ca_certs: Vec<PathBuf>,
+    /// Do not fetch or obey robots.txt.
+    #[arg(long)]
+    ignore_robots: bool,
+    /// No status line, no summary.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// Arguments of `scraipe monitor export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The state database.
+    #[arg(long, value_name = "STATE.sqlite")]
+    db: PathBuf,
+    /// Write here (CSV for a .csv name, else JSONL) instead of standard output (JSONL).
+    #[arg(long, short = 'o', value_name = "HISTORY.csv|.jsonl")]
+    output: Option<PathBuf>,
+    /// Only this link's history.
+    #[arg(long, value_name = "URL")]
+    link: Option<String>,
+}
+
+/// Arguments of `scraipe monitor status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The state database.
+    #[arg(long, value_name = "STATE.sqlite")]
+    db: PathBuf,
+}
+
+/// Arguments of `scraipe monitor report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The state database.
+    #[arg(long, value_name = "STATE.sqlite")]
+    db: PathBuf,
+    /// The HTML file to write.
+    #[arg(long, short = 'o', value_name = "REPORT.html")]
+    output: PathBuf,
+}
+
+/// Runs a monitor subcommand.
+pub fn run(args: MonitorArgs) -> Result<(), CliError> {
+    match args.command {
+        MonitorCommand::Run(a) => run_monitor(a),
+        MonitorCommand::Export(a) => export(a),
+        MonitorCommand::Status(a) => status(a),
+        MonitorCommand::Report(a) => report(a),
+    }
+}
+
+/// The http(s) links of the input, in order, without duplicates; the rest is reported.
+fn watch_list(input: &str) -> Result<Vec<String>, CliError> {
+    let lines = super::scrape::collect_links(&[], Some(input))?;
+    let mut links = Vec::with_capacity(lines.len());
+    let mut skipped = Vec::new();
+    for line in lines {
+        match url::Url::parse(&line) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                links.push(line)
+            }
+            _ => skipped.push(line),
+        }
+    }
+    if let Some(first) = skipped.first() {
+        eprintln!(
+            "warning: skipped {} input line(s) that are not http(s) URLs (first: {first:?})",
+            skipped.len()
+        );
+    }
+    Ok(links)
+}
+
+fn status_line(p: &Progress) -> String {
+    format!(
+        "checked {} · unchanged {} ({} × 304, {} same body) · changed {} · failed {} · disallowed {} · {:.0} checks/s · {} in flight",
+        p.checked,
+        p.unchanged,
+        p.not_modified,
+        p.same_body,
+        p.changed,
+        p.failed,
+        p.disallowed,
+        p.per_sec,
+        p.in_flight
+    )
+}
+
+/// One `monitor run` per database: two would check every link twice and race on the schedule.
+/// An advisory `flock` on `STATE.sqlite.lock`, released when the process exits (even by
+/// `kill -9`), so a crash never leaves a stale lock behind.
+fn lock_database(db: &std::path::Path) -> Result<File, CliError> {
+    use std::os::fd::AsRawFd;
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| format!("cannot create the lock file {name:?}: {e}"))?;
+    // SAFETY: flock on a file descriptor we own and keep open for the returned File's lifetime.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another `scraipe monitor run` is using the database '{}'",
+            db.display()
+        )
+        .into());
+    }
+    Ok(file)
+}
+
+fn run_monitor(args: RunArgs) -> Result<(), CliError> {
+    let links = watch_list(&args.input)?;
+    let rules = match &args.rules {
+        Some(path) => Rules::load(path).map_err(|e| format!("unusable rules file: {e}"))?,
+        None => Rules::default(),
+    };
+    let changes: Box<dyn Write + Send> = match &args.changes {
+        Some(path) => Box::new(BufWriter::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot write the changes file '{}': {e}", path.display()))?,
+        )),
+        None => Box::new(io::stdout()),
+    };
+    if let Some(hook) = &args.webhook {
+        match url::Url::parse(hook) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(CliError {
+                    code: 2,
+                    message: format!("--webhook {hook:?} is not an http(s) URL"),
+                })
+            }
+        }
+    }
+    let _lock = lock_database(&args.db)?;
+    let store = Arc::new(SqliteStore::open(&args.db).map_err(|e| e.to_string())?);
+    let mut builder = Monitor::builder(store.clone())
+        .every(args.every)
+        .once(args.once)
+        .concurrency(args.concurrency as usize)
+        .per_host(args.per_host as usize)
+        .timeout(Duration::from_secs_f64(args.timeout))
+        .retries(args.retries)
+        .ignore_robots(args.ignore_robots)
+        .rules(Arc::new(rules))
+        .changes_to(changes)
+        .stop_when(super::signals::requested);
+    if let Some(ua) = &args.user_agent {
+        builder = builder.user_agent(ua.clone());
+    }
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy.clone());
+    }
+    if let Some(hook) = &args.webhook {
+        builder = builder.webhook(hook.clone());
+    }
+    for path in &args.ca_certs {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read CA certificate '{}': {e}", path.display()))?;
+        builder = builder.ca_cert_pem(pem);
+    }
+    let bar = (!args.quiet && io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    if let Some(bar) = bar.clone() {
+        builder = builder.on_progress(move |p| {
+            bar.set_message(status_line(p));
+            bar.tick();
+        });
+    }
+    // Every setting is checked before the watch list is touched.
+    let monitor = builder.build()?;
+    let sync = store.sync_watch_list(&links).map_err(|e| e.to_string())?;
+    if !args.quiet {
+        eprintln!(
+            "watch list: {} active ({} new, {} back, {} deactivated)",
+            sync.active, sync.added, sync.reactivated, sync.deactivated
+        );
+    }
+    if sync.active == 0 {
+        eprintln!("warning: the watch list is empty: nothing to check");
+    }
+    super::signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let summary = monitor.run()?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    store.close();
+    if !args.quiet {
+        eprintln!(
+            "monitor: {} in {:.1} s; {} change event(s) delivered{}{}",
+            status_line(&summary.progress),
+            summary.elapsed.as_secs_f64(),
+            summary.events_delivered,
+            if summary.events_waiting > 0 {
+                format!(
+                    ", {} waiting for the webhook (delivered on the next run)",
+                    summary.events_waiting
+                )
+            } else {
+                String::new()
+            },
+            if summary.abandoned > 0 {
+                format!(
+                    "; {} check(s) abandoned at the stop (redone next time)",
+                    summary.abandoned
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn export(args: ExportArgs) -> Result<(), CliError> {
+    use scraipe::monitor::export::{export_history, ExportFormat};
+    let store = SqliteStore::open_existing(&args.db).map_err(|e| e.to_string())?;
+    let csv = args
+        .output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let format = if csv {
+        ExportFormat::Csv
+    } else {
+        ExportFormat::Jsonl
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(BufWriter::new(File::create(path).map_err(|e| {
+            format!("cannot write the export file '{}': {e}", path.display())
+        })?)),
+        None => Box::new(io::stdout().lock()),
+    };
+    match export_history(&store, args.link.as_deref(), format, &mut out) {
+        Ok(_) => Ok(()),
+        // `... export | head` closing the pipe early is not an error.
+        Err(e) if args.output.is_none() && e.0.contains("Broken pipe") => Ok(()),
+        Err(e) => Err(e.to_string().into()),
+    }
+}
+
+fn status(args: StatusArgs) -> Result<(), CliError> {
+    use scraipe::monitor::{now_ms, rfc3339};
+    let store = SqliteStore::open_existing(&args.db).map_err(|e| e.to_string())?;
+    let s = store.status(now_ms()).map_err(|e| e.to_string())?;
+    let every = s
+        .every_ms
+        .map(|ms| format!("{} s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "5 m (default; no run yet)".into());
+    println!(
+        "links:         {} active, {} inactive",
+        s.active_links, s.inactive_links
+    );
+    println!("due now:       {} (every {every})", s.due_now);
+    println!("never checked: {}", s.never_checked);
+    println!("failing:       {}", s.failing);
+    println!("disallowed:    {}", s.disallowed);
+    println!("observations:  {}", s.observations);
+    println!(
+        "events:        {} ({} waiting for delivery)",
+        s.events, s.pending_events
+    );
+    println!(
+        "last check:    {}",
+        s.last_check_ms
+            .map(rfc3339)
+            .unwrap_or_else(|| "never".into())
+    );
+    match &s.last_change {
+        Some((at, link)) => println!("last change:   {} {link}", rfc3339(*at)),
+        None => println!("last change:   none"),
+    }
+    Ok(())
+}
+
+fn report(args: ReportArgs) -> Result<(), CliError> {
+    let store = SqliteStore::open_existing(&args.db).map_err(|e| e.to_string())?;
+    let mut html = String::new();
+    let (charts, events) =
+        scraipe::monitor::report::write_report(&store, &mut html).map_err(|e| e.to_string())?;
+    std::fs::write(&args.output, html)
+        .map_err(|e| format!("cannot write the report '{}': {e}", args.output.display()))?;
+    eprintln!(
+        "report: {} product chart(s), {} latest change(s) → {}",
+        charts,
+        events,
+        args.output.display()
+    );
+    Ok(())
+}
