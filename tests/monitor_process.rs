@@ -148,6 +148,16 @@ fn sigint_during_slow_checks_exits_zero_promptly() {
         .collect();
     let mut child = spawn(&dir, &links, &["--every", "1h", "--per-host", "2"]);
     wait_until(Duration::from_secs(5), || shop.log().len() >= 3);
+    // A second monitor on the same database is refused while this one runs.
+    let second = Command::new(env!("CARGO_BIN_EXE_scraipe"))
+        .args(["monitor", "run", "--once", "--input"])
+        .arg(dir.join("urls.txt"))
+        .arg("--db")
+        .arg(dir.join("state.sqlite"))
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another `scraipe monitor run`"));
     let t = Instant::now();
     signal(&child, libc::SIGINT);
     let status = wait(&mut child, Duration::from_secs(6));
@@ -269,4 +279,47 @@ fn kill_9_mid_window_then_resume_fetches_each_link_once_and_never_duplicates_eve
             "{link} announced"
         );
     }
+}
+
+#[test]
+fn later_windows_are_spread_over_the_window_not_bursts() {
+    let dir = tmp("spread");
+    let shop = MiniShop::start();
+    let links: Vec<String> = (0..24)
+        .map(|i| {
+            shop.add(
+                &format!("/item-{i}"),
+                Product::new("P", "1", Markup::Meta, Validators::ETag),
+            )
+        })
+        .collect();
+    let mut child = spawn(&dir, &links, &["--every", "2s", "--per-host", "24"]);
+    // Every link checked twice: the first window (all new, at once), then one more each.
+    wait_until(Duration::from_secs(10), || {
+        (0..24).all(|i| shop.hits(&format!("/item-{i}")).0 >= 2)
+    });
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait(&mut child, Duration::from_secs(5)).code(), Some(0));
+    let log = shop.log();
+    let mut second: Vec<Instant> = (0..24)
+        .map(|i| {
+            let path = format!("/item-{i}");
+            log.iter().filter(|l| l.2 == path).nth(1).unwrap().0
+        })
+        .collect();
+    second.sort();
+    let spread = second[23] - second[0];
+    // Phases are uniform over the 2 s window: the second checks spread over most of it.
+    assert!(
+        spread >= Duration::from_millis(1000),
+        "second window took {spread:?}"
+    );
+    let burst = second
+        .iter()
+        .filter(|t| **t - second[0] < Duration::from_millis(250))
+        .count();
+    assert!(
+        burst <= 12,
+        "{burst} of 24 checks in the window's first 250 ms"
+    );
 }

@@ -169,6 +169,30 @@ fn status_line(p: &Progress) -> String {
     )
 }
 
+/// One `monitor run` per database: two would check every link twice and race on the schedule.
+/// An advisory `flock` on `STATE.sqlite.lock`, released when the process exits (even by
+/// `kill -9`), so a crash never leaves a stale lock behind.
+fn lock_database(db: &std::path::Path) -> Result<File, CliError> {
+    use std::os::fd::AsRawFd;
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| format!("cannot create the lock file {name:?}: {e}"))?;
+    // SAFETY: flock on a file descriptor we own and keep open for the returned File's lifetime.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another `scraipe monitor run` is using the database '{}'",
+            db.display()
+        )
+        .into());
+    }
+    Ok(file)
+}
+
 fn run_monitor(args: RunArgs) -> Result<(), CliError> {
     let links = watch_list(&args.input)?;
     let rules = match &args.rules {
@@ -196,6 +220,7 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
             }
         }
     }
+    let _lock = lock_database(&args.db)?;
     let store = Arc::new(SqliteStore::open(&args.db).map_err(|e| e.to_string())?);
     let sync = store.sync_watch_list(&links).map_err(|e| e.to_string())?;
     if !args.quiet {
