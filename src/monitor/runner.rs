@@ -292,13 +292,10 @@ impl MonitorBuilder {
                 .unwrap_or_else(super::client::default_user_agent),
         );
         let robots = (!self.ignore_robots).then(|| {
-            Arc::new(RobotsCache::new(
-                self.store.clone(),
-                client.clone(),
-                gate.clone(),
-                agent,
+            Arc::new(
+                RobotsCache::new(self.store.clone(), client.clone(), gate.clone(), agent)
+                    .with_shared_gate(shared_gate.clone()),
             )
-            .with_shared_gate(shared_gate.clone()))
         });
         let checker = Checker {
             client: client.clone(),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod mini_shop;
+pub mod redis_server;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -71,14 +71,17 @@ fn is_connection_error(e: &RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || matches!(e.code(), Some("LOADING" | "NOSCRIPT" | "MASTERDOWN" | "TRYAGAIN"))
+        || matches!(
+            e.code(),
+            Some("LOADING" | "NOSCRIPT" | "MASTERDOWN" | "TRYAGAIN")
+        )
 }
 
 impl Conn {
     /// A connection to `url` (`redis://HOST:PORT/DB`); connects lazily.
     pub fn new(url: &str, retry_for: Duration) -> Result<Conn, StoreError> {
-        let client = Client::open(url)
-            .map_err(|e| StoreError(format!("invalid Redis URL {url:?}: {e}")))?;
+        let client =
+            Client::open(url).map_err(|e| StoreError(format!("invalid Redis URL {url:?}: {e}")))?;
         Ok(Conn {
             client,
             url: url.to_string(),

@@ -139,7 +139,10 @@ pub fn host_of_url(url: &str) -> String {
 pub fn split_origin(origin: &str) -> (String, String) {
     match Url::parse(origin) {
         Ok(u) if u.host_str().is_some() => (host_key(&u), u.scheme().to_string()),
-        _ => (origin.to_ascii_lowercase().replace(['{', '}'], ""), String::new()),
+        _ => (
+            origin.to_ascii_lowercase().replace(['{', '}'], ""),
+            String::new(),
+        ),
     }
 }
 

@@ -113,7 +113,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("url", &self.url).finish()
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -259,10 +261,9 @@ impl RedisStore {
         let mut reader = Conn::new(url, options.retry_for)?;
         // Fail early on a wrong address or a server that is not Redis (a short retry only).
         let retry_for = std::mem::replace(&mut reader.retry_for, Duration::from_secs(3));
-        let settings: HashMap<String, String> =
-            reader.run(&shared.scripts, "connecting", |c| {
-                redis::cmd("HGETALL").arg(shared.keys.settings()).query(c)
-            })?;
+        let settings: HashMap<String, String> = reader.run(&shared.scripts, "connecting", |c| {
+            redis::cmd("HGETALL").arg(shared.keys.settings()).query(c)
+        })?;
         reader.retry_for = retry_for;
         if let Some(every) = settings.get("every_ms").and_then(|v| v.parse().ok()) {
             shared.every_ms.store(every, Ordering::Relaxed);
@@ -352,22 +353,21 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for (id, url) in &links {
-            pipe.cmd("HMGET")
-                .arg(k.link(&host_of_url(url), *id))
-                .arg(&[
-                    "etag",
-                    "lm",
-                    "bh",
-                    "failures",
-                    "last_checked",
-                    "has_offer",
-                    "price",
-                    "currency",
-                    "availability",
-                    "pending",
-                ]);
+            pipe.cmd("HMGET").arg(k.link(&host_of_url(url), *id)).arg(&[
+                "etag",
+                "lm",
+                "bh",
+                "failures",
+                "last_checked",
+                "has_offer",
+                "price",
+                "currency",
+                "availability",
+                "pending",
+            ]);
         }
-        let states: Vec<Vec<Option<String>>> = self.read("reading link state", |c| pipe.query(c))?;
+        let states: Vec<Vec<Option<String>>> =
+            self.read("reading link state", |c| pipe.query(c))?;
         let mut out = Vec::with_capacity(links.len());
         let mut claimed = self.shared.claimed.lock();
         for ((id, url), f) in links.into_iter().zip(states) {
@@ -422,8 +422,9 @@ impl RedisStore {
     /// (id, url) of every link, by id.
     fn all_links(&self) -> Result<Vec<(i64, String)>, StoreError> {
         let urls = self.shared.keys.urls();
-        let map: HashMap<String, String> =
-            self.read("listing links", |c| redis::cmd("HGETALL").arg(&urls).query(c))?;
+        let map: HashMap<String, String> = self.read("listing links", |c| {
+            redis::cmd("HGETALL").arg(&urls).query(c)
+        })?;
         let mut links: Vec<(i64, String)> = map
             .into_iter()
             .filter_map(|(id, url)| Some((id.parse().ok()?, url)))
@@ -494,8 +495,9 @@ impl Store for RedisStore {
         }
         let wanted: std::collections::HashSet<&str> = links.iter().map(String::as_str).collect();
         let all = self.all_links()?;
-        let members: Vec<String> =
-            self.read("listing active links", |c| redis::cmd("SMEMBERS").arg(&active).query(c))?;
+        let members: Vec<String> = self.read("listing active links", |c| {
+            redis::cmd("SMEMBERS").arg(&active).query(c)
+        })?;
         let members: std::collections::HashSet<String> = members.into_iter().collect();
         let gone: Vec<String> = all
             .iter()
@@ -507,7 +509,9 @@ impl Store for RedisStore {
             let n: usize = self.read("deactivating links", |c| remove.query(c))?;
             out.deactivated += n;
         }
-        out.active = self.read("counting links", |c| redis::cmd("SCARD").arg(&active).query(c))?;
+        out.active = self.read("counting links", |c| {
+            redis::cmd("SCARD").arg(&active).query(c)
+        })?;
         Ok(out)
     }
 
@@ -650,8 +654,9 @@ impl Store for RedisStore {
     fn robots_get(&self, origin: &str) -> Result<Option<RobotsRecord>, StoreError> {
         let (host, scheme) = split_origin(origin);
         let key = self.shared.keys.robots(&host, &scheme);
-        let m: HashMap<String, String> =
-            self.read("reading robots.txt", |c| redis::cmd("HGETALL").arg(&key).query(c))?;
+        let m: HashMap<String, String> = self.read("reading robots.txt", |c| {
+            redis::cmd("HGETALL").arg(&key).query(c)
+        })?;
         let num = |k: &str| m.get(k).and_then(|v| v.parse::<i64>().ok());
         let (Some(fetched_ms), Some(expires_ms)) = (num("fetched_ms"), num("expires_ms")) else {
             return Ok(None);
@@ -677,8 +682,9 @@ impl Store for RedisStore {
         let links = match link {
             Some(url) => {
                 let ids = self.shared.keys.ids();
-                let id: Option<i64> =
-                    self.read("finding a link", |c| redis::cmd("HGET").arg(&ids).arg(url).query(c))?;
+                let id: Option<i64> = self.read("finding a link", |c| {
+                    redis::cmd("HGET").arg(&ids).arg(url).query(c)
+                })?;
                 id.map(|id| vec![(id, url.to_string())]).unwrap_or_default()
             }
             None => self.all_links()?,
@@ -708,13 +714,24 @@ impl Store for RedisStore {
         pipe.cmd("HLEN").arg(k.urls());
         pipe.cmd("ZCOUNT").arg(k.due()).arg("-inf").arg(0);
         pipe.cmd("ZCOUNT").arg(k.due()).arg("-inf").arg(now);
-        pipe.cmd("SINTERCARD").arg(2).arg(k.active()).arg(k.failing());
-        pipe.cmd("SINTERCARD").arg(2).arg(k.active()).arg(k.disallowed());
+        pipe.cmd("SINTERCARD")
+            .arg(2)
+            .arg(k.active())
+            .arg(k.failing());
+        pipe.cmd("SINTERCARD")
+            .arg(2)
+            .arg(k.active())
+            .arg(k.disallowed());
         pipe.cmd("HGET").arg(k.stats()).arg("observations");
         pipe.cmd("XLEN").arg(k.events());
         pipe.cmd("HGET").arg(k.settings()).arg("every_ms");
         pipe.cmd("HGET").arg(k.stats()).arg("last_check_ms");
-        pipe.cmd("XREVRANGE").arg(k.events()).arg("+").arg("-").arg("COUNT").arg(1);
+        pipe.cmd("XREVRANGE")
+            .arg(k.events())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
         #[allow(clippy::type_complexity)]
         let (active, all, never, due_now, failing, disallowed, obs, events, every, last, latest): (
             u64,

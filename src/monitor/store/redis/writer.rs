@@ -4,9 +4,9 @@
 //! every record of the batch in one pipeline, then the global script for each, then the
 //! clearing of the events just published.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,10 @@ impl Writer {
         let scripts = &self.shared.scripts;
         self.conn
             .run(scripts, "finding a link", |c| {
-                redis::cmd("HGET").arg(&urls).arg(id).query::<Option<String>>(c)
+                redis::cmd("HGET")
+                    .arg(&urls)
+                    .arg(id)
+                    .query::<Option<String>>(c)
             })
             .ok()
             .flatten()
@@ -147,7 +150,12 @@ impl Writer {
                 WriteCmd::Publish(id, url, json) => publish.push((id, url, json)),
                 WriteCmd::Flush(tx) => flushes.push(tx),
                 WriteCmd::Setting(key, value) => {
-                    simple.cmd("HSET").arg(k.settings()).arg(key).arg(value).ignore();
+                    simple
+                        .cmd("HSET")
+                        .arg(k.settings())
+                        .arg(key)
+                        .arg(value)
+                        .ignore();
                     n_simple += 1;
                 }
                 WriteCmd::Release(host, token) => {
@@ -180,8 +188,17 @@ impl Writer {
                 WriteCmd::Ack(acks) => {
                     for (entry, a) in acks {
                         if a.delivered {
-                            simple.cmd("XACK").arg(k.events()).arg(GROUP).arg(&entry).ignore();
-                            simple.cmd("HDEL").arg(k.event_progress()).arg(&entry).ignore();
+                            simple
+                                .cmd("XACK")
+                                .arg(k.events())
+                                .arg(GROUP)
+                                .arg(&entry)
+                                .ignore();
+                            simple
+                                .cmd("HDEL")
+                                .arg(k.event_progress())
+                                .arg(&entry)
+                                .ignore();
                         } else {
                             let mark = match (a.file_done, a.webhook_done) {
                                 (true, true) => "file,webhook",
@@ -223,7 +240,12 @@ impl Writer {
                 None => Ok(()),
             };
             for tx in flushes {
-                let _ = tx.send(result.as_ref().map(|_| ()).map_err(|e| StoreError(e.0.clone())));
+                let _ = tx.send(
+                    result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| StoreError(e.0.clone())),
+                );
             }
         }
     }
@@ -280,8 +302,9 @@ impl Writer {
             ));
         }
         let scripts = &self.shared.scripts;
-        let results: Vec<(i64, String)> =
-            self.conn.run(scripts, "recording checks", |c| pipe.query(c))?;
+        let results: Vec<(i64, String)> = self
+            .conn
+            .run(scripts, "recording checks", |c| pipe.query(c))?;
         // Step 2: the global scripts (schedule, counters), events included.
         let mut pipe = redis::pipe();
         let mut pending = Vec::new();
@@ -307,7 +330,8 @@ impl Writer {
         }
         if pipe.cmd_iter().next().is_some() {
             let scripts = &self.shared.scripts;
-            self.conn.run(scripts, "scheduling checks", |c| pipe.exec(c))?;
+            self.conn
+                .run(scripts, "scheduling checks", |c| pipe.exec(c))?;
         }
         // Step 3: publish the events and clear them from their links.
         let mut next = Vec::new();
@@ -392,7 +416,8 @@ impl Writer {
             ));
         }
         let scripts = &self.shared.scripts;
-        self.conn.run(scripts, "publishing events", |c| pipe.exec(c))?;
+        self.conn
+            .run(scripts, "publishing events", |c| pipe.exec(c))?;
         let scripts = &self.shared.scripts;
         let after: Vec<String> = self
             .conn
