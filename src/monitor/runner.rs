@@ -428,7 +428,13 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 now_ms: if inner.once { start_ms } else { now_ms() },
                 every_ms,
                 spread: !inner.once,
-                limit: batch + snapshot.len(),
+                // A leasing store never hands out what is in flight, and every link it hands
+                // out is leased to us: take only what we will check now.
+                limit: if store.shared() {
+                    batch - busy
+                } else {
+                    batch + snapshot.len()
+                },
             };
             let due = blocking(&store, move |s| {
                 s.flush()?;

@@ -4,6 +4,7 @@
 //! reuse and which headers were sent.
 #![allow(dead_code)]
 
+pub mod host_shop;
 pub mod mini_shop;
 pub mod redis_server;
 pub mod tls;

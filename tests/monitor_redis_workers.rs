@@ -1,0 +1,341 @@
+//! `scraipe monitor run --redis` as several worker processes sharing one real Redis server and
+//! a shop of many hosts: each link checked once per window (plus, after a `kill -9`, at most
+//! what the dead worker had in flight), the per-host limit held across workers (counted by the
+//! shop), each change once in the event stream, a Redis restart mid-window survived, and the
+//! Redis operations one check costs (INFO commandstats).
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::host_shop::HostShop;
+use support::redis_server::RedisServer;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scraipe-redisw-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Kills a worker still running when the test fails, so none outlives it.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn worker(dir: &Path, n: usize, redis: &str, input: &Path, extra: &[&str]) -> Worker {
+    let log = std::fs::File::create(dir.join(format!("worker-{n}.log"))).unwrap();
+    Worker(
+        Command::new(env!("CARGO_BIN_EXE_scraipe"))
+            .args(["monitor", "run", "--quiet", "--redis", redis, "--input"])
+            .arg(input)
+            .arg("--changes")
+            .arg(dir.join(format!("events-{n}.jsonl")))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn signal(w: &Worker, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid, not yet reaped.
+    assert_eq!(unsafe { libc::kill(w.0.id() as libc::pid_t, sig) }, 0);
+}
+
+fn wait_exit(w: &mut Worker, limit: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(status) = w.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < end,
+            "a worker did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A query that survives the server being restarted under it.
+fn query<T: redis::FromRedisValue>(server: &RedisServer, cmd: &redis::Cmd) -> T {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| cmd.query(&mut c));
+        match r {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < end => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("redis: {e}"),
+        }
+    }
+}
+
+fn recorded(server: &RedisServer) -> usize {
+    query(server, redis::cmd("HLEN").arg("{scraipe}:checked"))
+}
+
+/// Every event in the stream: (link, count).
+fn stream_links(server: &RedisServer) -> HashMap<String, usize> {
+    let v: redis::Value = query(
+        server,
+        redis::cmd("XRANGE")
+            .arg("{scraipe}:events")
+            .arg("-")
+            .arg("+"),
+    );
+    let mut out = HashMap::new();
+    let redis::Value::Array(entries) = v else {
+        return out;
+    };
+    for e in entries {
+        let redis::Value::Array(parts) = e else {
+            continue;
+        };
+        let redis::Value::Array(fields) = &parts[1] else {
+            continue;
+        };
+        for kv in fields.chunks(2) {
+            if let [redis::Value::BulkString(k), redis::Value::BulkString(v)] = kv {
+                if k == b"link" {
+                    *out.entry(String::from_utf8_lossy(v).into_owned())
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Per URL: requests beyond the first; panics on a URL never requested.
+fn repeats(shop: &HostShop, urls: &[String]) -> u64 {
+    urls.iter()
+        .map(|u| {
+            let n = shop.hits(u);
+            assert!(n >= 1, "{u} never checked");
+            n - 1
+        })
+        .sum()
+}
+
+/// Hosts, and products per host: a few busy hosts (where the per-host limit bites) and many
+/// hosts with one product.
+fn shop_layout(hosts: usize, busy: usize, per_busy: usize) -> Vec<usize> {
+    (0..hosts)
+        .map(|i| if i < busy { per_busy } else { 1 })
+        .collect()
+}
+
+#[test]
+fn three_workers_check_each_link_once_per_window_and_survive_a_kill_9() {
+    let dir = tmp("three");
+    let server = RedisServer::start();
+    // 2,000 hosts as in the issue; 10 of them with 20 products each.
+    let shop = HostShop::start(shop_layout(2000, 10, 20), Duration::from_millis(20));
+    let urls = shop.urls();
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, urls.join("\n")).unwrap();
+    let redis = server.url();
+    let args = [
+        "--every",
+        "1h",
+        "--per-host",
+        "2",
+        "--concurrency",
+        "32",
+        "--lease",
+        "2s",
+        "--timeout",
+        "5",
+    ];
+    let started = Instant::now();
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|n| worker(&dir, n, &redis, &input, &args))
+        .collect();
+    wait_until(Duration::from_secs(60), "a third of the window", || {
+        shop.product_requests() >= urls.len() / 3
+    });
+    signal(&workers[0], libc::SIGKILL);
+    let _ = workers[0].0.wait();
+    let at_kill = shop.product_requests();
+    assert!(
+        at_kill < urls.len(),
+        "killed mid-window ({at_kill} of {})",
+        urls.len()
+    );
+    wait_until(Duration::from_secs(90), "every link recorded", || {
+        recorded(&server) == urls.len()
+    });
+    let window = started.elapsed();
+    for w in &mut workers[1..] {
+        signal(w, libc::SIGTERM);
+    }
+    for w in &mut workers[1..] {
+        assert_eq!(wait_exit(w, Duration::from_secs(10)).code(), Some(0));
+    }
+    let repeated = repeats(&shop, &urls);
+    eprintln!(
+        "{} links on 2,000 hosts, 3 workers (one killed at {at_kill} checks): window in {:.1} s, \
+         {repeated} checks repeated, at most {} requests at once on one host",
+        urls.len(),
+        window.as_secs_f64(),
+        shop.max_in_flight_per_host()
+    );
+    // The killed worker had at most 32 checks in flight (plus a few records not yet written).
+    assert!(repeated <= 32 + 8, "{repeated} checks repeated");
+    assert!(
+        shop.max_in_flight_per_host() <= 2,
+        "per-host limit 2 across three workers, saw {}",
+        shop.max_in_flight_per_host()
+    );
+    let events = stream_links(&server);
+    assert_eq!(
+        events.len(),
+        urls.len(),
+        "one first-sighting event per link"
+    );
+    assert!(
+        events.values().all(|n| *n == 1),
+        "no event twice in the stream"
+    );
+    // A second window is not due for an hour: the surviving workers checked nothing more.
+    assert_eq!(shop.product_requests() as u64, urls.len() as u64 + repeated);
+}
+
+#[test]
+fn redis_restarted_mid_window_the_workers_reconnect_and_the_window_completes() {
+    let dir = tmp("restart");
+    let mut server = RedisServer::start();
+    let shop = HostShop::start(shop_layout(300, 0, 0), Duration::from_millis(60));
+    let urls = shop.urls();
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, urls.join("\n")).unwrap();
+    let redis = server.url();
+    let args = ["--every", "1h", "--concurrency", "8", "--lease", "3s"];
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|n| worker(&dir, n, &redis, &input, &args))
+        .collect();
+    wait_until(Duration::from_secs(30), "a quarter of the window", || {
+        shop.product_requests() >= urls.len() / 4
+    });
+    server.restart();
+    let after_restart = shop.product_requests();
+    assert!(after_restart < urls.len(), "restarted mid-window");
+    wait_until(Duration::from_secs(60), "every link recorded", || {
+        recorded(&server) == urls.len()
+    });
+    for w in &mut workers {
+        assert_eq!(w.0.try_wait().unwrap(), None, "workers outlive the restart");
+        signal(w, libc::SIGTERM);
+    }
+    for w in &mut workers {
+        assert_eq!(wait_exit(w, Duration::from_secs(10)).code(), Some(0));
+    }
+    let repeated = repeats(&shop, &urls);
+    eprintln!(
+        "restart at {after_restart} of {} checks; {repeated} repeated",
+        urls.len()
+    );
+    assert!(repeated <= 16 + 4, "{repeated} checks repeated");
+    let events = stream_links(&server);
+    assert_eq!(events.len(), urls.len());
+    assert!(events.values().all(|n| *n == 1));
+}
+
+/// `INFO commandstats`: calls per command.
+fn commandstats(server: &RedisServer) -> HashMap<String, u64> {
+    let info: String = query(server, redis::cmd("INFO").arg("commandstats"));
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name.to_string(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn redis_operations_per_check_are_counted() {
+    let dir = tmp("ops");
+    let server = RedisServer::start();
+    let shop = HostShop::start(shop_layout(400, 0, 0), Duration::ZERO);
+    let urls = shop.urls();
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, urls.join("\n")).unwrap();
+    let redis = server.url();
+    let mut rows = Vec::new();
+    for (n, window) in [
+        "first (new pages, robots.txt, events)",
+        "second (unchanged)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let _: () = query(&server, redis::cmd("CONFIG").arg("RESETSTAT"));
+        let t = Instant::now();
+        let mut w = worker(
+            &dir,
+            n,
+            &redis,
+            &input,
+            &["--once", "--every", "0s", "--concurrency", "64"],
+        );
+        assert_eq!(wait_exit(&mut w, Duration::from_secs(60)).code(), Some(0));
+        let secs = t.elapsed().as_secs_f64();
+        let stats = commandstats(&server);
+        let total: u64 = stats.values().sum();
+        let client: u64 = [
+            "evalsha", "hmget", "hgetall", "zadd", "zrem", "xack", "hset", "hdel",
+        ]
+        .iter()
+        .map(|c| stats.get(*c).copied().unwrap_or(0))
+        .sum();
+        let per_check = total as f64 / urls.len() as f64;
+        let mut top: Vec<(&String, &u64)> = stats.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1));
+        eprintln!(
+            "{window}: {} checks in {secs:.2} s ({:.0} checks/s, one worker, debug build); \
+             {total} Redis commands ({per_check:.1} per check, scripts' inner commands included; \
+             {} EVALSHA); {top:?}",
+            urls.len(),
+            urls.len() as f64 / secs,
+            stats.get("evalsha").copied().unwrap_or(0),
+        );
+        let _ = client;
+        rows.push(per_check);
+    }
+    let n = recorded(&server);
+    let log = std::fs::read_to_string(dir.join("worker-0.log")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("worker-1.log")).unwrap_or_default();
+    assert_eq!(n, urls.len(), "{log}");
+    // Guards against an accidental O(links) command per check (the first window also pays
+    // for robots.txt and the events; both windows for the watch-list sync at the start).
+    assert!(
+        rows[0] < 70.0 && rows[1] < 40.0,
+        "{rows:?} commands per check"
+    );
+}
