@@ -100,6 +100,21 @@ impl Counters {
         bucket.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Back to zero: each run reports its own counts.
+    fn reset(&self) {
+        for c in [
+            &self.checked,
+            &self.unchanged,
+            &self.changed,
+            &self.failed,
+            &self.disallowed,
+            &self.not_modified,
+            &self.same_body,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     fn snapshot(&self, in_flight: usize, started: Instant) -> Progress {
         let checked = self.checked.load(Ordering::Relaxed);
         Progress {
@@ -376,8 +391,9 @@ impl Monitor {
         }
     }
 
-    /// Runs (see the module docs) and returns what happened. Errors are store errors (the
-    /// database or the changes file cannot be written).
+    /// Runs (see the module docs) and returns what happened in this run. May be called again
+    /// (each `once` run checks what is due then). Errors are store errors (the database or
+    /// the changes file cannot be written).
     pub fn run(&self) -> Result<RunSummary, String> {
         let inner = self.inner.clone();
         self.runtime
@@ -396,6 +412,13 @@ fn reap(tasks: &mut JoinSet<()>) {
 async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError> {
     let started = Instant::now();
     let start_ms = now_ms();
+    inner.counters.reset();
+    log::info!(
+        "monitor run: every {:?}, {}, {} checks at once",
+        inner.every,
+        if inner.once { "once" } else { "until stopped" },
+        inner.concurrency
+    );
     let every_ms = inner.every.as_millis() as i64;
     let store = inner.store.clone();
     store.set_setting("every_ms", &every_ms.to_string())?;
@@ -460,6 +483,13 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 tasks.spawn(async move {
                     let _slot = slots.acquire().await;
                     let record = inner.checker.check(&link).await;
+                    log::debug!(
+                        "{}: {} {:?} {}",
+                        link.url,
+                        record.outcome.as_str(),
+                        record.http_status,
+                        record.error.as_deref().unwrap_or("")
+                    );
                     inner.counters.count(&link, &record);
                     if let Err(e) = inner.store.record(record) {
                         log::error!("cannot record the check of {}: {e}", link.url);

@@ -11,7 +11,7 @@
 //! * A link that keeps failing backs off: after `n` consecutive failures the next check waits
 //!   `every·2^(n-1)` (at least 1 s), capped at one day (or `every` if that is longer).
 //!
-//! The SQLite store evaluates the same rules in SQL; `tests::sql_and_rust_agree` in the store
+//! The SQLite store evaluates the same rules in SQL; `sql_and_rust_agree_on_what_is_due` in `store/sqlite.rs`
 //! keeps the two in step.
 
 use std::time::Duration;
