@@ -643,10 +643,18 @@ impl Store for RedisStore {
     }
 
     fn ack_events(&self, acks: &[EventAck]) -> Result<(), StoreError> {
-        let entries = self.shared.entries.lock();
+        let mut entries = self.shared.entries.lock();
         let acks = acks
             .iter()
-            .filter_map(|a| Some((entries.get(&a.id)?.clone(), *a)))
+            .filter_map(|a| {
+                // A delivered event leaves the map (it is read again only if not delivered).
+                let entry = if a.delivered {
+                    entries.remove(&a.id)?
+                } else {
+                    entries.get(&a.id)?.clone()
+                };
+                Some((entry, *a))
+            })
             .collect();
         self.send(WriteCmd::Ack(acks))
     }

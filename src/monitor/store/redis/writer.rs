@@ -128,7 +128,7 @@ impl Writer {
             match cmd {
                 WriteCmd::Record(r) => {
                     self.recorded.insert(r.link_id, Instant::now());
-                    records.push(r)
+                    records.push(*r)
                 }
                 WriteCmd::Renew(ids, lease_ms) => {
                     let until = crate::monitor::now_ms() + lease_ms;
@@ -250,7 +250,7 @@ impl Writer {
         }
     }
 
-    fn records(&mut self, records: Vec<Box<CheckRecord>>) -> Result<(), StoreError> {
+    fn records(&mut self, records: Vec<CheckRecord>) -> Result<(), StoreError> {
         let k = self.shared.keys.clone();
         let every = self.shared.every_ms.load(Ordering::Relaxed).max(0);
         let spread = self.shared.spread.load(Ordering::Relaxed);
