@@ -532,3 +532,45 @@ fn redis_keys_of_a_host_share_its_hash_tag() {
         .unwrap();
     assert_eq!(kind, "stream");
 }
+
+#[test]
+fn redis_history_can_be_capped_per_link() {
+    let server = RedisServer::start();
+    let store = RedisStore::open_with(
+        &server.url(),
+        scraipe::monitor::store::RedisOptions {
+            history_limit: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store.sync_watch_list(&urls(1)).unwrap();
+    let id = store
+        .due_links(&DueQuery {
+            now_ms: 1,
+            every_ms: 0,
+            spread: false,
+            limit: 1,
+        })
+        .unwrap()[0]
+        .id;
+    for (t, p) in [(10, "1"), (20, "2"), (30, "3")] {
+        store
+            .record(ok(id, t, offer(p, Availability::InStock)))
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let mut prices = Vec::new();
+    store
+        .history(None, &mut |r| {
+            prices.push(r.price.unwrap());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(prices, ["2", "3"], "the oldest dropped");
+    assert_eq!(
+        store.latest_events(10).unwrap().len(),
+        3,
+        "events are not history"
+    );
+}

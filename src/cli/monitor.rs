@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use scraipe::monitor::store::{RedisStore, SqliteStore, Store};
+use scraipe::monitor::store::{RedisOptions, RedisStore, SqliteStore, Store};
 use scraipe::monitor::{parse_duration, Monitor, Progress};
 use scraipe::offer::Rules;
 
@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// (renewed while the check runs; it runs out only when the worker dies).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     lease: Duration,
+    /// With --redis: keep at most this many observations per link, dropping the oldest (0: all;
+    /// Redis holds history in memory, about 300 bytes per observation).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_history: usize,
     /// Site rules for extraction (TOML, `[[site]]` entries).
     #[arg(long, value_name = "RULES.toml")]
     rules: Option<PathBuf>,
@@ -114,7 +118,7 @@ enum Opened {
 
 impl Opened {
     /// Opens the store. `run`: create a missing database and take its lock.
-    fn open(args: &StoreArgs, run: bool) -> Result<Opened, CliError> {
+    fn open(args: &StoreArgs, run: bool, keep_history: usize) -> Result<Opened, CliError> {
         match (&args.db, &args.redis) {
             (Some(db), _) => {
                 if run {
@@ -127,7 +131,14 @@ impl Opened {
                 }
             }
             (None, Some(url)) => Ok(Opened::Redis(Arc::new(
-                RedisStore::open(url).map_err(|e| e.to_string())?,
+                RedisStore::open_with(
+                    url,
+                    RedisOptions {
+                        history_limit: keep_history,
+                        ..RedisOptions::default()
+                    },
+                )
+                .map_err(|e| e.to_string())?,
             ))),
             (None, None) => Err(CliError {
                 code: 2,
@@ -280,7 +291,7 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
             }
         }
     }
-    let opened = Opened::open(&args.store, true)?;
+    let opened = Opened::open(&args.store, true, args.keep_history)?;
     let store = opened.store();
     let sync = store.sync_watch_list(&links).map_err(|e| e.to_string())?;
     if !args.quiet {
@@ -365,7 +376,7 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
 
 fn export(args: ExportArgs) -> Result<(), CliError> {
     use scraipe::monitor::export::{export_history, ExportFormat};
-    let opened = Opened::open(&args.store, false)?;
+    let opened = Opened::open(&args.store, false, 0)?;
     let store = opened.store();
     let csv = args
         .output
@@ -393,7 +404,7 @@ fn export(args: ExportArgs) -> Result<(), CliError> {
 
 fn status(args: StatusArgs) -> Result<(), CliError> {
     use scraipe::monitor::{now_ms, rfc3339};
-    let opened = Opened::open(&args.store, false)?;
+    let opened = Opened::open(&args.store, false, 0)?;
     let store = opened.store();
     let s = store.status(now_ms()).map_err(|e| e.to_string())?;
     let every = s
@@ -427,7 +438,7 @@ fn status(args: StatusArgs) -> Result<(), CliError> {
 }
 
 fn report(args: ReportArgs) -> Result<(), CliError> {
-    let opened = Opened::open(&args.store, false)?;
+    let opened = Opened::open(&args.store, false, 0)?;
     let store = opened.store();
     let mut html = String::new();
     let (charts, events) =

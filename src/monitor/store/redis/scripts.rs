@@ -60,7 +60,7 @@ return n
 /// Record one check on the host's keys. KEYS: link, history, queue.
 /// ARGV: 1 id, 2 url, 3 observed_ms, 4 outcome, 5 http_status, 6 has_offer, 7 price,
 /// 8 currency, 9 availability, 10 name, 11 source, 12 has_validators, 13 etag,
-/// 14 last_modified, 15 body_hash, 16 error, 17 not_before_ms.
+/// 14 last_modified, 15 body_hash, 16 error, 17 not_before_ms, 18 history kept per link (0: all).
 /// Returns `[applied, pending]`: applied 0 for a replay (or an older record than the last);
 /// `pending` the JSON of the link's event waiting to be published ('' if none) — a new change
 /// replaces an older pending event only after that one was published (see `CLEAR_PENDING`).
@@ -115,6 +115,8 @@ else
   row = {o = ARGV[3], r = outcome, s = ARGV[5], p = '', c = '', a = '', src = '', e = ARGV[16]}
 end
 redis.call('RPUSH', hist, cjson.encode(row))
+local keep = tonumber(ARGV[18]) or 0
+if keep > 0 then redis.call('LTRIM', hist, -keep, -1) end
 return {1, redis.call('HGET', link, 'pending') or ''}
 "#;
 

@@ -294,6 +294,7 @@ impl Writer {
                 s(&v.body_hash),
                 s(&r.error),
                 r.not_before_ms.map(|t| t.to_string()).unwrap_or_default(),
+                self.shared.history_limit.to_string(),
             ];
             pipe.add_command(evalsha(
                 &self.shared.scripts.record,
