@@ -44,6 +44,7 @@ pub mod defaults;
 pub mod demo;
 pub mod executor;
 pub mod http;
+pub mod llm;
 pub mod monitor;
 pub mod offer;
 pub mod politeness;

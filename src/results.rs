@@ -263,6 +263,7 @@ pub struct AnalysisResult {
     output: Option<JsonMap>,
     analysis_success: bool,
     analysis_error: Option<String>,
+    metadata: Option<JsonMap>,
 }
 
 /// The unchecked serde mirror of [`AnalysisResult`].
@@ -273,12 +274,20 @@ struct RawAnalysisResult {
     analysis_success: bool,
     #[serde(default)]
     analysis_error: Option<String>,
+    /// Not in Python Scraipe: left out of the serde form when absent, so rows without it
+    /// keep Python's exact shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    analysis_metadata: Option<JsonMap>,
 }
 
 impl TryFrom<RawAnalysisResult> for AnalysisResult {
     type Error = InvalidResult;
     fn try_from(r: RawAnalysisResult) -> Result<Self, InvalidResult> {
-        AnalysisResult::from_parts(r.output, r.analysis_success, r.analysis_error)
+        let result = AnalysisResult::from_parts(r.output, r.analysis_success, r.analysis_error)?;
+        Ok(match r.analysis_metadata {
+            Some(meta) => result.with_metadata(meta),
+            None => result,
+        })
     }
 }
 
@@ -288,6 +297,7 @@ impl From<AnalysisResult> for RawAnalysisResult {
             output: r.output,
             analysis_success: r.analysis_success,
             analysis_error: r.analysis_error,
+            analysis_metadata: r.metadata,
         }
     }
 }
@@ -299,6 +309,7 @@ impl AnalysisResult {
             output: Some(output),
             analysis_success: true,
             analysis_error: None,
+            metadata: None,
         }
     }
 
@@ -308,6 +319,7 @@ impl AnalysisResult {
             output: None,
             analysis_success: false,
             analysis_error: Some(error.into()),
+            metadata: None,
         }
     }
 
@@ -334,6 +346,7 @@ impl AnalysisResult {
                 output,
                 analysis_success,
                 analysis_error,
+                metadata: None,
             }),
         }
     }
@@ -356,6 +369,28 @@ impl AnalysisResult {
     /// Takes the output out (`None` for a failure).
     pub fn into_output(self) -> Option<JsonMap> {
         self.output
+    }
+
+    /// Attaches metadata about how the analysis went (model, token usage, latency...),
+    /// kept apart from the output. Serialised as `analysis_metadata`, only when present.
+    ///
+    /// ```
+    /// use scraipe::AnalysisResult;
+    /// use serde_json::json;
+    ///
+    /// let meta = json!({"model": "m", "total_tokens": 12}).as_object().cloned().unwrap();
+    /// let r = AnalysisResult::fail("reply is not JSON").with_metadata(meta);
+    /// assert_eq!(r.metadata().unwrap()["total_tokens"], 12);
+    /// assert_eq!(serde_json::to_value(&r).unwrap()["analysis_metadata"]["model"], "m");
+    /// ```
+    pub fn with_metadata(mut self, metadata: JsonMap) -> AnalysisResult {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// The metadata, if the analyzer attached any.
+    pub fn metadata(&self) -> Option<&JsonMap> {
+        self.metadata.as_ref()
     }
 }
 

@@ -80,6 +80,11 @@ fn help_documents_every_option() {
         "--user-agent",
         "--per-host",
         "--quiet",
+        "--retries",
+        "--no-cookies",
+        "--proxy",
+        "--no-proxy",
+        "--header",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
@@ -388,4 +393,129 @@ fn demo_runs_offline_and_checks_itself() {
     assert!(text.contains("scraped 54/60 ok, analyzed 54"), "{text}");
     assert!(text.contains("checked: all 60 results match"), "{text}");
     assert!(text.contains("/page/0"), "{text}");
+}
+
+/// `--header` is validated (a CR or LF is a usage error) and sent; `--proxy` must be usable.
+#[test]
+fn header_and_proxy_flags_are_validated() {
+    for bad in [
+        "X-A: one\r\nX-B: two",
+        "X-A: a\nb",
+        "no colon",
+        "Bad Name: v",
+        "Transfer-Encoding: chunked",
+    ] {
+        let out = scraipe()
+            .args(["scrape", "http://127.0.0.1:1/", "--header", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+    for bad in ["socks5://127.0.0.1:1080", "http://"] {
+        let out = scraipe()
+            .args(["scrape", "http://127.0.0.1:1/", "--proxy", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    let both = scraipe()
+        .args([
+            "scrape",
+            "http://127.0.0.1:1/",
+            "--proxy",
+            "http://127.0.0.1:9",
+            "--no-proxy",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+}
+
+/// Retries (default 2), cookies (on by default), headers and a proxy, end to end.
+#[test]
+fn retries_cookies_headers_and_proxy_flags() {
+    use support::{respond, After, TestServer};
+    let srv = TestServer::start(|req, t| {
+        match req.path.as_str() {
+            "/busy" => respond(
+                t,
+                "503 Service Unavailable",
+                &[("Retry-After", "0")],
+                b"busy",
+            ),
+            "/login" => respond(
+                t,
+                "302 Found",
+                &[("Set-Cookie", "s=1"), ("Location", "/home")],
+                b"",
+            ),
+            "/home" if req.header("cookie") == Some("s=1") => respond(t, "200 OK", &[], b"welcome"),
+            "/home" => respond(t, "403 Forbidden", &[], b"no cookie"),
+            "/custom" => {
+                let v = req.header("x-custom").unwrap_or("missing").to_string();
+                respond(t, "200 OK", &[], v.as_bytes())
+            }
+            // Requests in absolute form come to this server as a proxy.
+            p if p.starts_with("http://") => {
+                respond(t, "200 OK", &[], format!("proxied {p}").as_bytes())
+            }
+            _ => respond(t, "404 Not Found", &[], b""),
+        }
+        After::KeepAlive
+    });
+    let run = |args: &[&str]| {
+        let out = scraipe()
+            .arg("scrape")
+            .args(args)
+            .args(["--quiet", "--no-proxy"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        jsonl(&out.stdout).remove(0)
+    };
+    let row = run(&[&srv.url("/busy")]);
+    assert!(
+        row["scrape_error"]
+            .as_str()
+            .unwrap()
+            .ends_with("Status code: 503"),
+        "{row}"
+    );
+    assert_eq!(srv.seen().len(), 3, "tried 3 times by default");
+    run(&[&srv.url("/busy"), "--retries", "0"]);
+    assert_eq!(srv.seen().len(), 4, "--retries 0: once");
+
+    assert_eq!(run(&[&srv.url("/login")])["content"], "welcome");
+    let row = run(&[&srv.url("/login"), "--no-cookies"]);
+    assert!(
+        row["scrape_error"]
+            .as_str()
+            .unwrap()
+            .ends_with("Status code: 403"),
+        "{row}"
+    );
+
+    let row = run(&[&srv.url("/custom"), "--header", "X-Custom:  spaced value "]);
+    assert_eq!(row["content"], "spaced value");
+
+    let out = scraipe()
+        .args([
+            "scrape",
+            "http://site.test/page",
+            "--quiet",
+            "--proxy",
+            &format!("http://{}", srv.addr),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        jsonl(&out.stdout)[0]["content"],
+        "proxied http://site.test/page"
+    );
 }

@@ -22,6 +22,8 @@ fn example(name: &str) -> Command {
 fn run(name: &str) -> String {
     let started = std::time::Instant::now();
     let out = example(name)
+        // The LLM example talks to a real server when one is named: not in tests.
+        .env_remove("SCRAIPE_LLM_URL")
         .output()
         .unwrap_or_else(|e| panic!("example {name} not built: {e}"));
     assert!(
@@ -67,4 +69,17 @@ fn multiscraper() {
 fn echo_server() {
     let out = run("echo_server");
     assert!(out.contains("100/100 clients got their line back"), "{out}");
+}
+
+#[test]
+fn llm_analyzer() {
+    let out = run("llm_analyzer");
+    assert!(out.contains("server: built-in fake"), "{out}");
+    assert!(out.contains("3/3 analyses succeeded"), "{out}");
+    assert!(out.contains("\"price_eur\":"), "{out}");
+    assert!(out.contains("same page again, from cache: true"), "{out}");
+    assert!(
+        out.contains("llm: 4 analyses (4 ok, 0 failed, 1 from cache), 3 requests"),
+        "{out}"
+    );
 }

@@ -32,7 +32,19 @@ fn corpus() -> Vec<Vec<u8>> {
     )
     .into_bytes();
     gz_resp.extend_from_slice(&gz);
+    let encoded = |coding: &str, body: &[u8]| {
+        let mut r = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
     vec![
+        encoded("br", BROTLI),
+        encoded("zstd", ZSTD),
+        encoded("br, gzip", &support::gzip(BROTLI)),
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n3\r\nabc\r\n0\r\nT: v\r\n\r\n".to_vec(),
         b"HTTP/1.0 404 Not Found\nContent-Type: text/html; charset=latin1\n\nnot here \xe9".to_vec(),
@@ -42,7 +54,13 @@ fn corpus() -> Vec<Vec<u8>> {
     ]
 }
 
+/// "hello " × 200, compressed by the brotli and zstd command-line tools.
+const BROTLI: &[u8] = include_bytes!("../src/http/testdata/hello.br");
+const ZSTD: &[u8] = include_bytes!("../src/http/testdata/hello.zst");
+
 const TOKENS: &[&[u8]] = &[
+    b"br",
+    b"zstd",
     b"\r\n",
     b"\n",
     b"\r",
@@ -179,4 +197,47 @@ fn real_client_survives_mutated_responses_over_a_socket() {
         n
     });
     assert_eq!(outcomes, 300);
+}
+
+/// The decoders alone (gzip, deflate, brotli, zstd, stacked): mutated streams never panic and
+/// never produce more than the cap; intact ones decode exactly.
+#[test]
+fn decoders_survive_mutated_streams_under_the_cap() {
+    let plain = b"hello ".repeat(200);
+    let mut streams: Vec<(&str, Vec<u8>)> = vec![
+        ("gzip", support::gzip(&plain)),
+        ("gzip, gzip", support::gzip(&support::gzip(&plain))),
+    ];
+    if cfg!(feature = "brotli") {
+        streams.push(("br", BROTLI.to_vec()));
+        streams.push(("br, gzip", support::gzip(BROTLI)));
+    }
+    if cfg!(feature = "zstd") {
+        streams.push(("zstd", ZSTD.to_vec()));
+    }
+    for (codings, data) in &streams {
+        assert_eq!(
+            scraipe::http::fuzz::decode_body(data, codings, 1 << 20).unwrap(),
+            plain,
+            "{codings}"
+        );
+        let e = scraipe::http::fuzz::decode_body(data, codings, 1000).unwrap_err();
+        assert_eq!(e.kind(), scraipe::http::ErrorKind::TooLarge, "{codings}");
+    }
+    let mut rng = Rng(0xDEC0DE);
+    let mut decoded = 0;
+    for i in 0..6_000 {
+        let (codings, data) = &streams[i % streams.len()];
+        let data = if i % 7 == 0 {
+            (0..rng.below(200)).map(|_| rng.next() as u8).collect()
+        } else {
+            mutate(&mut rng, data.clone())
+        };
+        let max = 1 + rng.below(4096);
+        if let Ok(out) = scraipe::http::fuzz::decode_body(&data, codings, max) {
+            assert!(out.len() <= max, "{codings}: {} > {max}", out.len());
+            decoded += 1;
+        }
+    }
+    assert!(decoded > 0);
 }

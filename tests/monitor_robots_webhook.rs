@@ -175,6 +175,46 @@ fn retry_after_holds_the_host_back_and_the_link_waits() {
     );
 }
 
+#[test]
+fn transient_failures_are_retried_per_retries() {
+    let shop = MiniShop::start();
+    let links = vec![shop.add("/p", Product::new("P", "1", Markup::Meta, Validators::None))];
+    shop.state.lock().unwrap().fail_next = 1;
+    let dir = tmp("retried");
+    run(&dir, &links, &["--quiet", "--retries", "1"]);
+    assert_eq!(history(&dir)[0]["outcome"], "ok");
+    assert_eq!(shop.hits("/p"), (2, 1), "a 503, then the page");
+    shop.state.lock().unwrap().fail_next = 1;
+    let dir = tmp("not-retried");
+    run(&dir, &links, &["--quiet", "--retries", "0"]);
+    let rows = history(&dir);
+    assert_eq!(
+        (rows[0]["outcome"].as_str(), rows[0]["http_status"].as_i64()),
+        (Some("failed"), Some(503))
+    );
+    // An unusable proxy is a clear error before anything is fetched.
+    let out = Command::new(env!("CARGO_BIN_EXE_scraipe"))
+        .args([
+            "monitor",
+            "run",
+            "--once",
+            "--proxy",
+            "ftp://nope",
+            "--input",
+        ])
+        .arg(dir.join("urls.txt"))
+        .arg("--db")
+        .arg(dir.join("state.sqlite"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unusable proxy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A webhook receiver that answers 503 while `down`, else records the event and answers 200.
 struct Hook {
     server: TestServer,

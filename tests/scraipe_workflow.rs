@@ -568,3 +568,32 @@ fn clear_and_update() {
     workflow.clear_store();
     assert!(workflow.is_empty());
 }
+
+#[test]
+fn analysis_metadata_survives_a_jsonl_round_trip_and_is_left_out_of_csv() {
+    let meta = serde_json::json!({"model": "m", "total_tokens": 42})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let mut workflow = Workflow::new(Arc::new(SyncPanicky), Arc::new(TextStatsAnalyzer));
+    workflow.update_scrapes([ScrapeResult::succeed("https://llm.example", "page")]);
+    workflow.update_analyses([(
+        "https://llm.example".to_string(),
+        AnalysisResult::succeed(JsonMap::new()).with_metadata(meta),
+    )]);
+    let dir = std::env::temp_dir().join(format!("scraipe-store-meta-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.jsonl");
+    workflow.dump_store(&path).unwrap();
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains(r#""analysis_metadata":{"model":"m","total_tokens":42}"#));
+    let mut loaded = Workflow::new(Arc::new(SyncPanicky), Arc::new(TextStatsAnalyzer));
+    loaded.load_store(&path, true).unwrap();
+    assert_eq!(snapshot(&loaded), snapshot(&workflow));
+    let csv = dir.join("store.csv");
+    workflow.dump_store(&csv).unwrap();
+    assert!(!std::fs::read_to_string(&csv)
+        .unwrap()
+        .contains("analysis_metadata"));
+}

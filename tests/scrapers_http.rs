@@ -111,3 +111,79 @@ fn scrape_multiple_gives_one_result_per_link() {
         srv.connections()
     );
 }
+
+/// A 304 to a conditional scrape is a success marked `not_modified`, not a failure.
+#[test]
+fn unchanged_pages_are_not_modified_successes() {
+    let srv = TestServer::start(|req, t| {
+        let tag = "\"v7\"";
+        if req.header("if-none-match") == Some(tag) {
+            support::raw(
+                t,
+                b"HTTP/1.1 304 Not Modified\r\nETag: \"v7\"\r\nContent-Encoding: gzip\r\n\r\n",
+            );
+        } else {
+            respond(
+                t,
+                "200 OK",
+                &[
+                    ("ETag", tag),
+                    ("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ],
+                b"body v7",
+            );
+        }
+        After::KeepAlive
+    });
+    let rt = scraipe::rt::Runtime::new().unwrap();
+    let scraper = RawScraper::new();
+    let url = srv.url("/feed");
+    let first = rt.block_on(scraper.scrape_if_changed(&url, None, None));
+    assert!(first.success(), "{first:?}");
+    let meta = first.metadata().unwrap();
+    assert_eq!(meta["not_modified"], false);
+    assert_eq!(meta["etag"], "\"v7\"");
+    assert_eq!(meta["last_modified"], "Sun, 06 Nov 1994 08:49:37 GMT");
+    let again = rt.block_on(scraper.scrape_if_changed(&url, Some("\"v7\""), None));
+    assert!(again.success(), "{again:?}");
+    assert_eq!(again.content(), Some(""));
+    let meta = again.metadata().unwrap();
+    assert_eq!(
+        (meta["not_modified"].clone(), meta["status"].clone()),
+        (true.into(), 304.into())
+    );
+    let changed = rt.block_on(scraper.scrape_if_changed(&url, Some("\"v6\""), None));
+    assert_eq!(changed.content(), Some("body v7"));
+}
+
+/// The default scrapers retry a 503 twice and keep cookies across a redirect.
+#[test]
+fn default_scrapers_retry_and_keep_cookies() {
+    let srv = TestServer::start(|req, t| {
+        match req.path.as_str() {
+            "/busy" => respond(
+                t,
+                "503 Service Unavailable",
+                &[("Retry-After", "0")],
+                b"busy",
+            ),
+            "/login" => respond(
+                t,
+                "302 Found",
+                &[("Set-Cookie", "s=1"), ("Location", "/home")],
+                b"",
+            ),
+            "/home" if req.header("cookie") == Some("s=1") => respond(t, "200 OK", &[], b"welcome"),
+            _ => respond(t, "403 Forbidden", &[], b"no cookie"),
+        }
+        After::KeepAlive
+    });
+    let r = RawScraper::new().scrape(&srv.url("/busy"));
+    assert_eq!(
+        r.error(),
+        Some(format!("Failed to scrape {}. Status code: 503", srv.url("/busy")).as_str())
+    );
+    assert_eq!(srv.seen().len(), 3, "tried three times");
+    let r = RawScraper::new().scrape(&srv.url("/login"));
+    assert_eq!(r.content(), Some("welcome"), "{r:?}");
+}

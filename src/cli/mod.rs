@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod demo;
+mod llm;
 mod monitor;
 mod output;
 mod pipeline;
@@ -23,13 +24,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Scrape URLs (arguments and/or a file) into JSONL or CSV, one row per distinct link.
-    Scrape(ScrapeArgs),
+    Scrape(Box<ScrapeArgs>),
     /// Start an embedded site on loopback, scrape and analyze it, print what happened.
     Demo(DemoArgs),
     /// Serve the demo site until interrupted (for wrk, other clients, benchmarks).
     ServeDemo(ServeDemoArgs),
     /// The price monitor: check product pages on a schedule, record prices, report changes.
-    Monitor(monitor::MonitorArgs),
+    Monitor(Box<monitor::MonitorArgs>),
 }
 
 /// Arguments of `scraipe scrape`.
@@ -60,15 +61,33 @@ pub struct ScrapeArgs {
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, short = 't', value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Whole per-link deadline in seconds (connect, redirects, body, analysis).
+    /// Whole per-link deadline in seconds (connect, redirects, body, analysis). An LLM analysis
+    /// is not bound by it: it has its own budget (--llm-timeout, --llm-retries).
     #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
     pub timeout: f64,
     /// Extra trusted root certificate(s), PEM (internal or self-hosted sites). Repeatable.
     #[arg(long = "ca-cert", value_name = "PEM")]
     pub ca_certs: Vec<PathBuf>,
     /// Largest accepted body in bytes (checked again after decompression).
-    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    #[arg(long, default_value_t = scraipe::http::DEFAULT_MAX_BODY, value_name = "BYTES")]
     pub max_body: usize,
+    /// Retries of a transient failure (connection failed or reset, 429, 502, 503, 504), with
+    /// jittered exponential backoff and Retry-After (up to 60 s), within --timeout.
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+    /// Do not keep cookies (by default one jar serves the whole run).
+    #[arg(long)]
+    pub no_cookies: bool,
+    /// Send every request through this HTTP proxy: http://[user:password@]host[:port]
+    /// (default: http_proxy, https_proxy, all_proxy and no_proxy from the environment).
+    #[arg(long, value_name = "URL", value_parser = parse_proxy, conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect directly, ignoring proxy environment variables.
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
     /// User-Agent header.
     #[arg(long, value_name = "UA")]
     pub user_agent: Option<String>,
@@ -78,6 +97,60 @@ pub struct ScrapeArgs {
     /// No progress bar, no summary line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// The `--analyzer llm` options of `scraipe scrape`.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "LLM analysis (--analyzer llm)")]
+pub struct LlmArgs {
+    /// API flavour of the LLM server. Keys come from OPENAI_API_KEY / GEMINI_API_KEY (not
+    /// needed for a server other than the official ones).
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    pub llm_provider: Option<LlmProvider>,
+    /// Base URL of the server (default: the provider's official API), e.g.
+    /// http://localhost:11434/v1 for Ollama.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// Model name (required with --analyzer llm).
+    #[arg(long, value_name = "NAME")]
+    pub llm_model: Option<String>,
+    /// What the model should do with each page (required with --analyzer llm); @FILE reads it
+    /// from a file.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub instruction: Option<String>,
+    /// JSON Schema file the answers must match (they are validated; the output is the
+    /// validated object). Without one, any JSON object is accepted.
+    #[arg(long, value_name = "FILE.json")]
+    pub schema: Option<PathBuf>,
+    /// Characters of each page sent to the model (the rest is cut; metadata says so).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub llm_max_content: u64,
+    /// LLM calls in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub llm_concurrency: u32,
+    /// Limit on one LLM call, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_secs)]
+    pub llm_timeout: f64,
+    /// Retries of an LLM call after a 429, a 5xx, a timeout or a connection failure.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub llm_retries: u32,
+    /// LLM requests per minute (evenly spaced).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub llm_rpm: Option<u32>,
+    /// LLM tokens per minute (from the replies' usage counts).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub llm_tpm: Option<u64>,
+}
+
+/// LLM API flavours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LlmProvider {
+    /// OpenAI Chat Completions, or any compatible server (Ollama, vLLM, llama.cpp, LM Studio).
+    Openai,
+    /// Google Gemini generateContent.
+    Gemini,
 }
 
 /// Arguments of `scraipe demo`.
@@ -136,6 +209,25 @@ pub enum AnalyzerKind {
     None,
     /// Word, character and sentence counts and the average word length.
     TextStats,
+    /// Ask a language model (see the LLM analysis options); the output is its JSON answer.
+    Llm,
+}
+
+/// Checks a proxy URL (kept as text: the parsed form is built with the client).
+fn parse_proxy(s: &str) -> Result<String, String> {
+    scraipe::http::Proxy::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.message().to_string())
+}
+
+/// `Name: value` → (name, value), validated like the client validates request headers.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not 'Name: value'"))?;
+    let (name, value) = (name.trim(), value.trim_matches(|c| c == ' ' || c == '\t'));
+    scraipe::http::Headers::check_request_header(name, value)?;
+    Ok((name.to_string(), value.to_string()))
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {
@@ -163,12 +255,22 @@ impl From<String> for CliError {
     }
 }
 
+impl CliError {
+    /// A usage error (exit code 2).
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Scrape(args) => scrape::run(args),
+        Command::Scrape(args) => scrape::run(*args),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
-        Command::Monitor(args) => monitor::run(args),
+        Command::Monitor(args) => monitor::run(*args),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
                 .map_err(|e| {

@@ -76,13 +76,17 @@ pub struct RunArgs {
     /// Whole-request deadline in seconds.
     #[arg(long, default_value_t = 10.0, value_parser = super::positive_secs)]
     timeout: f64,
-    /// Retries of network errors and 5xx answers within one check.
+    /// Retries of transient failures (connection errors, 429/502/503/504) per request, with
+    /// jittered backoff; a Retry-After of up to 2 s is waited out, a longer one holds the host
+    /// and the link back instead.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10))]
     retries: u32,
     /// User-Agent header; its first word selects the robots.txt group.
     #[arg(long, value_name = "UA")]
     user_agent: Option<String>,
-    /// Send requests through this proxy.
+    /// Send requests through this proxy (http://, socks5://, socks5h://; user:pass@
+    /// for credentials). Without it the environment's proxies apply (http_proxy, https_proxy,
+    /// all_proxy, no_proxy).
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
     /// Extra trusted root certificate(s), PEM. Repeatable.
@@ -293,13 +297,6 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
     }
     let opened = Opened::open(&args.store, true, args.keep_history)?;
     let store = opened.store();
-    let sync = store.sync_watch_list(&links).map_err(|e| e.to_string())?;
-    if !args.quiet {
-        eprintln!(
-            "watch list: {} active ({} new, {} back, {} deactivated)",
-            sync.active, sync.added, sync.reactivated, sync.deactivated
-        );
-    }
     let mut builder = Monitor::builder(store.clone())
         .every(args.every)
         .once(args.once)
@@ -340,7 +337,18 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
             bar.tick();
         });
     }
+    // Every setting is checked before the watch list is touched.
     let monitor = builder.build()?;
+    let sync = store.sync_watch_list(&links).map_err(|e| e.to_string())?;
+    if !args.quiet {
+        eprintln!(
+            "watch list: {} active ({} new, {} back, {} deactivated)",
+            sync.active, sync.added, sync.reactivated, sync.deactivated
+        );
+    }
+    if sync.active == 0 {
+        eprintln!("warning: the watch list is empty: nothing to check");
+    }
     super::signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let summary = monitor.run()?;
     if let Some(bar) = bar {

@@ -21,6 +21,9 @@ pub struct Row {
     pub analysis_success: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis_error: Option<Value>,
+    /// How the analysis went (model, tokens, latency...), when the analyzer says: JSONL only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis_metadata: Option<Value>,
 }
 
 impl Row {
@@ -45,7 +48,11 @@ impl Row {
                 ),
             ),
         };
+        let analysis_metadata = analysis
+            .and_then(AnalysisResult::metadata)
+            .map(|m| Value::Object(m.clone()));
         Row {
+            analysis_metadata,
             link: scrape.link().to_string(),
             content: scrape.content().map(str::to_string),
             scrape_success: scrape.success(),

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
 
@@ -110,21 +110,7 @@ pub fn run(
                     settings.timeout,
                 );
                 drop(rt::spawn(async move {
-                    let row =
-                        match rt::timeout(timeout, scrape_one(&link, &*scraper, analyzer)).await {
-                            Ok(row) => row,
-                            Err(_) => {
-                                let msg = format!(
-                                    "Failed to scrape {link}. Error: timed out after {} s",
-                                    timeout.as_secs_f64()
-                                );
-                                Row::new(
-                                    &failed(&link, msg, "timeout", timeout),
-                                    reply.analyzed,
-                                    None,
-                                )
-                            }
-                        };
+                    let row = scrape_one(&link, &*scraper, analyzer, timeout).await;
                     reply.send(row);
                 }));
                 in_flight += 1;
@@ -151,21 +137,46 @@ pub fn run(
     })
 }
 
+fn timed_out(link: &str, timeout: Duration, analyzed: bool) -> Row {
+    let msg = format!(
+        "Failed to scrape {link}. Error: timed out after {} s",
+        timeout.as_secs_f64()
+    );
+    Row::new(&failed(link, msg, "timeout", timeout), analyzed, None)
+}
+
+/// Scrapes one link and analyses its content. The per-link `timeout` covers the scrape and a
+/// synchronous analysis; an async analyzer (an LLM call) runs after it under its own budget
+/// (per-call timeout, bounded retries), since a model may take longer than a page.
 async fn scrape_one(
     link: &str,
     scraper: &dyn AsyncScraper,
     analyzer: Option<Arc<dyn Analyzer>>,
+    timeout: Duration,
 ) -> Row {
-    let scraped = scraper.async_scrape(link).await;
+    let deadline = Instant::now() + timeout;
+    let analyzed = analyzer.is_some();
+    let Ok(scraped) = rt::timeout_at(deadline, scraper.async_scrape(link)).await else {
+        return timed_out(link, timeout, analyzed);
+    };
     let Some(analyzer) = analyzer else {
         return Row::new(&scraped, false, None);
     };
     let Some(content) = scraped.content().map(str::to_string) else {
         return Row::new(&scraped, true, None);
     };
-    // Analysis is CPU work: run it on the blocking pool so the reactors keep serving sockets.
-    let analysis = rt::spawn_blocking(move || analyzer.analyze(&content))
-        .await
-        .unwrap_or_else(|e| AnalysisResult::fail(format!("analysis failed: {e}")));
+    let analysis = if let Some(remote) = analyzer.as_async() {
+        remote.async_analyze(&content).await
+    } else {
+        // Analysis is CPU work: run it on the blocking pool so the reactors keep serving
+        // sockets.
+        let work = rt::spawn_blocking(move || analyzer.analyze(&content));
+        match rt::timeout_at(deadline, work).await {
+            Ok(done) => {
+                done.unwrap_or_else(|e| AnalysisResult::fail(format!("analysis failed: {e}")))
+            }
+            Err(_) => return timed_out(link, timeout, true),
+        }
+    };
     Row::new(&scraped, true, Some(&analysis))
 }

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scraipe::defaults::{RawScraper, TextScraper, TextStatsAnalyzer};
-use scraipe::http::Client;
+use scraipe::http::{Client, ErrorKind, Proxy, RetryPolicy};
+use scraipe::llm::LlmTotals;
 use scraipe::politeness::{HostLimiter, PoliteScraper};
 use scraipe::rt::Builder;
 use scraipe::{Analyzer, AsyncScraper};
 
+use super::llm;
 use super::output::RowWriter;
 use super::pipeline::{self, Event, Settings};
 use super::summary::Summary;
@@ -63,18 +65,46 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     let mut client = Client::builder()
         .timeout(Duration::from_secs_f64(args.timeout))
         .max_body_size(args.max_body)
-        .max_connections_per_host(args.concurrency as usize);
+        .max_connections_per_host(args.concurrency as usize)
+        .retry_policy(RetryPolicy::new(args.retries))
+        .cookie_store(!args.no_cookies);
+    if let Some(proxy) = &args.proxy {
+        let proxy = Proxy::parse(proxy).map_err(|e| e.message().to_string())?;
+        client = client.proxy(proxy);
+    }
+    if args.no_proxy {
+        client = client.no_proxy();
+    }
+    for (name, value) in &args.headers {
+        client = client.default_header(name.clone(), value.clone());
+    }
     if let Some(ua) = &args.user_agent {
         client = client.user_agent(ua.clone());
     }
+    let mut ca_pems = Vec::new();
     for path in &args.ca_certs {
         let pem = std::fs::read(path)
             .map_err(|e| format!("cannot read CA certificate '{}': {e}", path.display()))?;
         client = client.add_root_certificate_pem(&pem);
+        ca_pems.push(pem);
     }
-    let client = client
-        .build()
-        .map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
+    let client = client.build().map_err(|e| match e.kind() {
+        ErrorKind::Tls => format!("unusable CA certificate: {}", e.message()),
+        _ => format!("cannot set up the HTTP client: {}", e.message()),
+    })?;
+    let llm_totals = Arc::new(LlmTotals::new());
+    let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
+        AnalyzerKind::None => None,
+        AnalyzerKind::TextStats => Some(Arc::new(TextStatsAnalyzer)),
+        AnalyzerKind::Llm => Some(Arc::new(llm::build(
+            &args.llm,
+            &ca_pems,
+            llm_totals.clone(),
+        )?)),
+    };
+    if args.analyzer != AnalyzerKind::Llm {
+        llm::check_unused(&args.llm)?;
+    }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             File::create(path)
@@ -108,10 +138,6 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
             HostLimiter::new(per_host as usize),
         ));
     }
-    let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
-        AnalyzerKind::None => None,
-        AnalyzerKind::TextStats => Some(Arc::new(TextStatsAnalyzer)),
-    };
 
     let show_progress = !args.quiet && io::stderr().is_terminal();
     let progress = if show_progress {
@@ -160,6 +186,9 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     }
     if !args.quiet {
         eprintln!("{}", summary.line(started.elapsed(), analyzed));
+        if args.analyzer == AnalyzerKind::Llm {
+            eprintln!("{}", llm_totals.snapshot());
+        }
     }
     Ok(())
 }

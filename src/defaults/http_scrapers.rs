@@ -6,7 +6,17 @@
 //! describes it (`Failed to scrape {url}. Error: {error}`). Every result carries metadata:
 //! `status` (when a response arrived), `final_url`, `content_type`, `elapsed_ms`, and for
 //! failures `error_kind` (`status 404`, `timeout`, `dns`, `connect`, `tls`, ...), which is what
-//! summaries group failures by.
+//! summaries group failures by. Successes also carry the response's validators, `etag` and
+//! `last_modified` (null when absent).
+//!
+//! **Unchanged pages.** [`HttpScraper::scrape_if_changed`] sends validators from an earlier
+//! scrape; a `304 Not Modified` answer is a *success* with empty content and
+//! `"not_modified": true` in the metadata (`"status": 304`), so a caller can tell "unchanged"
+//! from "failed" and keep the content it already has. Every other success has
+//! `"not_modified": false`.
+//!
+//! The default client ([`HttpScraper::new`]) retries transient failures
+//! ([`RetryPolicy::default`], two retries) and keeps one cookie jar for the scraper.
 
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -15,7 +25,7 @@ use async_trait::async_trait;
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
-use crate::http::{Client, ErrorKind, Response};
+use crate::http::{Client, ErrorKind, Response, RetryPolicy};
 use crate::results::ScrapeResult;
 use crate::traits::AsyncScraper;
 
@@ -40,19 +50,35 @@ impl Fetcher {
         }
     }
 
-    /// GETs `link`; on a 200 hands the response to `extract`.
-    async fn scrape<F>(&self, link: &str, extract: F) -> ScrapeResult
+    /// GETs `link` (with validators, if given); on a 200 hands the response to `extract`.
+    async fn scrape<F>(&self, link: &str, validators: Validators<'_>, extract: F) -> ScrapeResult
     where
         F: FnOnce(Response) -> ExtractFuture + Send,
     {
         let started = Instant::now();
         let mut meta = Map::new();
-        match self.client.get(link).await {
+        let mut request = self.client.get(link);
+        if let Some(etag) = validators.etag {
+            request = request.if_none_match(etag);
+        }
+        if let Some(date) = validators.last_modified {
+            request = request.if_modified_since(date);
+        }
+        match request.await {
             Ok(response) => {
                 let status = response.status();
                 meta.insert("status".into(), json!(status));
                 meta.insert("final_url".into(), json!(response.url().as_str()));
                 meta.insert("content_type".into(), json!(response.content_type()));
+                if status == 200 || status == 304 {
+                    meta.insert("etag".into(), json!(response.etag()));
+                    meta.insert("last_modified".into(), json!(response.last_modified()));
+                    meta.insert("not_modified".into(), json!(status == 304));
+                }
+                if status == 304 {
+                    meta.insert("elapsed_ms".into(), elapsed_ms(started));
+                    return ScrapeResult::succeed(link, "").with_metadata(meta);
+                }
                 if status != 200 {
                     meta.insert("elapsed_ms".into(), elapsed_ms(started));
                     meta.insert("error_kind".into(), json!(format!("status {status}")));
@@ -86,6 +112,13 @@ impl Fetcher {
     }
 }
 
+/// Validators from an earlier scrape (metadata `etag` and `last_modified`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Validators<'a> {
+    etag: Option<&'a str>,
+    last_modified: Option<&'a str>,
+}
+
 /// What [`Extract::extract`] returns.
 pub type ExtractFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>;
@@ -107,6 +140,8 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::TooLarge => "too large",
         ErrorKind::Redirect => "redirect",
         ErrorKind::Decode => "decode",
+        ErrorKind::InvalidRequest => "invalid request",
+        ErrorKind::Blocked => "blocked",
         _ => "io",
     }
 }
@@ -188,9 +223,16 @@ impl<E: Extract> Default for HttpScraper<E> {
 }
 
 impl<E: Extract> HttpScraper<E> {
-    /// With a default [`Client`] (10 s per request, 10 redirects, gzip).
+    /// With a default [`Client`] (10 s per request, 10 redirects, decompression), plus two
+    /// retries of transient failures and a cookie jar (a site that sets a cookie and
+    /// redirects to itself works).
     pub fn new() -> HttpScraper<E> {
-        HttpScraper::with_client(Client::new())
+        let client = Client::builder()
+            .retry_policy(RetryPolicy::default())
+            .cookie_store(true)
+            .build()
+            .expect("the default client configuration is valid");
+        HttpScraper::with_client(client)
     }
 
     /// With a configured client (user agent, timeouts, extra root certificates, limits).
@@ -207,6 +249,37 @@ impl<E: Extract> HttpScraper<E> {
         self
     }
 
+    /// Scrapes `link` unless it is unchanged since the scrape that returned these validators
+    /// (metadata `etag` and `last_modified`; either may be `None`). Unchanged: a success with
+    /// empty content and `"not_modified": true`.
+    ///
+    /// ```no_run
+    /// use scraipe::defaults::RawScraper;
+    /// # let rt = scraipe::rt::Runtime::new().unwrap();
+    /// # rt.block_on(async {
+    /// let scraper = RawScraper::new();
+    /// let first = scraper.scrape_if_changed("https://example.com/", None, None).await;
+    /// let meta = first.metadata().cloned().unwrap_or_default();
+    /// let etag = meta.get("etag").and_then(|v| v.as_str());
+    /// let again = scraper.scrape_if_changed("https://example.com/", etag, None).await;
+    /// if again.metadata().and_then(|m| m.get("not_modified")) == Some(&true.into()) {
+    ///     // keep first.content()
+    /// }
+    /// # });
+    /// ```
+    pub async fn scrape_if_changed(
+        &self,
+        link: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> ScrapeResult {
+        let validators = Validators {
+            etag,
+            last_modified,
+        };
+        self.fetcher.scrape(link, validators, E::extract).await
+    }
+
     /// Per-link limit through the sync bridge (default 60 s; the client's own total timeout
     /// usually ends a request first).
     pub fn timeout(mut self, timeout: Option<Duration>) -> HttpScraper<E> {
@@ -218,7 +291,9 @@ impl<E: Extract> HttpScraper<E> {
 #[async_trait]
 impl<E: Extract> AsyncScraper for HttpScraper<E> {
     async fn async_scrape(&self, link: &str) -> ScrapeResult {
-        self.fetcher.scrape(link, E::extract).await
+        self.fetcher
+            .scrape(link, Validators::default(), E::extract)
+            .await
     }
     fn max_workers(&self) -> usize {
         self.fetcher.max_workers

@@ -1,25 +1,37 @@
 //! The client: configuration, redirects, retries on stale connections, timeouts.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use url::{Position, Url};
 
 use crate::http::conn::{proto_fmt, Conn, ExchangeLimits, RawResponse};
+use crate::http::connect::{self, SocksTarget};
+use crate::http::cookies::CookieJar;
 use crate::http::decode;
-use crate::http::dns::Resolver;
+use crate::http::dns::{DnsConfig, Resolver};
 use crate::http::error::{Error, ErrorKind};
+use crate::http::headers::check_request_header;
 use crate::http::pool::{Checkout, Pool, PoolConfig, PoolKey};
 use crate::http::proto::{request::write_head, HeadLimits};
+use crate::http::proxy::{self, Proxies, Proxy, ProxyKind};
+use crate::http::retry::{is_retryable_status, RetryPolicy};
 use crate::http::stream::{Stream, TlsStream};
 use crate::http::tls;
 use crate::http::{Headers, Response};
 use crate::rt::{self, net::TcpStream};
+
+/// Decides whether the client may connect to an address (see [`ClientBuilder::address_filter`]).
+type AddressFilter = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+/// The default `max_body`: see [`ClientBuilder::new`].
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
 /// An HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,8 +110,17 @@ pub struct ClientBuilder {
     builtin_roots: bool,
     decompress: bool,
     dns_ttl: Duration,
+    dns_negative_ttl: Duration,
+    dns_timeout: Duration,
+    dns_overrides: HashMap<String, Vec<SocketAddr>>,
+    retry: RetryPolicy,
+    cookie_store: bool,
+    proxy: Option<Proxy>,
+    no_proxy: bool,
+    proxy_from_env: bool,
+    address_filter: Option<AddressFilter>,
     /// Problems met while configuring, reported by `build`.
-    errors: Vec<String>,
+    errors: Vec<(ErrorKind, String)>,
 }
 
 impl Default for ClientBuilder {
@@ -114,6 +135,13 @@ impl fmt::Debug for ClientBuilder {
             .field("user_agent", &self.user_agent)
             .field("timeout", &self.timeout)
             .field("max_redirects", &self.max_redirects)
+            .field("max_body", &self.max_body)
+            .field("retry", &self.retry)
+            .field("cookie_store", &self.cookie_store)
+            .field("proxy", &self.proxy)
+            .field("no_proxy", &self.no_proxy)
+            .field("proxy_from_env", &self.proxy_from_env)
+            .field("address_filter", &self.address_filter.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -135,9 +163,12 @@ fn fd_limit() -> usize {
 }
 
 impl ClientBuilder {
-    /// Defaults: 10 s total timeout (as Scraipe), 10 s connect, 30 s without progress,
-    /// 10 redirects, 64 MiB bodies, 64 KiB / 256 header lines, 256 connections per host and
-    /// three quarters of the file-descriptor limit in total, 90 s idle timeout, gzip/deflate on.
+    /// Defaults: 10 s total timeout (as Scraipe), 10 s connect per address, 30 s without
+    /// progress, 10 redirects, 16 MiB bodies ([`DEFAULT_MAX_BODY`]: far above any real HTML
+    /// page, and 64 such bodies in flight still fit in 1 GiB), 64 KiB / 256 header lines, 256
+    /// connections per host and three quarters of the file-descriptor limit in total, 90 s
+    /// idle timeout, decompression on, no retries, no cookie jar, proxies from the environment
+    /// (as curl), DNS answers kept 60 s and failures 5 s, 5 s per lookup.
     pub fn new() -> ClientBuilder {
         ClientBuilder {
             user_agent: format!("scraipe/{}", env!("CARGO_PKG_VERSION")),
@@ -146,7 +177,7 @@ impl ClientBuilder {
             read_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             max_redirects: 10,
-            max_body: 64 << 20,
+            max_body: DEFAULT_MAX_BODY,
             max_header_bytes: 64 << 10,
             max_headers: 256,
             max_per_host: 256,
@@ -157,6 +188,15 @@ impl ClientBuilder {
             builtin_roots: true,
             decompress: true,
             dns_ttl: Duration::from_secs(60),
+            dns_negative_ttl: Duration::from_secs(5),
+            dns_timeout: Duration::from_secs(5),
+            dns_overrides: HashMap::new(),
+            retry: RetryPolicy::none(),
+            cookie_store: false,
+            proxy: None,
+            no_proxy: false,
+            proxy_from_env: true,
+            address_filter: None,
             errors: Vec::new(),
         }
     }
@@ -168,8 +208,16 @@ impl ClientBuilder {
     }
 
     /// A header sent with every request (a request's own header of the same name wins).
+    /// An invalid name or value, or a header the client writes itself (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection`, ...), makes [`build`](ClientBuilder::build) fail.
+    /// `Authorization`, `Cookie` and `Proxy-Authorization` defaults are not sent after a
+    /// redirect to another origin.
     pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.default_headers.insert(name, value);
+        let (name, value) = (name.into(), value.into());
+        match check_request_header(&name, &value) {
+            Ok(()) => self.default_headers.insert(name, value),
+            Err(e) => self.errors.push((ErrorKind::InvalidRequest, e)),
+        }
         self
     }
 
@@ -244,7 +292,7 @@ impl ClientBuilder {
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
         match tls::parse_pem_certs(pem) {
             Ok(certs) => self.extra_roots.extend(certs),
-            Err(e) => self.errors.push(e.message().to_string()),
+            Err(e) => self.errors.push((e.kind(), e.message().to_string())),
         }
         self
     }
@@ -267,11 +315,107 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Fails if a root certificate could not be used.
+    /// How long a failed lookup is remembered (default 5 s; 0 disables), so thousands of
+    /// links to a dead domain cost one lookup.
+    pub fn dns_negative_ttl(mut self, d: Duration) -> Self {
+        self.dns_negative_ttl = d;
+        self
+    }
+
+    /// How long one name lookup may take (default 5 s).
+    pub fn dns_timeout(mut self, d: Duration) -> Self {
+        self.dns_timeout = d;
+        self
+    }
+
+    /// Answers `host` with these addresses instead of asking DNS (as curl's `--resolve`).
+    /// An address with port 0 takes the URL's port.
+    pub fn resolve(mut self, host: &str, addrs: &[SocketAddr]) -> Self {
+        self.dns_overrides
+            .insert(host.to_ascii_lowercase(), addrs.to_vec());
+        self
+    }
+
+    /// Retries transient failures with this policy (default: [`RetryPolicy::none`]; each
+    /// request may set its own with [`RequestBuilder::retry_policy`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Keeps cookies (RFC 6265) in a jar of this client, shared by its clones: `Set-Cookie`
+    /// is stored from every response (redirects included) and `Cookie` sent where it applies,
+    /// unless a request sets its own `Cookie` header. Off by default.
+    pub fn cookie_store(mut self, enabled: bool) -> Self {
+        self.cookie_store = enabled;
+        self
+    }
+
+    /// Sends every request through this HTTP proxy (except the hosts of its
+    /// [`Proxy::no_proxy`] list); replaces proxies from the environment.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self.no_proxy = false;
+        self
+    }
+
+    /// Connects directly: no proxy, whatever the environment or [`proxy`](Self::proxy) say.
+    pub fn no_proxy(mut self) -> Self {
+        self.no_proxy = true;
+        self.proxy = None;
+        self
+    }
+
+    /// Whether to use the proxies of the environment when no [`proxy`](Self::proxy) is set
+    /// (default true, as curl and reqwest): `http_proxy` for `http://` URLs (lower case only,
+    /// as curl: `HTTP_PROXY` can be set by a CGI request), `https_proxy`/`HTTPS_PROXY` for
+    /// `https://`, `all_proxy`/`ALL_PROXY` for both, and `no_proxy`/`NO_PROXY` for hosts
+    /// reached directly (nothing is bypassed unless listed, not even `localhost`). Read when
+    /// the client is built; an unusable value makes [`build`](Self::build) fail.
+    pub fn proxy_from_env(mut self, enabled: bool) -> Self {
+        self.proxy_from_env = enabled;
+        self
+    }
+
+    /// Refuses to connect to addresses for which `allow` returns false, checked on every
+    /// address actually connected to: after DNS, on every redirect hop (and for a proxy, the
+    /// proxy's addresses). A host whose addresses are all refused fails with
+    /// [`ErrorKind::Blocked`]. For services that fetch user-supplied URLs:
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// let client = scraipe::http::Client::builder()
+    ///     .address_filter(|ip: IpAddr| match ip {
+    ///         IpAddr::V4(v4) => !(v4.is_private() || v4.is_loopback() || v4.is_link_local()),
+    ///         IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified()),
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = client;
+    /// ```
+    pub fn address_filter(
+        mut self,
+        allow: impl Fn(IpAddr) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.address_filter = Some(Arc::new(allow));
+        self
+    }
+
+    /// Builds the client. Fails if a root certificate or a default header could not be
+    /// used, or a proxy from the environment is unusable.
     pub fn build(mut self) -> Result<Client, Error> {
-        if let Some(e) = self.errors.drain(..).next() {
-            return Err(Error::new(ErrorKind::Tls, e));
+        if let Some((kind, message)) = self.errors.drain(..).next() {
+            return Err(Error::new(kind, message));
         }
+        let proxies = if self.no_proxy {
+            Proxies::default()
+        } else if let Some(p) = &self.proxy {
+            Proxies::all(p.clone())
+        } else if self.proxy_from_env {
+            Proxies::from_env()?
+        } else {
+            Proxies::default()
+        };
         let tls = tls::client_config(&self.extra_roots, self.builtin_roots)?;
         let pool = Pool::new(
             self.max_total,
@@ -283,7 +427,16 @@ impl ClientBuilder {
         );
         Ok(Client {
             inner: Arc::new(Inner {
-                resolver: Resolver::new(self.dns_ttl, 10_000),
+                resolver: Resolver::new(DnsConfig {
+                    ttl: self.dns_ttl,
+                    negative_ttl: self.dns_negative_ttl,
+                    timeout: self.dns_timeout,
+                    max_entries: 65_536,
+                    overrides: std::mem::take(&mut self.dns_overrides),
+                    lookup: crate::http::dns::system_lookup,
+                }),
+                cookies: self.cookie_store.then(CookieJar::new),
+                proxies,
                 config: self,
                 tls,
                 pool,
@@ -297,6 +450,8 @@ struct Inner {
     tls: Arc<rustls::ClientConfig>,
     pool: Arc<Pool>,
     resolver: Resolver,
+    cookies: Option<CookieJar>,
+    proxies: Proxies,
 }
 
 /// An HTTP/1.1 client with a keep-alive pool. Cheap to clone (clones share the pool);
@@ -348,6 +503,9 @@ impl Client {
             url: url.to_string(),
             headers: Headers::new(),
             body: Vec::new(),
+            timeout: None,
+            retry: None,
+            error: None,
         }
     }
 
@@ -377,21 +535,40 @@ impl Client {
         PoolStats { open, idle, hosts }
     }
 
-    async fn execute(
-        &self,
-        method: Method,
-        url: String,
-        headers: Headers,
-        body: Vec<u8>,
-    ) -> Result<Response, Error> {
-        let parsed = parse_url(&url).map_err(|e| e.at(&url))?;
-        let total = self.inner.config.timeout;
+    async fn execute(self, request: RequestBuilder) -> Result<Response, Error> {
+        let RequestBuilder {
+            method,
+            url,
+            mut headers,
+            body,
+            timeout,
+            retry,
+            error,
+            ..
+        } = request;
+        if let Some(e) = error {
+            return Err(e.at(&url));
+        }
+        let mut parsed = parse_url(&url).map_err(|e| e.at(&url))?;
+        // Credentials in the URL become Basic authorization and leave the URL, so they show
+        // in no `Response::url()`, error or log line.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            if !headers.contains("authorization") {
+                let user = proxy::percent_decode(parsed.username());
+                let pass = proxy::percent_decode(parsed.password().unwrap_or(""));
+                headers.append("Authorization", proxy::basic_auth(&user, &pass));
+            }
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+        }
+        let total = timeout.unwrap_or(self.inner.config.timeout);
         let deadline = Instant::now()
             .checked_add(total)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365));
+        let retry = retry.unwrap_or(self.inner.config.retry);
         match rt::timeout_at(
             deadline,
-            self.follow(method, parsed, headers, body, deadline),
+            self.follow(method, parsed, headers, body, deadline, total, retry),
         )
         .await
         {
@@ -405,6 +582,7 @@ impl Client {
     }
 
     /// Sends the request, following redirects.
+    #[allow(clippy::too_many_arguments)]
     async fn follow(
         &self,
         mut method: Method,
@@ -412,12 +590,26 @@ impl Client {
         mut headers: Headers,
         mut body: Vec<u8>,
         deadline: Instant,
+        total: Duration,
+        retry: RetryPolicy,
     ) -> Result<Response, Error> {
         let max = self.inner.config.max_redirects;
         let mut hops = 0;
+        // Set once a redirect left the first origin: from then on no credentials are sent,
+        // neither the request's nor the client's default ones.
+        let mut foreign = false;
         loop {
+            let request = Request {
+                method,
+                url: &url,
+                headers: &headers,
+                body: &body,
+                deadline,
+                total,
+                foreign,
+            };
             let response = self
-                .send(method, &url, &headers, &body, deadline)
+                .send_retrying(&request, retry)
                 .await
                 .map_err(|e| e.at(url.as_str()))?;
             let status = response.status();
@@ -435,7 +627,7 @@ impl Client {
                 .at(url.as_str()));
             }
             hops += 1;
-            let next = url.join(location.trim()).map_err(|e| {
+            let mut next = url.join(location.trim()).map_err(|e| {
                 Error::new(
                     ErrorKind::Redirect,
                     format!("invalid Location {location:?}: {e}"),
@@ -449,11 +641,13 @@ impl Client {
                 )
                 .at(url.as_str()));
             }
+            // Credentials in a Location are not followed into the next URL (nor shown).
+            let _ = next.set_username("");
+            let _ = next.set_password(None);
             // 301/302/303 turn into GET without a body (as browsers do); 307/308 keep both.
             if matches!(status, 301..=303) && method != Method::Head {
                 method = Method::Get;
                 body.clear();
-                headers.remove("content-length");
                 headers.remove("content-type");
             }
             if next.origin() != url.origin() {
@@ -461,24 +655,70 @@ impl Client {
                 headers.remove("authorization");
                 headers.remove("cookie");
                 headers.remove("proxy-authorization");
+                foreign = true;
             }
             url = next;
         }
     }
 
+    /// [`send`](Self::send) under the retry policy: transient errors and 429/502/503/504 are
+    /// tried again (idempotent methods only) while the deadline leaves room for the wait.
+    async fn send_retrying(
+        &self,
+        request: &Request<'_>,
+        policy: RetryPolicy,
+    ) -> Result<Response, Error> {
+        let mut retries = 0;
+        loop {
+            let result = self.send(request).await;
+            if retries >= policy.max_retries() || !request.method.is_idempotent() {
+                return result;
+            }
+            let retry_after = match &result {
+                Ok(r) if is_retryable_status(r.status()) => r.header("retry-after"),
+                Err(e) if e.is_transient() => None,
+                _ => return result,
+            };
+            retries += 1;
+            let Some(wait) = policy.wait(retries, retry_after, SystemTime::now()) else {
+                return result;
+            };
+            if Instant::now() + wait >= request.deadline {
+                return result;
+            }
+            match &result {
+                Ok(r) => log::debug!(
+                    "{} answered {}: retry {retries} in {wait:?}",
+                    request.url,
+                    r.status()
+                ),
+                Err(e) => log::debug!("{e}: retry {retries} of {} in {wait:?}", request.url),
+            }
+            drop(result);
+            rt::sleep(wait).await;
+        }
+    }
+
     /// One request/response on a pooled or new connection, retried once on a fresh connection
     /// if a reused one failed before any response byte arrived (idempotent methods only).
-    async fn send(
-        &self,
-        method: Method,
-        url: &Url,
-        headers: &Headers,
-        body: &[u8],
-        deadline: Instant,
-    ) -> Result<Response, Error> {
+    async fn send(&self, request: &Request<'_>) -> Result<Response, Error> {
         let config = &self.inner.config;
-        let key = pool_key(url)?;
-        let request = self.request_head(method, url, headers, body);
+        let url = request.url;
+        let https = url.scheme() == "https";
+        let host = url
+            .host_str()
+            .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, "the URL has no host"))?;
+        let proxy = self.inner.proxies.for_url(https, host);
+        let key = pool_key(url, proxy)?;
+        let cookie = self.inner.cookies.as_ref().and_then(|jar| {
+            if request.headers.contains("cookie") {
+                None
+            } else {
+                jar.header_for(url)
+            }
+        });
+        let absolute_form = proxy.filter(|p| !https && p.is_http());
+        let head = self.request_head(request, cookie.as_deref(), absolute_form);
         let limits = ExchangeLimits {
             head: HeadLimits {
                 max_bytes: config.max_header_bytes,
@@ -486,27 +726,36 @@ impl Client {
             },
             max_body: config.max_body,
             read_timeout: config.read_timeout,
-            deadline,
-            total: config.timeout,
+            deadline: request.deadline,
+            total: request.total,
         };
+        let method = request.method;
         let mut fresh = false;
         loop {
             let (mut conn, reused) = match self.inner.pool.checkout(&key, fresh).await {
                 Checkout::Reused(conn) => (conn, true),
                 Checkout::Connect(slot) => (
-                    Conn::new(self.connect(url, &key, deadline).await?, slot),
+                    Conn::new(
+                        self.connect(url, &key, proxy, request.deadline).await?,
+                        slot,
+                    ),
                     false,
                 ),
             };
             match conn
-                .exchange(&request, body, method == Method::Head, &limits)
+                .exchange(&head, request.body, method == Method::Head, &limits)
                 .await
             {
                 Ok((raw, reusable)) => {
                     if reusable {
                         self.inner.pool.checkin(conn);
+                    } else {
+                        drop(conn);
                     }
-                    return self.finish(raw, url);
+                    if let Some(jar) = &self.inner.cookies {
+                        jar.store(url, raw.head.headers.get_all("set-cookie"));
+                    }
+                    return self.finish(raw, url).await;
                 }
                 Err(e)
                     if reused
@@ -518,14 +767,29 @@ impl Client {
                     log::debug!("retrying {url} on a fresh connection after: {e}");
                     fresh = true;
                 }
+                // Broken before any response byte (reset, closed): another try may succeed.
+                Err(e) if !conn.got_response_bytes && !e.is_timeout() => {
+                    return Err(match e.kind() {
+                        ErrorKind::Io | ErrorKind::Incomplete => e.transient(),
+                        _ => e,
+                    })
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    fn request_head(&self, method: Method, url: &Url, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    /// The request head. `proxy` is set for `http://` requests sent through a proxy: the
+    /// target is then in absolute form, with the proxy's credentials.
+    fn request_head(
+        &self,
+        request: &Request<'_>,
+        cookie: Option<&str>,
+        proxy: Option<&Proxy>,
+    ) -> Vec<u8> {
         let config = &self.inner.config;
-        let mut all = Headers::with_capacity(6 + config.default_headers.len() + headers.len());
+        let (url, headers, body) = (request.url, request.headers, request.body);
+        let mut all = Headers::with_capacity(7 + config.default_headers.len() + headers.len());
         let host = match url.port() {
             Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
@@ -541,71 +805,109 @@ impl Client {
             && !headers.contains("accept-encoding")
             && !config.default_headers.contains("accept-encoding")
         {
-            all.append("Accept-Encoding", "gzip, deflate");
+            all.append("Accept-Encoding", decode::ACCEPT_ENCODING);
         }
         for (n, v) in config.default_headers.iter() {
-            if !headers.contains(n) {
-                all.append(n, v);
+            if headers.contains(n) || (request.foreign && is_credential(n)) {
+                continue;
             }
+            all.append(n, v);
         }
         for (n, v) in headers.iter() {
-            if !n.eq_ignore_ascii_case("host") && !n.eq_ignore_ascii_case("content-length") {
+            if !n.eq_ignore_ascii_case("host") {
                 all.append(n, v);
             }
         }
+        if let Some(cookie) = cookie {
+            all.append("Cookie", cookie);
+        }
+        if let Some(auth) = proxy.and_then(Proxy::authorization) {
+            if !headers.contains("proxy-authorization") {
+                all.append("Proxy-Authorization", auth);
+            }
+        }
+        let method = request.method;
         if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
             all.append("Content-Length", body.len().to_string());
         }
-        let target = &url[Position::BeforePath..Position::AfterQuery];
+        let target = if proxy.is_some() {
+            &url[..Position::AfterQuery]
+        } else {
+            &url[Position::BeforePath..Position::AfterQuery]
+        };
         let target = if target.is_empty() { "/" } else { target };
         let mut out = Vec::with_capacity(256);
         write_head(&mut out, method.as_str(), target, &all);
         out
     }
 
-    /// Resolves, connects (each address in turn) and, for https, completes the TLS handshake.
-    async fn connect(&self, url: &Url, key: &PoolKey, deadline: Instant) -> Result<Stream, Error> {
-        let config = &self.inner.config;
-        let addrs = self.inner.resolver.resolve(&key.host, key.port).await?;
-        let mut last_error = None;
-        for addr in addrs {
-            let attempt_deadline = (Instant::now() + config.connect_timeout).min(deadline);
-            match rt::timeout_at(attempt_deadline, self.connect_one(addr, url, key)).await {
-                Ok(Ok(stream)) => return Ok(stream),
-                Ok(Err(e)) => last_error = Some(e),
-                Err(_) => {
-                    last_error = Some(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "connecting to {addr} took longer than {}",
-                            proto_fmt(config.connect_timeout)
-                        ),
-                    ))
-                }
-            }
-        }
-        Err(last_error
-            .unwrap_or_else(|| Error::new(ErrorKind::Connect, "no address to connect to")))
-    }
-
-    async fn connect_one(
+    /// Resolves, connects (Happy Eyeballs over the addresses that pass the filter), tunnels
+    /// through the proxy for https, and completes the TLS handshake.
+    async fn connect(
         &self,
-        addr: SocketAddr,
         url: &Url,
         key: &PoolKey,
+        proxy: Option<&Proxy>,
+        deadline: Instant,
     ) -> Result<Stream, Error> {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| {
-            Error::with_source(
-                ErrorKind::Connect,
-                format!("could not connect to {addr}: {e}"),
-                e,
-            )
-        })?;
-        // Requests are written in one piece; Nagle would only add latency.
-        let _ = tcp.set_nodelay(true);
+        let config = &self.inner.config;
+        let (host, port) = match proxy {
+            Some(p) => (p.host(), p.port()),
+            None => (key.host.as_str(), key.port),
+        };
+        let addrs = self.allowed_addrs(host, port).await?;
+        let mut tcp = connect::happy_eyeballs(addrs, config.connect_timeout, deadline).await?;
+        match proxy.map(|p| (p, p.kind())) {
+            Some((p, ProxyKind::Socks5 { remote_dns })) => {
+                let target = if remote_dns {
+                    SocksTarget::Name(&key.host, key.port)
+                } else {
+                    // Resolved here, so the address filter sees the target too.
+                    let addrs = self.allowed_addrs(&key.host, key.port).await?;
+                    SocksTarget::Addr(addrs[0])
+                };
+                tcp = connect::socks5(tcp, target, p.credentials())
+                    .await
+                    .map_err(|e| Error::new(e.kind(), format!("proxy {p}: {}", e.message())))?;
+            }
+            Some((p, ProxyKind::Http)) if key.https => {
+                let authority = format!("{}:{}", key.host, key.port);
+                tcp = connect::tunnel(tcp, &authority, p.authorization(), &config.user_agent)
+                    .await
+                    .map_err(|e| Error::new(e.kind(), format!("proxy {p}: {}", e.message())))?;
+            }
+            _ => {}
+        }
         if !key.https {
             return Ok(Stream::Plain(tcp));
         }
+        self.tls_handshake(tcp, url).await
+    }
+
+    /// The addresses of `host` that the address filter lets us connect to.
+    async fn allowed_addrs(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+        let mut addrs = self.inner.resolver.resolve(host, port).await?;
+        if let Some(allow) = &self.inner.config.address_filter {
+            let before = addrs.len();
+            addrs.retain(|a| allow(a.ip()));
+            if addrs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Blocked,
+                    format!(
+                        "the address filter refuses {} of {host}",
+                        if before == 1 {
+                            "the address"
+                        } else {
+                            "every address"
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(addrs)
+    }
+
+    async fn tls_handshake(&self, tcp: TcpStream, url: &Url) -> Result<Stream, Error> {
         let host = url.host_str().unwrap_or("");
         let host = host
             .strip_prefix('[')
@@ -623,26 +925,37 @@ impl Client {
         Ok(Stream::Tls(Box::new(tls)))
     }
 
-    fn finish(&self, raw: RawResponse, url: &Url) -> Result<Response, Error> {
+    async fn finish(&self, raw: RawResponse, url: &Url) -> Result<Response, Error> {
         let RawResponse {
             head,
             body,
             transfer_codings,
         } = raw;
         let max = self.inner.config.max_body;
-        let mut body = decode::decode_content(body, &transfer_codings, max)?;
         let mut headers = head.headers;
+        let mut codings = transfer_codings;
+        let mut content_decoded = false;
         if self.inner.config.decompress {
-            let codings = decode::content_codings(headers.get_all("content-encoding"));
-            let known = codings
-                .iter()
-                .all(|c| matches!(c.as_str(), "gzip" | "x-gzip" | "deflate" | "identity"));
-            if !codings.is_empty() && known {
-                body = decode::decode_content(body, &codings, max)?;
-                // The body no longer matches these headers.
-                headers.remove("content-encoding");
-                headers.remove("content-length");
+            let content = decode::content_codings(headers.get_all("content-encoding"));
+            if !content.is_empty() && content.iter().all(|c| decode::is_supported(c)) {
+                // Applied in header order, so transfer codings (outermost) come last.
+                let mut all = content;
+                all.append(&mut codings);
+                codings = all;
+                content_decoded = true;
             }
+        }
+        // A body-less response (HEAD, 204, 304, an empty 200) keeps its Content-Encoding
+        // header but has nothing to decode.
+        let body = if body.is_empty() || codings.iter().all(|c| c == "identity") {
+            body
+        } else {
+            decode::decode_off_reactor(body, codings, max).await?
+        };
+        if content_decoded {
+            // The body no longer matches these headers.
+            headers.remove("content-encoding");
+            headers.remove("content-length");
         }
         Ok(Response::new(
             head.status,
@@ -653,6 +966,25 @@ impl Client {
             body,
         ))
     }
+}
+
+/// One hop of a request, as `send` needs it.
+struct Request<'a> {
+    method: Method,
+    url: &'a Url,
+    headers: &'a Headers,
+    body: &'a [u8],
+    deadline: Instant,
+    /// The total timeout the deadline came from (for messages).
+    total: Duration,
+    /// A redirect left the original origin: send no default credentials.
+    foreign: bool,
+}
+
+fn is_credential(name: &str) -> bool {
+    ["authorization", "cookie", "proxy-authorization"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c))
 }
 
 /// Open connections of a [`Client`].
@@ -684,7 +1016,7 @@ fn parse_url(url: &str) -> Result<Url, Error> {
     Ok(parsed)
 }
 
-fn pool_key(url: &Url) -> Result<PoolKey, Error> {
+fn pool_key(url: &Url, proxy: Option<&Proxy>) -> Result<PoolKey, Error> {
     let host = url
         .host_str()
         .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, "the URL has no host"))?;
@@ -695,6 +1027,7 @@ fn pool_key(url: &Url) -> Result<PoolKey, Error> {
         https: url.scheme() == "https",
         host: host.to_string(),
         port,
+        via: proxy.map(|p| format!("{}:{}", p.host(), p.port()).into_boxed_str()),
     })
 }
 
@@ -706,12 +1039,26 @@ pub struct RequestBuilder {
     url: String,
     headers: Headers,
     body: Vec<u8>,
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    /// The first invalid header given, reported when the request is sent.
+    error: Option<Error>,
 }
 
 impl RequestBuilder {
-    /// Adds a header (repeatable).
+    /// Adds a header (repeatable). An invalid name or value (CR, LF, NUL...), or a header the
+    /// client writes itself (`Content-Length`, `Transfer-Encoding`, `Connection`...), makes
+    /// the request fail with [`ErrorKind::InvalidRequest`] without sending anything.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.append(name, value);
+        let (name, value) = (name.into(), value.into());
+        match check_request_header(&name, &value) {
+            Ok(()) => self.headers.append(name, value),
+            Err(e) => {
+                if self.error.is_none() {
+                    self.error = Some(Error::new(ErrorKind::InvalidRequest, e));
+                }
+            }
+        }
         self
     }
 
@@ -721,11 +1068,44 @@ impl RequestBuilder {
         self
     }
 
+    /// The whole deadline of this request, redirects and retries included (instead of the
+    /// client's [`timeout`](ClientBuilder::timeout)).
+    pub fn timeout(mut self, total: Duration) -> Self {
+        self.timeout = Some(total);
+        self
+    }
+
+    /// Retries for this request (instead of the client's policy).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Asks for the body only if it changed since the response that had this `ETag`: an
+    /// unchanged resource answers `304 Not Modified` ([`Response::is_not_modified`]).
+    ///
+    /// ```no_run
+    /// # let rt = scraipe::rt::Runtime::new().unwrap();
+    /// # rt.block_on(async {
+    /// let client = scraipe::http::Client::new();
+    /// let first = client.get("https://example.com/feed").await.unwrap();
+    /// let etag = first.etag().unwrap_or_default().to_string();
+    /// let again = client.get("https://example.com/feed").if_none_match(&etag).await.unwrap();
+    /// if again.is_not_modified() { /* keep what we have */ }
+    /// # });
+    /// ```
+    pub fn if_none_match(self, etag: &str) -> Self {
+        self.header("If-None-Match", etag)
+    }
+
+    /// Asks for the body only if it changed after this HTTP date (a `Last-Modified` value).
+    pub fn if_modified_since(self, http_date: &str) -> Self {
+        self.header("If-Modified-Since", http_date)
+    }
+
     /// Sends the request and reads the whole response.
     pub async fn send(self) -> Result<Response, Error> {
-        self.client
-            .execute(self.method, self.url, self.headers, self.body)
-            .await
+        self.client.clone().execute(self).await
     }
 }
 

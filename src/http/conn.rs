@@ -19,6 +19,12 @@ use crate::rt;
 const INITIAL_BUF: usize = 4096;
 /// Read granularity for bodies of unknown length.
 const READ_CHUNK: usize = 64 * 1024;
+/// The first allocation for a body of announced length (address space, zeroed only as needed).
+const FIRST_BODY_CAPACITY: usize = 256 * 1024;
+/// How far ahead of the received bytes a body is zero-filled, at least.
+const ZERO_WINDOW: usize = 64 * 1024;
+/// An idle connection keeps a read buffer at most this large (a large body may have grown it).
+const MAX_IDLE_BUF: usize = 16 * 1024;
 
 /// Limits and timeouts applying to one exchange.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +60,9 @@ pub(crate) struct Conn {
     /// Set once any byte of the current response arrived (a request that failed before that on
     /// a reused connection may be retried).
     pub(crate) got_response_bytes: bool,
+    /// How long the server said it keeps an idle connection (`Keep-Alive: timeout=N`), less a
+    /// margin: reusing it later would race the server's close.
+    pub(crate) server_idle_limit: Option<Duration>,
 }
 
 impl Conn {
@@ -67,7 +76,39 @@ impl Conn {
             idle_since: Instant::now(),
             slot,
             got_response_bytes: false,
+            server_idle_limit: None,
         }
+    }
+
+    /// Readies the connection for the idle pool.
+    pub(crate) fn make_idle(&mut self) {
+        self.idle_since = Instant::now();
+    }
+
+    /// Gives back a read buffer grown by a large response (chunked bodies read 64 KiB at a
+    /// time, heads up to the header limit), so thousands of idle connections cost a page
+    /// each, not 100 KiB. Called by the pool's sweep for connections idle a second or more,
+    /// so a busy keep-alive connection does not reallocate between requests.
+    pub(crate) fn shrink_idle_buffer(&mut self) {
+        if self.buf.capacity() > MAX_IDLE_BUF && self.pos == self.len {
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.len = 0;
+        }
+    }
+
+    /// Read buffer capacity (for tests of the shrinking).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Idle for too long to be trusted: past our idle timeout or the server's.
+    pub(crate) fn idle_expired(&self, idle_timeout: Duration) -> bool {
+        let limit = self
+            .server_idle_limit
+            .map_or(idle_timeout, |s| s.min(idle_timeout));
+        self.idle_since.elapsed() > limit
     }
 
     /// Is this idle connection still usable (not closed by the server while it sat in the pool)?
@@ -96,8 +137,19 @@ impl Conn {
         };
         // Leftover bytes after a complete response mean the server sent something we did not
         // ask for; the connection cannot be trusted with another request.
-        let reusable = plan.reusable && head.keeps_alive() && self.pos == self.len;
+        let mut reusable = plan.reusable && head.keeps_alive() && self.pos == self.len;
         self.served += 1;
+        if let Some(hint) = head.headers.get("keep-alive") {
+            let (timeout, max) = parse_keep_alive(hint);
+            if let Some(t) = timeout {
+                // Leave a margin for the request to reach the server before it closes.
+                let t = Duration::from_secs(t);
+                self.server_idle_limit = Some(t.saturating_sub(Duration::from_secs(1)).max(t / 2));
+            }
+            if max.is_some_and(|m| u64::from(self.served) >= m) {
+                reusable = false;
+            }
+        }
         Ok((
             RawResponse {
                 head,
@@ -211,27 +263,31 @@ impl Conn {
             ));
         }
         let n = n as usize;
-        let mut body = Vec::with_capacity(n);
+        // Memory follows the bytes received, not the claim: the body starts with at most
+        // FIRST_BODY_CAPACITY of address space (not touched, so not resident), and is
+        // zero-filled only a window ahead of what arrived (the window doubles with the bytes
+        // received). A server that announces 60 MB and stalls costs ~64 KiB of RSS; a body of
+        // up to 256 KiB still gets exactly one allocation, zeroed once.
+        let mut body = Vec::with_capacity(n.min(FIRST_BODY_CAPACITY));
         let have = (self.len - self.pos).min(n);
         body.extend_from_slice(&self.buf[self.pos..self.pos + have]);
         self.pos += have;
         let mut filled = have;
-        if filled < n {
-            // Read the rest straight into the body, not through the connection buffer.
-            body.resize(n, 0);
-            while filled < n {
-                let got = read_with_timeouts(&mut self.stream, &mut body[filled..], limits).await?;
-                if got == 0 {
-                    return Err(Error::new(
-                        ErrorKind::Incomplete,
-                        format!(
-                            "the server closed the connection after {filled} of {n} body bytes"
-                        ),
-                    ));
-                }
-                self.got_response_bytes = true;
-                filled += got;
+        while filled < n {
+            if filled == body.len() {
+                let window = (n - filled).min(filled.max(ZERO_WINDOW));
+                body.resize(filled + window, 0);
             }
+            // Read the rest straight into the body, not through the connection buffer.
+            let got = read_with_timeouts(&mut self.stream, &mut body[filled..], limits).await?;
+            if got == 0 {
+                return Err(Error::new(
+                    ErrorKind::Incomplete,
+                    format!("the server closed the connection after {filled} of {n} body bytes"),
+                ));
+            }
+            self.got_response_bytes = true;
+            filled += got;
         }
         Ok(body)
     }
@@ -269,10 +325,37 @@ impl Conn {
                 if body.len() > limits.max_body {
                     return Err(body_too_large(limits));
                 }
+                // Over TLS only close_notify proves the body complete: a bare TCP close may be
+                // an attacker or a middlebox cutting it short (RFC 8446 §6.1).
+                if self.stream.closed_without_notify() {
+                    return Err(Error::new(
+                        ErrorKind::Incomplete,
+                        format!(
+                            "the TLS connection closed without close_notify after {} body bytes: the body may be truncated",
+                            body.len()
+                        ),
+                    ));
+                }
                 return Ok(body);
             }
         }
     }
+}
+
+/// `timeout=` and `max=` of a `Keep-Alive` header (RFC 2068 §19.7.1, still sent by Apache).
+fn parse_keep_alive(value: &str) -> (Option<u64>, Option<u64>) {
+    let (mut timeout, mut max) = (None, None);
+    for param in value.split(',') {
+        if let Some((k, v)) = param.split_once('=') {
+            let v = v.trim().trim_matches('"').parse().ok();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "timeout" => timeout = v,
+                "max" => max = v,
+                _ => {}
+            }
+        }
+    }
+    (timeout, max)
 }
 
 /// One read, bounded by both the "no progress" timeout and the total deadline.

@@ -7,15 +7,70 @@ use encoding_rs::Encoding;
 
 use crate::http::error::{Error, ErrorKind};
 
+/// The `Accept-Encoding` the client sends: what this build can decode.
+pub(crate) const ACCEPT_ENCODING: &str = match (cfg!(feature = "brotli"), cfg!(feature = "zstd")) {
+    (true, true) => "gzip, deflate, br, zstd",
+    (true, false) => "gzip, deflate, br",
+    (false, true) => "gzip, deflate, zstd",
+    (false, false) => "gzip, deflate",
+};
+
+/// Most codings applied to one body (curl's limit since CVE-2022-32206): `gzip, gzip, ...`
+/// repeated thousands of times would otherwise cost a decoder (and its memory) per layer.
+pub(crate) const MAX_CODINGS: usize = 5;
+
+/// Compressed bodies up to this size are decoded right where they arrive: at most ~4 MiB of
+/// output (deflate's ratio is ~1000:1), a few milliseconds. Larger ones go to the blocking
+/// pool so one big page does not stall the reactor that serves other connections.
+const INLINE_DECODE: usize = 4 * 1024;
+
+/// Whether this build decodes `coding`.
+pub(crate) fn is_supported(coding: &str) -> bool {
+    matches!(coding, "gzip" | "x-gzip" | "deflate" | "identity")
+        || (coding == "br" && cfg!(feature = "brotli"))
+        || (coding == "zstd" && cfg!(feature = "zstd"))
+}
+
+/// [`decode_content`], on the blocking pool when the body is large enough to matter.
+pub(crate) async fn decode_off_reactor(
+    body: Vec<u8>,
+    codings: Vec<String>,
+    max: usize,
+) -> Result<Vec<u8>, Error> {
+    if body.len() <= INLINE_DECODE {
+        return decode_content(body, &codings, max);
+    }
+    match crate::rt::Handle::try_current() {
+        Some(handle) => handle
+            .spawn_blocking(move || decode_content(body, &codings, max))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Decode, format!("decoding failed: {e}")))?,
+        None => decode_content(body, &codings, max),
+    }
+}
+
 /// Applies the decodings named by `codings` (outermost last, as listed in the header) to `body`.
-/// Unknown codings (`br`, `zstd`, ...) leave the body untouched: they were not requested.
-/// The decoded size may not exceed `max` bytes: a small gzip bomb cannot exhaust memory.
+/// Unknown codings leave the body untouched: they were not requested. At most [`MAX_CODINGS`].
+/// The decoded size may not exceed `max` bytes: a small compression bomb cannot exhaust memory.
 pub(crate) fn decode_content(
     mut body: Vec<u8>,
     codings: &[String],
     max: usize,
 ) -> Result<Vec<u8>, Error> {
+    let layers = codings.iter().filter(|c| c.as_str() != "identity").count();
+    if layers > MAX_CODINGS {
+        return Err(Error::new(
+            ErrorKind::Decode,
+            format!(
+                "{layers} content codings stacked on one body (at most {MAX_CODINGS} are decoded)"
+            ),
+        ));
+    }
     for coding in codings.iter().rev() {
+        if body.is_empty() {
+            // Nothing was sent: there is nothing to decode (HEAD, 204, 304, empty 200).
+            return Ok(body);
+        }
         body = match coding.as_str() {
             "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), max)?,
             "deflate" => {
@@ -26,6 +81,21 @@ pub(crate) fn decode_content(
                 } else {
                     inflate(flate2::read::DeflateDecoder::new(&body[..]), max)?
                 }
+            }
+            #[cfg(feature = "brotli")]
+            "br" => inflate(brotli_decompressor::Decompressor::new(&body[..], 8192), max)?,
+            #[cfg(feature = "zstd")]
+            "zstd" => {
+                // RFC 9659 §3: HTTP zstd windows are at most 8 MiB; a frame asking for more
+                // would make us allocate it before producing a byte.
+                let decoder = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
+                    &body[..],
+                    8 << 20,
+                )
+                .map_err(|e| {
+                    Error::new(ErrorKind::Decode, format!("corrupt compressed body: {e}"))
+                })?;
+                inflate(decoder, max)?
             }
             "identity" | "" => body,
             _ => return Ok(body),
@@ -184,9 +254,70 @@ mod tests {
         let e = decode_content(b"not gzip at all".to_vec(), &["gzip".into()], 1 << 20).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Decode);
         assert_eq!(
-            decode_content(b"br data".to_vec(), &["br".into()], 10).unwrap(),
-            b"br data"
+            decode_content(b"xz data".to_vec(), &["xz".into()], 10).unwrap(),
+            b"xz data"
         );
+    }
+
+    #[test]
+    fn empty_bodies_are_never_decoded() {
+        for coding in ["gzip", "deflate", "br", "zstd"] {
+            assert_eq!(
+                decode_content(Vec::new(), &[coding.into()], 10).unwrap(),
+                b""
+            );
+        }
+    }
+
+    #[test]
+    fn stacked_codings_are_capped() {
+        let mut body = b"layered".to_vec();
+        for _ in 0..MAX_CODINGS {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&body).unwrap();
+            body = gz.finish().unwrap();
+        }
+        let five = vec!["gzip".to_string(); MAX_CODINGS];
+        assert_eq!(
+            decode_content(body.clone(), &five, 1 << 20).unwrap(),
+            b"layered"
+        );
+        let six = vec!["gzip".to_string(); MAX_CODINGS + 1];
+        let e = decode_content(body, &six, 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert!(e.to_string().contains("stacked"), "{e}");
+    }
+
+    #[cfg(feature = "brotli")]
+    #[test]
+    fn brotli_decodes_and_is_capped() {
+        // "hello hello hello ..." (200 × "hello "), compressed with brotli -q 5.
+        let data = include_bytes!("testdata/hello.br");
+        let plain = b"hello ".repeat(200);
+        assert_eq!(
+            decode_content(data.to_vec(), &["br".into()], 1 << 20).unwrap(),
+            plain
+        );
+        let e = decode_content(data.to_vec(), &["br".into()], 100).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        let e = decode_content(b"\xff\xff\xffnot brotli".to_vec(), &["br".into()], 1 << 20)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_decodes_and_is_capped() {
+        let data = include_bytes!("testdata/hello.zst");
+        let plain = b"hello ".repeat(200);
+        assert_eq!(
+            decode_content(data.to_vec(), &["zstd".into()], 1 << 20).unwrap(),
+            plain
+        );
+        let e = decode_content(data.to_vec(), &["zstd".into()], 100).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        let e = decode_content(b"not zstd at all".to_vec(), &["zstd".into()], 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
     }
 
     #[test]

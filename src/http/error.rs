@@ -25,10 +25,17 @@ pub enum ErrorKind {
     TooLarge,
     /// The redirect limit was reached (or a redirect pointed somewhere unusable).
     Redirect,
-    /// The response body could not be decoded (gzip/deflate).
+    /// The response body could not be decoded (gzip, deflate, brotli, zstd), or too many
+    /// codings were stacked on it.
     Decode,
     /// Any other I/O failure (reset, broken pipe, ...).
     Io,
+    /// The request itself is unusable: a header name or value that is not valid HTTP, or a
+    /// header only the client may write (`Content-Length`, `Transfer-Encoding`, `Connection`...).
+    InvalidRequest,
+    /// Every address of the host was refused by the client's address filter
+    /// ([`ClientBuilder::address_filter`](crate::http::ClientBuilder::address_filter)).
+    Blocked,
 }
 
 impl ErrorKind {
@@ -45,6 +52,8 @@ impl ErrorKind {
             ErrorKind::Redirect => "redirect error",
             ErrorKind::Decode => "could not decode body",
             ErrorKind::Io => "I/O error",
+            ErrorKind::InvalidRequest => "invalid request",
+            ErrorKind::Blocked => "address blocked",
         }
     }
 }
@@ -63,6 +72,8 @@ pub struct Error {
     message: String,
     url: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Worth retrying: the connection failed, or broke before any response byte.
+    transient: bool,
 }
 
 impl Error {
@@ -72,6 +83,7 @@ impl Error {
             message: message.into(),
             url: None,
             source: None,
+            transient: false,
         }
     }
 
@@ -85,6 +97,7 @@ impl Error {
             message: message.into(),
             url: None,
             source: Some(Box::new(source)),
+            transient: false,
         }
     }
 
@@ -105,12 +118,26 @@ impl Error {
         Error::with_source(kind, message, e)
     }
 
-    /// Attaches the URL the error concerns (kept if one is already set).
+    /// Attaches the URL the error concerns (kept if one is already set). Credentials in it
+    /// are masked: error text ends up in logs and result files.
     pub(crate) fn at(mut self, url: &str) -> Error {
         if self.url.is_none() {
-            self.url = Some(url.to_string());
+            self.url = Some(crate::http::proxy::redact(url));
         }
         self
+    }
+
+    /// Marks the error as a transient failure, eligible for a retry.
+    pub(crate) fn transient(mut self) -> Error {
+        self.transient = true;
+        self
+    }
+
+    /// True for failures that another try may not meet: the connection could not be made, or
+    /// it broke before any byte of the response arrived. Retried by a
+    /// [`RetryPolicy`](crate::http::RetryPolicy).
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 
     /// The broad category.

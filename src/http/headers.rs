@@ -85,12 +85,60 @@ impl Headers {
         self.entries.is_empty()
     }
 
+    /// Checks a header a request may carry: a valid name (an RFC 9110 token), a value without
+    /// CR, LF, NUL or other control bytes (tab is fine), and not one of the framing and
+    /// connection headers the client writes itself (`Content-Length`, `Transfer-Encoding`,
+    /// `Connection`, `Keep-Alive`, `Upgrade`, `TE`, `Trailer`, `Proxy-Connection`).
+    ///
+    /// ```
+    /// use scraipe::http::Headers;
+    /// assert!(Headers::check_request_header("X-Token", "abc").is_ok());
+    /// assert!(Headers::check_request_header("X-Token", "abc\r\nEvil: 1").is_err());
+    /// assert!(Headers::check_request_header("Transfer-Encoding", "chunked").is_err());
+    /// ```
+    pub fn check_request_header(name: &str, value: &str) -> Result<(), String> {
+        check_request_header(name, value)
+    }
+
     /// True if any value of `name`, split on commas, equals `token` (case-insensitively):
     /// e.g. `Connection: keep-alive, close` has the token `close`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
         self.get_all(name)
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     }
+}
+
+/// Headers only the client writes: message framing and connection management. A caller's
+/// `Transfer-Encoding` beside the automatic `Content-Length` would let a request smuggle another.
+const CLIENT_ONLY: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+];
+
+/// Checks a request header: the name a token (RFC 9110 §5.6.2), the value free of CR, LF, NUL
+/// and other control bytes except tab, and not a header the client writes itself.
+pub(crate) fn check_request_header(name: &str, value: &str) -> Result<(), String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(format!(
+            "the value of {name} contains a control character (CR, LF, NUL...)"
+        ));
+    }
+    if CLIENT_ONLY.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Err(format!(
+            "{name} is written by the client itself (framing and connection headers cannot be set)"
+        ));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for Headers {

@@ -27,6 +27,8 @@ pub(crate) struct PoolKey {
     pub(crate) https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// The proxy (`host:port`) the connection goes through, if any.
+    pub(crate) via: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,8 +145,17 @@ impl Pool {
                         Err(_) => continue,
                     };
                     let mut inner = self.inner.lock();
-                    inner.hosts.entry(key.clone()).or_default().open += 1;
-                    return Checkout::Connect(self.slot(key, permit));
+                    let host = inner.hosts.entry(key.clone()).or_default();
+                    // Others may have opened connections to this host while we waited.
+                    if host.open < self.config.max_per_host {
+                        host.open += 1;
+                        return Checkout::Connect(self.slot(key, permit));
+                    }
+                    if host.is_empty() {
+                        inner.hosts.remove(key);
+                    }
+                    drop(inner);
+                    drop(permit);
                 }
             }
         }
@@ -160,7 +171,7 @@ impl Pool {
         let host = inner.hosts.entry(key.clone()).or_default();
         if !fresh {
             while let Some(conn) = host.idle.pop() {
-                if conn.idle_since.elapsed() > self.config.idle_timeout {
+                if conn.idle_expired(self.config.idle_timeout) {
                     to_close.push(conn);
                     continue;
                 }
@@ -168,6 +179,8 @@ impl Pool {
             }
         }
         if host.open >= self.config.max_per_host {
+            // Waiters whose request was cancelled would otherwise pile up until the next hand-off.
+            host.waiters.retain(|tx| !tx.is_closed());
             let (tx, rx) = oneshot::channel();
             host.waiters.push_back(tx);
             return Step::WaitHost(rx);
@@ -188,7 +201,14 @@ impl Pool {
                 to_close.push(host.idle.remove(0));
                 Step::Retry
             }
-            None => Step::WaitTotal,
+            None => {
+                // Do not leave an empty entry behind if this wait is cancelled: it would stay
+                // forever (entries are otherwise removed only when a slot is released).
+                if inner.hosts.get(key).is_some_and(Host::is_empty) {
+                    inner.hosts.remove(key);
+                }
+                Step::WaitTotal
+            }
         }
     }
 
@@ -210,7 +230,7 @@ impl Pool {
             if self.total.waiting() > 0 || host.idle.len() >= self.config.max_idle_per_host {
                 close = Some(conn);
             } else {
-                conn.idle_since = Instant::now();
+                conn.make_idle();
                 host.idle.push(conn);
             }
         }
@@ -252,12 +272,17 @@ impl Pool {
         inner.last_sweep = Instant::now();
         let timeout = self.config.idle_timeout;
         for host in inner.hosts.values_mut() {
-            let keep = host
-                .idle
-                .iter()
-                .position(|c| c.idle_since.elapsed() <= timeout)
-                .unwrap_or(host.idle.len());
-            to_close.extend(host.idle.drain(..keep));
+            let mut i = 0;
+            while i < host.idle.len() {
+                if host.idle[i].idle_expired(timeout) {
+                    to_close.push(host.idle.remove(i));
+                } else {
+                    if host.idle[i].idle_since.elapsed() >= Duration::from_secs(1) {
+                        host.idle[i].shrink_idle_buffer();
+                    }
+                    i += 1;
+                }
+            }
         }
     }
 
@@ -276,4 +301,93 @@ enum Step {
     Retry,
     WaitHost(oneshot::Receiver<Handoff>),
     WaitTotal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::conn::ExchangeLimits;
+    use crate::http::proto::HeadLimits;
+    use crate::http::stream::Stream;
+    use std::io::{Read, Write};
+
+    /// A connection whose read buffer grew for a chunked body gives it back once idle.
+    #[test]
+    fn idle_connections_shrink_grown_read_buffers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req);
+            let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..16 {
+                resp.extend_from_slice(b"10000\r\n");
+                resp.extend(std::iter::repeat_n(b'x', 0x10000));
+                resp.extend_from_slice(b"\r\n");
+            }
+            resp.extend_from_slice(b"0\r\n\r\n");
+            s.write_all(&resp).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        let rt = crate::rt::Runtime::new().unwrap();
+        let pool = Pool::new(
+            4,
+            PoolConfig {
+                max_per_host: 4,
+                max_idle_per_host: 4,
+                idle_timeout: Duration::from_secs(60),
+            },
+        );
+        let key = PoolKey {
+            https: false,
+            host: "127.0.0.1".into(),
+            port: addr.port(),
+            via: None,
+        };
+        rt.block_on(async {
+            let Checkout::Connect(slot) = pool.checkout(&key, false).await else {
+                panic!("an empty pool gives a slot");
+            };
+            let tcp = crate::rt::net::TcpStream::connect(addr).await.unwrap();
+            let mut conn = Conn::new(Stream::Plain(tcp), slot);
+            let limits = ExchangeLimits {
+                head: HeadLimits {
+                    max_bytes: 65536,
+                    max_headers: 100,
+                },
+                max_body: 4 << 20,
+                read_timeout: Duration::from_secs(5),
+                deadline: Instant::now() + Duration::from_secs(5),
+                total: Duration::from_secs(5),
+            };
+            let (raw, reusable) = conn
+                .exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"", false, &limits)
+                .await
+                .unwrap();
+            assert_eq!(raw.body.len(), 16 << 16);
+            assert!(reusable);
+            assert!(
+                conn.buffer_capacity() >= 64 * 1024,
+                "{}",
+                conn.buffer_capacity()
+            );
+            pool.checkin(conn);
+            // Pretend a second went by, idle.
+            {
+                let mut inner = pool.inner.lock();
+                inner.last_sweep -= Duration::from_secs(2);
+                for host in inner.hosts.values_mut() {
+                    for c in &mut host.idle {
+                        c.idle_since -= Duration::from_secs(2);
+                    }
+                }
+            }
+            let Checkout::Reused(conn) = pool.checkout(&key, false).await else {
+                panic!("the idle connection is reused");
+            };
+            assert_eq!(conn.buffer_capacity(), 0, "the grown buffer was given back");
+        });
+        server.join().unwrap();
+    }
 }

@@ -76,7 +76,25 @@ impl Response {
         self.headers.get("content-type")
     }
 
-    /// The URL that produced this response, after redirects.
+    /// The `ETag` validator, to send back with
+    /// [`RequestBuilder::if_none_match`](crate::http::RequestBuilder::if_none_match).
+    pub fn etag(&self) -> Option<&str> {
+        self.headers.get("etag")
+    }
+
+    /// The `Last-Modified` date, to send back with
+    /// [`RequestBuilder::if_modified_since`](crate::http::RequestBuilder::if_modified_since).
+    pub fn last_modified(&self) -> Option<&str> {
+        self.headers.get("last-modified")
+    }
+
+    /// True for `304 Not Modified`: the validators sent still match, the body is empty, and
+    /// the copy already held is current.
+    pub fn is_not_modified(&self) -> bool {
+        self.status == 304
+    }
+
+    /// The URL that produced this response, after redirects (without credentials).
     pub fn url(&self) -> &Url {
         &self.url
     }

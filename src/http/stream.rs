@@ -23,6 +23,8 @@ pub(crate) enum Stream {
 pub(crate) struct TlsStream {
     tcp: TcpStream,
     conn: ClientConnection,
+    /// The peer closed TCP without sending close_notify first.
+    unclean_eof: bool,
 }
 
 /// `Read`/`Write` over the async socket for rustls: `Pending` becomes `WouldBlock`.
@@ -68,7 +70,11 @@ impl TlsStream {
     ) -> io::Result<TlsStream> {
         let conn = ClientConnection::new(config, server_name.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let mut tls = TlsStream { tcp, conn };
+        let mut tls = TlsStream {
+            tcp,
+            conn,
+            unclean_eof: false,
+        };
         poll_fn(|cx| tls.poll_handshake(cx))
             .await
             .map_err(|e| describe(e, &server_name))?;
@@ -133,8 +139,12 @@ impl TlsStream {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // The peer closed TCP without close_notify. Many servers do; HTTP framing
-                // (Content-Length, chunked) still detects a truncated body, so report EOF.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(0)),
+                // (Content-Length, chunked) still detects a truncated body, so report EOF and
+                // remember it for bodies delimited by the close itself.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.unclean_eof = true;
+                    return Poll::Ready(Ok(0));
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
             while self.conn.wants_write() {
@@ -264,6 +274,14 @@ impl Stream {
         match self {
             Stream::Plain(_) => Ok(()),
             Stream::Tls(s) => poll_fn(|cx| s.poll_flush(cx)).await,
+        }
+    }
+
+    /// True when a TLS peer closed TCP without close_notify (a possible truncation attack).
+    pub(crate) fn closed_without_notify(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(s) => s.unclean_eof,
         }
     }
 

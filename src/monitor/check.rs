@@ -6,8 +6,10 @@
 //!   without extraction (the store copies the last offer; no event).
 //! * 200 with a new body → extraction on the blocking pool → `ok` with the offer (the store
 //!   decides whether it is a change), or `failed` when the page has no offer.
-//! * 429/503 with `Retry-After` → the host is held back that long; other 5xx and network errors
-//!   are retried `retries` times (250 ms, 500 ms, ...), then `failed` with backoff.
+//! * Transient failures (connection errors, 429/502/503/504) are retried by the client's
+//!   `RetryPolicy` (`--retries`), waiting out a short `Retry-After`; a longer one comes back
+//!   here: the host is held back that long and the link waits too. Other failures → `failed`,
+//!   with backoff.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use super::robots_cache::RobotsCache;
 use super::schedule::backoff;
 use super::shared_gate::SharedGate;
 use super::store::{CheckRecord, DueLink, Outcome, Validators};
-use crate::http::{Client, ErrorKind, Response};
+use crate::http::{Client, Response};
 use crate::offer::{extract_offer, Rules};
 use crate::politeness::HostLimiter;
 
@@ -40,8 +42,6 @@ pub struct Checker {
     pub gate: HostLimiter,
     /// Per-host politeness across workers sharing the store (issue 13); `None` alone.
     pub shared_gate: Option<SharedGate>,
-    /// Retries of transient failures.
-    pub retries: u32,
     /// The window, for backoff.
     pub every: Duration,
 }
@@ -76,13 +76,6 @@ pub fn retry_after(resp: &Response) -> Option<Duration> {
         Err(_) => Duration::from_millis((parse_http_date(v)? - now_ms()).max(0) as u64),
     };
     Some(d.min(MAX_RETRY_AFTER))
-}
-
-fn transient(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Io | ErrorKind::Incomplete
-    )
 }
 
 impl Checker {
@@ -131,55 +124,45 @@ impl Checker {
             }
             crawl_delay = answer.robots.crawl_delay().unwrap_or_default();
         }
-        let mut attempt = 0;
-        loop {
-            let response = {
-                let _permit = self.gate.acquire_spaced(&key, crawl_delay).await;
-                let _shared = match &self.shared_gate {
-                    Some(g) => Some(g.acquire(&key, crawl_delay).await),
-                    None => None,
-                };
-                let mut request = self.client.get(url.as_str());
-                if let Some(etag) = &link.etag {
-                    request = request.header("If-None-Match", etag.clone());
-                }
-                if let Some(lm) = &link.last_modified {
-                    request = request.header("If-Modified-Since", lm.clone());
-                }
-                request.await
+        let response = {
+            let _permit = self.gate.acquire_spaced(&key, crawl_delay).await;
+            let _shared = match &self.shared_gate {
+                Some(g) => Some(g.acquire(&key, crawl_delay).await),
+                None => None,
             };
-            match response {
-                Ok(resp) => {
-                    let status = resp.status();
-                    if matches!(status, 429 | 503) {
-                        if let Some(wait) = retry_after(&resp) {
-                            self.gate.defer(&key, Instant::now() + wait);
-                            let mut r = self.failed(
-                                link,
-                                Some(status),
-                                format!("HTTP {status}, retry after {} s", wait.as_secs()),
-                            );
-                            let until = r.observed_ms + wait.as_millis() as i64;
-                            r.not_before_ms = r.not_before_ms.max(Some(until));
-                            return r;
-                        }
-                    }
-                    if !(matches!(status, 500 | 502 | 503 | 504) && attempt < self.retries) {
-                        return self.response(link, &url, resp).await;
-                    }
-                }
-                Err(e) if transient(e.kind()) && attempt < self.retries => {}
-                Err(e) => return self.failed(link, None, e.to_string()),
+            let mut request = self.client.get(url.as_str());
+            if let Some(etag) = &link.etag {
+                request = request.if_none_match(etag);
             }
-            // A transient failure: wait a little, then try again.
-            crate::rt::sleep(Duration::from_millis(250) * (1 << attempt.min(6))).await;
-            attempt += 1;
+            if let Some(lm) = &link.last_modified {
+                request = request.if_modified_since(lm);
+            }
+            request.await
+        };
+        let resp = match response {
+            Ok(resp) => resp,
+            Err(e) => return self.failed(link, None, e.to_string()),
+        };
+        let status = resp.status();
+        if matches!(status, 429 | 503) {
+            if let Some(wait) = retry_after(&resp) {
+                self.gate.defer(&key, Instant::now() + wait);
+                let mut r = self.failed(
+                    link,
+                    Some(status),
+                    format!("HTTP {status}, retry after {} s", wait.as_secs()),
+                );
+                let until = r.observed_ms + wait.as_millis() as i64;
+                r.not_before_ms = r.not_before_ms.max(Some(until));
+                return r;
+            }
         }
+        self.response(link, &url, resp).await
     }
 
     async fn response(&self, link: &DueLink, url: &Url, resp: Response) -> CheckRecord {
         let status = resp.status();
-        if status == 304 {
+        if resp.is_not_modified() {
             let mut r = self.record(link, Outcome::NotModified);
             r.http_status = Some(304);
             return r;
@@ -188,8 +171,8 @@ impl Checker {
             return self.failed(link, Some(status), format!("HTTP {status}"));
         }
         let validators = Validators {
-            etag: resp.header("etag").map(str::to_string),
-            last_modified: resp.header("last-modified").map(str::to_string),
+            etag: resp.etag().map(str::to_string),
+            last_modified: resp.last_modified().map(str::to_string),
             body_hash: Some(body_hash(&self.rules_fingerprint, resp.body())),
         };
         if validators.body_hash.is_some() && validators.body_hash == link.body_hash {

@@ -218,7 +218,8 @@ impl MonitorBuilder {
         self.timeout = d;
         self
     }
-    /// Retries of network errors and 5xx within one check (default 1).
+    /// Retries of transient failures (connection errors, 429/502/503/504) per request
+    /// (default 1).
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -233,7 +234,8 @@ impl MonitorBuilder {
         self.ca_certs.push(pem);
         self
     }
-    /// A proxy URL (refused by `build` until the client supports proxies).
+    /// A proxy URL (`http://`, `socks5://`, `socks5h://`); without one, the
+    /// environment's proxies apply (as curl).
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = Some(url.into());
         self
@@ -281,6 +283,7 @@ impl MonitorBuilder {
             user_agent: self.user_agent.clone(),
             ca_certs: self.ca_certs.clone(),
             proxy: self.proxy.clone(),
+            retries: self.retries,
             per_host: self.per_host,
             concurrency: self.concurrency,
         })?;
@@ -297,7 +300,8 @@ impl MonitorBuilder {
             SharedGate::new(
                 self.store.clone(),
                 self.per_host,
-                self.timeout + Duration::from_secs(5),
+                // Held over one request and the client's retries of it.
+                self.timeout * (self.retries + 1) + Duration::from_secs(5),
             )
         });
         let agent = product_token(
@@ -319,7 +323,6 @@ impl MonitorBuilder {
             robots,
             gate,
             shared_gate,
-            retries: self.retries,
             every: self.every,
         };
         let deliverer = Deliverer::new(
@@ -402,6 +405,18 @@ impl Monitor {
     }
 }
 
+/// A link's place in the in-flight set, given up on drop.
+struct InFlight {
+    set: Arc<Mutex<HashSet<LinkId>>>,
+    id: LinkId,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.set.lock().remove(&self.id);
+    }
+}
+
 /// A non-blocking look at the set: every task that has finished is taken out.
 fn reap(tasks: &mut JoinSet<()>) {
     let waker = std::task::Waker::noop();
@@ -430,6 +445,7 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
     let in_flight: Arc<Mutex<HashSet<LinkId>>> = Arc::new(Mutex::new(HashSet::new()));
     let slots = Arc::new(Semaphore::new(inner.concurrency));
     let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut claimed: HashSet<LinkId> = HashSet::new();
     let batch = (inner.concurrency * 4).max(64);
     let mut next_claim = Instant::now();
     let mut next_delivery = Instant::now() + Duration::from_secs(1);
@@ -467,6 +483,8 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
             let fresh: Vec<DueLink> = due
                 .into_iter()
                 .filter(|l| !snapshot.contains(&l.id))
+                // `once` checks each link at most once, even one whose record was lost.
+                .filter(|l| !inner.once || claimed.insert(l.id))
                 .take(batch - busy)
                 .collect();
             if fresh.is_empty() {
@@ -479,8 +497,15 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
             }
             for link in fresh {
                 in_flight.lock().insert(link.id);
-                let (inner, slots, in_flight) = (inner.clone(), slots.clone(), in_flight.clone());
+                let guard = InFlight {
+                    set: in_flight.clone(),
+                    id: link.id,
+                };
+                let (inner, slots) = (inner.clone(), slots.clone());
                 tasks.spawn(async move {
+                    // Leaves the set however the task ends (even by a panic or an abort), and
+                    // only after the record was handed to the store (see the claim above).
+                    let _guard = guard;
                     let _slot = slots.acquire().await;
                     let record = inner.checker.check(&link).await;
                     log::debug!(
@@ -494,7 +519,6 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                     if let Err(e) = inner.store.record(record) {
                         log::error!("cannot record the check of {}: {e}", link.url);
                     }
-                    in_flight.lock().remove(&link.id);
                 });
             }
         }

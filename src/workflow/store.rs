@@ -5,7 +5,8 @@
 //! analysis_error`.
 //!
 //! * JSONL: each line is an object with those keys; a record without a scrape (analysis) has
-//!   `null` in the scrape (analysis) fields; `metadata` and `output` are JSON objects.
+//!   `null` in the scrape (analysis) fields; `metadata` and `output` are JSON objects. An
+//!   analysis with metadata (LLM analyzers) adds an `analysis_metadata` key; CSV leaves it out.
 //! * CSV: `scrape_success` / `analysis_success` are `true`, `false`, or empty for "no result".
 //!   Thanks to the results' invariant, that flag says which of `content` / `scrape_error` is
 //!   present, so an empty cell there is an empty string, never confused with "none".
@@ -158,6 +159,10 @@ struct Row {
     analysis_success: Option<bool>,
     #[serde(default)]
     analysis_error: Option<String>,
+    /// Not a Python column: JSONL only, and only when an analyzer attached metadata (an LLM
+    /// analyzer's model, tokens, latency). CSV dumps leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    analysis_metadata: Option<JsonMap>,
 }
 
 impl Row {
@@ -176,6 +181,7 @@ impl Row {
             row.output = a.output().cloned();
             row.analysis_success = Some(a.success());
             row.analysis_error = a.error().map(str::to_string);
+            row.analysis_metadata = a.metadata().cloned();
         }
         row
     }
@@ -202,12 +208,19 @@ impl Row {
             }
         };
         let analysis_result = match self.analysis_success {
-            Some(success) => Some(
-                AnalysisResult::from_parts(self.output, success, self.analysis_error)
-                    .map_err(|e| invalid(e.to_string()))?,
-            ),
+            Some(success) => {
+                let result = AnalysisResult::from_parts(self.output, success, self.analysis_error)
+                    .map_err(|e| invalid(e.to_string()))?;
+                Some(match self.analysis_metadata {
+                    Some(meta) => result.with_metadata(meta),
+                    None => result,
+                })
+            }
             None => {
-                if self.output.is_some() || self.analysis_error.is_some() {
+                if self.output.is_some()
+                    || self.analysis_error.is_some()
+                    || self.analysis_metadata.is_some()
+                {
                     return Err(invalid("analysis fields without analysis_success".into()));
                 }
                 None
@@ -364,6 +377,7 @@ fn read_csv(reader: impl Read) -> Result<Vec<StoreRecord>, StoreError> {
             output: parse_json(5)?,
             analysis_success,
             analysis_error: text(7, analysis_success == Some(false)),
+            analysis_metadata: None,
         };
         records.push(parsed.into_record(line)?);
     }

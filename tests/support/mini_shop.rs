@@ -100,6 +100,8 @@ pub struct ShopState {
     pub delay: Duration,
     /// Answer product pages with this status and Retry-After (seconds) instead.
     pub throttle: Option<(u16, u64)>,
+    /// Answer this many product requests with a bare 503 first.
+    pub fail_next: usize,
 }
 
 pub struct MiniShop {
@@ -162,12 +164,18 @@ impl MiniShop {
 
 fn handle(state: &Mutex<ShopState>, req: &Seen, t: &mut dyn Transport) {
     let (status, headers, body, delay) = {
-        let s = state.lock().unwrap();
+        let mut s = state.lock().unwrap();
+        let fail = s.fail_next > 0 && req.path != "/robots.txt";
+        if fail {
+            s.fail_next -= 1;
+        }
         if req.path == "/robots.txt" {
             match &s.robots {
                 Some((status, body)) => (*status, vec![], body.clone(), Duration::ZERO),
                 None => (404, vec![], "not found".to_string(), Duration::ZERO),
             }
+        } else if fail {
+            (503, vec![], "try again".to_string(), Duration::ZERO)
         } else if let Some((status, secs)) = s.throttle {
             (
                 status,

@@ -115,6 +115,14 @@ fn parse_with<'b>(
     if response.headers.len() > limits.max_headers {
         return Err(ParseFail::TooManyHeaders);
     }
+    // RFC 9110 §15: status codes are 100 to 599; "000" or "099" is not a response.
+    let code = response.code.unwrap_or(0);
+    if !(100..=999).contains(&code) {
+        return Err(ParseFail::Other(Error::new(
+            ErrorKind::Protocol,
+            format!("invalid status code {code:03}"),
+        )));
+    }
     let mut headers = Headers::with_capacity(response.headers.len());
     for h in response.headers.iter() {
         headers.append(h.name.to_string(), header_value(h.value));

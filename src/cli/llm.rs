@@ -1,0 +1,94 @@
+//! `--analyzer llm`: the LLM analyzer from the command line's options.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scraipe::http::Client;
+use scraipe::llm::{Budget, GeminiAnalyzer, LlmAnalyzer, LlmTotals, OpenAiAnalyzer};
+
+use super::{CliError, LlmArgs, LlmProvider};
+
+/// Refuses LLM options given without `--analyzer llm` (they would silently do nothing).
+pub fn check_unused(args: &LlmArgs) -> Result<(), CliError> {
+    let given = [
+        ("--llm-provider", args.llm_provider.is_some()),
+        ("--llm-url", args.llm_url.is_some()),
+        ("--llm-model", args.llm_model.is_some()),
+        ("--instruction", args.instruction.is_some()),
+        ("--schema", args.schema.is_some()),
+        ("--llm-rpm", args.llm_rpm.is_some()),
+        ("--llm-tpm", args.llm_tpm.is_some()),
+    ];
+    match given.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => Err(CliError::usage(format!(
+            "{flag} only applies with --analyzer llm"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Builds the analyzer, with `ca_pems` trusted for a self-hosted HTTPS server. Missing or
+/// contradictory options are usage errors (exit 2); unreadable files exit 1.
+pub fn build(
+    args: &LlmArgs,
+    ca_pems: &[Vec<u8>],
+    totals: Arc<LlmTotals>,
+) -> Result<LlmAnalyzer, CliError> {
+    let model = args
+        .llm_model
+        .as_deref()
+        .ok_or_else(|| CliError::usage("--analyzer llm needs --llm-model NAME"))?;
+    let instruction = args
+        .instruction
+        .as_deref()
+        .ok_or_else(|| CliError::usage("--analyzer llm needs --instruction TEXT (or @FILE)"))?;
+    let instruction = match instruction.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read instruction file '{path}': {e}"))?,
+        None => instruction.to_string(),
+    };
+    if instruction.trim().is_empty() {
+        return Err(CliError::usage("--instruction is empty"));
+    }
+    let budget = Budget {
+        max_workers: args.llm_concurrency as usize,
+        requests_per_minute: args.llm_rpm,
+        tokens_per_minute: args.llm_tpm,
+        max_retries: args.llm_retries,
+        call_timeout: Duration::from_secs_f64(args.llm_timeout),
+        ..Budget::default()
+    };
+    // Our own client, so --ca-cert covers a self-hosted HTTPS model server too.
+    let mut client = Client::builder()
+        .timeout(budget.call_timeout + Duration::from_secs(5))
+        .read_timeout(budget.call_timeout + Duration::from_secs(5))
+        .max_body_size(budget.max_reply_bytes)
+        .max_connections_per_host(budget.max_workers);
+    for pem in ca_pems {
+        client = client.add_root_certificate_pem(pem);
+    }
+    let client = client
+        .build()
+        .map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
+    let mut builder = match args.llm_provider.unwrap_or(LlmProvider::Openai) {
+        LlmProvider::Openai => OpenAiAnalyzer::builder(instruction),
+        LlmProvider::Gemini => GeminiAnalyzer::builder(instruction),
+    }
+    .model(model)
+    .max_content_size(args.llm_max_content as usize)
+    .budget(budget)
+    .client(client)
+    .totals(totals);
+    if let Some(url) = &args.llm_url {
+        builder = builder.base_url(url.clone());
+    }
+    if let Some(path) = &args.schema {
+        if !path.is_file() {
+            return Err(format!("cannot read schema file '{}'", path.display()).into());
+        }
+        builder = builder.schema_file(path);
+    }
+    builder
+        .build()
+        .map_err(|e| CliError::usage(e.message().to_string()))
+}
