@@ -375,3 +375,73 @@ fn redis_operations_per_check_are_counted() {
         "{rows:?} commands per check"
     );
 }
+
+#[test]
+fn status_export_and_report_read_the_redis_store_and_exactly_one_store_is_required() {
+    let dir = tmp("cli");
+    let server = RedisServer::start();
+    let shop = HostShop::start(shop_layout(3, 1, 2), Duration::ZERO);
+    let urls = shop.urls();
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, urls.join("\n")).unwrap();
+    let redis = server.url();
+    let mut w = worker(&dir, 0, &redis, &input, &["--once"]);
+    assert_eq!(wait_exit(&mut w, Duration::from_secs(30)).code(), Some(0));
+    let scraipe = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scraipe"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let status = scraipe(&["monitor", "status", "--redis", &redis]);
+    assert!(status.status.success());
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("links:         4 active, 0 inactive"),
+        "{text}"
+    );
+    assert!(text.contains("observations:  4"), "{text}");
+    assert!(
+        text.contains("events:        4 (0 waiting for delivery)"),
+        "{text}"
+    );
+    let csv = dir.join("history.csv");
+    let export = scraipe(&[
+        "monitor",
+        "export",
+        "--redis",
+        &redis,
+        "--output",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(export.status.success());
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().count(), 1 + 4, "{rows}");
+    assert!(
+        rows.lines().skip(1).all(|l| l.contains(",ok,200,")),
+        "{rows}"
+    );
+    let html = dir.join("report.html");
+    let report = scraipe(&[
+        "monitor",
+        "report",
+        "--redis",
+        &redis,
+        "--output",
+        html.to_str().unwrap(),
+    ]);
+    assert!(report.status.success());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains(&urls[0]) && page.contains("<svg"));
+    // Exactly one of --db and --redis.
+    let both = scraipe(&["monitor", "status", "--db", "x.sqlite", "--redis", &redis]);
+    assert_eq!(both.status.code(), Some(2));
+    let neither = scraipe(&["monitor", "status"]);
+    assert_eq!(neither.status.code(), Some(2));
+    // Nothing listening: a clear error, not a hang.
+    let t = Instant::now();
+    let down = scraipe(&["monitor", "status", "--redis", "redis://127.0.0.1:1/0"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("Redis (redis://127.0.0.1:1/0)"));
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
