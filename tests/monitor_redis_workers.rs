@@ -445,3 +445,45 @@ fn status_export_and_report_read_the_redis_store_and_exactly_one_store_is_requir
     assert!(String::from_utf8_lossy(&down.stderr).contains("Redis (redis://127.0.0.1:1/0)"));
     assert!(t.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_stopped_worker_gives_its_unchecked_links_back_at_once() {
+    let dir = tmp("unlease");
+    let server = RedisServer::start();
+    // One slow host: the worker claims many links that wait for the host's two slots.
+    let shop = HostShop::start(vec![40], Duration::from_millis(200));
+    let urls = shop.urls();
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, urls.join("\n")).unwrap();
+    let redis = server.url();
+    let mut w = worker(
+        &dir,
+        0,
+        &redis,
+        &input,
+        &["--every", "1h", "--lease", "10m"],
+    );
+    wait_until(Duration::from_secs(20), "checks under way", || {
+        shop.product_requests() >= 4
+    });
+    signal(&w, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut w, Duration::from_secs(15)).code(), Some(0));
+    let checked = recorded(&server);
+    assert!(checked < urls.len(), "stopped mid-window ({checked})");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    let due: usize = query(
+        &server,
+        redis::cmd("ZCOUNT")
+            .arg("{scraipe}:due")
+            .arg("-inf")
+            .arg(now),
+    );
+    assert_eq!(
+        due,
+        urls.len() - checked,
+        "every unchecked link is due now, not in 10 minutes"
+    );
+}

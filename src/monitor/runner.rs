@@ -559,8 +559,13 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
         crate::rt::sleep(Duration::from_millis(10)).await;
     }
     let abandoned = tasks.len() as u64;
+    // Links claimed but not checked go back to the schedule now, not when their lease ends.
+    let unchecked: Vec<LinkId> = in_flight.lock().iter().copied().collect();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    if !unchecked.is_empty() {
+        store.release_leases(&unchecked)?;
+    }
     // Wait for a background delivery pass, then one last pass over everything recorded.
     while delivering.load(Ordering::Acquire) {
         crate::rt::sleep(Duration::from_millis(10)).await;

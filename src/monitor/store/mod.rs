@@ -322,6 +322,13 @@ pub trait Store: Send + Sync {
         let _ = (ids, lease_ms);
         Ok(())
     }
+    /// Gives back the leases of links claimed and not checked (a stop): they are due again
+    /// at once (queued; non-blocking; a link recorded meanwhile keeps its due time). Default:
+    /// nothing to do.
+    fn release_leases(&self, ids: &[LinkId]) -> Result<(), StoreError> {
+        let _ = ids;
+        Ok(())
+    }
     /// Whether several processes share this store, so per-host politeness must be coordinated
     /// through [`host_slot_acquire`](Store::host_slot_acquire). Default: false.
     fn shared(&self) -> bool {

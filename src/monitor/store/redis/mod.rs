@@ -539,6 +539,10 @@ impl Store for RedisStore {
         self.send(WriteCmd::Renew(ids.to_vec(), lease_ms))
     }
 
+    fn release_leases(&self, ids: &[i64]) -> Result<(), StoreError> {
+        self.send(WriteCmd::Unlease(ids.to_vec()))
+    }
+
     fn host_slot_acquire(
         &self,
         host: &str,

@@ -33,6 +33,8 @@ pub enum WriteCmd {
     Publish(LinkId, String, String),
     /// Extend the leases of links in flight: (ids, lease ms).
     Renew(Vec<LinkId>, i64),
+    /// Give back the leases of links not checked (a stop).
+    Unlease(Vec<LinkId>),
     Flush(Sender<Result<(), StoreError>>),
 }
 
@@ -66,7 +68,8 @@ struct Writer {
     conn: Conn,
     shared: Arc<Shared>,
     error: Option<String>,
-    /// When each link was last recorded (pruned as renewals pass).
+    /// When each link was last recorded (pruned as renewals pass; consulted by renewals and
+    /// by lease releases).
     recorded: HashMap<LinkId, Instant>,
 }
 
@@ -129,6 +132,23 @@ impl Writer {
                 WriteCmd::Record(r) => {
                     self.recorded.insert(r.link_id, Instant::now());
                     records.push(*r)
+                }
+                WriteCmd::Unlease(ids) => {
+                    // Due now (`XX`: only if still on the watch list; `LT`: never later). A link
+                    // whose record came through this writer keeps the due time it set.
+                    let ids: Vec<LinkId> = ids
+                        .into_iter()
+                        .filter(|id| !self.recorded.contains_key(id))
+                        .collect();
+                    if !ids.is_empty() {
+                        let now = crate::monitor::now_ms();
+                        let c = simple.cmd("ZADD").arg(k.due()).arg("XX").arg("LT");
+                        for id in ids {
+                            c.arg(now).arg(id);
+                        }
+                        c.ignore();
+                        n_simple += 1;
+                    }
                 }
                 WriteCmd::Renew(ids, lease_ms) => {
                     let until = crate::monitor::now_ms() + lease_ms;
