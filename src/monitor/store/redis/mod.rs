@@ -592,7 +592,8 @@ impl Store for RedisStore {
         let consumer = self.consumer.clone();
         let mut found: Vec<(String, ChangeEvent, i64)> = Vec::new();
         // Entries a dead worker read but never acknowledged become ours...
-        let claimed: Value = self.read("taking over events", |c| {
+        // (They join our pending list, which the first read below returns.)
+        let _: Value = self.read("taking over events", |c| {
             redis::cmd("XAUTOCLAIM")
                 .arg(&events)
                 .arg(GROUP)
@@ -603,7 +604,6 @@ impl Store for RedisStore {
                 .arg(limit)
                 .query(c)
         })?;
-        let _ = claimed;
         // ...then ours not yet acknowledged (from the start), then new ones.
         for start in ["0", ">"] {
             let v: Value = self.read("reading events", |c| {
