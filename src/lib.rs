@@ -16,6 +16,7 @@
 //! * [`monitor`] — the price monitor (watch list, schedule, robots.txt, change events), on
 //!   [`offer`] extraction;
 //! * [`workflow`] — [`Workflow`], which ties it all together;
+//! * [`offer`] — price, currency and availability from product pages (the price monitor's extractor);
 //! * [`demo`] — a generated site and its HTTP/1.1 server, for the `demo` command and benchmarks.
 //!
 //! ```
@@ -52,6 +53,7 @@ pub mod results;
 pub mod rt;
 pub mod stream;
 pub mod traits;
+pub mod util;
 pub mod workflow;
 
 pub use async_trait::async_trait;

@@ -88,6 +88,27 @@ fn help_documents_every_option() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
+    let serve = scraipe().args(["serve-demo", "--help"]).output().unwrap();
+    let serve = String::from_utf8_lossy(&serve.stdout);
+    for flag in [
+        "--port",
+        "--pages",
+        "--threads",
+        "--shop",
+        "--hosts",
+        "--products-per-host",
+        "--change-share",
+        "--change-every",
+        "--seed",
+        "--latency",
+        "--urls-out",
+        "--rules-out",
+    ] {
+        assert!(
+            serve.contains(flag),
+            "serve-demo --help lacks {flag}:\n{serve}"
+        );
+    }
     let top = scraipe().arg("--help").output().unwrap();
     let top = String::from_utf8_lossy(&top.stdout);
     assert!(top.contains("scrape") && top.contains("demo") && top.contains("serve-demo"));
@@ -412,7 +433,7 @@ fn header_and_proxy_flags_are_validated() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
-    for bad in ["socks5://127.0.0.1:1080", "http://"] {
+    for bad in ["ftp://127.0.0.1:21", "http://"] {
         let out = scraipe()
             .args(["scrape", "http://127.0.0.1:1/", "--proxy", bad])
             .output()
@@ -518,4 +539,89 @@ fn retries_cookies_headers_and_proxy_flags() {
         jsonl(&out.stdout)[0]["content"],
         "proxied http://site.test/page"
     );
+}
+
+#[test]
+fn serve_demo_shop_writes_its_urls_and_rules_and_stops_on_sigterm() {
+    let dir = tmp("shop");
+    let (urls, rules) = (dir.join("urls.txt"), dir.join("rules.toml"));
+    let mut child = scraipe()
+        .args([
+            "serve-demo",
+            "--shop",
+            "--hosts",
+            "25",
+            "--products-per-host",
+            "2",
+        ])
+        .args([
+            "--change-share",
+            "0.5",
+            "--change-every",
+            "1h",
+            "--port",
+            "0",
+        ])
+        .arg("--urls-out")
+        .arg(&urls)
+        .arg("--rules-out")
+        .arg(&rules)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("press Ctrl-C") {
+        assert!(stdout.read_line(&mut banner).unwrap() > 0, "{banner}");
+    }
+    assert!(
+        banner.contains("25 hosts × 2 product page(s) = 50 URLs"),
+        "{banner}"
+    );
+    assert!(banner.contains("every 1h about 50 %"), "{banner}");
+    let list = std::fs::read_to_string(&urls).unwrap();
+    let list: Vec<&str> = list.lines().collect();
+    assert_eq!(list.len(), 50);
+    assert!(list[49].starts_with("http://shop-24.localhost:") && list[49].ends_with("/product/1"));
+    assert!(std::fs::read_to_string(&rules)
+        .unwrap()
+        .contains("[[site]]"));
+
+    // Serve one page through the crate's client, which resolves *.localhost to loopback.
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let client = scraipe::http::Client::new();
+    let page = rt.block_on(client.get(list[0])).unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.header("etag").is_some() || page.header("last-modified").is_some());
+
+    // SAFETY: kill() with a child's pid and a signal number; no memory is involved.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(rest.contains("stopped: 1 requests"), "{rest}");
+
+    for bad in [
+        &["--hosts", "5"][..],
+        &["--shop", "--hosts", "0"],
+        &["--shop", "--change-share", "1.5"],
+        &["--shop", "--change-every", "30"],
+        &["--shop", "--change-every", "5min"],
+        &["--shop", "--change-every", "10ms"],
+        &["--shop", "--pages", "3"],
+        &["--shop", "--hosts", "1000000", "--products-per-host", "100"],
+    ] {
+        let out = scraipe()
+            .arg("serve-demo")
+            .args(bad)
+            .args(["--port", "0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
 }

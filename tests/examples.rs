@@ -83,3 +83,25 @@ fn llm_analyzer() {
         "{out}"
     );
 }
+
+#[test]
+fn offer_timing() {
+    let out = example("offer_timing")
+        .arg("3")
+        .output()
+        .unwrap_or_else(|e| panic!("example offer_timing not built: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8_lossy(&out.stdout);
+    for kind in ["json_ld", "microdata", "meta", "rule"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(kind) && l.contains("(1299.00 EUR via")),
+            "{kind}: {out}"
+        );
+    }
+    assert!(out.contains("ns/page"), "{out}");
+}

@@ -1,11 +1,13 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod demo;
+mod demo_monitor;
 mod llm;
 mod monitor;
 mod output;
 mod pipeline;
 mod scrape;
+mod serve_shop;
 mod signals;
 mod summary;
 
@@ -155,7 +157,11 @@ pub enum LlmProvider {
 
 /// Arguments of `scraipe demo`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DemoArgs {
+    /// Another demo instead of the scrape demo.
+    #[command(subcommand)]
+    pub what: Option<DemoWhat>,
     /// Pages on the demo site.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub pages: u32,
@@ -170,6 +176,37 @@ pub struct DemoArgs {
     pub rows: usize,
 }
 
+/// The other demos.
+#[derive(Debug, Subcommand)]
+pub enum DemoWhat {
+    /// The price monitor over the demo shop for a few short windows: what it found, what
+    /// changed, all checked against the shop's truth (exit 1 on any mismatch).
+    Monitor(DemoMonitorArgs),
+}
+
+/// Arguments of `scraipe demo monitor`.
+#[derive(Debug, clap::Args)]
+pub struct DemoMonitorArgs {
+    /// Shop hosts (shop-N.localhost on one loopback listener).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub hosts: u32,
+    /// Product pages per host.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub products_per_host: u32,
+    /// Share of the products that change between windows (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_parser = share)]
+    pub change_share: f64,
+    /// Windows to run (the first sees everything for the first time).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub windows: u32,
+    /// Checks in flight at once.
+    #[arg(long, short = 'c', default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+    /// Requests in flight at once per host.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub per_host: u32,
+}
+
 /// Arguments of `scraipe serve-demo`.
 #[derive(Debug, clap::Args)]
 pub struct ServeDemoArgs {
@@ -177,11 +214,64 @@ pub struct ServeDemoArgs {
     #[arg(long, short = 'p', default_value_t = 8080)]
     pub port: u16,
     /// Pages on the site.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1000, conflicts_with = "shop", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub pages: u32,
     /// Server worker threads.
     #[arg(long, short = 't', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
+    /// Serve the demo shop instead: N sites named shop-{i}.localhost on one listener, product
+    /// pages whose prices change, ETag/Last-Modified and 304s, robots.txt per host.
+    #[arg(long)]
+    pub shop: bool,
+    /// Shop: number of hosts (shop-0.localhost ...).
+    #[arg(long, requires = "shop", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub hosts: u32,
+    /// Shop: product pages per host (/product/0 ...).
+    #[arg(long, requires = "shop", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub products_per_host: u32,
+    /// Shop: share of the products whose price and/or availability changes each period (0 to 1).
+    #[arg(long, requires = "shop", default_value_t = 0.1, value_parser = share)]
+    pub change_share: f64,
+    /// Shop: length of a period (30s, 5m, 2h, 1500ms; at least 100ms; 0s: prices never change).
+    #[arg(long, requires = "shop", default_value = "60s", value_parser = period)]
+    pub change_every: std::time::Duration,
+    /// Shop: seed everything is generated from.
+    #[arg(long, requires = "shop", default_value_t = 42)]
+    pub seed: u64,
+    /// Shop: delay every response by this much (e.g. 50ms), as a real site would.
+    #[arg(long, requires = "shop", default_value = "0s", value_parser = duration)]
+    pub latency: std::time::Duration,
+    /// Shop: write every product URL here, one per line (the monitor's --input).
+    #[arg(long, requires = "shop", value_name = "FILE")]
+    pub urls_out: Option<PathBuf>,
+    /// Shop: write the extraction rules for the pages without structured data here (the
+    /// monitor's --rules).
+    #[arg(long, requires = "shop", value_name = "FILE")]
+    pub rules_out: Option<PathBuf>,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 1 (0.1 is 10 %)".into())
+    }
+}
+
+/// A change period: zero (never) or at least 100 ms, since a page's state is replayed over every
+/// epoch so far (a few nanoseconds each) and a tiny period would make that grow without need.
+fn period(s: &str) -> Result<std::time::Duration, String> {
+    let d = duration(s)?;
+    if d.is_zero() || d >= std::time::Duration::from_millis(100) {
+        Ok(d)
+    } else {
+        Err("must be 0s (never) or at least 100ms".into())
+    }
+}
+
+pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
+    scraipe::util::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Output formats.
@@ -269,8 +359,13 @@ impl CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Scrape(args) => scrape::run(*args),
+        Command::Demo(DemoArgs {
+            what: Some(DemoWhat::Monitor(args)),
+            ..
+        }) => demo_monitor::run(args).map_err(CliError::from),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
         Command::Monitor(args) => monitor::run(*args),
+        Command::ServeDemo(args) if args.shop => serve_shop::run(args),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
                 .map_err(|e| {

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scraipe::monitor::store::{RedisOptions, RedisStore, SqliteStore, Store};
-use scraipe::monitor::{parse_duration, Monitor, Progress};
+use scraipe::monitor::{Monitor, Progress};
 use scraipe::offer::Rules;
 
 use super::CliError;
@@ -45,7 +45,7 @@ pub struct RunArgs {
     store: StoreArgs,
     /// With --redis: how long a claimed link stays this worker's before another may take it
     /// (renewed while the check runs; it runs out only when the worker dies).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = super::duration)]
     lease: Duration,
     /// With --redis: keep at most this many observations per link, dropping the oldest (0: all;
     /// Redis holds history in memory, about 300 bytes per observation).
@@ -54,8 +54,8 @@ pub struct RunArgs {
     /// Site rules for extraction (TOML, `[[site]]` entries).
     #[arg(long, value_name = "RULES.toml")]
     rules: Option<PathBuf>,
-    /// A link is due when its last check is older than this (30s, 5m, 2h; 0s: always due).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    /// A link is due when its last check is older than this (500ms, 30s, 5m, 2h, 1h30m; 0s: always due).
+    #[arg(long, default_value = "5m", value_parser = super::duration)]
     every: Duration,
     /// Check every link that is due now, then exit.
     #[arg(long)]

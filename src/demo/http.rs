@@ -6,6 +6,8 @@
 use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::service::Service;
+
 /// At most this many request headers; more is answered with 431.
 pub(crate) const MAX_HEADERS: usize = 64;
 
@@ -21,9 +23,10 @@ pub(crate) enum Method {
 /// What the server keeps of a parsed request head (nothing borrowed, so the read buffer is free
 /// again as soon as parsing returns).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RequestHead {
+pub(crate) struct RequestHead<R> {
     pub(crate) method: Method,
-    pub(crate) route: super::routes::Route,
+    /// What the service made of the target and headers.
+    pub(crate) request: R,
     /// Whether the connection may carry another request after this one.
     pub(crate) keep_alive: bool,
     /// HTTP/1.0 (`false`) or 1.1 (`true`): a 1.0 client that asked for keep-alive must be told
@@ -33,9 +36,9 @@ pub(crate) struct RequestHead {
 
 /// The outcome of trying to parse the start of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Parsed {
+pub(crate) enum Parsed<R> {
     /// A complete head of this many bytes.
-    Complete(RequestHead, usize),
+    Complete(RequestHead<R>, usize),
     /// More bytes needed.
     Partial,
     /// Unparseable: answer with this status (400 or 431) and close.
@@ -47,7 +50,7 @@ pub(crate) enum Parsed {
 /// The server reads no request bodies: a request announcing one (`Content-Length` above zero or
 /// any `Transfer-Encoding`) is answered and the connection closed after it, since the body's
 /// bytes would otherwise be taken for the next request.
-pub(crate) fn parse_request(buf: &[u8]) -> Parsed {
+pub(crate) fn parse_request<S: Service>(buf: &[u8], service: &S) -> Parsed<S::Request> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut headers) {
@@ -102,7 +105,7 @@ pub(crate) fn parse_request(buf: &[u8]) -> Parsed {
     };
     let head = RequestHead {
         method,
-        route: super::routes::Route::parse(path),
+        request: service.request(method, path, req.headers),
         keep_alive: keep_alive && !has_body,
         http11,
     };
@@ -115,6 +118,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         200 => "OK",
         301 => "Moved Permanently",
         302 => "Found",
+        304 => "Not Modified",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -190,6 +194,48 @@ pub(crate) fn imf_fixdate(secs: u64) -> [u8; 29] {
     out
 }
 
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) into seconds since the Unix
+/// epoch. The obsolete RFC 850 and asctime forms are not accepted (RFC 9110 §5.6.7 lets a
+/// server ignore a date it cannot parse, which makes the condition false).
+pub(crate) fn parse_imf_fixdate(text: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = text.trim().as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = &b[range];
+        digits.iter().all(u8::is_ascii_digit).then(|| {
+            digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    let day = num(5..7)?;
+    let month = MONTHS.iter().position(|m| m.as_bytes() == &b[8..11])? as i64 + 1;
+    let year = num(12..16)? as i64;
+    let (hour, min, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
+        return None;
+    }
+    if !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 || year < 1970 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of `imf_fixdate`.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + hour * 3600 + min * 60 + sec)
+}
+
 fn put2(out: &mut [u8], v: u64) {
     out[0] = b'0' + (v / 10 % 10) as u8;
     out[1] = b'0' + (v % 10) as u8;
@@ -210,6 +256,14 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// Appends `n` as exactly 16 lowercase hex digits.
+pub(crate) fn push_hex16(out: &mut Vec<u8>, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(HEX[(n >> (shift * 4)) as usize & 15]);
+    }
+}
+
 /// What goes into a response head besides the status.
 pub(crate) struct HeadFields<'a> {
     pub(crate) status: u16,
@@ -220,12 +274,17 @@ pub(crate) struct HeadFields<'a> {
     pub(crate) keep_alive: bool,
     /// Whether the client speaks HTTP/1.1 (1.0 clients need an explicit `keep-alive`).
     pub(crate) http11: bool,
+    /// A strong entity tag, written as 16 hex digits in quotes.
+    pub(crate) etag: Option<u64>,
+    /// `Last-Modified`, in seconds since the Unix epoch.
+    pub(crate) last_modified: Option<u64>,
 }
 
 /// Appends a complete response head (ending with the blank line) to `out`.
 ///
 /// `location` is `(base, page)`: with a base it is `{base}/page/{page}`, with an empty base the
-/// relative `/page/{page}`.
+/// relative `/page/{page}`. An empty `content_type` is left out, and so is `Content-Length` on a
+/// 304 (RFC 9110 §8.6 allows it only when equal to the 200's, and a 304 never has content).
 pub(crate) fn write_head(out: &mut Vec<u8>, f: &HeadFields<'_>, date: &[u8; 29]) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, u64::from(f.status));
@@ -233,10 +292,23 @@ pub(crate) fn write_head(out: &mut Vec<u8>, f: &HeadFields<'_>, date: &[u8; 29])
     out.extend_from_slice(reason(f.status).as_bytes());
     out.extend_from_slice(b"\r\nServer: scraipe-demo\r\nDate: ");
     out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(f.content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    push_decimal(out, f.content_length);
+    if !f.content_type.is_empty() {
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(f.content_type.as_bytes());
+    }
+    if f.status != 304 {
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        push_decimal(out, f.content_length);
+    }
+    if let Some(tag) = f.etag {
+        out.extend_from_slice(b"\r\nETag: \"");
+        push_hex16(out, tag);
+        out.push(b'"');
+    }
+    if let Some(secs) = f.last_modified {
+        out.extend_from_slice(b"\r\nLast-Modified: ");
+        out.extend_from_slice(&imf_fixdate(secs));
+    }
     if let Some((base, page)) = f.location {
         out.extend_from_slice(b"\r\nLocation: ");
         out.extend_from_slice(base.as_bytes());
@@ -259,8 +331,12 @@ mod tests {
     use super::super::routes::Route;
     use super::*;
 
-    fn complete(buf: &[u8]) -> (RequestHead, usize) {
-        match parse_request(buf) {
+    fn parse(buf: &[u8]) -> Parsed<Route> {
+        parse_request(buf, &crate::demo::DemoSite::new(1, 0))
+    }
+
+    fn complete(buf: &[u8]) -> (RequestHead<Route>, usize) {
+        match parse(buf) {
             Parsed::Complete(h, n) => (h, n),
             other => panic!("{other:?} for {:?}", String::from_utf8_lossy(buf)),
         }
@@ -271,7 +347,7 @@ mod tests {
         let (h, n) = complete(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /");
         assert_eq!(n, 34);
         assert!(h.keep_alive && h.http11);
-        assert_eq!(h.route, Route::Healthz);
+        assert_eq!(h.request, Route::Healthz);
         let (h, _) =
             complete(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, CLOSE\r\n\r\n");
         assert!(!h.keep_alive);
@@ -289,35 +365,29 @@ mod tests {
 
     #[test]
     fn invalid_requests() {
-        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost"), Parsed::Partial);
-        assert_eq!(parse_request(b""), Parsed::Partial);
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost"), Parsed::Partial);
+        assert_eq!(parse(b""), Parsed::Partial);
+        assert_eq!(parse(b"\x00\x01garbage\r\n\r\n"), Parsed::Invalid(400));
         assert_eq!(
-            parse_request(b"\x00\x01garbage\r\n\r\n"),
-            Parsed::Invalid(400)
-        );
-        assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\n\r\n"),
+            parse(b"GET / HTTP/1.1\r\n\r\n"),
             Parsed::Invalid(400),
             "no Host"
         );
         assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
             Parsed::Invalid(400)
         );
         assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"),
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"),
             Parsed::Invalid(400)
         );
-        assert_eq!(
-            parse_request(b"GET / HTTP/2.0\r\n\r\n"),
-            Parsed::Invalid(400)
-        );
+        assert_eq!(parse(b"GET / HTTP/2.0\r\n\r\n"), Parsed::Invalid(400));
         let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
         for i in 0..MAX_HEADERS {
             many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        assert_eq!(parse_request(&many), Parsed::Invalid(431));
+        assert_eq!(parse(&many), Parsed::Invalid(431));
     }
 
     #[test]
@@ -329,6 +399,28 @@ mod tests {
             &imf_fixdate(4_102_444_799),
             b"Thu, 31 Dec 2099 23:59:59 GMT"
         );
+    }
+
+    #[test]
+    fn dates_parse_back() {
+        for secs in [0, 784_111_777, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            let text = imf_fixdate(secs);
+            assert_eq!(
+                parse_imf_fixdate(std::str::from_utf8(&text).unwrap()),
+                Some(secs)
+            );
+        }
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nox 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 28:49:37 GMT",
+            "Sun, 0x Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_imf_fixdate(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -346,6 +438,8 @@ mod tests {
             allow: false,
             keep_alive: true,
             http11: false,
+            etag: None,
+            last_modified: None,
         };
         write_head(&mut out, &fields, b"Thu, 01 Jan 1970 00:00:00 GMT");
         let text = String::from_utf8(out).unwrap();
@@ -353,5 +447,28 @@ mod tests {
         assert!(text.contains("\r\nLocation: http://h:1/page/4\r\n"));
         assert!(text.contains("\r\nContent-Length: 12\r\n"));
         assert!(text.ends_with("\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!text.contains("ETag") && !text.contains("Last-Modified"));
+
+        let mut out = Vec::new();
+        let fields = HeadFields {
+            status: 304,
+            content_type: "",
+            content_length: 0,
+            location: None,
+            allow: false,
+            keep_alive: true,
+            http11: true,
+            etag: Some(0x00ab_cdef_0123_4567),
+            last_modified: Some(784_111_777),
+        };
+        write_head(&mut out, &fields, b"Thu, 01 Jan 1970 00:00:00 GMT");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nETag: \"00abcdef01234567\"\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
+        assert!(!text.contains("Content-Length") && !text.contains("Content-Type"));
     }
 }

@@ -8,6 +8,9 @@
 //! * [`DemoServer`] — the server: keep-alive, pipelining, HEAD, idle timeouts, bounded heads,
 //!   one task per connection.
 //! * [`serve_forever`] / [`serve_until`] — the `serve-demo` command's loop.
+//! * [`shop`] — the demo shop: thousands of small web shops (`shop-{i}.localhost`) on one
+//!   listener, with prices that change, validators, 304s and robots.txt, for the price monitor;
+//!   [`serve_shop_forever`] is `serve-demo --shop`.
 //!
 //! Endpoints (see [`routes`] for the details): `/`, `/page/{i}`, `/bytes/{n}` (n ≤
 //! [`MAX_BYTES`]), `/delay/{ms}` (ms ≤ [`MAX_DELAY_MS`]) and `/healthz`.
@@ -44,11 +47,13 @@ mod http;
 pub mod routes;
 mod serve;
 mod server;
+mod service;
+pub mod shop;
 pub mod site;
 mod text;
 
 pub use routes::{MAX_BYTES, MAX_DELAY_MS};
-pub use serve::{serve_forever, serve_until, ServeOptions, ServeReport};
+pub use serve::{serve_forever, serve_shop_forever, serve_until, ServeOptions, ServeReport};
 pub use server::{DemoServer, ServerOptions};
 pub use site::{
     DemoSite, Expected, PageKind, CACHE_BUDGET, MAX_PAGES, SCRIPT_MARKER, STYLE_MARKER,

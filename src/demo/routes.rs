@@ -13,10 +13,11 @@
 //! page has exactly one URL. A number out of range for `/bytes` or `/delay` is a 400. The query
 //! string is ignored; absolute-form targets (`GET http://host/page/1`) are accepted.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::http::Method;
+use super::service::{Body, Reply, Service, PLAIN};
 use super::site::{DemoSite, PageKind};
 use super::text::{Rng, WORDS};
 
@@ -25,9 +26,6 @@ pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// The longest delay `/delay/{ms}` accepts: one minute.
 pub const MAX_DELAY_MS: u64 = 60_000;
-
-pub(crate) const HTML: &str = "text/html; charset=utf-8";
-const PLAIN: &str = "text/plain; charset=utf-8";
 
 /// A parsed request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,68 +90,16 @@ fn canonical_number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// A response body.
-#[derive(Debug, Clone)]
-pub(crate) enum Body {
-    Static(&'static [u8]),
-    Shared(Arc<[u8]>),
-    /// This many bytes of [`filler`] text, repeated as needed.
-    Filler(usize),
-}
+/// The demo site as a [`Service`]: the request is its parsed path.
+impl Service for DemoSite {
+    type Request = Route;
 
-impl Body {
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Body::Static(b) => b.len(),
-            Body::Shared(b) => b.len(),
-            Body::Filler(n) => *n,
-        }
-    }
-}
-
-/// Everything the server needs to answer one request.
-#[derive(Debug, Clone)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) content_type: &'static str,
-    pub(crate) body: Body,
-    pub(crate) delay: Duration,
-    /// `(absolute, page)` of a redirect.
-    pub(crate) location: Option<(bool, usize)>,
-    /// Whether to send `Allow: GET, HEAD` (405).
-    pub(crate) allow: bool,
-}
-
-impl Reply {
-    fn html(status: u16, body: Body) -> Reply {
-        Reply {
-            status,
-            content_type: HTML,
-            body,
-            delay: Duration::ZERO,
-            location: None,
-            allow: false,
-        }
+    fn request(&self, _method: Method, target: &str, _headers: &[httparse::Header<'_>]) -> Route {
+        Route::parse(target)
     }
 
-    /// An error reply with a small fixed HTML body.
-    pub(crate) fn error(status: u16) -> Reply {
-        let body: &'static str = match status {
-            400 => small_page!("400 Bad Request", "The request could not be understood."),
-            405 => small_page!(
-                "405 Method Not Allowed",
-                "Only GET and HEAD are served here."
-            ),
-            414 => small_page!("414 URI Too Long", "The request line is too long."),
-            431 => small_page!(
-                "431 Request Header Fields Too Large",
-                "The request head is too large."
-            ),
-            _ => small_page!("404 Not Found", "Nothing lives at this address."),
-        };
-        let mut reply = Reply::html(status, Body::Static(body.as_bytes()));
-        reply.allow = status == 405;
-        reply
+    fn reply(&self, method: Method, route: &Route) -> Reply {
+        reply(self, method, *route)
     }
 }
 
@@ -164,10 +110,7 @@ pub(crate) fn reply(site: &DemoSite, method: Method, route: Route) -> Reply {
     }
     match route {
         Route::Index => Reply::html(200, Body::Shared(site.index_html())),
-        Route::Healthz => Reply {
-            content_type: PLAIN,
-            ..Reply::html(200, Body::Static(b"ok\n"))
-        },
+        Route::Healthz => Reply::with_type(200, PLAIN, Body::Static(b"ok\n")),
         Route::Bytes(n) => Reply::html(200, Body::Filler(n)),
         Route::Delay(ms) => Reply {
             delay: Duration::from_millis(ms),

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::server::{DemoServer, ServerOptions};
+use super::shop::{Shop, ShopServer, ShopServerOptions, ShopStats};
 use super::site::DemoSite;
 use crate::rt::Builder;
 
@@ -147,6 +148,34 @@ pub fn serve_forever(port: u16, pages: usize, threads: usize) -> io::Result<()> 
         report.connections
     );
     Ok(())
+}
+
+/// `scraipe serve-demo --shop`: serves `shop` on `addr` with `threads` worker threads (0: on
+/// the calling thread) until Ctrl-C or SIGTERM. `on_ready` runs once the server accepts (to
+/// print where, or write the URL list for the port actually bound); an error from it stops the
+/// server and is returned. Returns the shop's counters at the end.
+pub fn serve_shop_forever(
+    addr: SocketAddr,
+    shop: Shop,
+    options: ShopServerOptions,
+    threads: usize,
+    on_ready: impl FnOnce(&ShopServer) -> io::Result<()>,
+) -> io::Result<ShopStats> {
+    install_stop_handlers()?;
+    let runtime = Builder::new()
+        .worker_threads(threads)
+        .thread_name("demo-shop")
+        .build()?;
+    let mut server = ShopServer::start_with(runtime.handle(), addr, shop, options)?;
+    on_ready(&server)?;
+    let _ = io::stdout().flush();
+    runtime.block_on(async {
+        while !STOP.load(Ordering::Relaxed) {
+            crate::rt::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    server.stop();
+    Ok(server.stats())
 }
 
 /// Set by the signal handler.

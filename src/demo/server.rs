@@ -33,7 +33,8 @@ use crate::rt::{sleep, Handle, JoinHandle, JoinSet, Sleep};
 
 use super::deadline::{until, DeadlineTimer};
 use super::http::{self, DateCache, HeadFields, Method, Parsed};
-use super::routes::{self, Body, Reply, FILLER_LEN};
+use super::routes::{self, FILLER_LEN};
+use super::service::{Body, Reply, Service};
 use super::site::DemoSite;
 
 /// Bodies up to this size are copied into the write buffer (one `write`); larger ones go out
@@ -41,8 +42,6 @@ use super::site::DemoSite;
 const INLINE_BODY: usize = 16 * 1024;
 /// Flush the write buffer when pipelined responses pile up beyond this.
 const FLUSH_AT: usize = 64 * 1024;
-/// Initial read buffer size: a typical request head is a few hundred bytes.
-const READ_BUF: usize = 4 * 1024;
 /// A connection yields to the scheduler after answering this many requests.
 const YIELD_EVERY: u32 = 64;
 /// Lingering close limits.
@@ -79,8 +78,8 @@ impl Default for ServerOptions {
 }
 
 /// Counters and configuration shared by the accept task and the connections.
-struct Shared {
-    site: DemoSite,
+struct Shared<S> {
+    service: S,
     /// `http://ip:port`, for absolute redirects.
     base_url: String,
     options: ServerOptions,
@@ -111,18 +110,15 @@ struct Shared {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct DemoServer {
-    shared: Arc<Shared>,
-    local_addr: SocketAddr,
-    stop_tx: Option<oneshot::Sender<()>>,
-    acceptor: Option<JoinHandle<()>>,
+    running: Running<DemoSite>,
 }
 
 impl std::fmt::Debug for DemoServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DemoServer")
-            .field("local_addr", &self.local_addr)
-            .field("site", &self.shared.site)
-            .field("running", &self.acceptor.is_some())
+            .field("local_addr", &self.running.local_addr)
+            .field("site", &self.running.shared.service)
+            .field("running", &self.running.acceptor.is_some())
             .finish()
     }
 }
@@ -139,8 +135,74 @@ impl DemoServer {
         handle: &Handle,
         addr: SocketAddr,
         site: DemoSite,
-        mut options: ServerOptions,
+        options: ServerOptions,
     ) -> io::Result<DemoServer> {
+        Ok(DemoServer {
+            running: Running::start(handle, addr, site, options)?,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.running.local_addr
+    }
+
+    /// `http://ip:port`, without a trailing slash: the base for [`DemoSite::urls`].
+    pub fn base_url(&self) -> &str {
+        &self.running.shared.base_url
+    }
+
+    /// The site being served.
+    pub fn site(&self) -> &DemoSite {
+        self.running.service()
+    }
+
+    /// Responses sent so far, error responses included.
+    pub fn requests_served(&self) -> u64 {
+        self.running.requests_served()
+    }
+
+    /// Connections accepted so far (a keep-alive client reusing its connection adds one).
+    pub fn connections_accepted(&self) -> u64 {
+        self.running.connections_accepted()
+    }
+
+    /// Connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.running.open_connections()
+    }
+
+    /// Connection tasks that panicked (each is a bug; they are logged). Final once
+    /// [`stop`](DemoServer::stop) has returned.
+    pub fn connection_panics(&self) -> u64 {
+        self.running.connection_panics()
+    }
+
+    /// Stops accepting, closes every connection (requests in progress are cut off) and waits
+    /// until that is done. Idempotent; the counters stay readable.
+    pub fn stop(&mut self) {
+        self.running.stop();
+    }
+}
+
+/// A listener serving one [`Service`]: what [`DemoServer`] and the demo shop's server are made
+/// of. Dropping it stops it.
+pub(crate) struct Running<S: Service> {
+    shared: Arc<Shared<S>>,
+    local_addr: SocketAddr,
+    stop_tx: Option<oneshot::Sender<()>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl<S: Service> Running<S> {
+    /// Binds `addr` (port 0 picks a free port) and serves `service` on `handle`'s runtime.
+    /// Callable from any thread, inside the runtime or not.
+    pub(crate) fn start(
+        handle: &Handle,
+        addr: SocketAddr,
+        service: S,
+        mut options: ServerOptions,
+    ) -> io::Result<Running<S>> {
         options.max_head_bytes = options.max_head_bytes.max(1024);
         let listener = bind(addr)?;
         let listener = {
@@ -149,7 +211,7 @@ impl DemoServer {
         };
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            site,
+            service,
             base_url: format!("http://{local_addr}"),
             options,
             handle: handle.clone(),
@@ -160,7 +222,7 @@ impl DemoServer {
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         let acceptor = handle.spawn(accept_loop(listener, shared.clone(), stop_rx));
-        Ok(DemoServer {
+        Ok(Running {
             shared,
             local_addr,
             stop_tx: Some(stop_tx),
@@ -168,45 +230,32 @@ impl DemoServer {
         })
     }
 
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// `http://ip:port`, without a trailing slash: the base for [`DemoSite::urls`].
-    pub fn base_url(&self) -> &str {
-        &self.shared.base_url
+    pub(crate) fn service(&self) -> &S {
+        &self.shared.service
     }
 
-    /// The site being served.
-    pub fn site(&self) -> &DemoSite {
-        &self.shared.site
-    }
-
-    /// Responses sent so far, error responses included.
-    pub fn requests_served(&self) -> u64 {
+    pub(crate) fn requests_served(&self) -> u64 {
         self.shared.requests.load(Relaxed)
     }
 
-    /// Connections accepted so far (a keep-alive client reusing its connection adds one).
-    pub fn connections_accepted(&self) -> u64 {
+    pub(crate) fn connections_accepted(&self) -> u64 {
         self.shared.connections.load(Relaxed)
     }
 
-    /// Connections open right now.
-    pub fn open_connections(&self) -> usize {
+    pub(crate) fn open_connections(&self) -> usize {
         self.shared.open.load(Relaxed)
     }
 
-    /// Connection tasks that panicked (each is a bug; they are logged). Final once
-    /// [`stop`](DemoServer::stop) has returned.
-    pub fn connection_panics(&self) -> u64 {
+    pub(crate) fn connection_panics(&self) -> u64 {
         self.shared.panics.load(Relaxed)
     }
 
-    /// Stops accepting, closes every connection (requests in progress are cut off) and waits
-    /// until that is done. Idempotent; the counters stay readable.
-    pub fn stop(&mut self) {
+    /// Stops accepting, closes every connection and waits until that is done. Idempotent.
+    pub(crate) fn stop(&mut self) {
         // Dropping the sender wakes the accept task, which closes the listener, aborts the
         // connection tasks and waits for them.
         drop(self.stop_tx.take());
@@ -219,7 +268,7 @@ impl DemoServer {
     }
 }
 
-impl Drop for DemoServer {
+impl<S: Service> Drop for Running<S> {
     fn drop(&mut self) {
         self.stop();
     }
@@ -245,7 +294,11 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Accepts until stopped; then closes the listener and every connection.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+async fn accept_loop<S: Service>(
+    listener: TcpListener,
+    shared: Arc<Shared<S>>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut connections: JoinSet<()> = JoinSet::new();
     let mut backoff: Option<Sleep> = None;
     let mut accepted = 0u32;
@@ -296,7 +349,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
 }
 
 /// A connection task that panicked is a bug in this module: count it (tests assert zero) and log.
-fn note_panic(shared: &Shared, done: Result<(), crate::rt::JoinError>) {
+fn note_panic<S>(shared: &Shared<S>, done: Result<(), crate::rt::JoinError>) {
     if let Err(e) = done {
         if e.is_panic() {
             shared.panics.fetch_add(1, Relaxed);
@@ -306,15 +359,15 @@ fn note_panic(shared: &Shared, done: Result<(), crate::rt::JoinError>) {
 }
 
 /// Decrements the open-connection gauge however the task ends (abort included).
-struct OpenGuard(Arc<Shared>);
+struct OpenGuard<S>(Arc<Shared<S>>);
 
-impl Drop for OpenGuard {
+impl<S> Drop for OpenGuard<S> {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Relaxed);
     }
 }
 
-async fn connection(stream: TcpStream, shared: Arc<Shared>) {
+async fn connection<S: Service>(stream: TcpStream, shared: Arc<Shared<S>>) {
     shared.open.fetch_add(1, Relaxed);
     let _guard = OpenGuard(shared.clone());
     // Responses leave in one write per batch; Nagle would only hold back the tail of a large one.
@@ -322,7 +375,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let mut conn = Conn {
         stream,
         shared,
-        rbuf: vec![0; READ_BUF],
+        rbuf: vec![0; S::READ_BUFFER],
         start: 0,
         end: 0,
         wbuf: Vec::with_capacity(1024),
@@ -342,9 +395,9 @@ enum End {
     CloseAfterResponse,
 }
 
-struct Conn {
+struct Conn<S> {
     stream: TcpStream,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<S>>,
     /// Received bytes not yet parsed are `rbuf[start..end]`.
     rbuf: Vec<u8>,
     start: usize,
@@ -354,7 +407,7 @@ struct Conn {
     timer: DeadlineTimer,
 }
 
-impl Conn {
+impl<S: Service> Conn<S> {
     async fn serve(&mut self) -> io::Result<End> {
         let idle = self.shared.options.idle_timeout;
         let max_head = self.shared.options.max_head_bytes;
@@ -363,15 +416,17 @@ impl Conn {
         loop {
             let mut answered = false;
             while self.start < self.end {
-                match http::parse_request(&self.rbuf[self.start..self.end]) {
+                match http::parse_request(&self.rbuf[self.start..self.end], &self.shared.service) {
                     Parsed::Complete(head, len) => {
                         self.start += len;
                         answered = true;
                         since_yield += 1;
-                        let reply = routes::reply(&self.shared.site, head.method, head.route);
+                        let reply = self.shared.service.reply(head.method, &head.request);
                         let keep = head.keep_alive;
                         self.respond(reply, head.method == Method::Head, keep, head.http11)
                             .await?;
+                        // The request ends here (a service may count requests in flight).
+                        drop(head);
                         if !keep {
                             self.flush().await?;
                             return Ok(End::CloseAfterResponse);
@@ -464,6 +519,8 @@ impl Conn {
             allow: reply.allow,
             keep_alive,
             http11,
+            etag: reply.etag,
+            last_modified: reply.last_modified,
         };
         http::write_head(&mut self.wbuf, &fields, self.date.now());
         self.shared.requests.fetch_add(1, Relaxed);
@@ -473,11 +530,13 @@ impl Conn {
         match &reply.body {
             Body::Static(b) if b.len() <= INLINE_BODY => self.wbuf.extend_from_slice(b),
             Body::Shared(b) if b.len() <= INLINE_BODY => self.wbuf.extend_from_slice(b),
+            Body::Owned(b) if b.len() <= INLINE_BODY => self.wbuf.extend_from_slice(b),
             Body::Filler(n) if *n <= INLINE_BODY => {
                 self.wbuf.extend_from_slice(&routes::filler()[..*n])
             }
             Body::Static(b) => self.write_with(b).await?,
             Body::Shared(b) => self.write_with(b).await?,
+            Body::Owned(b) => self.write_with(b).await?,
             Body::Filler(n) => {
                 let filler = routes::filler();
                 let mut left = *n;

@@ -1,7 +1,7 @@
 //! Wall-clock times as the store keeps them (integer milliseconds since the Unix epoch, UTC)
-//! and as users read them (RFC 3339 text), plus the `--every` duration syntax.
+//! and as users read them (RFC 3339 text).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -85,44 +85,6 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
         return None;
     }
     Some((days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + se) * 1000)
-}
-
-/// Parses a duration such as `30s`, `5m`, `2h`, `1d`, `500ms` or `1.5s` (a bare number means
-/// seconds). `0s` is allowed.
-///
-/// ```
-/// use std::time::Duration;
-/// use scraipe::monitor::parse_duration;
-/// assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-/// assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-/// assert!(parse_duration("soon").is_err());
-/// ```
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (examples: 30s, 5m, 2h)"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {s:?} (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    let secs = value * scale;
-    if !secs.is_finite() || !(0.0..=366.0 * 86_400.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range (0s to 366d)"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]

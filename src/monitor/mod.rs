@@ -33,5 +33,5 @@ pub mod schedule;
 pub mod shared_gate;
 pub mod store;
 
-pub use clock::{now_ms, parse_duration, parse_http_date, rfc3339};
+pub use clock::{now_ms, parse_http_date, rfc3339};
 pub use runner::{Monitor, MonitorBuilder, Progress, RunSummary};
