@@ -131,6 +131,43 @@ fn stream_links(server: &RedisServer) -> HashMap<String, usize> {
     out
 }
 
+/// Every event in the stream, as its fields.
+fn stream_events(server: &RedisServer) -> Vec<HashMap<String, String>> {
+    let v: redis::Value = query(
+        server,
+        redis::cmd("XRANGE")
+            .arg("{scraipe}:events")
+            .arg("-")
+            .arg("+"),
+    );
+    let redis::Value::Array(entries) = v else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|e| {
+            let redis::Value::Array(parts) = e else {
+                return None;
+            };
+            let redis::Value::Array(fields) = &parts[1] else {
+                return None;
+            };
+            Some(
+                fields
+                    .chunks(2)
+                    .filter_map(|kv| match kv {
+                        [redis::Value::BulkString(k), redis::Value::BulkString(v)] => Some((
+                            String::from_utf8_lossy(k).into_owned(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        )),
+                        _ => None,
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// Per URL: requests beyond the first; panics on a URL never requested.
 fn repeats(shop: &HostShop, urls: &[String]) -> u64 {
     urls.iter()
@@ -478,5 +515,114 @@ fn a_stopped_worker_gives_its_unchecked_links_back_at_once() {
         due,
         urls.len() - checked,
         "every unchecked link is due now, not in 10 minutes"
+    );
+}
+
+#[test]
+fn three_workers_over_the_demo_shop_of_2000_hosts_find_its_truth_once() {
+    use scraipe::demo::shop::{Shop, ShopOptions, ShopServer, ShopServerOptions};
+    let dir = tmp("demo-shop");
+    let server = RedisServer::start();
+    let rt = scraipe::rt::Runtime::builder()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let shop = Shop::new(ShopOptions {
+        hosts: 2000,
+        // One product per host keeps this under ~5 s in a debug build (real extraction); the
+        // per-host limit across workers is proven on busy hosts by `three_workers_check_...`.
+        products_per_host: 1,
+        change_every: Duration::ZERO,
+        ..ShopOptions::default()
+    });
+    let web = ShopServer::start_with(
+        rt.handle(),
+        "127.0.0.1:0".parse().unwrap(),
+        shop.clone(),
+        ShopServerOptions {
+            latency: Duration::from_millis(10),
+            ..ShopServerOptions::default()
+        },
+    )
+    .unwrap();
+    let urls = shop.urls(web.port());
+    let allowed: Vec<&String> = urls.iter().filter(|u| !shop.is_disallowed(u)).collect();
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, urls.join("\n")).unwrap();
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, shop.rules_toml()).unwrap();
+    let redis = server.url();
+    let args = [
+        "--every",
+        "1h",
+        "--per-host",
+        "2",
+        "--concurrency",
+        "32",
+        "--lease",
+        "2s",
+        "--rules",
+        rules.to_str().unwrap(),
+    ];
+    let fetched = || -> u64 { web.stats().product_requests_per_url.values().sum() };
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|n| worker(&dir, n, &redis, &input, &args))
+        .collect();
+    wait_until(Duration::from_secs(60), "a third of the window", || {
+        fetched() >= allowed.len() as u64 / 3
+    });
+    signal(&workers[0], libc::SIGKILL);
+    let _ = workers[0].0.wait();
+    wait_until(Duration::from_secs(90), "every link recorded", || {
+        recorded(&server) == urls.len()
+    });
+    for w in &mut workers[1..] {
+        signal(w, libc::SIGTERM);
+    }
+    for w in &mut workers[1..] {
+        assert_eq!(wait_exit(w, Duration::from_secs(10)).code(), Some(0));
+    }
+    let stats = web.stats();
+    assert_eq!(
+        stats.disallowed_requests, 0,
+        "robots.txt obeyed by every worker"
+    );
+    assert!(
+        stats.max_in_flight_per_host <= 2,
+        "per-host limit across workers: {}",
+        stats.max_in_flight_per_host
+    );
+    let mut repeated = 0;
+    for u in &allowed {
+        let n = web.product_requests(u);
+        assert!(n >= 1, "{u} never fetched");
+        repeated += n - 1;
+    }
+    assert!(repeated <= 32 + 8, "{repeated} fetches repeated");
+    // One first-sighting event per product, each with the shop's truth, none twice.
+    let events = stream_events(&server);
+    let mut seen = std::collections::HashSet::new();
+    for e in &events {
+        let link = &e["link"];
+        assert!(seen.insert(link.clone()), "{link} twice in the stream");
+        let truth = shop.expected(link).unwrap();
+        assert_eq!(e.get("price"), Some(&truth.price), "{link}");
+        assert_eq!(e.get("currency"), Some(&truth.currency), "{link}");
+        assert_eq!(
+            e.get("availability").map(String::as_str),
+            Some(truth.availability)
+        );
+    }
+    assert_eq!(
+        events.len(),
+        allowed.len(),
+        "every allowed product announced"
+    );
+    eprintln!(
+        "demo shop: 2,000 hosts, {} products, {} allowed, 3 workers (one killed), {repeated} fetches \
+         repeated, at most {} requests at once on a host",
+        urls.len(),
+        allowed.len(),
+        stats.max_in_flight_per_host
     );
 }

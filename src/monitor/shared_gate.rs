@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use super::store::Store;
 
+/// The first wait before asking the store again for a busy host's slot (doubling).
+const MIN_POLL: Duration = Duration::from_millis(5);
 /// The longest single wait before asking the store again.
 const MAX_POLL: Duration = Duration::from_millis(250);
 
@@ -58,6 +60,8 @@ impl SharedGate {
             self.prefix,
             self.counter.fetch_add(1, Ordering::Relaxed)
         );
+        // Waiting tasks poll the store; backing off keeps a busy host from flooding it.
+        let mut backoff = MIN_POLL;
         loop {
             let (store, h, t) = (self.store.clone(), host.to_string(), token.clone());
             let (limit, spacing_ms, ttl_ms) = (
@@ -87,7 +91,8 @@ impl SharedGate {
                     Duration::from_millis(500)
                 }
             };
-            crate::rt::sleep(wait.min(MAX_POLL)).await;
+            crate::rt::sleep(wait.max(backoff).min(MAX_POLL)).await;
+            backoff = (backoff * 2).min(MAX_POLL);
         }
     }
 }
