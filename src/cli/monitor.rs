@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use scraipe::monitor::store::{SqliteStore, Store};
+use scraipe::monitor::store::{RedisOptions, RedisStore, SqliteStore, Store};
 use scraipe::monitor::{Monitor, Progress};
 use scraipe::offer::Rules;
 
@@ -41,9 +41,16 @@ pub struct RunArgs {
     /// from a later input are deactivated (their history is kept).
     #[arg(long, short = 'i', value_name = "URLS")]
     input: String,
-    /// The state database (SQLite; created if missing).
-    #[arg(long, value_name = "STATE.sqlite")]
-    db: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// With --redis: how long a claimed link stays this worker's before another may take it
+    /// (renewed while the check runs; it runs out only when the worker dies).
+    #[arg(long, default_value = "60s", value_parser = super::duration)]
+    lease: Duration,
+    /// With --redis: keep at most this many observations per link, dropping the oldest (0: all;
+    /// Redis holds history in memory, about 300 bytes per observation).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_history: usize,
     /// Site rules for extraction (TOML, `[[site]]` entries).
     #[arg(long, value_name = "RULES.toml")]
     rules: Option<PathBuf>,
@@ -93,12 +100,78 @@ pub struct RunArgs {
     quiet: bool,
 }
 
+/// Where the state is: exactly one of `--db` and `--redis`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct StoreArgs {
+    /// The state database (SQLite; `run` creates it if missing).
+    #[arg(long, value_name = "STATE.sqlite")]
+    db: Option<PathBuf>,
+    /// Keep the state in Redis instead: any number of `monitor run` workers, on any machines,
+    /// share the watch list, each link checked once per window (see README, "Redis").
+    #[arg(long, value_name = "redis://HOST:PORT/DB")]
+    redis: Option<String>,
+}
+
+/// An open store, and what keeps it ours.
+enum Opened {
+    /// The lock file is held (not read) for the run's lifetime.
+    Sqlite(Arc<SqliteStore>, #[allow(dead_code)] Option<File>),
+    Redis(Arc<RedisStore>),
+}
+
+impl Opened {
+    /// Opens the store. `run`: create a missing database and take its lock.
+    fn open(args: &StoreArgs, run: bool, keep_history: usize) -> Result<Opened, CliError> {
+        match (&args.db, &args.redis) {
+            (Some(db), _) => {
+                if run {
+                    let lock = lock_database(db)?;
+                    let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+                    Ok(Opened::Sqlite(Arc::new(store), Some(lock)))
+                } else {
+                    let store = SqliteStore::open_existing(db).map_err(|e| e.to_string())?;
+                    Ok(Opened::Sqlite(Arc::new(store), None))
+                }
+            }
+            (None, Some(url)) => Ok(Opened::Redis(Arc::new(
+                RedisStore::open_with(
+                    url,
+                    RedisOptions {
+                        history_limit: keep_history,
+                        ..RedisOptions::default()
+                    },
+                )
+                .map_err(|e| e.to_string())?,
+            ))),
+            (None, None) => Err(CliError {
+                code: 2,
+                message: "one of --db and --redis is required".into(),
+            }),
+        }
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Opened::Sqlite(s, _) => s.clone(),
+            Opened::Redis(s) => s.clone(),
+        }
+    }
+
+    /// Writes everything queued.
+    fn close(&self) {
+        match self {
+            Opened::Sqlite(s, _) => s.close(),
+            Opened::Redis(s) => s.close(),
+        }
+    }
+}
+
 /// Arguments of `scraipe monitor export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The state database.
-    #[arg(long, value_name = "STATE.sqlite")]
-    db: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Write here (CSV for a .csv name, else JSONL) instead of standard output (JSONL).
     #[arg(long, short = 'o', value_name = "HISTORY.csv|.jsonl")]
     output: Option<PathBuf>,
@@ -110,17 +183,15 @@ pub struct ExportArgs {
 /// Arguments of `scraipe monitor status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The state database.
-    #[arg(long, value_name = "STATE.sqlite")]
-    db: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// Arguments of `scraipe monitor report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The state database.
-    #[arg(long, value_name = "STATE.sqlite")]
-    db: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// The HTML file to write.
     #[arg(long, short = 'o', value_name = "REPORT.html")]
     output: PathBuf,
@@ -224,8 +295,8 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
             }
         }
     }
-    let _lock = lock_database(&args.db)?;
-    let store = Arc::new(SqliteStore::open(&args.db).map_err(|e| e.to_string())?);
+    let opened = Opened::open(&args.store, true, args.keep_history)?;
+    let store = opened.store();
     let mut builder = Monitor::builder(store.clone())
         .every(args.every)
         .once(args.once)
@@ -234,6 +305,7 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
         .timeout(Duration::from_secs_f64(args.timeout))
         .retries(args.retries)
         .ignore_robots(args.ignore_robots)
+        .lease(args.lease)
         .rules(Arc::new(rules))
         .changes_to(changes)
         .stop_when(super::signals::requested);
@@ -282,7 +354,7 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    store.close();
+    opened.close();
     if !args.quiet {
         eprintln!(
             "monitor: {} in {:.1} s; {} change event(s) delivered{}{}",
@@ -312,7 +384,8 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
 
 fn export(args: ExportArgs) -> Result<(), CliError> {
     use scraipe::monitor::export::{export_history, ExportFormat};
-    let store = SqliteStore::open_existing(&args.db).map_err(|e| e.to_string())?;
+    let opened = Opened::open(&args.store, false, 0)?;
+    let store = opened.store();
     let csv = args
         .output
         .as_ref()
@@ -329,7 +402,7 @@ fn export(args: ExportArgs) -> Result<(), CliError> {
         })?)),
         None => Box::new(io::stdout().lock()),
     };
-    match export_history(&store, args.link.as_deref(), format, &mut out) {
+    match export_history(&*store, args.link.as_deref(), format, &mut out) {
         Ok(_) => Ok(()),
         // `... export | head` closing the pipe early is not an error.
         Err(e) if args.output.is_none() && e.0.contains("Broken pipe") => Ok(()),
@@ -339,7 +412,8 @@ fn export(args: ExportArgs) -> Result<(), CliError> {
 
 fn status(args: StatusArgs) -> Result<(), CliError> {
     use scraipe::monitor::{now_ms, rfc3339};
-    let store = SqliteStore::open_existing(&args.db).map_err(|e| e.to_string())?;
+    let opened = Opened::open(&args.store, false, 0)?;
+    let store = opened.store();
     let s = store.status(now_ms()).map_err(|e| e.to_string())?;
     let every = s
         .every_ms
@@ -372,10 +446,11 @@ fn status(args: StatusArgs) -> Result<(), CliError> {
 }
 
 fn report(args: ReportArgs) -> Result<(), CliError> {
-    let store = SqliteStore::open_existing(&args.db).map_err(|e| e.to_string())?;
+    let opened = Opened::open(&args.store, false, 0)?;
+    let store = opened.store();
     let mut html = String::new();
     let (charts, events) =
-        scraipe::monitor::report::write_report(&store, &mut html).map_err(|e| e.to_string())?;
+        scraipe::monitor::report::write_report(&*store, &mut html).map_err(|e| e.to_string())?;
     std::fs::write(&args.output, html)
         .map_err(|e| format!("cannot write the report '{}': {e}", args.output.display()))?;
     eprintln!(

@@ -19,6 +19,7 @@ use url::Url;
 use super::clock::{now_ms, parse_http_date};
 use super::robots_cache::RobotsCache;
 use super::schedule::backoff;
+use super::shared_gate::SharedGate;
 use super::store::{CheckRecord, DueLink, Outcome, Validators};
 use crate::http::{Client, Response};
 use crate::offer::{extract_offer, Rules};
@@ -39,6 +40,8 @@ pub struct Checker {
     pub robots: Option<Arc<RobotsCache>>,
     /// Per-host politeness.
     pub gate: HostLimiter,
+    /// Per-host politeness across workers sharing the store (issue 13); `None` alone.
+    pub shared_gate: Option<SharedGate>,
     /// The window, for backoff.
     pub every: Duration,
 }
@@ -123,6 +126,10 @@ impl Checker {
         }
         let response = {
             let _permit = self.gate.acquire_spaced(&key, crawl_delay).await;
+            let _shared = match &self.shared_gate {
+                Some(g) => Some(g.acquire(&key, crawl_delay).await),
+                None => None,
+            };
             let mut request = self.client.get(url.as_str());
             if let Some(etag) = &link.etag {
                 request = request.if_none_match(etag);

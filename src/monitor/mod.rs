@@ -3,7 +3,9 @@
 //!
 //! * [`store`] — the state behind the [`Store`](store::Store) trait (links, observations, the
 //!   event outbox, the robots.txt cache), implemented on SQLite by
-//!   [`SqliteStore`](store::SqliteStore).
+//!   [`SqliteStore`](store::SqliteStore), and on Redis by [`RedisStore`](store::RedisStore)
+//!   for several workers sharing one watch list.
+//! * [`shared_gate`] — per-host politeness across the workers of a shared store.
 //! * [`schedule`] — when a link is due: `every`, phases that spread checks over the window,
 //!   exponential backoff of failing links.
 //! * [`robots`] — robots.txt parsing and matching; `robots_cache` fetches and keeps it.
@@ -28,6 +30,7 @@ pub mod robots;
 pub mod robots_cache;
 pub mod runner;
 pub mod schedule;
+pub mod shared_gate;
 pub mod store;
 
 pub use clock::{now_ms, parse_http_date, rfc3339};

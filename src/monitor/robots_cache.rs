@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use super::clock::now_ms;
 use super::robots::{Robots, MAX_ROBOTS_BYTES};
+use super::shared_gate::SharedGate;
 use super::store::{RobotsRecord, Store};
 use crate::http::{Client, ErrorKind};
 use crate::politeness::HostLimiter;
@@ -42,6 +43,7 @@ pub struct RobotsCache {
     store: Arc<dyn Store>,
     client: Client,
     gate: HostLimiter,
+    shared_gate: Option<SharedGate>,
     agent: String,
     entries: Mutex<HashMap<String, Entry>>,
 }
@@ -53,9 +55,16 @@ impl RobotsCache {
             store,
             client,
             gate,
+            shared_gate: None,
             agent,
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also takes a slot of `gate` for each robots.txt fetch (workers sharing a store).
+    pub fn with_shared_gate(mut self, gate: Option<SharedGate>) -> Self {
+        self.shared_gate = gate;
+        self
     }
 
     fn fresh(&self, origin: &str, now: i64) -> Option<Arc<RobotsAnswer>> {
@@ -140,6 +149,10 @@ impl RobotsCache {
         let url = format!("{origin}/robots.txt");
         let response = {
             let _permit = self.gate.acquire(host_key).await;
+            let _shared = match &self.shared_gate {
+                Some(g) => Some(g.acquire(host_key, Duration::ZERO).await),
+                None => None,
+            };
             self.client.get(&url).await
         };
         let (status, body, ttl) = match response {

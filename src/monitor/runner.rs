@@ -23,6 +23,7 @@ use super::clock::now_ms;
 use super::events::{blocking, Deliverer, DeliveryReport, Sinks};
 use super::robots::product_token;
 use super::robots_cache::RobotsCache;
+use super::shared_gate::SharedGate;
 use super::store::{CheckRecord, DueLink, DueQuery, LinkId, Outcome, Store};
 use crate::offer::Rules;
 use crate::politeness::HostLimiter;
@@ -181,9 +182,17 @@ pub struct MonitorBuilder {
     stop: Option<StopFn>,
     progress: Option<ProgressFn>,
     threads: Option<usize>,
+    lease: Duration,
 }
 
 impl MonitorBuilder {
+    /// With a store several workers share ([`Store::shared`]): how long a claimed link stays
+    /// this worker's before another may take it (default 60 s; renewed while the check waits
+    /// or runs, so it only runs out when this worker dies).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
+    }
     /// The window: a link is due when its last check is older (default 5 min; zero: always).
     pub fn every(mut self, every: Duration) -> Self {
         self.every = every;
@@ -286,6 +295,15 @@ impl MonitorBuilder {
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
         let gate = HostLimiter::new(self.per_host);
+        // Workers sharing the store also share each host's slots (issue 13).
+        let shared_gate = self.store.shared().then(|| {
+            SharedGate::new(
+                self.store.clone(),
+                self.per_host,
+                // Held over one request and the client's retries of it.
+                self.timeout * (self.retries + 1) + Duration::from_secs(5),
+            )
+        });
         let agent = product_token(
             &self
                 .user_agent
@@ -293,12 +311,10 @@ impl MonitorBuilder {
                 .unwrap_or_else(super::client::default_user_agent),
         );
         let robots = (!self.ignore_robots).then(|| {
-            Arc::new(RobotsCache::new(
-                self.store.clone(),
-                client.clone(),
-                gate.clone(),
-                agent,
-            ))
+            Arc::new(
+                RobotsCache::new(self.store.clone(), client.clone(), gate.clone(), agent)
+                    .with_shared_gate(shared_gate.clone()),
+            )
         });
         let checker = Checker {
             client: client.clone(),
@@ -306,6 +322,7 @@ impl MonitorBuilder {
             rules: self.rules,
             robots,
             gate,
+            shared_gate,
             every: self.every,
         };
         let deliverer = Deliverer::new(
@@ -327,6 +344,7 @@ impl MonitorBuilder {
                 stop: self.stop.unwrap_or_else(|| Arc::new(|| false)),
                 progress: self.progress,
                 counters: Counters::default(),
+                lease: self.lease,
             }),
         })
     }
@@ -342,6 +360,7 @@ struct Inner {
     stop: StopFn,
     progress: Option<ProgressFn>,
     counters: Counters,
+    lease: Duration,
 }
 
 /// The price monitor. Build one with [`Monitor::builder`], then [`run`](Monitor::run) it.
@@ -371,6 +390,7 @@ impl Monitor {
             stop: None,
             progress: None,
             threads: None,
+            lease: Duration::from_secs(60),
         }
     }
 
@@ -417,6 +437,11 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
     let every_ms = inner.every.as_millis() as i64;
     let store = inner.store.clone();
     store.set_setting("every_ms", &every_ms.to_string())?;
+    // For a store that computes the next due time when a check is recorded (Redis).
+    store.set_setting("spread", if inner.once { "0" } else { "1" })?;
+    let lease_ms = inner.lease.as_millis() as i64;
+    let renew_every = (inner.lease / 3).max(Duration::from_millis(100));
+    let mut next_renewal = Instant::now() + renew_every;
     let in_flight: Arc<Mutex<HashSet<LinkId>>> = Arc::new(Mutex::new(HashSet::new()));
     let slots = Arc::new(Semaphore::new(inner.concurrency));
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -442,11 +467,17 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 now_ms: if inner.once { start_ms } else { now_ms() },
                 every_ms,
                 spread: !inner.once,
-                limit: batch + snapshot.len(),
+                // A leasing store never hands out what is in flight, and every link it hands
+                // out is leased to us: take only what we will check now.
+                limit: if store.shared() {
+                    batch - busy
+                } else {
+                    batch + snapshot.len()
+                },
             };
             let due = blocking(&store, move |s| {
                 s.flush()?;
-                s.due_links(&query)
+                s.claim_due(&query, lease_ms)
             })
             .await?;
             let fresh: Vec<DueLink> = due
@@ -491,6 +522,14 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 });
             }
         }
+        if store.shared() && now >= next_renewal {
+            // Links claimed but not yet recorded stay ours (queued behind a busy host, or slow).
+            next_renewal = now + renew_every;
+            let ids: Vec<LinkId> = in_flight.lock().iter().copied().collect();
+            if !ids.is_empty() {
+                store.renew_leases(&ids, lease_ms)?;
+            }
+        }
         if now >= next_delivery && !delivering.swap(true, Ordering::AcqRel) {
             next_delivery = now + Duration::from_secs(1);
             let (inner, delivering, delivered) =
@@ -520,8 +559,13 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
         crate::rt::sleep(Duration::from_millis(10)).await;
     }
     let abandoned = tasks.len() as u64;
+    // Links claimed but not checked go back to the schedule now, not when their lease ends.
+    let unchecked: Vec<LinkId> = in_flight.lock().iter().copied().collect();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    if !unchecked.is_empty() {
+        store.release_leases(&unchecked)?;
+    }
     // Wait for a background delivery pass, then one last pass over everything recorded.
     while delivering.load(Ordering::Acquire) {
         crate::rt::sleep(Duration::from_millis(10)).await;

@@ -4,7 +4,9 @@
 //! reuse and which headers were sent.
 #![allow(dead_code)]
 
+pub mod host_shop;
 pub mod mini_shop;
+pub mod redis_server;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -11,13 +11,16 @@
 //! * Change detection compares (price, currency, availability) with the link's last
 //!   *successful* observation (the first one is a change from nothing).
 
+pub mod redis;
 mod schema;
 mod sqlite;
 mod writer;
 
+pub use self::redis::{RedisOptions, RedisStore};
 pub use sqlite::SqliteStore;
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::monitor::change::OfferKey;
 use crate::offer::Offer;
@@ -302,4 +305,53 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The latest events, newest first.
     fn latest_events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    // --- Work sharing (issue 13). The defaults suit a store one process uses alone. ---
+
+    /// Like [`due_links`](Store::due_links), but each link returned is *leased* to the caller
+    /// for `lease_ms`: no other caller gets it until the lease runs out or the check is
+    /// recorded. Default: `due_links` (one process per store; the runner never hands out a
+    /// link in flight).
+    fn claim_due(&self, query: &DueQuery, lease_ms: i64) -> Result<Vec<DueLink>, StoreError> {
+        let _ = lease_ms;
+        self.due_links(query)
+    }
+    /// Extends the leases of links this caller claimed and has not recorded yet, to
+    /// `lease_ms` from now (queued; non-blocking). Default: nothing to do.
+    fn renew_leases(&self, ids: &[LinkId], lease_ms: i64) -> Result<(), StoreError> {
+        let _ = (ids, lease_ms);
+        Ok(())
+    }
+    /// Gives back the leases of links claimed and not checked (a stop): they are due again
+    /// at once (queued; non-blocking; a link recorded meanwhile keeps its due time). Default:
+    /// nothing to do.
+    fn release_leases(&self, ids: &[LinkId]) -> Result<(), StoreError> {
+        let _ = ids;
+        Ok(())
+    }
+    /// Whether several processes share this store, so per-host politeness must be coordinated
+    /// through [`host_slot_acquire`](Store::host_slot_acquire). Default: false.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Takes one of `limit` request slots on `host` for `token`, at least `spacing_ms` after
+    /// the previous slot's start, held at most `ttl_ms` (a dead holder's slot frees itself).
+    /// `None`: granted; `Some(wait)`: ask again after `wait`. Blocking: call it off the event
+    /// loops. Default: always granted (the process's own limiter is enough).
+    fn host_slot_acquire(
+        &self,
+        host: &str,
+        limit: usize,
+        spacing_ms: i64,
+        ttl_ms: i64,
+        token: &str,
+    ) -> Result<Option<Duration>, StoreError> {
+        let _ = (host, limit, spacing_ms, ttl_ms, token);
+        Ok(None)
+    }
+    /// Gives a slot back (queued; non-blocking).
+    fn host_slot_release(&self, host: &str, token: &str) -> Result<(), StoreError> {
+        let _ = (host, token);
+        Ok(())
+    }
 }
