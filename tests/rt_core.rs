@@ -468,3 +468,52 @@ fn block_on_current_thread_runtime_inside_task_keeps_driving_own_runtime() {
     });
     assert_eq!(out, 42);
 }
+
+/// Tasks that yield in a loop must not hold back work spawned from outside: a yielding task
+/// runs again only once the deque and the injector are empty (or at the next driver turn), as
+/// tokio defers it. Counted in polls, not time, so a loaded machine cannot make it flaky: put at
+/// the back of the deque instead, two yielders keep the deque from ever emptying and each remote
+/// spawn waits for the injector's turn (every `global_queue_interval` = 31 ticks), so 200
+/// spawns cost over 6,000 yielder polls (measured 6,357; 66–239 with deferral, mostly while the
+/// spawning thread is still spawning).
+#[test]
+fn yielding_tasks_do_not_hold_back_remote_spawns() {
+    use std::sync::atomic::AtomicBool;
+    let rt = pool(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let yielder_polls = Arc::new(AtomicUsize::new(0));
+    let yielders: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, polls) = (stop.clone(), yielder_polls.clone());
+            rt.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    polls.fetch_add(1, Ordering::Relaxed);
+                    // tokio's busy task: stall ~10 µs per poll.
+                    let until = Instant::now() + Duration::from_micros(10);
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                    rt::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    // Let the yielders get going before the remote spawns arrive.
+    while yielder_polls.load(Ordering::Relaxed) < 10 {
+        std::thread::yield_now();
+    }
+    let before = yielder_polls.load(Ordering::Relaxed);
+    let handles: Vec<_> = (0..200).map(|i| rt.spawn(async move { i })).collect();
+    let sum: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let spent = yielder_polls.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    for y in yielders {
+        y.join().unwrap();
+    }
+    assert_eq!(sum, 199 * 200 / 2);
+    eprintln!("200 remote spawns beside 2 yielders: {spent} yielder polls");
+    assert!(
+        spent < 2_000,
+        "200 remote spawns waited through {spent} yielder polls"
+    );
+}
