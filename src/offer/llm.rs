@@ -111,8 +111,10 @@ mod tests {
     #[test]
     fn answers_become_offers_exactly() {
         let o = offer_from_llm(
-            &map(json!({"price": "0.10", "currency": null, "availability": "preorder",
-                        "name": "  Big \n Kettle "})),
+            &map(
+                json!({"price": "0.10", "currency": null, "availability": "preorder",
+                        "name": "  Big \n Kettle "}),
+            ),
             Some("PLN"),
         )
         .unwrap();

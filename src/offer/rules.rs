@@ -468,9 +468,11 @@ mod tests {
         assert!(rules.llm_wanted("https://a/x"));
         assert!(!rules.llm_wanted("https://b/x"));
         assert!(!rules.llm_wanted("https://c/x"));
-        assert!(!Rules::from_toml_str("[[site]]\nmatch = \"a\"\nprice = \".p\"\n")
-            .unwrap()
-            .uses_llm());
+        assert!(
+            !Rules::from_toml_str("[[site]]\nmatch = \"a\"\nprice = \".p\"\n")
+                .unwrap()
+                .uses_llm()
+        );
 
         let e = error("[[site]]\nmatch = \"a\"\nextract = \"gpt\"\n");
         assert_eq!((e.entry(), e.field()), (Some(1), Some("extract")));
