@@ -248,3 +248,21 @@ fn llm_rules_need_a_model() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_library_refuses_llm_rules_without_an_analyzer() {
+    use scraipe::monitor::{store::SqliteStore, Monitor};
+    use scraipe::offer::Rules;
+    let dir = tmp("lib");
+    let store = Arc::new(SqliteStore::open(dir.join("s.sqlite")).unwrap());
+    let rules =
+        Rules::from_toml_str("[[site]]\nmatch = \"^http://\"\nextract = \"llm\"\n").unwrap();
+    let err = Monitor::builder(store.clone())
+        .rules(Arc::new(rules))
+        .build()
+        .err()
+        .expect("llm rules without an analyzer must not build");
+    assert!(err.contains("no LLM analyzer"), "{err}");
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
