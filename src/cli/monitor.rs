@@ -26,7 +26,7 @@ pub struct MonitorArgs {
 #[derive(Debug, Subcommand)]
 enum MonitorCommand {
     /// Check the watch list: once (`--once`), or every `--every` until SIGINT/SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write the observation history as CSV or JSONL.
     Export(ExportArgs),
     /// Summarise the watch list: links, due now, failing, last change.
@@ -208,7 +208,7 @@ pub struct ReportArgs {
 /// Runs a monitor subcommand.
 pub fn run(args: MonitorArgs) -> Result<(), CliError> {
     match args.command {
-        MonitorCommand::Run(a) => run_monitor(a),
+        MonitorCommand::Run(a) => run_monitor(*a),
         MonitorCommand::Export(a) => export(a),
         MonitorCommand::Status(a) => status(a),
         MonitorCommand::Report(a) => report(a),
