@@ -266,3 +266,35 @@ fn the_library_refuses_llm_rules_without_an_analyzer() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_offer_schema_works_with_gemini_too() {
+    use scraipe::llm::GeminiAnalyzer;
+    use scraipe::offer::{offer_from_llm, offer_schema, OFFER_INSTRUCTION};
+    use scraipe::Analyzer;
+    let fake = FakeLlmServer::start().unwrap();
+    fake.push(FakeReply::Answer(json!({
+        "price": "12.50", "currency": null, "availability": "out_of_stock", "name": null
+    })));
+    let analyzer = GeminiAnalyzer::builder(OFFER_INSTRUCTION)
+        .base_url(fake.gemini_url())
+        .model("gemini-test")
+        .schema(offer_schema())
+        .no_cache()
+        .build()
+        .unwrap();
+    let result = analyzer.analyze("Sold out. 12,50 zł");
+    let answer = result
+        .output()
+        .unwrap_or_else(|| panic!("{:?}", result.error()));
+    let offer = offer_from_llm(answer, Some("PLN")).unwrap();
+    assert_eq!(offer.price.as_deref(), Some("12.50"));
+    assert_eq!(offer.currency.as_deref(), Some("PLN"));
+    assert_eq!(offer.availability.as_str(), "out_of_stock");
+    // Gemini got the schema in its OpenAPI dialect (nullable instead of a type list).
+    let body = fake.requests()[0].body.to_string();
+    assert!(
+        body.contains("responseSchema") && body.contains("nullable"),
+        "{body}"
+    );
+}
