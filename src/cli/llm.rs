@@ -1,23 +1,27 @@
-//! `--analyzer llm`: the LLM analyzer from the command line's options.
+//! The LLM analyzer from the command line's options: `scrape --analyzer llm`, and `monitor
+//! run` for `extract = "llm"` rules (both through [`builder`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use scraipe::http::Client;
-use scraipe::llm::{Budget, GeminiAnalyzer, LlmAnalyzer, LlmTotals, OpenAiAnalyzer};
+use scraipe::llm::{
+    Budget, GeminiAnalyzer, LlmAnalyzer, LlmAnalyzerBuilder, LlmTotals, OpenAiAnalyzer,
+};
 
-use super::{CliError, LlmArgs, LlmProvider};
+use super::{CliError, LlmArgs, LlmProvider, LlmServerArgs};
 
 /// Refuses LLM options given without `--analyzer llm` (they would silently do nothing).
 pub fn check_unused(args: &LlmArgs) -> Result<(), CliError> {
+    let server = &args.server;
     let given = [
-        ("--llm-provider", args.llm_provider.is_some()),
-        ("--llm-url", args.llm_url.is_some()),
-        ("--llm-model", args.llm_model.is_some()),
+        ("--llm-provider", server.llm_provider.is_some()),
+        ("--llm-url", server.llm_url.is_some()),
+        ("--llm-model", server.llm_model.is_some()),
         ("--instruction", args.instruction.is_some()),
         ("--schema", args.schema.is_some()),
-        ("--llm-rpm", args.llm_rpm.is_some()),
-        ("--llm-tpm", args.llm_tpm.is_some()),
+        ("--llm-rpm", server.llm_rpm.is_some()),
+        ("--llm-tpm", server.llm_tpm.is_some()),
     ];
     match given.iter().find(|(_, set)| *set) {
         Some((flag, _)) => Err(CliError::usage(format!(
@@ -35,6 +39,7 @@ pub fn build(
     totals: Arc<LlmTotals>,
 ) -> Result<LlmAnalyzer, CliError> {
     let model = args
+        .server
         .llm_model
         .as_deref()
         .ok_or_else(|| CliError::usage("--analyzer llm needs --llm-model NAME"))?;
@@ -50,6 +55,27 @@ pub fn build(
     if instruction.trim().is_empty() {
         return Err(CliError::usage("--instruction is empty"));
     }
+    let mut builder = builder(&args.server, model, instruction, ca_pems, totals)?;
+    if let Some(path) = &args.schema {
+        if !path.is_file() {
+            return Err(format!("cannot read schema file '{}'", path.display()).into());
+        }
+        builder = builder.schema_file(path);
+    }
+    builder
+        .build()
+        .map_err(|e| CliError::usage(e.message().to_string()))
+}
+
+/// An analyzer builder for `model` with the server, budget and client options set; the
+/// caller adds the schema (and the cache) and builds.
+pub fn builder(
+    args: &LlmServerArgs,
+    model: &str,
+    instruction: String,
+    ca_pems: &[Vec<u8>],
+    totals: Arc<LlmTotals>,
+) -> Result<LlmAnalyzerBuilder, CliError> {
     let budget = Budget {
         max_workers: args.llm_concurrency as usize,
         requests_per_minute: args.llm_rpm,
@@ -82,13 +108,5 @@ pub fn build(
     if let Some(url) = &args.llm_url {
         builder = builder.base_url(url.clone());
     }
-    if let Some(path) = &args.schema {
-        if !path.is_file() {
-            return Err(format!("cannot read schema file '{}'", path.display()).into());
-        }
-        builder = builder.schema_file(path);
-    }
-    builder
-        .build()
-        .map_err(|e| CliError::usage(e.message().to_string()))
+    Ok(builder)
 }

@@ -107,17 +107,9 @@ pub struct ScrapeArgs {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "LLM analysis (--analyzer llm)")]
 pub struct LlmArgs {
-    /// API flavour of the LLM server. Keys come from OPENAI_API_KEY / GEMINI_API_KEY (not
-    /// needed for a server other than the official ones).
-    #[arg(long, value_enum, value_name = "PROVIDER")]
-    pub llm_provider: Option<LlmProvider>,
-    /// Base URL of the server (default: the provider's official API), e.g.
-    /// http://localhost:11434/v1 for Ollama.
-    #[arg(long, value_name = "URL")]
-    pub llm_url: Option<String>,
-    /// Model name (required with --analyzer llm).
-    #[arg(long, value_name = "NAME")]
-    pub llm_model: Option<String>,
+    /// The server, the model and the budgets (shared with `monitor run`).
+    #[command(flatten)]
+    pub server: LlmServerArgs,
     /// What the model should do with each page (required with --analyzer llm); @FILE reads it
     /// from a file.
     #[arg(long, value_name = "TEXT|@FILE")]
@@ -126,6 +118,24 @@ pub struct LlmArgs {
     /// validated object). Without one, any JSON object is accepted.
     #[arg(long, value_name = "FILE.json")]
     pub schema: Option<PathBuf>,
+}
+
+/// Which LLM server and model, and the budgets of the calls: the options `scrape --analyzer
+/// llm` and `monitor run` (for `extract = "llm"` rules) share.
+#[derive(Debug, clap::Args)]
+pub struct LlmServerArgs {
+    /// API flavour of the LLM server. Keys come from OPENAI_API_KEY / GEMINI_API_KEY (not
+    /// needed for a server other than the official ones).
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    pub llm_provider: Option<LlmProvider>,
+    /// Base URL of the server (default: the provider's official API), e.g.
+    /// http://localhost:11434/v1 for Ollama.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+    /// Model name (required with --analyzer llm, and by `monitor run` with `extract = "llm"`
+    /// rules).
+    #[arg(long, value_name = "NAME")]
+    pub llm_model: Option<String>,
     /// Characters of each page sent to the model (the rest is cut; metadata says so).
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub llm_max_content: u64,

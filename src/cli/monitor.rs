@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use scraipe::llm::{LlmCache, LlmTotals};
 use scraipe::monitor::store::{RedisOptions, RedisStore, SqliteStore, Store};
 use scraipe::monitor::{Monitor, Progress};
-use scraipe::offer::Rules;
+use scraipe::offer::{offer_schema, Rules, OFFER_INSTRUCTION};
 
-use super::CliError;
+use super::{CliError, LlmServerArgs};
 
 /// `scraipe monitor ...`
 #[derive(Debug, Args)]
@@ -25,7 +26,7 @@ pub struct MonitorArgs {
 #[derive(Debug, Subcommand)]
 enum MonitorCommand {
     /// Check the watch list: once (`--once`), or every `--every` until SIGINT/SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write the observation history as CSV or JSONL.
     Export(ExportArgs),
     /// Summarise the watch list: links, due now, failing, last change.
@@ -98,6 +99,13 @@ pub struct RunArgs {
     /// No status line, no summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// The model for `extract = "llm"` rules (--llm-model is required when the rules file has
+    /// one). Its answers are cached in the database (with --redis: in memory, for the run).
+    #[command(
+        flatten,
+        next_help_heading = "LLM extraction (extract = \"llm\" rules)"
+    )]
+    llm: LlmServerArgs,
 }
 
 /// Where the state is: exactly one of `--db` and `--redis`.
@@ -200,7 +208,7 @@ pub struct ReportArgs {
 /// Runs a monitor subcommand.
 pub fn run(args: MonitorArgs) -> Result<(), CliError> {
     match args.command {
-        MonitorCommand::Run(a) => run_monitor(a),
+        MonitorCommand::Run(a) => run_monitor(*a),
         MonitorCommand::Export(a) => export(a),
         MonitorCommand::Status(a) => status(a),
         MonitorCommand::Report(a) => report(a),
@@ -274,6 +282,22 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
         Some(path) => Rules::load(path).map_err(|e| format!("unusable rules file: {e}"))?,
         None => Rules::default(),
     };
+    let llm_model = match (&args.llm.llm_model, rules.uses_llm()) {
+        (Some(model), true) => Some(model.clone()),
+        (None, true) => {
+            return Err(CliError::usage(
+                "the rules file has extract = \"llm\" entries: give the model with --llm-model NAME \
+                 (and --llm-provider openai|gemini, --llm-url URL for a server other than OpenAI's)",
+            ))
+        }
+        (Some(_), false) => {
+            eprintln!(
+                "warning: --llm-model is ignored: no rule in the rules file says extract = \"llm\""
+            );
+            None
+        }
+        (None, false) => None,
+    };
     let changes: Box<dyn Write + Send> = match &args.changes {
         Some(path) => Box::new(BufWriter::new(
             OpenOptions::new()
@@ -318,10 +342,31 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
     if let Some(hook) = &args.webhook {
         builder = builder.webhook(hook.clone());
     }
+    let mut ca_pems = Vec::new();
     for path in &args.ca_certs {
         let pem = std::fs::read(path)
             .map_err(|e| format!("cannot read CA certificate '{}': {e}", path.display()))?;
-        builder = builder.ca_cert_pem(pem);
+        builder = builder.ca_cert_pem(pem.clone());
+        ca_pems.push(pem);
+    }
+    let llm_totals = Arc::new(LlmTotals::new());
+    if let Some(model) = &llm_model {
+        let mut llm = super::llm::builder(
+            &args.llm,
+            model,
+            OFFER_INSTRUCTION.to_string(),
+            &ca_pems,
+            llm_totals.clone(),
+        )?
+        .schema(offer_schema());
+        // With SQLite the answers outlive the run; Redis keeps the analyzer's in-memory cache.
+        if let Opened::Sqlite(db, _) = &opened {
+            llm = llm.cache(db.clone() as Arc<dyn LlmCache>);
+        }
+        let llm = llm
+            .build()
+            .map_err(|e| CliError::usage(e.message().to_string()))?;
+        builder = builder.llm(Arc::new(llm));
     }
     let bar = (!args.quiet && io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new_spinner();
@@ -378,6 +423,9 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
                 String::new()
             }
         );
+        if llm_model.is_some() {
+            eprintln!("{}", llm_totals.snapshot());
+        }
     }
     Ok(())
 }

@@ -6,6 +6,11 @@
 //!   without extraction (the store copies the last offer; no event).
 //! * 200 with a new body → extraction on the blocking pool → `ok` with the offer (the store
 //!   decides whether it is a change), or `failed` when the page has no offer.
+//! * A page whose first matching rule says `extract = "llm"` and that has no structured
+//!   markup: its visible text goes to the LLM analyzer under the offer schema; a validated
+//!   answer is the offer (source `llm`), anything else is `failed` with the analyzer's error.
+//!   Answers are cached by the analyzer (in the database with SQLite), so unchanged text
+//!   costs no new request.
 //! * Transient failures (connection errors, 429/502/503/504) are retried by the client's
 //!   `RetryPolicy` (`--retries`), waiting out a short `Retry-After`; a longer one comes back
 //!   here: the host is held back that long and the link waits too. Other failures → `failed`,
@@ -22,7 +27,8 @@ use super::schedule::backoff;
 use super::shared_gate::SharedGate;
 use super::store::{CheckRecord, DueLink, Outcome, Validators};
 use crate::http::{Client, Response};
-use crate::offer::{extract_offer, Rules};
+use crate::llm::LlmAnalyzer;
+use crate::offer::{extract_offer, offer_from_llm, Rules};
 use crate::politeness::HostLimiter;
 
 /// The longest `Retry-After` honoured.
@@ -44,6 +50,8 @@ pub struct Checker {
     pub shared_gate: Option<SharedGate>,
     /// The window, for backoff.
     pub every: Duration,
+    /// Asked for the offer of pages under an `extract = "llm"` rule.
+    pub llm: Option<Arc<LlmAnalyzer>>,
 }
 
 /// `host:port` of a URL: the politeness key (one site = one host and port).
@@ -184,21 +192,56 @@ impl Checker {
         let html = resp.text();
         let rules = self.rules.clone();
         let page = url.to_string();
-        let offer = crate::rt::spawn_blocking(move || extract_offer(&html, &page, &rules)).await;
-        match offer {
-            Ok(Some(offer)) => {
-                let mut r = self.record(link, Outcome::Ok);
-                r.http_status = Some(status);
-                r.offer = Some(offer);
-                r.validators = Some(validators);
-                r
+        let wants_llm = self.llm.is_some() && rules.llm_wanted(&page);
+        // Markup first (it costs nothing); the page's text only when the model will need it.
+        let extracted = crate::rt::spawn_blocking(move || {
+            let offer = extract_offer(&html, &page, &rules);
+            let text = (offer.is_none() && wants_llm).then(|| crate::defaults::html_to_text(&html));
+            (offer, text)
+        })
+        .await;
+        let offer = match extracted {
+            Ok((Some(offer), _)) => offer,
+            Ok((None, Some(text))) => match self.llm_offer(url, &text).await {
+                Ok(offer) => offer,
+                Err(e) => return self.failed(link, Some(status), e),
+            },
+            Ok((None, None)) => {
+                return self.failed(
+                    link,
+                    Some(status),
+                    "no offer on the page (no matching rule, JSON-LD, microdata or meta price)"
+                        .into(),
+                )
             }
-            Ok(None) => self.failed(
-                link,
-                Some(status),
-                "no offer on the page (no matching rule, JSON-LD, microdata or meta price)".into(),
-            ),
-            Err(e) => self.failed(link, Some(status), format!("extraction failed: {e}")),
+            Err(e) => return self.failed(link, Some(status), format!("extraction failed: {e}")),
+        };
+        let mut r = self.record(link, Outcome::Ok);
+        r.http_status = Some(status);
+        r.offer = Some(offer);
+        r.validators = Some(validators);
+        r
+    }
+
+    /// Asks the model for the offer in `text`. The analyzer validates the answer against the
+    /// offer schema; only a success is used.
+    async fn llm_offer(&self, url: &Url, text: &str) -> Result<crate::offer::Offer, String> {
+        let Some(llm) = &self.llm else {
+            return Err("no LLM analyzer for an extract = \"llm\" rule".into());
+        };
+        if text.trim().is_empty() {
+            return Err("llm extraction: the page has no visible text".into());
+        }
+        let result = llm.analyze_content(text).await;
+        match result.output() {
+            Some(answer) if result.success() => {
+                offer_from_llm(answer, self.rules.currency_code(url.as_str()))
+                    .map_err(|e| format!("llm extraction: {e}"))
+            }
+            _ => Err(format!(
+                "llm extraction: {}",
+                result.error().unwrap_or("the analysis failed")
+            )),
         }
     }
 }

@@ -25,6 +25,7 @@ use super::robots::product_token;
 use super::robots_cache::RobotsCache;
 use super::shared_gate::SharedGate;
 use super::store::{CheckRecord, DueLink, DueQuery, LinkId, Outcome, Store};
+use crate::llm::LlmAnalyzer;
 use crate::offer::Rules;
 use crate::politeness::HostLimiter;
 use crate::rt::sync::Semaphore;
@@ -183,9 +184,19 @@ pub struct MonitorBuilder {
     progress: Option<ProgressFn>,
     threads: Option<usize>,
     lease: Duration,
+    llm: Option<Arc<LlmAnalyzer>>,
 }
 
 impl MonitorBuilder {
+    /// The LLM analyzer for `extract = "llm"` rules (required when the rules have one). Build
+    /// it with [`offer_schema`](crate::offer::offer_schema) and
+    /// [`OFFER_INSTRUCTION`](crate::offer::OFFER_INSTRUCTION), and give it the store as its
+    /// cache when the store is a [`SqliteStore`](super::store::SqliteStore), so answers
+    /// survive the run.
+    pub fn llm(mut self, analyzer: Arc<LlmAnalyzer>) -> Self {
+        self.llm = Some(analyzer);
+        self
+    }
     /// With a store several workers share ([`Store::shared`]): how long a claimed link stays
     /// this worker's before another may take it (default 60 s; renewed while the check waits
     /// or runs, so it only runs out when this worker dies).
@@ -278,6 +289,12 @@ impl MonitorBuilder {
 
     /// Builds the monitor: the client, the runtime. Fails on an unusable setting.
     pub fn build(self) -> Result<Monitor, String> {
+        if self.rules.uses_llm() && self.llm.is_none() {
+            return Err(
+                "the rules have extract = \"llm\" entries but the monitor has no LLM analyzer"
+                    .into(),
+            );
+        }
         let client = build_client(&ClientOptions {
             timeout: self.timeout,
             user_agent: self.user_agent.clone(),
@@ -318,12 +335,19 @@ impl MonitorBuilder {
         });
         let checker = Checker {
             client: client.clone(),
-            rules_fingerprint: format!("{:?}", self.rules).into_bytes(),
+            // A new model re-extracts pages too.
+            rules_fingerprint: format!(
+                "{:?}{}",
+                self.rules,
+                self.llm.as_ref().map_or("", |l| l.model())
+            )
+            .into_bytes(),
             rules: self.rules,
             robots,
             gate,
             shared_gate,
             every: self.every,
+            llm: self.llm,
         };
         let deliverer = Deliverer::new(
             Sinks {
@@ -391,6 +415,7 @@ impl Monitor {
             progress: None,
             threads: None,
             lease: Duration::from_secs(60),
+            llm: None,
         }
     }
 

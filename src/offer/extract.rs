@@ -127,7 +127,11 @@ fn first<'a>(doc: &'a Html, selector: &Selector) -> Option<ElementRef<'a>> {
 
 fn apply_rule(doc: &Html, rule: &SiteRule) -> Option<Offer> {
     // The price: the `content` attribute of the first match when it parses, else its text.
-    let el = first(doc, &rule.price)?;
+    // An `extract = "llm"` entry is the monitor's to run; it has no selectors to apply.
+    if rule.extract == super::rules::Extract::Llm {
+        return None;
+    }
+    let el = first(doc, rule.price.as_ref()?)?;
     let (price, text_currency) = attr(el.value(), "content")
         .and_then(price_value)
         .or_else(|| price_value(&text(el)))?;

@@ -8,7 +8,17 @@
 //! currency_code = "EUR"             # optional fixed ISO 4217 code
 //! availability = ".stock"           # optional CSS selector
 //! name = "h1"                       # optional CSS selector
+//!
+//! [[site]]
+//! match = "^https?://plain\\.localhost(:\\d+)?/"
+//! extract = "llm"                   # ask the monitor's model (selectors optional)
+//! currency_code = "EUR"             # optional: used when the model names no currency
 //! ```
+//!
+//! `extract` is `"css"` (the default: `price` is required) or `"llm"`: the monitor sends the
+//! page's visible text to its LLM analyzer under the offer schema (see
+//! [`offer_schema`](super::offer_schema)). [`extract_offer`](super::extract_offer) never uses
+//! an `llm` entry; [`Rules::llm_wanted`] tells the caller to ask the model.
 //!
 //! Everything is checked when the file is read: TOML syntax, unknown keys, value types, each
 //! regex, each selector and the currency code. An error names the file, the entry (1-based,
@@ -26,6 +36,7 @@ use super::host_index::HostIndex;
 /// The keys a `[[site]]` entry may have.
 const KEYS: &[&str] = &[
     "match",
+    "extract",
     "price",
     "currency",
     "currency_code",
@@ -54,11 +65,22 @@ pub struct Rules {
     index: HostIndex,
 }
 
+/// How a `[[site]]` entry extracts its offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extract {
+    /// CSS selectors (`extract = "css"`, the default).
+    Css,
+    /// The monitor's LLM analyzer (`extract = "llm"`).
+    Llm,
+}
+
 /// One compiled `[[site]]` entry.
 #[derive(Debug, Clone)]
 pub(crate) struct SiteRule {
     pub(crate) pattern: Regex,
-    pub(crate) price: Selector,
+    pub(crate) extract: Extract,
+    /// Required for [`Extract::Css`]; may be absent for [`Extract::Llm`].
+    pub(crate) price: Option<Selector>,
     pub(crate) currency: Option<Selector>,
     pub(crate) currency_code: Option<String>,
     pub(crate) availability: Option<Selector>,
@@ -118,6 +140,37 @@ impl Rules {
     /// The number of `[[site]]` entries.
     pub fn len(&self) -> usize {
         self.sites.len()
+    }
+
+    /// Whether the first entry matching `url` says `extract = "llm"`: the caller should ask
+    /// its LLM analyzer for the offer (when the page has no structured markup).
+    ///
+    /// ```
+    /// use scraipe::offer::Rules;
+    /// let rules = Rules::from_toml_str(r#"
+    ///     [[site]]
+    ///     match = "^https://plain\\.example/"
+    ///     extract = "llm"
+    /// "#)?;
+    /// assert!(rules.llm_wanted("https://plain.example/p/1"));
+    /// assert!(!rules.llm_wanted("https://other.example/"));
+    /// assert!(rules.uses_llm());
+    /// # Ok::<(), scraipe::offer::RulesError>(())
+    /// ```
+    pub fn llm_wanted(&self, url: &str) -> bool {
+        self.matching(url)
+            .next()
+            .is_some_and(|s| s.extract == Extract::Llm)
+    }
+
+    /// Whether any entry says `extract = "llm"` (a model must be configured).
+    pub fn uses_llm(&self) -> bool {
+        self.sites.iter().any(|s| s.extract == Extract::Llm)
+    }
+
+    /// The fixed `currency_code` of the first entry matching `url`, if it has one.
+    pub fn currency_code<'a>(&'a self, url: &'a str) -> Option<&'a str> {
+        self.matching(url).next()?.currency_code.as_deref()
     }
 
     /// The compiled entries, in file order.
@@ -197,7 +250,21 @@ impl SiteRule {
                 format!("invalid regex: {}", regex_error(&e)),
             )
         })?;
-        let price = selector("price", required("price")?)?;
+        let extract = match string("extract")? {
+            None | Some("css") => Extract::Css,
+            Some("llm") => Extract::Llm,
+            Some(other) => {
+                return Err(err(
+                    label,
+                    Some("extract"),
+                    format!("unknown extraction {other:?} (expected \"css\" or \"llm\")"),
+                ))
+            }
+        };
+        let price = match extract {
+            Extract::Css => Some(selector("price", required("price")?)?),
+            Extract::Llm => optional_selector("price")?,
+        };
         let currency_code = match string("currency_code")? {
             None => None,
             Some(code) => {
@@ -214,6 +281,7 @@ impl SiteRule {
         };
         Ok(SiteRule {
             pattern,
+            extract,
             price,
             currency: optional_selector("currency")?,
             currency_code,
@@ -387,6 +455,35 @@ mod tests {
             e.to_string().contains("unknown top-level key `sites`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn extract_llm_makes_selectors_optional() {
+        let rules = Rules::from_toml_str(
+            "[[site]]\nmatch = \"^https://a/\"\nextract = \"llm\"\n\
+             [[site]]\nmatch = \"^https://b/\"\nextract = \"css\"\nprice = \".p\"\n",
+        )
+        .unwrap();
+        assert!(rules.uses_llm());
+        assert!(rules.llm_wanted("https://a/x"));
+        assert!(!rules.llm_wanted("https://b/x"));
+        assert!(!rules.llm_wanted("https://c/x"));
+        assert!(
+            !Rules::from_toml_str("[[site]]\nmatch = \"a\"\nprice = \".p\"\n")
+                .unwrap()
+                .uses_llm()
+        );
+
+        let e = error("[[site]]\nmatch = \"a\"\nextract = \"gpt\"\n");
+        assert_eq!((e.entry(), e.field()), (Some(1), Some("extract")));
+        assert_eq!(
+            e.to_string(),
+            "[[site]] #1 (match \"a\"), field `extract`: unknown extraction \"gpt\" (expected \"css\" or \"llm\")"
+        );
+        let e = error("[[site]]\nmatch = \"a\"\nextract = \"css\"\n");
+        assert_eq!(e.field(), Some("price"));
+        let e = error("[[site]]\nmatch = \"a\"\nextract = \"llm\"\nprice = \"[\"\n");
+        assert_eq!(e.field(), Some("price"));
     }
 
     #[test]

@@ -168,16 +168,19 @@ pub enum OfferSource {
     Microdata,
     /// `<meta property="product:price:amount">` and friends.
     Meta,
+    /// The monitor's LLM analyzer, for an `extract = "llm"` rule.
+    Llm,
 }
 
 impl OfferSource {
-    /// `"rule"`, `"json_ld"`, `"microdata"` or `"meta"` (the serde names).
+    /// `"rule"`, `"json_ld"`, `"microdata"`, `"meta"` or `"llm"` (the serde names).
     pub fn as_str(self) -> &'static str {
         match self {
             OfferSource::Rule => "rule",
             OfferSource::JsonLd => "json_ld",
             OfferSource::Microdata => "microdata",
             OfferSource::Meta => "meta",
+            OfferSource::Llm => "llm",
         }
     }
 }

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 /// The version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Version 1. Times are integer milliseconds since the Unix epoch (UTC), prices TEXT.
 const V1: &str = "
@@ -75,6 +75,16 @@ CREATE TABLE settings (
 );
 ";
 
+/// Version 2: validated LLM answers (`extract = "llm"` rules), by request hash
+/// ([`CacheKey`](crate::llm::CacheKey)); `value` is the answer's JSON object.
+const V2: &str = "
+CREATE TABLE llm_cache (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+";
+
 /// Connection settings every connection uses: WAL (readers never block the writer, and a
 /// `kill -9` cannot corrupt the file), `synchronous=NORMAL` (durable against process crashes;
 /// a power cut may lose the last commits but never corrupts), a busy timeout for the second
@@ -106,6 +116,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     if current < 1 {
         tx.execute_batch(V1).map_err(|e| e.to_string())?;
         tx.execute("INSERT INTO schema_version (version) VALUES (1)", [])
+            .map_err(|e| e.to_string())?;
+    }
+    if current < 2 {
+        tx.execute_batch(V2).map_err(|e| e.to_string())?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (2)", [])
             .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())

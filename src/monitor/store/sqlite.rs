@@ -14,6 +14,7 @@ use super::{
     CheckRecord, DueLink, DueQuery, EventAck, HistoryRow, PendingEvent, PriceSeries, RobotsRecord,
     StatusSummary, Store, StoreError, StoredEvent, WatchListSync,
 };
+use crate::llm::{CacheKey, LlmCache};
 use crate::monitor::change::{ChangeEvent, OfferKey};
 use crate::monitor::clock::{now_ms, rfc3339};
 
@@ -117,6 +118,37 @@ impl SqliteStore {
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// The LLM answer cache in the `llm_cache` table, so `extract = "llm"` pages whose text has
+/// not changed cost nothing across runs. Lookups use the reader connection (an indexed
+/// primary-key read); answers are written by the writer thread with the next batch. A
+/// database error is a miss, never a failed analysis.
+impl LlmCache for SqliteStore {
+    fn get(&self, key: &CacheKey) -> Option<crate::results::JsonMap> {
+        let conn = self.reader.lock();
+        let value: String = conn
+            .prepare_cached("SELECT value FROM llm_cache WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row([key.as_str()], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .unwrap_or_else(|e| {
+                log::warn!("llm cache lookup failed: {e}");
+                None
+            })?;
+        match serde_json::from_str::<serde_json::Value>(&value) {
+            Ok(serde_json::Value::Object(map)) => Some(map),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: &CacheKey, output: &crate::results::JsonMap) {
+        let json = serde_json::Value::Object(output.clone()).to_string();
+        if let Err(e) = self.send(WriteCmd::LlmCache(key.as_str().to_string(), json, now_ms())) {
+            log::warn!("llm cache write failed: {e}");
+        }
     }
 }
 
@@ -428,6 +460,21 @@ mod tests {
             error: None,
             not_before_ms: None,
         }
+    }
+
+    #[test]
+    fn llm_answers_survive_a_reopen() {
+        let (store, dir) = temp_store("llmcache");
+        let key = CacheKey::new("m", "i", Some("{}"), "page text");
+        assert!(LlmCache::get(&store, &key).is_none());
+        let answer = serde_json::json!({"price": "12.50", "currency": "EUR"});
+        store.put(&key, answer.as_object().unwrap());
+        store.close();
+        let store = SqliteStore::open(dir.join("s.sqlite")).unwrap();
+        assert_eq!(LlmCache::get(&store, &key).as_ref(), answer.as_object());
+        assert!(LlmCache::get(&store, &CacheKey::new("m", "i", None, "x")).is_none());
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum WriteCmd {
     Ack(Vec<EventAck>),
     Robots(RobotsRecord),
     Setting(String, String),
+    /// An LLM answer for the cache: key, JSON, time.
+    LlmCache(String, String, i64),
     Sync(Vec<String>, i64, Sender<Result<WatchListSync, StoreError>>),
     Flush(Sender<Result<(), StoreError>>),
 }
@@ -159,6 +161,14 @@ impl Writer {
                     "INSERT INTO settings (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = ?2",
                     params![k, v],
+                )?;
+                Ok(())
+            }),
+            WriteCmd::LlmCache(k, v, at) => self.in_savepoint("caching an LLM answer", |c| {
+                c.execute(
+                    "INSERT INTO llm_cache (key, value, created_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(key) DO UPDATE SET value = ?2, created_ms = ?3",
+                    params![k, v, at],
                 )?;
                 Ok(())
             }),
