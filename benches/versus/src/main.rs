@@ -1,8 +1,12 @@
-//! `cargo run --release -p versus -- [--quick] [--json FILE] [--only GROUP,...]`
+//! `cargo run --release -p versus -- [--quick] [--runs N] [--json FILE] [--only GROUP,...]`
+//! `cargo run --release -p versus -- --readme-table FILE.json [--readme README.md]`
+//! `cargo run --release -p versus -- --compare BEFORE.json AFTER.json`
 //!
 //! Measures scraipe against tokio, reqwest, hyper (and Python Scraipe when it can be installed)
 //! on this machine, in one run, and prints a markdown table: the median of several runs with
-//! the min–max range, and the ratio ours/theirs. See BENCHMARKS.md for what each row measures.
+//! the min–max range (p99s over all samples), the ratio ours/theirs and CPU time per operation.
+//! The README's table is rendered from the JSON a run writes. See BENCHMARKS.md for what each
+//! row measures.
 
 mod bridge;
 mod e2e;
@@ -19,7 +23,16 @@ use std::time::Instant;
 
 pub struct Settings {
     pub quick: bool,
+    /// Runs per cell: 5 with `--quick`, 11 in full, or `--runs N`.
     pub runs: usize,
+}
+
+impl Settings {
+    /// Runs of the slow groups (end to end, memory per in-flight request, HTTP): 3 quick, 5 full,
+    /// never more than `runs`.
+    pub fn slow_runs(&self) -> usize {
+        (if self.quick { 3 } else { 5 }).min(self.runs)
+    }
 }
 
 /// Is `program` on PATH?
@@ -31,9 +44,59 @@ pub fn have(program: &str) -> bool {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: versus [--quick] [--json FILE] [--only runtime,bridge,timer,memory,http,e2e]"
+        "usage: versus [--quick] [--runs N] [--json FILE] [--only runtime,bridge,timer,memory,http,e2e]\n       \
+         versus --readme-table FILE.json [--readme README.md]   (print the README table, or replace it in README.md)\n       \
+         versus --compare BEFORE.json AFTER.json   (how every ratio moved between two runs)"
     );
     std::process::exit(2);
+}
+
+/// `versus --readme-table FILE.json [--readme README.md]`: renders the README's benchmark
+/// section from a run's JSON; prints it, or replaces the marked section of the README.
+fn readme_table(json_path: &str, readme: Option<&str>) -> Result<(), String> {
+    let text = std::fs::read_to_string(json_path).map_err(|e| format!("{json_path}: {e}"))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{json_path}: {e}"))?;
+    if doc["schema"] != 2 {
+        return Err(format!(
+            "{json_path} is not a versus JSON of schema 2 (written by `versus --json` since the table became generated)"
+        ));
+    }
+    let section = report::readme_section(&doc, json_path);
+    match readme {
+        None => print!("{section}"),
+        Some(path) => {
+            let old = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            let new = report::replace_section(&old, &section)?;
+            std::fs::write(path, new).map_err(|e| format!("{path}: {e}"))?;
+            eprintln!("rewrote the benchmark table in {path}");
+        }
+    }
+    Ok(())
+}
+
+/// The 1-minute load average (/proc/loadavg): how busy the machine was besides this run.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The first line `program arg` prints (stdout or stderr), if it runs.
+fn tool_version(program: &str, arg: &str) -> Option<String> {
+    let out = std::process::Command::new(program).arg(arg).output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
 }
 
 fn main() {
@@ -59,12 +122,31 @@ fn main() {
     }
     let mut quick = false;
     let mut json = None;
+    let mut runs = None;
     let mut only: Option<Vec<String>> = None;
+    let mut table = None;
+    let mut readme = None;
+    let mut compare = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--json" => json = Some(it.next().cloned().unwrap_or_else(|| usage())),
+            "--readme-table" => table = Some(it.next().cloned().unwrap_or_else(|| usage())),
+            "--readme" => readme = Some(it.next().cloned().unwrap_or_else(|| usage())),
+            "--compare" => {
+                let before = it.next().cloned().unwrap_or_else(|| usage());
+                let after = it.next().cloned().unwrap_or_else(|| usage());
+                compare = Some((before, after));
+            }
+            "--runs" => {
+                runs = Some(
+                    it.next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .filter(|n| *n > 0)
+                        .unwrap_or_else(|| usage()),
+                )
+            }
             "--only" => {
                 only = Some(
                     it.next()
@@ -78,9 +160,33 @@ fn main() {
             _ => usage(),
         }
     }
+    if let Some(paths) = compare {
+        let load = |p: &String| -> serde_json::Value {
+            let text = std::fs::read_to_string(p).unwrap_or_else(|e| {
+                eprintln!("versus: {p}: {e}");
+                std::process::exit(1)
+            });
+            serde_json::from_str(&text).unwrap_or_else(|e| {
+                eprintln!("versus: {p}: {e}");
+                std::process::exit(1)
+            })
+        };
+        print!("{}", report::compare(&load(&paths.0), &load(&paths.1)));
+        return;
+    }
+    if let Some(path) = table {
+        if let Err(e) = readme_table(&path, readme.as_deref()) {
+            eprintln!("versus: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if readme.is_some() {
+        usage();
+    }
     let settings = Settings {
         quick,
-        runs: if quick { 5 } else { 11 },
+        runs: runs.unwrap_or(if quick { 5 } else { 11 }),
     };
     let wanted = |g: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == g));
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -89,6 +195,7 @@ fn main() {
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
         });
     let started = Instant::now();
+    let load_before = load_average();
     let mut rows = Vec::new();
     let python = if wanted("bridge") || wanted("e2e") {
         python::Python::setup(&target_dir)
@@ -121,12 +228,10 @@ fn main() {
         http::run(&settings, &mut rows);
     }
     let date = std::process::Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
+        .args(["-u", "+%Y-%m-%d"])
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -138,15 +243,45 @@ fn main() {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let mut versions = serde_json::Map::new();
+    for (k, v) in report::crate_versions() {
+        versions.insert(k.into(), v.into());
+    }
+    for (k, v) in python.versions() {
+        versions.insert(k.into(), v.into());
+    }
+    for (k, program, arg) in [
+        ("rustc", "rustc", "--version"),
+        ("nginx", "nginx", "-v"),
+        ("wrk", "wrk", "-v"),
+        ("kernel", "uname", "-r"),
+    ] {
+        if let Some(v) = tool_version(program, arg) {
+            versions.insert(k.into(), v.into());
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    let meta = serde_json::json!({
+        "date": date.unwrap_or_default(),
+        "cpu": cpu,
+        "cpus": cpus,
+        "mode": if quick { "quick" } else { "full" },
+        "args": args.iter().filter(|a| !a.ends_with(".json")).cloned().collect::<Vec<_>>().join(" ").replace("--json", "").trim().to_string(),
+        "runs_per_cell": settings.runs,
+        "took_s": took,
+        "load_average_1min": {"start": load_before, "end": load_average()},
+        "versions": versions,
+    });
+    let doc = report::document(&rows, meta);
     println!(
-        "scraipe versus rivals — {date}, {cpu}, {cpus} CPUs, {} mode ({} runs per cell, median [min–max]), took {:.0} s\n",
+        "scraipe versus rivals — {}, {cpu}, {cpus} CPUs, {} mode ({} runs per cell), took {took:.0} s\n",
+        doc["meta"]["date"].as_str().unwrap_or(""),
         if quick { "quick" } else { "full" },
         settings.runs,
-        started.elapsed().as_secs_f64()
     );
-    println!("{}", report::markdown(&rows));
+    println!("{}", report::markdown(&doc, |_| true));
     if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report::json(&rows)).unwrap();
+        let text = serde_json::to_string_pretty(&doc).unwrap();
         if let Err(e) = std::fs::write(&path, text) {
             eprintln!("could not write {path}: {e}");
             std::process::exit(1);

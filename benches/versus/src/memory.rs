@@ -149,5 +149,6 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
         theirs: Some(b),
         better: Better::Lower,
         note: String::new(),
+        cpu: None,
     });
 }

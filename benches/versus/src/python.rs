@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::stats::Runs;
+use crate::stats::Latencies;
 use crate::Settings;
 
 pub struct Python {
@@ -13,7 +13,7 @@ pub struct Python {
 }
 
 const BRIDGE: &str = r#"
-import json, sys, time
+import json, resource, sys, time
 from scraipe.async_util import AsyncManager
 n = int(sys.argv[1])
 ex = AsyncManager.get_executor()
@@ -21,13 +21,16 @@ async def trivial():
     return 1
 for _ in range(n // 10):
     ex.run(trivial())
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 s = []
+c = cpu()
 for _ in range(n):
     t = time.perf_counter_ns()
     ex.run(trivial())
-    s.append(time.perf_counter_ns() - t)
-s.sort()
-print(json.dumps({"median": s[len(s) // 2] / 1000, "p99": s[int(len(s) * 0.99)] / 1000}))
+    s.append((time.perf_counter_ns() - t) / 1000)
+print(json.dumps({"samples": s, "cpu_us": (cpu() - c) * 1e6 / n}))
 "#;
 
 impl Python {
@@ -96,15 +99,40 @@ impl Python {
         }
     }
 
+    /// Versions of Python, Python Scraipe and aiohttp in the venv (empty when unavailable).
+    pub fn versions(&self) -> Vec<(&'static str, String)> {
+        let Ok(py) = self.exe() else {
+            return Vec::new();
+        };
+        let out = Command::new(py)
+            .args([
+                "-c",
+                "import platform, importlib.metadata as m; print(platform.python_version(), m.version('scraipe'), m.version('aiohttp'))",
+            ])
+            .output();
+        let text = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        let v: Vec<&str> = text.split_whitespace().collect();
+        match v.as_slice() {
+            [python, scraipe, aiohttp] => vec![
+                ("python", python.to_string()),
+                ("scraipe (Python)", scraipe.to_string()),
+                ("aiohttp", aiohttp.to_string()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn exe(&self) -> Result<&PathBuf, String> {
         self.exe.as_ref().map_err(|e| e.clone())
     }
 
-    /// (median runs, p99 runs) of `AsyncManager.get_executor().run(trivial())`, in µs.
-    pub fn bridge(&self, settings: &Settings) -> Result<(Runs, Runs), String> {
+    /// Latencies (µs) and CPU per call of `AsyncManager.get_executor().run(trivial())`.
+    pub fn bridge(&self, settings: &Settings) -> Result<Latencies, String> {
         let py = self.exe()?;
         let n = if settings.quick { "5000" } else { "20000" };
-        let (mut med, mut p99) = (Runs::default(), Runs::default());
+        let mut lat = Latencies::default();
         for _ in 0..settings.runs {
             let out = Command::new(py)
                 .args(["-c", BRIDGE, n])
@@ -118,9 +146,12 @@ impl Python {
             }
             let v: serde_json::Value =
                 serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-            med.push(v["median"].as_f64().unwrap_or(f64::NAN));
-            p99.push(v["p99"].as_f64().unwrap_or(f64::NAN));
+            let samples: Vec<f64> = v["samples"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default();
+            lat.add_run(samples, v["cpu_us"].as_f64().unwrap_or(f64::NAN));
         }
-        Ok((med, p99))
+        Ok(lat)
     }
 }
