@@ -217,7 +217,7 @@ impl Builder {
     /// Microsecond timer precision everywhere (default off). Off, a worker spends its
     /// [`timer_spin_window`](Builder::timer_spin_window) spinning only when at most a handful
     /// of timers are pending on it and the next deadline is at most 20 ms away; with many
-    /// timers pending it wakes at most once per 200 µs and fires everything due, so a
+    /// timers pending it wakes at most once per 400 µs and fires everything due, so a
     /// timer-heavy, mostly idle load (thousands of polite delays and timeouts) costs about a
     /// microsecond of CPU per timer and fires a few hundred microseconds late at most, instead
     /// of spinning a core. On, every timer gets the early wake-up and spin: a few microseconds

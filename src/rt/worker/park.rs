@@ -22,7 +22,7 @@ const NEAR_DEADLINE: Duration = Duration::from_millis(20);
 /// With more timers pending, a worker wakes for them at most once per `COALESCE` and fires
 /// every timer due by then in one go: the wake-up (tens of µs of kernel and cache work) is
 /// shared by all of them instead of paid by each.
-pub(super) const COALESCE: Duration = Duration::from_micros(200);
+pub(super) const COALESCE: Duration = Duration::from_micros(400);
 
 impl WorkerCx {
     /// Whether some sibling is awake, so its driver might stall while we sleep.
@@ -72,7 +72,16 @@ impl WorkerCx {
         // nothing and, on a small machine, take the CPU the thread handing it work needs.
         let spin = self.shared.config.spin_before_park;
         let mut gate = self.core.spin_gate.get();
-        if !spin.is_zero() && self.core.searching.get() && gate.should_spin() {
+        // A timer due within the spin would end it as a "find": park instead, with the timer
+        // armed (see `timer_wake`); spinning to timers is the timer policy's call, not this
+        // spin's (on a timer-heavy load it would otherwise spin between every two timers).
+        let timer_soon = self
+            .remote()
+            .driver
+            .timers
+            .next_deadline()
+            .is_some_and(|d| d.saturating_duration_since(Instant::now()) < spin);
+        if !spin.is_zero() && !timer_soon && self.core.searching.get() && gate.should_spin() {
             let start = Instant::now();
             let mut spins = 0u32;
             let found = loop {
