@@ -17,6 +17,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// One timer pending at a time, 1 ms away: the case the default timer policy keeps precise
+/// (early wake-up and spin; see `Builder::precise_timers` for when it does not).
 #[test]
 fn timers_never_fire_early_and_are_precise_when_idle() {
     let rt = pool(1);

@@ -10,8 +10,9 @@
 //!   someone sleeps, it pops one sleeper under the lock, counts it as unparked *and searching*,
 //!   and wakes it. Searching workers absorb bursts: a burst of spawns wakes one worker, not one
 //!   per spawn.
-//! * When a searching worker finds work it stops searching; if it was the last searcher it
-//!   wakes another, so a backlog keeps pulling in help one worker at a time.
+//! * When a searching worker finds work it stops searching; if it was the last searcher and
+//!   work is still queued, it wakes another, so a backlog keeps pulling in help one worker at a
+//!   time — and a single spawn wakes exactly one worker.
 //! * A worker going to sleep records itself in `sleepers`, then re-checks every queue. Producer
 //!   (push, fence, read state) and sleeper (write state, fence, read queues) form a Dekker pair:
 //!   at least one of them sees the other, so no work is left behind with everyone asleep.
@@ -89,10 +90,18 @@ impl Idle {
         true
     }
 
-    /// A searching worker found work (or gave up). Returns true if it was the last searcher.
+    /// A searching worker found work (or gave up). Returns true if it was the last searcher:
+    /// the caller must then look for work left queued and wake a sleeper only if there is
+    /// some. Producers that pushed while it searched woke nobody, counting on it; the fence
+    /// makes that look and their push a Dekker pair (`loom_models::idle_last_searcher_vs_push`),
+    /// so a lone spawn wakes exactly one worker instead of one plus a needless second one.
     pub(crate) fn stop_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, SeqCst);
-        Self::num_searching(prev) == 1
+        let last = Self::num_searching(prev) == 1;
+        if last {
+            fence(SeqCst);
+        }
+        last
     }
 
     /// A worker goes to sleep. Returns true if it was the last searcher (the caller must then

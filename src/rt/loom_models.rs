@@ -506,6 +506,31 @@ fn idle_push_vs_worker_falling_asleep() {
     });
 }
 
+/// The last searcher takes its task and stops searching while a producer pushes more work;
+/// a third worker sleeps. The searcher wakes a sleeper only if it sees work left queued, the
+/// producer only if nobody searches: at least one of them must act on the second piece of work.
+#[test]
+fn idle_last_searcher_vs_push() {
+    model(|| {
+        let idle = Arc::new(Idle::new(3));
+        idle.park(2, false);
+        assert!(idle.try_start_searching());
+        let more = Arc::new(AtomicBool::new(false));
+        let (i2, m2) = (idle.clone(), more.clone());
+        let searcher = thread::spawn(move || {
+            // The real look at the queues uses Acquire loads at most.
+            i2.stop_searching() && m2.load(Acquire) && i2.worker_to_notify().is_some()
+        });
+        more.store(true, Release);
+        let producer_woke = idle.worker_to_notify().is_some();
+        let searcher_woke = searcher.join().unwrap();
+        assert!(
+            producer_woke || searcher_woke,
+            "work pushed while the last searcher stopped, and nobody woken"
+        );
+    });
+}
+
 // ----- the driver hand-off -----
 
 /// The rule of `driver.rs`, over a loom mutex: the owner holds its poller while it sleeps and

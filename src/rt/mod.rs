@@ -128,6 +128,7 @@ impl Builder {
                 lifo_slot: true,
                 max_lifo_polls: 3,
                 timer_spin_window: Duration::from_micros(100),
+                precise_timers: false,
             },
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
@@ -180,9 +181,12 @@ impl Builder {
 
     /// How long an idle worker keeps looking for work before it sleeps in `epoll_wait`
     /// (default 50 µs; 0 when the process may only use one CPU, where spinning would just
-    /// delay the thread it waits for). Spinning makes a cross-thread hand-off a few hundred nanoseconds instead
-    /// of a futex/eventfd wake-up of several microseconds, at the price of that much CPU after
-    /// each burst of work. Zero disables it. Only one worker in two spins at a time.
+    /// delay the thread it waits for). Spinning makes a cross-thread hand-off a few hundred
+    /// nanoseconds instead of a futex/eventfd wake-up of several microseconds, at the price of
+    /// that much CPU after each burst of work. The spin is *adaptive*: a worker spins only while
+    /// its recent idle periods were shorter than this (work came back while it would still have
+    /// been spinning); after a longer one it sleeps at once until a short idle period shows
+    /// spinning would win again. Zero disables it. Only one worker in two spins at a time.
     pub fn spin_before_park(mut self, spin: Duration) -> Builder {
         self.config.spin_before_park = spin;
         self
@@ -192,7 +196,9 @@ impl Builder {
     /// next timer deadline and spins the rest of the way (default 100 µs). Waking a thread
     /// takes the kernel tens of microseconds (about 50 µs median, 130 µs p99 on a 2-vCPU VM);
     /// spending that before the deadline lets timers fire within a few microseconds of it.
-    /// Costs at most this much CPU per timer that fires on an otherwise idle worker. Zero turns
+    ///
+    /// By default the worker does so only where it is cheap: when few timers are pending on it
+    /// and the deadline is near (see [`precise_timers`](Builder::precise_timers)). Zero turns
     /// it off. Timers never fire early either way.
     ///
     /// ```
@@ -205,6 +211,30 @@ impl Builder {
     /// ```
     pub fn timer_spin_window(mut self, window: Duration) -> Builder {
         self.config.timer_spin_window = window;
+        self
+    }
+
+    /// Microsecond timer precision everywhere (default off). Off, a worker spends its
+    /// [`timer_spin_window`](Builder::timer_spin_window) spinning only when at most a handful
+    /// of timers are pending on it and the next deadline is at most 20 ms away; with many
+    /// timers pending it wakes at most once per 400 µs and fires everything due, so a
+    /// timer-heavy, mostly idle load (thousands of polite delays and timeouts) costs about a
+    /// microsecond of CPU per timer and fires a few hundred microseconds late at most, instead
+    /// of spinning a core. On, every timer gets the early wake-up and spin: a few microseconds
+    /// late, at up to `timer_spin_window` of CPU per timer.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let rt = scraipe::rt::Builder::new().precise_timers(true).build().unwrap();
+    /// let late = rt.block_on(rt.spawn(async {
+    ///     let deadline = Instant::now() + Duration::from_millis(2);
+    ///     scraipe::rt::sleep_until(deadline).await;
+    ///     deadline.elapsed()
+    /// }));
+    /// assert!(late.unwrap() < Duration::from_secs(1));
+    /// ```
+    pub fn precise_timers(mut self, precise: bool) -> Builder {
+        self.config.precise_timers = precise;
         self
     }
 

@@ -50,6 +50,9 @@ pub(crate) struct Config {
     pub(crate) lifo_slot: bool,
     pub(crate) max_lifo_polls: u32,
     pub(crate) timer_spin_window: Duration,
+    /// Opt-in: spin to every timer deadline, however many are pending or however far
+    /// (see `worker/park.rs`, "timer policy").
+    pub(crate) precise_timers: bool,
 }
 
 /// The state of one runtime shared by all its threads.
@@ -150,6 +153,7 @@ impl Shared {
     pub(crate) fn notify_parked(&self) {
         if let Some(idx) = self.idle.worker_to_notify() {
             self.remotes[idx].driver.io.unpark();
+            super::block_on::note_woke_a_worker();
         }
     }
 

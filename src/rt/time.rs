@@ -158,6 +158,12 @@ impl TimerQueue {
         None
     }
 
+    /// How many entries the heap holds (cancelled ones not yet dropped included): a cheap hint
+    /// of how busy this worker's timers are.
+    pub(crate) fn len_hint(&self) -> usize {
+        self.inner.lock().items.len()
+    }
+
     /// Runtime shutdown: drops every entry and wakes its sleeper, marked orphaned, so a thread
     /// blocked on a timer of this runtime is told (see `Sleep::poll`) rather than left hanging.
     /// Tasks of the runtime are being cancelled anyway; their wake-ups are discarded.

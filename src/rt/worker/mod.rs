@@ -71,6 +71,11 @@ pub(crate) struct Core {
     /// Set when the worker returns from sleeping in its driver; the first task it runs after
     /// that checks for siblings sleeping without a time bound (see driver.rs).
     woke_from_park: Cell<bool>,
+    /// Whether this worker's idle spin has been paying off lately (see `park.rs`).
+    pub(super) spin_gate: Cell<crate::rt::block_on::SpinGate>,
+    /// When this worker last woke from its driver to fire timers; with many timers pending it
+    /// wakes at most once per `park::COALESCE` (see `park.rs`).
+    pub(super) last_timer_wake: Cell<Option<std::time::Instant>>,
 }
 
 impl Core {
@@ -87,6 +92,8 @@ impl Core {
             searching: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             woke_from_park: Cell::new(false),
+            spin_gate: Cell::new(crate::rt::block_on::SpinGate::new()),
+            last_timer_wake: Cell::new(None),
         }
     }
 }
@@ -358,8 +365,8 @@ impl WorkerCx {
         let core = &self.core;
         if core.searching.get() {
             core.searching.set(false);
-            if self.shared.idle.stop_searching() {
-                // We were the last one looking; there may be more work than we can take.
+            if self.shared.idle.stop_searching() && self.shared.has_pending_work() {
+                // We were the last one looking and more work is queued than we can take.
                 self.shared.notify_parked();
             }
         }

@@ -13,6 +13,17 @@ use crate::rt::driver::STALL;
 /// (a *guest*, see `WorkerCx::drive`): nobody else drives the guest's timers and sockets.
 const GUEST_TURN: Duration = Duration::from_millis(1);
 
+/// Timer policy (see `Builder::precise_timers`): the early wake-up and spin are spent on a
+/// deadline only when at most this many timers are pending on the worker...
+const FEW_TIMERS: usize = 8;
+/// ...and the deadline is at most this far away when the worker goes to sleep: a long sleep
+/// or a timeout does not need its last 50 µs.
+const NEAR_DEADLINE: Duration = Duration::from_millis(20);
+/// With more timers pending, a worker wakes for them at most once per `COALESCE` and fires
+/// every timer due by then in one go: the wake-up (tens of µs of kernel and cache work) is
+/// shared by all of them instead of paid by each.
+pub(super) const COALESCE: Duration = Duration::from_micros(400);
+
 impl WorkerCx {
     /// Whether some sibling is awake, so its driver might stall while we sleep.
     fn a_sibling_is_awake(&self) -> bool {
@@ -56,28 +67,80 @@ impl WorkerCx {
             self.run_task(task);
             return;
         }
+        // Adaptive spinning (see `SpinGate`): after spins that found nothing, skip spinning
+        // for a while. A worker woken every 200 µs would otherwise burn 50 µs per wake-up for
+        // nothing and, on a small machine, take the CPU the thread handing it work needs.
         let spin = self.shared.config.spin_before_park;
-        if !spin.is_zero() && self.core.searching.get() {
+        let mut gate = self.core.spin_gate.get();
+        // A timer due within the spin would end it as a "find": park instead, with the timer
+        // armed (see `timer_wake`); spinning to timers is the timer policy's call, not this
+        // spin's (on a timer-heavy load it would otherwise spin between every two timers).
+        let timer_soon = self
+            .remote()
+            .driver
+            .timers
+            .next_deadline()
+            .is_some_and(|d| d.saturating_duration_since(Instant::now()) < spin);
+        if !spin.is_zero() && !timer_soon && self.core.searching.get() && gate.should_spin() {
             let start = Instant::now();
             let mut spins = 0u32;
-            loop {
+            let found = loop {
                 crate::rt::block_on::spin_pause(&mut spins);
                 if signal.notified.load(Relaxed) || self.shared.is_shutdown() {
-                    return;
+                    break true;
                 }
                 if let Some(task) = self.steal_work() {
+                    gate.record(true);
+                    self.core.spin_gate.set(gate);
                     self.run_task(task);
                     return;
                 }
                 if spins.is_multiple_of(16) && self.maintenance() > 0 {
-                    return;
+                    break true;
                 }
                 if start.elapsed() >= spin {
-                    break;
+                    break false;
                 }
+            };
+            gate.record(found);
+            self.core.spin_gate.set(gate);
+            if found {
+                return;
             }
+        } else {
+            self.core.spin_gate.set(gate);
         }
         self.park(signal, has_guest);
+    }
+
+    /// When to wake for the next timer, and whether to spin to it (see `COALESCE`).
+    fn timer_wake(&self, deadline: Option<Instant>) -> (Option<Instant>, Duration) {
+        let config = &self.shared.config;
+        let Some(deadline) = deadline else {
+            return (None, Duration::ZERO);
+        };
+        let margin = config.timer_spin_window;
+        if config.precise_timers {
+            return (
+                Some(deadline.checked_sub(margin).unwrap_or(deadline)),
+                margin,
+            );
+        }
+        let pending = self.remote().driver.timers.len_hint();
+        if pending > FEW_TIMERS {
+            let wake = match self.core.last_timer_wake.get() {
+                Some(last) => deadline.max(last + COALESCE),
+                None => deadline,
+            };
+            return (Some(wake), Duration::ZERO);
+        }
+        if deadline.saturating_duration_since(Instant::now()) > NEAR_DEADLINE {
+            return (Some(deadline), Duration::ZERO);
+        }
+        (
+            Some(deadline.checked_sub(margin).unwrap_or(deadline)),
+            margin,
+        )
     }
 
     fn park(&self, signal: &Signal, has_guest: bool) {
@@ -92,10 +155,11 @@ impl WorkerCx {
         // Re-check after announcing sleep: see the Dekker argument in idle.rs.
         let skip =
             signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
-        let margin = shared.config.timer_spin_window;
+        let mut margin = Duration::ZERO;
         let was_dispatching = core.dispatching.replace(true);
         if !skip {
-            let deadline = remote.driver.timers.next_deadline();
+            let (wake_at, spin_to) = self.timer_wake(remote.driver.timers.next_deadline());
+            margin = spin_to;
             // Sleep at most STALL while a sibling is awake: if it is stuck in a task, its
             // driver needs us (see driver.rs). A guest runtime needs its turns too.
             let timeout = if has_guest {
@@ -110,9 +174,9 @@ impl WorkerCx {
                 }
             };
             let mut held = remote.driver.hold();
-            // Wake `margin` early: the kernel's wake-up latency (tens of µs on a VM) is then
-            // spent before the deadline instead of after it.
-            held.arm_timer(deadline.map(|d| d.checked_sub(margin).unwrap_or(d)));
+            // Waking `margin` early (where it is cheap, see `timer_wake`): the kernel's wake-up
+            // latency (tens of µs on a VM) is then spent before the deadline, not after it.
+            held.arm_timer(wake_at);
             remote.metrics.add_park();
             held.sleep(timeout, &remote.metrics);
             drop(held);
@@ -127,7 +191,11 @@ impl WorkerCx {
             core.searching.set(true);
         }
         self.spin_until_close_deadline(signal, margin);
-        let fired = remote.driver.timers.fire_due(Instant::now());
+        let now = Instant::now();
+        let fired = remote.driver.timers.fire_due(now);
+        if fired > 0 {
+            core.last_timer_wake.set(Some(now));
+        }
         remote.metrics.add_timers_fired(fired);
         self.assist_unattended_drivers();
         core.dispatching.set(was_dispatching);

@@ -1,0 +1,47 @@
+//! Measures the cold path of the sync bridge (issue 16): a plain thread sleeps `gap`, then
+//! `handle.spawn(async { 1 }).join()`. Prints median, p99 and process CPU per round trip.
+//!
+//! `cargo run --release --example cold_path -- [workers] [gap_us] [n]`
+
+use std::time::{Duration, Instant};
+
+fn cpu_us() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 * 1e6 + tv.tv_usec as f64;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let workers = *args.first().unwrap_or(&1) as usize;
+    let gap = Duration::from_micros(*args.get(1).unwrap_or(&200));
+    let n = *args.get(2).unwrap_or(&2000) as usize;
+    let rt = scraipe::rt::Builder::new()
+        .worker_threads(workers)
+        .build()
+        .unwrap();
+    let h = rt.handle().clone();
+    let mut v = Vec::with_capacity(n);
+    let mut cpu = 0.0;
+    for _ in 0..n {
+        std::thread::sleep(gap);
+        let c = cpu_us();
+        let t = Instant::now();
+        assert_eq!(h.spawn(async { 1 }).join().unwrap(), 1);
+        v.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        cpu += cpu_us() - c;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "workers {workers} gap {gap:?}: median {:.1} µs p99 {:.1} µs cpu/rt {:.1} µs",
+        v[n / 2],
+        v[n * 99 / 100],
+        cpu / n as f64
+    );
+}
