@@ -334,9 +334,15 @@ impl Reactor {
         }
         metrics.add_io_events(dispatched);
         // Wake outside the slab lock: waking schedules tasks, which must not nest inside it.
-        for waker in self.wake_buf.drain(..) {
-            waker.wake();
-        }
+        let wake_all = || {
+            for waker in self.wake_buf.drain(..) {
+                waker.wake();
+            }
+        };
+        #[cfg(feature = "observatory")]
+        super::observe::wake_scope(super::observe::WakeSource::Reactor, wake_all);
+        #[cfg(not(feature = "observatory"))]
+        wake_all();
         dispatched
     }
 
@@ -405,6 +411,14 @@ impl Registration {
         if cur & dir.mask() != 0 {
             return Poll::Ready(self.ready_event(cur, dir));
         }
+        #[cfg(feature = "observatory")]
+        super::observe::note_wait(super::observe::WaitsOn::Socket {
+            token: self.token.0,
+            direction: match dir {
+                Direction::Read => "read",
+                Direction::Write => "write",
+            },
+        });
         let mut waiters = self.io.waiters.lock();
         match dir {
             Direction::Read => waiters.readers.register(cx.waker()),

@@ -139,9 +139,15 @@ impl TimerQueue {
             }
         }
         let n = wake.len();
-        for w in wake {
-            w.wake();
-        }
+        let wake_all = || {
+            for w in wake {
+                w.wake();
+            }
+        };
+        #[cfg(feature = "observatory")]
+        super::observe::wake_scope(super::observe::WakeSource::Timer, wake_all);
+        #[cfg(not(feature = "observatory"))]
+        wake_all();
         n
     }
 
@@ -230,6 +236,10 @@ impl Future for Sleep {
             self.cancel();
             return Poll::Ready(());
         }
+        #[cfg(feature = "observatory")]
+        super::observe::note_wait(super::observe::WaitsOn::Timer {
+            deadline: self.deadline,
+        });
         if let Some(entry) = &self.entry {
             let mut slot = entry.waker.lock();
             match entry.state.load(Acquire) {

@@ -1,0 +1,186 @@
+//! The long-poll detector.
+//!
+//! Each worker publishes the task it is polling in its [`PollSlot`]: relaxed stores of the task
+//! id, its spawn location and a sequence number bumped on every change — no clock read on the
+//! worker. A watchdog thread samples the slots every few milliseconds; a slot whose sequence
+//! number has not moved for `threshold` while it names a task is a poll that long, and is
+//! reported once (callback + `log::warn!`).
+//!
+//! Time a worker spent runnable but waiting for a CPU (the machine is busy; the task did
+//! nothing wrong) does not count: the watchdog reads the worker thread's run-queue wait from
+//! `/proc/self/task/TID/schedstat` when it first sees a poll and again when judging it, and
+//! subtracts the difference. Time the task spends blocked in a syscall (`thread::sleep`, a
+//! blocking read) or computing does count. Where schedstat is unavailable, wall time is used.
+//!
+//! No false reports: the blocking pool never publishes (blocking is its job), and a task that
+//! enters `block_on` on a worker is unpublished while the worker drives other work and
+//! published afresh when `block_on` returns (its clock restarts then).
+
+use std::panic::Location;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use crate::rt::scheduler::Shared;
+
+/// A poll that ran past the threshold.
+#[derive(Clone, Debug)]
+pub struct LongPoll {
+    /// The task's id.
+    pub task_id: u64,
+    /// The caller of the spawn entry point.
+    pub location: &'static Location<'static>,
+    /// The worker polling it.
+    pub worker: usize,
+    /// The worker's OS thread id (`gettid`), for `perf`/`gdb -p`.
+    pub os_tid: i64,
+    /// How long the poll had run when the watchdog reported it (at least the threshold).
+    pub elapsed: Duration,
+}
+
+/// A callback for long polls.
+pub(crate) type Callback = Arc<dyn Fn(&LongPoll) + Send + Sync>;
+
+/// The watchdog's settings, fixed at build time.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) threshold: Duration,
+    pub(crate) callback: Option<Callback>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("threshold", &self.threshold)
+            .field("callback", &self.callback.is_some())
+            .finish()
+    }
+}
+
+/// What one worker is polling. Written only by that worker's thread.
+#[derive(Default)]
+pub(crate) struct PollSlot {
+    task: AtomicU64,
+    location: AtomicPtr<Location<'static>>,
+    seq: AtomicU64,
+    tid: AtomicI64,
+}
+
+impl PollSlot {
+    pub(crate) fn publish(&self, id: u64, location: &'static Location<'static>) {
+        if self.tid.load(Relaxed) == 0 {
+            // SAFETY: gettid has no preconditions.
+            self.tid.store(unsafe { libc::gettid() } as i64, Relaxed);
+        }
+        self.location
+            .store(location as *const _ as *mut Location<'static>, Relaxed);
+        self.task.store(id, Relaxed);
+        self.seq.store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.task.store(0, Relaxed);
+        self.seq.store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+}
+
+/// What the watchdog remembers of one slot between samples.
+#[derive(Clone, Copy)]
+struct Seen {
+    seq: u64,
+    since: Instant,
+    /// The worker thread's run-queue wait (ns) when the poll was first seen.
+    waited: Option<u64>,
+    reported: bool,
+}
+
+/// Nanoseconds thread `tid` of this process has spent runnable but not running.
+fn run_queue_wait(tid: i64) -> Option<u64> {
+    if tid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+/// Starts the watchdog thread; it ends when the runtime is dropped.
+pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()> {
+    let interval = (config.threshold / 4).clamp(Duration::from_micros(500), Duration::from_millis(5));
+    std::thread::Builder::new()
+        .name("scraipe-watchdog".into())
+        .spawn(move || {
+            let mut seen: Vec<Option<Seen>> = Vec::new();
+            loop {
+                std::thread::sleep(interval);
+                let Some(shared) = shared.upgrade() else { return };
+                if shared.is_shutdown() {
+                    return;
+                }
+                seen.resize(shared.remotes.len(), None);
+                let now = Instant::now();
+                for (worker, remote) in shared.remotes.iter().enumerate() {
+                    let slot = &remote.obs_slot;
+                    let seq = slot.seq.load(Relaxed);
+                    let task = slot.task.load(Relaxed);
+                    let tid = slot.tid.load(Relaxed);
+                    let s = match seen[worker] {
+                        Some(s) if s.seq == seq => s,
+                        _ => {
+                            let waited = if task == 0 { None } else { run_queue_wait(tid) };
+                            seen[worker] = Some(Seen {
+                                seq,
+                                since: now,
+                                waited,
+                                reported: false,
+                            });
+                            continue;
+                        }
+                    };
+                    let wall = now - s.since;
+                    if task == 0 || s.reported || wall < config.threshold {
+                        continue;
+                    }
+                    let preempted = match (s.waited, run_queue_wait(tid)) {
+                        (Some(then), Some(now)) => Duration::from_nanos(now.saturating_sub(then)),
+                        _ => Duration::ZERO,
+                    };
+                    let elapsed = wall.saturating_sub(preempted);
+                    if elapsed < config.threshold {
+                        continue;
+                    }
+                    // The location was stored before the task id and sequence number by the
+                    // same thread; a torn read can only pair it with a neighbouring poll's id,
+                    // and every stored pointer is a `&'static Location`.
+                    let location = slot.location.load(Relaxed);
+                    if location.is_null() {
+                        continue;
+                    }
+                    // SAFETY: only `&'static Location`s are ever stored.
+                    let location = unsafe { &*location };
+                    let report = LongPoll {
+                        task_id: task,
+                        location,
+                        worker,
+                        os_tid: tid,
+                        elapsed,
+                    };
+                    log::warn!(
+                        "long poll: task {} spawned at {}:{} has been running on worker {} \
+                         (tid {}) for {:?}",
+                        report.task_id,
+                        location.file(),
+                        location.line(),
+                        worker,
+                        report.os_tid,
+                        elapsed
+                    );
+                    if let Some(cb) = &config.callback {
+                        cb(&report);
+                    }
+                    seen[worker] = Some(Seen { reported: true, ..s });
+                }
+            }
+        })
+        .map(|_| ())
+}

@@ -1,0 +1,319 @@
+//! The executor observatory (feature `observatory`): task identity, wake sources, the exact
+//! lost-waker check, "waits on", the long-poll watchdog.
+//!
+//! Run with `cargo test --features observatory --test observatory`.
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::panic::Location;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use scraipe::executor::{AsyncExecutorExt, DefaultBackgroundExecutor};
+use scraipe::rt::observe::{self, LongPoll, TaskStatus, WaitsOn, WakeSource};
+use scraipe::rt::sync::{mpsc, oneshot};
+use scraipe::rt::{Builder, JoinSet, Runtime};
+
+fn runtime(workers: usize) -> Runtime {
+    Builder::new().worker_threads(workers).build().unwrap()
+}
+
+/// Polls `rt`'s task table until `pred` holds for task `id` (tasks park asynchronously).
+fn wait_for(rt: &Runtime, id: u64, pred: impl Fn(&observe::TaskInfo) -> bool) -> observe::TaskInfo {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let snap = rt.handle().observe_snapshot();
+        if let Some(t) = snap.task(id).filter(|t| pred(t)) {
+            return t.clone();
+        }
+        assert!(Instant::now() < deadline, "task {id} never matched: {:?}", snap.task(id));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn yielding_k_times_gives_k_plus_1_polls_and_k_self_wakes() {
+    let rt = runtime(1);
+    const K: u64 = 7;
+    let (tx, rx) = oneshot::channel::<()>();
+    let h = rt.spawn(async move {
+        for _ in 0..K {
+            scraipe::rt::yield_now().await;
+        }
+        let _ = rx.await;
+    });
+    let t = wait_for(&rt, h.id(), |t| t.status == TaskStatus::Idle && t.polls > K);
+    assert_eq!(t.polls, K + 1);
+    assert_eq!(t.wakes.self_wake, K);
+    assert_eq!(t.wakes.total(), K, "{:?}", t.wakes);
+    tx.send(()).unwrap();
+    h.join().unwrap();
+}
+
+#[test]
+fn a_oneshot_wake_is_attributed_to_the_sending_task_and_its_worker() {
+    for workers in [1, 2] {
+        let rt = runtime(workers);
+        let (tx, rx) = oneshot::channel::<u32>();
+        let (hold_tx, hold_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let receiver = rt.spawn(async move {
+            rx.await.unwrap();
+            let _ = hold_rx.await;
+        });
+        wait_for(&rt, receiver.id(), |t| t.status == TaskStatus::Idle && t.polls == 1);
+        let sender = rt.spawn(async move {
+            tx.send(1).unwrap();
+            let _ = done_rx.await;
+        });
+        let s = wait_for(&rt, sender.id(), |t| t.status == TaskStatus::Idle);
+        let r = wait_for(&rt, receiver.id(), |t| t.polls == 2 && t.status == TaskStatus::Idle);
+        assert_eq!(r.woken_by, Some((sender.id(), s.last_worker)), "workers={workers}");
+        assert_eq!(r.wakes.total(), 1);
+        let by_task = r.wakes.same_worker + r.wakes.other_worker;
+        assert_eq!(by_task, 1, "{:?}", r.wakes);
+        if workers == 1 {
+            assert_eq!(r.wakes.get(WakeSource::SameWorker), 1);
+        }
+        hold_tx.send(()).unwrap();
+        done_tx.send(()).unwrap();
+        receiver.join().unwrap();
+        sender.join().unwrap();
+    }
+}
+
+type Site = Option<(u64, &'static Location<'static>)>;
+
+fn site() -> Site {
+    observe::current_task()
+}
+
+fn assert_site(what: &str, got: Site, line: u32) {
+    let (_, loc) = got.unwrap_or_else(|| panic!("{what}: no current task"));
+    assert_eq!(
+        (loc.file(), loc.line()),
+        (file!(), line),
+        "{what} reported the wrong spawn site"
+    );
+}
+
+#[test]
+fn every_spawn_entry_point_reports_the_callers_file_and_line() {
+    let rt = runtime(2);
+    let handle = rt.handle().clone();
+
+    let (got, line) = (rt.spawn(async { site() }), line!());
+    assert_site("Runtime::spawn", got.join().unwrap(), line);
+    let (got, line) = (handle.spawn(async { site() }), line!());
+    assert_site("Handle::spawn", got.join().unwrap(), line);
+    let (got, line) = (rt.spawn_blocking(site), line!());
+    assert_site("Runtime::spawn_blocking", got.join().unwrap(), line);
+    let (got, line) = (handle.spawn_blocking(site), line!());
+    assert_site("Handle::spawn_blocking", got.join().unwrap(), line);
+
+    let (got, line) = rt.block_on(async {
+        let (h, line) = (scraipe::rt::spawn(async { site() }), line!());
+        (h.await.unwrap(), line)
+    });
+    assert_site("rt::spawn", got, line);
+    let (got, line) = rt.block_on(async {
+        let (h, line) = (scraipe::rt::spawn_blocking(site), line!());
+        (h.await.unwrap(), line)
+    });
+    assert_site("rt::spawn_blocking", got, line);
+
+    let (got, line) = rt.block_on(async {
+        let mut set = JoinSet::new();
+        let line = line!();
+        set.spawn(async { site() });
+        (set.join_next().await.unwrap().unwrap(), line + 1)
+    });
+    assert_site("JoinSet::spawn", got, line);
+    let mut set = JoinSet::new();
+    let line = line!();
+    set.spawn_on(async { site() }, &handle);
+    let got = rt.block_on(set.join_next()).unwrap().unwrap();
+    assert_site("JoinSet::spawn_on", got, line + 1);
+
+    let exec = DefaultBackgroundExecutor::new().unwrap();
+    let (got, line) = (exec.submit(async { site() }), line!());
+    assert_site("AsyncExecutorExt::submit", got.join().unwrap(), line);
+    let (got, line) = (exec.spawn_blocking(site), line!());
+    assert_site("AsyncExecutorExt::spawn_blocking", got.join().unwrap(), line);
+}
+
+/// One task parked on each kind of resource, plus one that dropped its waker.
+struct Parked {
+    lost: u64,
+    timer: u64,
+    deadline: Instant,
+    socket: u64,
+    channel: u64,
+    mpsc: u64,
+}
+
+fn park_one_of_each(rt: &Runtime, hold: &mut Vec<Box<dyn std::any::Any>>) -> Parked {
+    let lost = rt.spawn(poll_fn(|_cx| Poll::<()>::Pending)).id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let timer = rt.spawn(scraipe::rt::sleep_until(deadline)).id();
+    let listener = rt
+        .block_on(async { scraipe::rt::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))) })
+        .unwrap();
+    let socket = rt
+        .spawn(async move {
+            let _ = listener.accept().await;
+        })
+        .id();
+    let (tx, rx) = oneshot::channel::<()>();
+    hold.push(Box::new(tx));
+    let channel = rt.spawn(rx).id();
+    let (mtx, mut mrx) = mpsc::unbounded::<()>();
+    hold.push(Box::new(mtx));
+    let mpsc = rt.spawn(async move { mrx.recv().await }).id();
+    for id in [lost, timer, socket, channel, mpsc] {
+        wait_for(rt, id, |t| t.status == TaskStatus::Idle && t.polls == 1);
+    }
+    Parked { lost, timer, deadline, socket, channel, mpsc }
+}
+
+#[test]
+fn the_lost_waker_check_flags_a_future_that_dropped_its_waker_and_nothing_parked_on_a_resource() {
+    let rt = runtime(2);
+    let mut hold = Vec::new();
+    let p = park_one_of_each(&rt, &mut hold);
+    let lost: Vec<u64> = rt
+        .handle()
+        .lost_wakers(Duration::from_millis(20))
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(lost, vec![p.lost]);
+    let snap = rt.handle().observe_snapshot();
+    for id in [p.timer, p.socket, p.channel, p.mpsc] {
+        assert!(!snap.task(id).unwrap().no_waker, "task {id} has a waker");
+    }
+}
+
+#[test]
+fn waits_on_names_the_socket_timer_or_channel() {
+    let rt = runtime(2);
+    let mut hold = Vec::new();
+    let p = park_one_of_each(&rt, &mut hold);
+    let snap = rt.handle().observe_snapshot();
+    assert_eq!(
+        snap.task(p.timer).unwrap().waits_on,
+        vec![WaitsOn::Timer { deadline: p.deadline }]
+    );
+    match snap.task(p.socket).unwrap().waits_on.as_slice() {
+        [WaitsOn::Socket { direction: "read", .. }] => {}
+        other => panic!("socket task waits on {other:?}"),
+    }
+    assert_eq!(
+        snap.task(p.channel).unwrap().waits_on,
+        vec![WaitsOn::Channel { kind: "oneshot" }]
+    );
+    assert_eq!(
+        snap.task(p.mpsc).unwrap().waits_on,
+        vec![WaitsOn::Channel { kind: "mpsc" }]
+    );
+    assert!(snap.task(p.lost).unwrap().waits_on.is_empty());
+}
+
+fn watched(threshold: Duration) -> (Runtime, Arc<Mutex<Vec<(LongPoll, Instant)>>>) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let rt = Builder::new()
+        .worker_threads(2)
+        .long_poll_threshold(threshold)
+        .on_long_poll(move |r| sink.lock().unwrap().push((r.clone(), Instant::now())))
+        .build()
+        .unwrap();
+    (rt, reports)
+}
+
+#[test]
+fn a_200ms_blocking_poll_is_reported_once_in_time_naming_its_spawn_line() {
+    let threshold = Duration::from_millis(50);
+    let (rt, reports) = watched(threshold);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let task = async move {
+        started_tx.send(Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    #[rustfmt::skip]
+    let (h, line) = (rt.spawn(task), line!());
+    let id = h.id();
+    h.join().unwrap();
+    let started = started_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let (report, at) = &reports[0];
+    assert_eq!(report.task_id, id);
+    assert_eq!((report.location.file(), report.location.line()), (file!(), line));
+    assert!(report.os_tid > 0);
+    assert!(report.elapsed >= threshold);
+    let late = at.duration_since(started);
+    assert!(
+        late <= threshold + Duration::from_millis(20),
+        "reported {late:?} after the poll began"
+    );
+}
+
+#[test]
+fn blocking_pool_jobs_and_nested_block_on_are_not_long_polls() {
+    let (rt, reports) = watched(Duration::from_millis(20));
+    rt.spawn_blocking(|| std::thread::sleep(Duration::from_millis(80)))
+        .join()
+        .unwrap();
+    rt.spawn(async {
+        // The worker keeps driving while this task is blocked in block_on.
+        scraipe::rt::block_on(scraipe::rt::sleep(Duration::from_millis(80)));
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(reports.lock().unwrap().is_empty(), "{:?}", reports.lock().unwrap());
+}
+
+fn spawn_yield_many(rt: &Runtime) -> impl Future<Output = ()> + Send + 'static {
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            rt.spawn(async {
+                for _ in 0..200 {
+                    scraipe::rt::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    async move {
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+}
+
+#[test]
+fn yield_many_and_ping_pong_at_a_1ms_threshold_produce_no_report() {
+    let (rt, reports) = watched(Duration::from_millis(1));
+    rt.block_on(spawn_yield_many(&rt));
+    rt.block_on(async {
+        let (a_tx, mut a_rx) = mpsc::unbounded::<u32>();
+        let (b_tx, mut b_rx) = mpsc::unbounded::<u32>();
+        let pong = scraipe::rt::spawn(async move {
+            while let Some(n) = a_rx.recv().await {
+                if b_tx.send(n + 1).is_err() {
+                    break;
+                }
+            }
+        });
+        for i in 0..2_000 {
+            a_tx.send(i).unwrap();
+            assert_eq!(b_rx.recv().await, Some(i + 1));
+        }
+        drop(a_tx);
+        pong.await.unwrap();
+    });
+    assert!(reports.lock().unwrap().is_empty(), "{:?}", reports.lock().unwrap());
+}
