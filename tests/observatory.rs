@@ -27,7 +27,11 @@ fn wait_for(rt: &Runtime, id: u64, pred: impl Fn(&observe::TaskInfo) -> bool) ->
         if let Some(t) = snap.task(id).filter(|t| pred(t)) {
             return t.clone();
         }
-        assert!(Instant::now() < deadline, "task {id} never matched: {:?}", snap.task(id));
+        assert!(
+            Instant::now() < deadline,
+            "task {id} never matched: {:?}",
+            snap.task(id)
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -62,14 +66,22 @@ fn a_oneshot_wake_is_attributed_to_the_sending_task_and_its_worker() {
             rx.await.unwrap();
             let _ = hold_rx.await;
         });
-        wait_for(&rt, receiver.id(), |t| t.status == TaskStatus::Idle && t.polls == 1);
+        wait_for(&rt, receiver.id(), |t| {
+            t.status == TaskStatus::Idle && t.polls == 1
+        });
         let sender = rt.spawn(async move {
             tx.send(1).unwrap();
             let _ = done_rx.await;
         });
         let s = wait_for(&rt, sender.id(), |t| t.status == TaskStatus::Idle);
-        let r = wait_for(&rt, receiver.id(), |t| t.polls == 2 && t.status == TaskStatus::Idle);
-        assert_eq!(r.woken_by, Some((sender.id(), s.last_worker)), "workers={workers}");
+        let r = wait_for(&rt, receiver.id(), |t| {
+            t.polls == 2 && t.status == TaskStatus::Idle
+        });
+        assert_eq!(
+            r.woken_by,
+            Some((sender.id(), s.last_worker)),
+            "workers={workers}"
+        );
         assert_eq!(r.wakes.total(), 1);
         let by_task = r.wakes.same_worker + r.wakes.other_worker;
         assert_eq!(by_task, 1, "{:?}", r.wakes);
@@ -140,7 +152,11 @@ fn every_spawn_entry_point_reports_the_callers_file_and_line() {
     let (got, line) = (exec.submit(async { site() }), line!());
     assert_site("AsyncExecutorExt::submit", got.join().unwrap(), line);
     let (got, line) = (exec.spawn_blocking(site), line!());
-    assert_site("AsyncExecutorExt::spawn_blocking", got.join().unwrap(), line);
+    assert_site(
+        "AsyncExecutorExt::spawn_blocking",
+        got.join().unwrap(),
+        line,
+    );
 }
 
 /// One task parked on each kind of resource, plus one that dropped its waker.
@@ -158,7 +174,9 @@ fn park_one_of_each(rt: &Runtime, hold: &mut Vec<Box<dyn std::any::Any>>) -> Par
     let deadline = Instant::now() + Duration::from_secs(30);
     let timer = rt.spawn(scraipe::rt::sleep_until(deadline)).id();
     let listener = rt
-        .block_on(async { scraipe::rt::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))) })
+        .block_on(async {
+            scraipe::rt::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
         .unwrap();
     let socket = rt
         .spawn(async move {
@@ -174,7 +192,14 @@ fn park_one_of_each(rt: &Runtime, hold: &mut Vec<Box<dyn std::any::Any>>) -> Par
     for id in [lost, timer, socket, channel, mpsc] {
         wait_for(rt, id, |t| t.status == TaskStatus::Idle && t.polls == 1);
     }
-    Parked { lost, timer, deadline, socket, channel, mpsc }
+    Parked {
+        lost,
+        timer,
+        deadline,
+        socket,
+        channel,
+        mpsc,
+    }
 }
 
 #[test]
@@ -203,10 +228,14 @@ fn waits_on_names_the_socket_timer_or_channel() {
     let snap = rt.handle().observe_snapshot();
     assert_eq!(
         snap.task(p.timer).unwrap().waits_on,
-        vec![WaitsOn::Timer { deadline: p.deadline }]
+        vec![WaitsOn::Timer {
+            deadline: p.deadline
+        }]
     );
     match snap.task(p.socket).unwrap().waits_on.as_slice() {
-        [WaitsOn::Socket { direction: "read", .. }] => {}
+        [WaitsOn::Socket {
+            direction: "read", ..
+        }] => {}
         other => panic!("socket task waits on {other:?}"),
     }
     assert_eq!(
@@ -220,7 +249,10 @@ fn waits_on_names_the_socket_timer_or_channel() {
     assert!(snap.task(p.lost).unwrap().waits_on.is_empty());
 }
 
-fn watched(threshold: Duration) -> (Runtime, Arc<Mutex<Vec<(LongPoll, Instant)>>>) {
+/// Long-poll reports with the instant each arrived.
+type Reports = Arc<Mutex<Vec<(LongPoll, Instant)>>>;
+
+fn watched(threshold: Duration) -> (Runtime, Reports) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
     let rt = Builder::new()
@@ -251,7 +283,10 @@ fn a_200ms_blocking_poll_is_reported_once_in_time_naming_its_spawn_line() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     let (report, at) = &reports[0];
     assert_eq!(report.task_id, id);
-    assert_eq!((report.location.file(), report.location.line()), (file!(), line));
+    assert_eq!(
+        (report.location.file(), report.location.line()),
+        (file!(), line)
+    );
     assert!(report.os_tid > 0);
     assert!(report.elapsed >= threshold);
     let late = at.duration_since(started);
@@ -274,7 +309,11 @@ fn blocking_pool_jobs_and_nested_block_on_are_not_long_polls() {
     .join()
     .unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    assert!(reports.lock().unwrap().is_empty(), "{:?}", reports.lock().unwrap());
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
 }
 
 fn spawn_yield_many(rt: &Runtime) -> impl Future<Output = ()> + Send + 'static {
@@ -315,5 +354,9 @@ fn yield_many_and_ping_pong_at_a_1ms_threshold_produce_no_report() {
         drop(a_tx);
         pong.await.unwrap();
     });
-    assert!(reports.lock().unwrap().is_empty(), "{:?}", reports.lock().unwrap());
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
 }

@@ -334,15 +334,11 @@ impl Reactor {
         }
         metrics.add_io_events(dispatched);
         // Wake outside the slab lock: waking schedules tasks, which must not nest inside it.
-        let wake_all = || {
-            for waker in self.wake_buf.drain(..) {
-                waker.wake();
-            }
-        };
         #[cfg(feature = "observatory")]
-        super::observe::wake_scope(super::observe::WakeSource::Reactor, wake_all);
-        #[cfg(not(feature = "observatory"))]
-        wake_all();
+        let _source = super::observe::WakeScope::enter(super::observe::WakeSource::Reactor);
+        for waker in self.wake_buf.drain(..) {
+            waker.wake();
+        }
         dispatched
     }
 

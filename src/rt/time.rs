@@ -139,15 +139,11 @@ impl TimerQueue {
             }
         }
         let n = wake.len();
-        let wake_all = || {
-            for w in wake {
-                w.wake();
-            }
-        };
         #[cfg(feature = "observatory")]
-        super::observe::wake_scope(super::observe::WakeSource::Timer, wake_all);
-        #[cfg(not(feature = "observatory"))]
-        wake_all();
+        let _source = super::observe::WakeScope::enter(super::observe::WakeSource::Timer);
+        for w in wake {
+            w.wake();
+        }
         n
     }
 

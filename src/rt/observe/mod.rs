@@ -28,7 +28,7 @@ pub use task::{WaitsOn, WakeCounts, WakeSource};
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{
-    blocking_section, note_wait, on_wake, poll_start, wake_scope, SpawnSite, TaskObs,
+    blocking_section, note_wait, on_wake, poll_start, SpawnSite, TaskObs, WakeScope,
 };
 pub(crate) use watchdog::PollSlot;
 

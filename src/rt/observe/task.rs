@@ -308,16 +308,19 @@ impl Drop for BlockingSection {
     }
 }
 
-/// Runs the wake-ups of a reactor turn or a timer firing with their source recorded.
-pub(crate) fn wake_scope<R>(source: WakeSource, f: impl FnOnce() -> R) -> R {
-    struct Reset(Option<WakeSource>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            DRIVER_WAKE.with(|d| d.set(self.0));
-        }
+/// While it lives, wakes on this thread are attributed to a reactor turn or a timer firing.
+pub(crate) struct WakeScope(Option<WakeSource>);
+
+impl WakeScope {
+    pub(crate) fn enter(source: WakeSource) -> WakeScope {
+        WakeScope(DRIVER_WAKE.with(|d| d.replace(Some(source))))
     }
-    let _reset = Reset(DRIVER_WAKE.with(|d| d.replace(Some(source))));
-    f()
+}
+
+impl Drop for WakeScope {
+    fn drop(&mut self) {
+        DRIVER_WAKE.with(|d| d.set(self.0));
+    }
 }
 
 /// Counts a wake of `header`'s task and remembers which task caused it.
@@ -328,9 +331,7 @@ pub(crate) fn on_wake(header: &Header) {
         (Some(driver), _) => driver,
         (None, Some(cur)) if cur.id == obs.id => WakeSource::SelfWake,
         (None, Some(cur)) if cur.worker == NO_WORKER => WakeSource::Outside,
-        (None, Some(cur)) if cur.worker == obs.last_worker.load(Relaxed) => {
-            WakeSource::SameWorker
-        }
+        (None, Some(cur)) if cur.worker == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
         (None, Some(_)) => WakeSource::OtherWorker,
         (None, None) => WakeSource::Outside,
     };

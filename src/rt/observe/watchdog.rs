@@ -7,10 +7,14 @@
 //! reported once (callback + `log::warn!`).
 //!
 //! Time a worker spent runnable but waiting for a CPU (the machine is busy; the task did
-//! nothing wrong) does not count: the watchdog reads the worker thread's run-queue wait from
-//! `/proc/self/task/TID/schedstat` when it first sees a poll and again when judging it, and
-//! subtracts the difference. Time the task spends blocked in a syscall (`thread::sleep`, a
-//! blocking read) or computing does count. Where schedstat is unavailable, wall time is used.
+//! nothing wrong) does not count. Two facts from the kernel make that exact enough on a loaded
+//! machine: the thread's accumulated run-queue wait (`/proc/self/task/TID/schedstat`, read when
+//! the poll is first seen and again when judging it; the difference is subtracted), and — since
+//! a wait still in progress is only accounted when the thread gets a CPU back — whether the
+//! thread is making progress right now: blocked in a syscall (`S`/`D` in `/proc/.../stat`: a
+//! `thread::sleep` or blocking read, the task's doing) or its CPU clock advanced since the last
+//! sample (it computes). A thread that is runnable and whose CPU clock stands still is waiting
+//! for a CPU, and is judged at a later sample. Without procfs, wall time is used.
 //!
 //! No false reports: the blocking pool never publishes (blocking is its job), and a task that
 //! enters `block_on` on a worker is unpublished while the worker drives other work and
@@ -65,6 +69,8 @@ pub(crate) struct PollSlot {
     location: AtomicPtr<Location<'static>>,
     seq: AtomicU64,
     tid: AtomicI64,
+    /// The worker's CPU-time clock id (`pthread_getcpuclockid`), 0 until known.
+    cpu_clock: AtomicI64,
 }
 
 impl PollSlot {
@@ -72,16 +78,24 @@ impl PollSlot {
         if self.tid.load(Relaxed) == 0 {
             // SAFETY: gettid has no preconditions.
             self.tid.store(unsafe { libc::gettid() } as i64, Relaxed);
+            let mut clock: libc::clockid_t = 0;
+            // SAFETY: pthread_self is always valid for the calling thread; `clock` is a valid
+            // out-pointer.
+            if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
+                self.cpu_clock.store(i64::from(clock), Relaxed);
+            }
         }
         self.location
             .store(location as *const _ as *mut Location<'static>, Relaxed);
         self.task.store(id, Relaxed);
-        self.seq.store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
+        self.seq
+            .store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     pub(crate) fn clear(&self) {
         self.task.store(0, Relaxed);
-        self.seq.store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
+        self.seq
+            .store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
     }
 }
 
@@ -92,7 +106,34 @@ struct Seen {
     since: Instant,
     /// The worker thread's run-queue wait (ns) when the poll was first seen.
     waited: Option<u64>,
+    /// The worker thread's CPU time at the previous sample.
+    cpu: Option<Duration>,
     reported: bool,
+}
+
+/// CPU time consumed so far by the thread behind `clock`.
+fn cpu_time(clock: i64) -> Option<Duration> {
+    if clock == 0 {
+        return None;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; a stale clock id just makes the call fail.
+    let ok = unsafe { libc::clock_gettime(clock as libc::clockid_t, &mut ts) } == 0;
+    ok.then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// True when thread `tid` is blocked in the kernel (`S` or `D`), not runnable.
+fn is_blocked(tid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let state = s.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(matches!(state, 'S' | 'D'))
+        })
+        .unwrap_or(false)
 }
 
 /// Nanoseconds thread `tid` of this process has spent runnable but not running.
@@ -106,14 +147,17 @@ fn run_queue_wait(tid: i64) -> Option<u64> {
 
 /// Starts the watchdog thread; it ends when the runtime is dropped.
 pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()> {
-    let interval = (config.threshold / 4).clamp(Duration::from_micros(500), Duration::from_millis(5));
+    let interval =
+        (config.threshold / 4).clamp(Duration::from_micros(500), Duration::from_millis(5));
     std::thread::Builder::new()
         .name("scraipe-watchdog".into())
         .spawn(move || {
             let mut seen: Vec<Option<Seen>> = Vec::new();
             loop {
                 std::thread::sleep(interval);
-                let Some(shared) = shared.upgrade() else { return };
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
                 if shared.is_shutdown() {
                     return;
                 }
@@ -124,14 +168,16 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                     let seq = slot.seq.load(Relaxed);
                     let task = slot.task.load(Relaxed);
                     let tid = slot.tid.load(Relaxed);
+                    let clock = slot.cpu_clock.load(Relaxed);
                     let s = match seen[worker] {
                         Some(s) if s.seq == seq => s,
                         _ => {
-                            let waited = if task == 0 { None } else { run_queue_wait(tid) };
+                            let busy = task != 0;
                             seen[worker] = Some(Seen {
                                 seq,
                                 since: now,
-                                waited,
+                                waited: if busy { run_queue_wait(tid) } else { None },
+                                cpu: if busy { cpu_time(clock) } else { None },
                                 reported: false,
                             });
                             continue;
@@ -140,6 +186,13 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                     let wall = now - s.since;
                     if task == 0 || s.reported || wall < config.threshold {
                         continue;
+                    }
+                    let cpu = cpu_time(clock);
+                    seen[worker] = Some(Seen { cpu, ..s });
+                    let computing = matches!((s.cpu, cpu), (Some(a), Some(b)) if b > a);
+                    let progressing = computing || cpu.is_none() || is_blocked(tid);
+                    if !progressing {
+                        continue; // runnable but off-CPU: the machine is busy, not the task
                     }
                     let preempted = match (s.waited, run_queue_wait(tid)) {
                         (Some(then), Some(now)) => Duration::from_nanos(now.saturating_sub(then)),
@@ -178,7 +231,10 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                     if let Some(cb) = &config.callback {
                         cb(&report);
                     }
-                    seen[worker] = Some(Seen { reported: true, ..s });
+                    seen[worker] = Some(Seen {
+                        reported: true,
+                        ..s
+                    });
                 }
             }
         })

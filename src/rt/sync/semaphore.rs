@@ -199,7 +199,9 @@ impl Future for AcquireFuture<'_> {
             let outcome = waiter.outcome.load(Acquire);
             if outcome == WAITING {
                 #[cfg(feature = "observatory")]
-                crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel { kind: "semaphore" });
+                crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel {
+                    kind: "semaphore",
+                });
                 match &*slot {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *slot = Some(cx.waker().clone()),

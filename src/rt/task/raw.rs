@@ -576,3 +576,22 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         "Box<dyn Any>".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The observatory is zero-cost when compiled out: the header keeps its size (state word,
+    /// vtable, two list links, the join waker). With the feature on it grows by `TaskObs`.
+    #[test]
+    fn header_size_is_unchanged_without_the_observatory() {
+        let base = 8 + 8 + 16 + 16;
+        #[cfg(not(feature = "observatory"))]
+        assert_eq!(std::mem::size_of::<Header>(), base);
+        #[cfg(feature = "observatory")]
+        assert_eq!(
+            std::mem::size_of::<Header>(),
+            base + std::mem::size_of::<crate::rt::observe::TaskObs>()
+        );
+    }
+}
