@@ -266,6 +266,8 @@ fn watched(threshold: Duration) -> (Runtime, Reports) {
 
 #[test]
 fn a_200ms_blocking_poll_is_reported_once_in_time_naming_its_spawn_line() {
+    // With the trace on, the report also dumps the flight recorder.
+    observe::set_tracing(true);
     let threshold = Duration::from_millis(50);
     let (rt, reports) = watched(threshold);
     let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -289,6 +291,15 @@ fn a_200ms_blocking_poll_is_reported_once_in_time_naming_its_spawn_line() {
     );
     assert!(report.os_tid > 0);
     assert!(report.elapsed >= threshold);
+    let dump = report
+        .trace_file
+        .as_ref()
+        .expect("the flight recorder was dumped");
+    let dumped = std::fs::read_to_string(dump).unwrap();
+    let _ = std::fs::remove_file(dump);
+    assert!(events(&dumped)
+        .iter()
+        .any(|e| e["args"]["task"].as_u64() == Some(id)));
     let late = at.duration_since(started);
     assert!(
         late <= threshold + Duration::from_millis(20),
@@ -359,4 +370,158 @@ fn yield_many_and_ping_pong_at_a_1ms_threshold_produce_no_report() {
         "{:?}",
         reports.lock().unwrap()
     );
+}
+
+// ----- the scheduler trace -----
+
+fn events(json: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("the trace is JSON");
+    v["traceEvents"].as_array().expect("traceEvents").clone()
+}
+
+/// The structural promises of the export: timestamps rise per thread, slices nest per thread,
+/// every flow has exactly one start and one end (and its steps lie between them).
+fn check_structure(evs: &[serde_json::Value]) {
+    use std::collections::HashMap;
+    let mut last_ts: HashMap<u64, f64> = HashMap::new();
+    let mut open: HashMap<u64, Vec<f64>> = HashMap::new();
+    let mut flows: HashMap<u64, (usize, usize, Vec<f64>)> = HashMap::new();
+    for e in evs {
+        if e["ph"] == "M" {
+            continue;
+        }
+        let tid = e["tid"].as_u64().unwrap();
+        let ts = e["ts"].as_f64().unwrap();
+        let prev = last_ts.insert(tid, ts).unwrap_or(f64::MIN);
+        assert!(
+            ts >= prev,
+            "time went back on thread {tid}: {prev} then {e}"
+        );
+        if e["ph"] == "X" {
+            let end = ts + e["dur"].as_f64().unwrap();
+            let stack = open.entry(tid).or_default();
+            while stack.last().is_some_and(|&top| top <= ts) {
+                stack.pop();
+            }
+            if let Some(&top) = stack.last() {
+                assert!(end <= top, "slice {e} overlaps its parent ending at {top}");
+            }
+            stack.push(end);
+        }
+        if let Some(id) = e["id"].as_u64() {
+            let f = flows.entry(id).or_default();
+            match e["ph"].as_str().unwrap() {
+                "s" => f.0 += 1,
+                "f" => f.1 += 1,
+                _ => f.2.push(ts),
+            }
+        }
+    }
+    for (id, (s, f, _)) in &flows {
+        assert_eq!((*s, *f), (1, 1), "flow {id}");
+    }
+}
+
+#[test]
+fn the_trace_is_valid_chrome_json_and_links_a_socket_event_to_the_wake_and_the_readers_poll() {
+    use std::io::{Read, Write};
+    observe::set_tracing(true);
+    let rt = runtime(2);
+    let listener = rt
+        .block_on(async {
+            scraipe::rt::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).await.unwrap();
+        stream.write_all(&buf).await.unwrap();
+    });
+    let reader = server.id();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    client.write_all(b"hello").unwrap();
+    let mut back = [0u8; 5];
+    client.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello");
+    server.join().unwrap();
+
+    let evs = events(&observe::trace_json(None));
+    check_structure(&evs);
+    // A flow that ends on a poll of the reader: socket event ≤ wake ≤ poll, one id.
+    let ts_of = |ph: &str, id: u64| {
+        evs.iter()
+            .find(|e| e["ph"] == ph && e["id"].as_u64() == Some(id))
+            .map(|e| e["ts"].as_f64().unwrap())
+    };
+    let reader_poll_starts: Vec<(u64, f64)> = evs
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["task"].as_u64() == Some(reader))
+        .map(|e| (e["tid"].as_u64().unwrap(), e["ts"].as_f64().unwrap()))
+        .collect();
+    let linked = evs.iter().filter(|e| e["ph"] == "f").any(|f| {
+        let id = f["id"].as_u64().unwrap();
+        let at = (f["tid"].as_u64().unwrap(), f["ts"].as_f64().unwrap());
+        let (Some(s), Some(t)) = (ts_of("s", id), ts_of("t", id)) else {
+            return false;
+        };
+        reader_poll_starts.contains(&at) && s <= t && t <= at.1
+    });
+    assert!(
+        linked,
+        "no socket event → wake → reader poll flow in the trace"
+    );
+    // Every socket event names its token and readiness.
+    assert!(evs
+        .iter()
+        .any(|e| e["name"] == "socket event" && e["args"]["token"].is_u64()));
+}
+
+#[test]
+fn a_forced_steal_shows_from_and_to() {
+    observe::set_tracing(true);
+    let rt = runtime(2);
+    let victim = rt
+        .spawn(async {
+            let me = observe::current_task_id().unwrap();
+            // Fill this worker's queue, then block it: the sibling must steal.
+            let children: Vec<_> = (0..16).map(|_| scraipe::rt::spawn(async {})).collect();
+            std::thread::sleep(Duration::from_millis(100));
+            (me, children)
+        })
+        .join()
+        .unwrap();
+    for c in victim.1 {
+        rt.block_on(c).unwrap();
+    }
+    let evs = events(&observe::trace_json(None));
+    check_structure(&evs);
+    let names: std::collections::HashMap<u64, String> = evs
+        .iter()
+        .filter(|e| e["ph"] == "M")
+        .map(|e| {
+            (
+                e["tid"].as_u64().unwrap(),
+                e["args"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let steal = evs
+        .iter()
+        .filter(|e| e["name"] == "steal")
+        .find(|e| e["args"]["from"] != e["args"]["to"] && e["args"]["tasks"].as_u64() >= Some(1))
+        .expect("a steal in the trace");
+    let to = steal["args"]["to"].as_u64().unwrap();
+    let from = steal["args"]["from"].as_u64().unwrap();
+    let track = &names[&steal["tid"].as_u64().unwrap()];
+    assert!(
+        track.starts_with(&format!("scraipe-worker-{to} ")),
+        "{track}"
+    );
+    let stolen = format!("stolen from worker {from}");
+    assert!(evs
+        .iter()
+        .any(|e| e["ph"] == "X" && e["args"]["source"] == stolen.as_str()));
 }

@@ -326,7 +326,15 @@ impl Reactor {
                         if event.is_error() {
                             bits |= ERROR;
                         }
+                        #[cfg(feature = "observatory")]
+                        let before = self.wake_buf.len();
                         io.set_readiness(bits, &mut self.wake_buf);
+                        #[cfg(feature = "observatory")]
+                        super::observe::trace::reactor_event(
+                            token.0,
+                            bits,
+                            self.wake_buf.len() - before,
+                        );
                         dispatched += 1;
                     }
                 }

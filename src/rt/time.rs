@@ -126,6 +126,8 @@ impl TimerQueue {
                     break;
                 }
                 let item = heap.items.pop().expect("peeked");
+                #[cfg(feature = "observatory")]
+                super::observe::trace::timer_fire(now - item.deadline);
                 if item
                     .entry
                     .state

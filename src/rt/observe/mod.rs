@@ -21,10 +21,12 @@
 
 pub(crate) mod snapshot;
 pub(crate) mod task;
+pub mod trace;
 pub(crate) mod watchdog;
 
 pub use snapshot::{Snapshot, TaskInfo, TaskStatus};
 pub use task::{WaitsOn, WakeCounts, WakeSource};
+pub use trace::{is_tracing, set_tracing, trace_json};
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::trace;
 use super::watchdog::PollSlot;
 use crate::rt::context;
 use crate::rt::task::Header;
@@ -130,6 +131,8 @@ pub(crate) struct TaskObs {
     woken_by_task: AtomicU64,
     woken_by_worker: AtomicU32,
     pub(crate) waits: Mutex<Vec<WaitsOn>>,
+    /// The trace flow (socket event → wake) the next poll continues; 0: none.
+    pending_flow: AtomicU64,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -157,8 +160,11 @@ impl TaskObs {
     #[track_caller]
     pub(crate) fn new() -> TaskObs {
         let location = SPAWN_SITE.with(|s| s.get()).unwrap_or(Location::caller());
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        trace::spawn(id, location);
         TaskObs {
-            id: NEXT_ID.fetch_add(1, Relaxed),
+            id,
+            pending_flow: AtomicU64::new(0),
             location,
             polls: AtomicU64::new(0),
             wakes: Default::default(),
@@ -249,6 +255,13 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
         // drives keeps alive for at least the duration of this poll.
         unsafe { &*slot }.publish(obs.id, obs.location);
     }
+    if trace::is_tracing() {
+        let flow = match obs.pending_flow.load(Relaxed) {
+            0 => 0,
+            _ => obs.pending_flow.swap(0, Relaxed),
+        };
+        trace::poll_start(obs.id, flow);
+    }
     let prev = CURRENT.with(|c| {
         c.replace(Some(Current {
             id: obs.id,
@@ -257,12 +270,24 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
             slot,
         }))
     });
-    PollGuard { prev, slot }
+    PollGuard {
+        id: obs.id,
+        prev,
+        slot,
+    }
 }
 
 pub(crate) struct PollGuard {
+    id: u64,
     prev: Option<Current>,
     slot: *const PollSlot,
+}
+
+impl PollGuard {
+    /// The poll returned (`ready`: with the output).
+    pub(crate) fn end(self, ready: bool) {
+        trace::poll_end(self.id, ready);
+    }
 }
 
 impl Drop for PollGuard {
@@ -292,6 +317,7 @@ pub(crate) fn blocking_section() -> BlockingSection {
         // SAFETY: see `poll_start`.
         unsafe { &*cur.slot }.clear();
     }
+    trace::block_on(true);
     BlockingSection { cur }
 }
 
@@ -301,6 +327,7 @@ pub(crate) struct BlockingSection {
 
 impl Drop for BlockingSection {
     fn drop(&mut self) {
+        trace::block_on(false);
         if let Some(cur) = self.cur.filter(|c| !c.slot.is_null()) {
             // SAFETY: the task is still mid-poll on this stack, and its worker alive.
             unsafe { (*cur.slot).publish(cur.id, (*cur.obs).location) }
@@ -319,6 +346,7 @@ impl WakeScope {
 
 impl Drop for WakeScope {
     fn drop(&mut self) {
+        trace::end_reactor_wakes();
         DRIVER_WAKE.with(|d| d.set(self.0));
     }
 }
@@ -340,6 +368,10 @@ pub(crate) fn on_wake(header: &Header) {
         .position(|s| *s == source)
         .expect("listed");
     obs.wakes[index].fetch_add(1, Relaxed);
+    let flow = trace::wake(obs.id, index, source == WakeSource::Reactor);
+    if flow != 0 {
+        obs.pending_flow.store(flow, Relaxed);
+    }
     if let Some(cur) = cur.filter(|c| c.id != obs.id) {
         obs.woken_by_task.store(cur.id, Relaxed);
         obs.woken_by_worker.store(cur.worker, Relaxed);

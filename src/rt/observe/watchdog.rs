@@ -41,6 +41,31 @@ pub struct LongPoll {
     pub os_tid: i64,
     /// How long the poll had run when the watchdog reported it (at least the threshold).
     pub elapsed: Duration,
+    /// The flight recorder's last two seconds (Chrome trace JSON), written when the report was
+    /// made, if the trace is on ([`set_tracing`](super::set_tracing)).
+    pub trace_file: Option<std::path::PathBuf>,
+}
+
+/// Dumps the flight recorder next to other temporary files; returns where.
+fn dump_trace(task: u64) -> Option<std::path::PathBuf> {
+    if !super::trace::is_tracing() {
+        return None;
+    }
+    let path = std::env::temp_dir().join(format!(
+        "scraipe-long-poll-{}-task{task}.trace.json",
+        std::process::id()
+    ));
+    let json = super::trace::trace_json(Some(Duration::from_secs(2)));
+    match std::fs::write(&path, json) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            log::warn!(
+                "could not write the flight recorder to {}: {e}",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// A callback for long polls.
@@ -217,16 +242,24 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                         worker,
                         os_tid: tid,
                         elapsed,
+                        trace_file: dump_trace(task),
                     };
                     log::warn!(
                         "long poll: task {} spawned at {}:{} has been running on worker {} \
-                         (tid {}) for {:?}",
+                         (tid {}) for {:?}{}",
                         report.task_id,
                         location.file(),
                         location.line(),
                         worker,
                         report.os_tid,
-                        elapsed
+                        elapsed,
+                        report
+                            .trace_file
+                            .as_ref()
+                            .map_or(String::new(), |p| format!(
+                                "; flight recorder: {}",
+                                p.display()
+                            ))
                     );
                     if let Some(cb) = &config.callback {
                         cb(&report);

@@ -311,7 +311,7 @@ where
         unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
     }));
     #[cfg(feature = "observatory")]
-    drop(observed);
+    observed.end(matches!(polled, Ok(Poll::Ready(_))));
 
     match polled {
         // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.

@@ -114,7 +114,11 @@ impl WorkerCx {
             // spent before the deadline instead of after it.
             held.arm_timer(deadline.map(|d| d.checked_sub(margin).unwrap_or(d)));
             remote.metrics.add_park();
+            #[cfg(feature = "observatory")]
+            crate::rt::observe::trace::park(timeout);
             held.sleep(timeout, &remote.metrics);
+            #[cfg(feature = "observatory")]
+            crate::rt::observe::trace::unpark();
             drop(held);
             remote.driver.end_unbounded_sleep();
             remote.driver.mark_owner_turn();
