@@ -525,3 +525,59 @@ fn a_forced_steal_shows_from_and_to() {
         .iter()
         .any(|e| e["ph"] == "X" && e["args"]["source"] == stolen.as_str()));
 }
+
+// ----- the live view -----
+
+fn http_get(addr: SocketAddr, target: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_snapshot_endpoint_answers_fast_while_the_only_worker_is_blocked() {
+    let rt = runtime(1);
+    let server =
+        observe::ObserveServer::start(rt.handle(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    #[rustfmt::skip]
+    let (stuck, line) = (rt.spawn(async move { started_tx.send(()).unwrap(); std::thread::sleep(Duration::from_millis(600)); }), line!());
+    started_rx.recv().unwrap();
+    let t0 = Instant::now();
+    let (head, body) = http_get(server.local_addr(), "/snapshot.json");
+    let took = t0.elapsed();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["workers"][0]["polling"]["task"].as_u64(),
+        Some(stuck.id())
+    );
+    assert_eq!(
+        v["workers"][0]["polling"]["spawned_at"].as_str().unwrap(),
+        format!("{}:{line}", file!())
+    );
+    assert!(v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["id"].as_u64() == Some(stuck.id()) && t["status"] == "running"));
+
+    let (head, page) = http_get(server.local_addr(), "/");
+    assert!(head.contains("text/html"));
+    assert!(page.contains("/snapshot.json") && page.contains("/trace.json"));
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="));
+    let (head, trace) = http_get(server.local_addr(), "/trace.json?last=2s");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    events(&trace);
+    let (head, _) = http_get(server.local_addr(), "/trace.json?last=soon");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let (head, _) = http_get(server.local_addr(), "/nope");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    stuck.join().unwrap();
+}

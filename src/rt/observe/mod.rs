@@ -19,11 +19,13 @@
 //! assert!(rt.handle().observe_snapshot().tasks.iter().all(|t| t.id != id));
 //! ```
 
+pub(crate) mod serve;
 pub(crate) mod snapshot;
 pub(crate) mod task;
 pub mod trace;
 pub(crate) mod watchdog;
 
+pub use serve::ObserveServer;
 pub use snapshot::{Snapshot, TaskInfo, TaskStatus};
 pub use task::{WaitsOn, WakeCounts, WakeSource};
 pub use trace::{is_tracing, set_tracing, trace_json};

@@ -117,6 +117,17 @@ impl PollSlot {
             .store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
+    /// The task being polled now and its spawn site, if any.
+    pub(crate) fn current(&self) -> Option<(u64, &'static Location<'static>)> {
+        let location = self.location.load(Relaxed);
+        match self.task.load(Relaxed) {
+            0 => None,
+            // SAFETY: only `&'static Location`s are ever stored (never null once a task was).
+            id if !location.is_null() => Some((id, unsafe { &*location })),
+            _ => None,
+        }
+    }
+
     pub(crate) fn clear(&self) {
         self.task.store(0, Relaxed);
         self.seq
