@@ -389,3 +389,17 @@ fn demo_runs_offline_and_checks_itself() {
     assert!(text.contains("checked: all 60 results match"), "{text}");
     assert!(text.contains("/page/0"), "{text}");
 }
+
+/// Without the `observatory` feature, `demo --observe` says what is missing instead of
+/// silently ignoring the flag.
+#[cfg(not(feature = "observatory"))]
+#[test]
+fn demo_observe_without_the_feature_is_a_clear_error() {
+    let out = scraipe()
+        .args(["demo", "--pages", "5", "--observe", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features observatory"), "{err}");
+}

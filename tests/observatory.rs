@@ -581,3 +581,50 @@ fn the_snapshot_endpoint_answers_fast_while_the_only_worker_is_blocked() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     stuck.join().unwrap();
 }
+
+#[test]
+fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_scraipe");
+    let mut demo = Command::new(bin)
+        .args(["demo", "--pages", "20", "-t", "1", "--rows", "0"])
+        .args(["--observe", "127.0.0.1:0", "--observe-linger", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let mut addr = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("observatory: http://") {
+            addr = rest.split('/').next().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.expect("demo printed the observatory address");
+    let out = Command::new(bin)
+        .args(["observe", &addr, "--once"])
+        .output()
+        .unwrap();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("WORKER") && table.contains("workers,"),
+        "{table}"
+    );
+    // A dead address is a clear error, not a hang.
+    let out = Command::new(bin)
+        .args(["observe", "127.0.0.1:1", "--once"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
