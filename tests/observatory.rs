@@ -300,7 +300,8 @@ fn a_200ms_blocking_poll_is_reported_once_in_time_naming_its_spawn_line() {
     assert!(events(&dumped)
         .iter()
         .any(|e| e["args"]["task"].as_u64() == Some(id)));
-    let late = at.duration_since(started);
+    assert!(*at >= report.detected_at);
+    let late = report.detected_at.duration_since(started);
     assert!(
         late <= threshold + Duration::from_millis(20),
         "reported {late:?} after the poll began"
@@ -627,4 +628,41 @@ fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+// ----- timing -----
+
+#[test]
+fn timing_records_busy_time_poll_time_wake_to_poll_and_timer_lateness() {
+    observe::set_timing(true);
+    let rt = runtime(1);
+    let (tx, rx) = oneshot::channel::<()>();
+    let h = rt.spawn(async move {
+        scraipe::rt::sleep(Duration::from_millis(20)).await;
+        rx.await.unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    });
+    // Timer wake → poll 2 (parks on the channel), channel wake → poll 3.
+    wait_for(&rt, h.id(), |t| {
+        t.polls == 2 && t.status == TaskStatus::Idle
+    });
+    tx.send(()).unwrap();
+    h.join().unwrap();
+    let t = &rt.handle().observe_timing()[0];
+    assert!(t.busy >= Duration::from_millis(5), "{t:?}");
+    assert!(t.poll.max().unwrap() >= Duration::from_millis(5), "{t:?}");
+    assert!(
+        t.wake_to_poll.count() >= 2,
+        "timer and channel wakes: {t:?}"
+    );
+    assert!(t.timer_lateness.count() >= 1, "{t:?}");
+    let json = observe_json(&rt);
+    assert!(json["workers"][0]["timing"]["busy_ms"].as_f64().unwrap() >= 5.0);
+}
+
+fn observe_json(rt: &Runtime) -> serde_json::Value {
+    let server =
+        observe::ObserveServer::start(rt.handle(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let (_, body) = http_get(server.local_addr(), "/snapshot.json");
+    serde_json::from_str(&body).unwrap()
 }

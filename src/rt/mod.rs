@@ -634,6 +634,17 @@ impl Handle {
         observe::snapshot::lost_wakers(&self.shared, gap)
     }
 
+    /// Busy time and poll / wake→poll / timer-lateness histograms per worker (feature
+    /// `observatory`; recorded while [`observe::set_timing`] is on).
+    #[cfg(feature = "observatory")]
+    pub fn observe_timing(&self) -> Vec<observe::WorkerTimingSnapshot> {
+        self.shared
+            .remotes
+            .iter()
+            .map(|r| r.obs_slot.timing.snapshot(&r.driver.timers.lateness))
+            .collect()
+    }
+
     /// A snapshot of the scheduler's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics {

@@ -69,6 +69,9 @@ impl Ord for HeapItem {
 /// owner itself, or rarely a thread outside the runtime).
 pub(crate) struct TimerQueue {
     inner: Mutex<Heap>,
+    /// How late timers fired (feature `observatory`, while timing is on).
+    #[cfg(feature = "observatory")]
+    pub(crate) lateness: super::observe::timing::Histogram,
 }
 
 struct Heap {
@@ -90,6 +93,8 @@ impl TimerQueue {
                 compact_at: 1024,
                 closed: false,
             }),
+            #[cfg(feature = "observatory")]
+            lateness: Default::default(),
         }
     }
 
@@ -127,7 +132,7 @@ impl TimerQueue {
                 }
                 let item = heap.items.pop().expect("peeked");
                 #[cfg(feature = "observatory")]
-                super::observe::trace::timer_fire(now - item.deadline);
+                super::observe::timing::timer_fired(&self.lateness, now - item.deadline);
                 if item
                     .entry
                     .state

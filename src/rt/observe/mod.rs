@@ -22,12 +22,14 @@
 pub(crate) mod serve;
 pub(crate) mod snapshot;
 pub(crate) mod task;
+pub mod timing;
 pub mod trace;
 pub(crate) mod watchdog;
 
 pub use serve::ObserveServer;
 pub use snapshot::{Snapshot, TaskInfo, TaskStatus};
 pub use task::{WaitsOn, WakeCounts, WakeSource};
+pub use timing::{is_timing, set_timing, HistogramSnapshot, WorkerTimingSnapshot};
 pub use trace::{is_tracing, set_tracing, trace_json};
 pub use watchdog::LongPoll;
 

@@ -146,6 +146,19 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
         .map(|(i, r)| {
             let m = r.metrics.snapshot(r.stealer.len(), 0);
             let polling = r.obs_slot.current();
+            let timing = super::timing::is_timing().then(|| {
+                let t = r.obs_slot.timing.snapshot(&r.driver.timers.lateness);
+                let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+                json!({
+                    "busy_ms": t.busy.as_secs_f64() * 1e3,
+                    "polls": t.poll.count(),
+                    "poll_p50_ms": ms(t.poll.quantile(0.5)),
+                    "poll_p99_ms": ms(t.poll.quantile(0.99)),
+                    "wake_to_poll_p50_ms": ms(t.wake_to_poll.quantile(0.5)),
+                    "wake_to_poll_p99_ms": ms(t.wake_to_poll.quantile(0.99)),
+                    "timer_late_p99_ms": ms(t.timer_lateness.quantile(0.99)),
+                })
+            });
             json!({
                 "index": i,
                 "polls": m.polls,
@@ -156,6 +169,7 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
                 "queue_depth": r.stealer.len(),
                 "polling": polling.map(|(id, loc)| json!({
                     "task": id, "spawned_at": format!("{}:{}", loc.file(), loc.line())})),
+                "timing": timing,
             })
         })
         .collect();

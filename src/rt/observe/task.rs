@@ -9,12 +9,12 @@ use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::trace;
 use super::watchdog::PollSlot;
+use super::{timing, trace};
 use crate::rt::context;
 use crate::rt::task::Header;
 
@@ -133,6 +133,8 @@ pub(crate) struct TaskObs {
     pub(crate) waits: Mutex<Vec<WaitsOn>>,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
     pending_flow: AtomicU64,
+    /// When the first wake since the last poll came (trace clock, ns; 0: none), while timing.
+    woken_at: AtomicU64,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -165,6 +167,7 @@ impl TaskObs {
         TaskObs {
             id,
             pending_flow: AtomicU64::new(0),
+            woken_at: AtomicU64::new(0),
             location,
             polls: AtomicU64::new(0),
             wakes: Default::default(),
@@ -249,6 +252,17 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
         Some(w) => (w.index() as u32, &w.remote().obs_slot as *const PollSlot),
         None => (NO_WORKER, std::ptr::null()),
     });
+    let started = timing::is_timing().then(|| {
+        let now = trace::now_ns();
+        let woken = obs.woken_at.swap(0, Relaxed);
+        if woken != 0 && !slot.is_null() {
+            // SAFETY: as below.
+            let t = &unsafe { &*slot }.timing;
+            t.wake_to_poll
+                .record(Duration::from_nanos(now.saturating_sub(woken)));
+        }
+        now
+    });
     if worker != NO_WORKER {
         obs.last_worker.store(worker, Relaxed);
         // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
@@ -274,6 +288,7 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
         id: obs.id,
         prev,
         slot,
+        started,
     }
 }
 
@@ -281,12 +296,22 @@ pub(crate) struct PollGuard {
     id: u64,
     prev: Option<Current>,
     slot: *const PollSlot,
+    /// Trace-clock ns at the poll's start, while timing.
+    started: Option<u64>,
 }
 
 impl PollGuard {
     /// The poll returned (`ready`: with the output).
     pub(crate) fn end(self, ready: bool) {
         trace::poll_end(self.id, ready);
+        if let (Some(start), false) = (self.started, self.slot.is_null()) {
+            let took = trace::now_ns().saturating_sub(start);
+            // SAFETY: as in `poll_start`.
+            let t = &unsafe { &*self.slot }.timing;
+            t.poll.record(Duration::from_nanos(took));
+            t.busy_ns
+                .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
+        }
     }
 }
 
@@ -368,6 +393,11 @@ pub(crate) fn on_wake(header: &Header) {
         .position(|s| *s == source)
         .expect("listed");
     obs.wakes[index].fetch_add(1, Relaxed);
+    if timing::is_timing() && obs.woken_at.load(Relaxed) == 0 {
+        let _ = obs
+            .woken_at
+            .compare_exchange(0, trace::now_ns(), Relaxed, Relaxed);
+    }
     let flow = trace::wake(obs.id, index, source == WakeSource::Reactor);
     if flow != 0 {
         obs.pending_flow.store(flow, Relaxed);

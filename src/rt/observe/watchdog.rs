@@ -41,6 +41,8 @@ pub struct LongPoll {
     pub os_tid: i64,
     /// How long the poll had run when the watchdog reported it (at least the threshold).
     pub elapsed: Duration,
+    /// When the watchdog detected it (before dumping the flight recorder).
+    pub detected_at: Instant,
     /// The flight recorder's last two seconds (Chrome trace JSON), written when the report was
     /// made, if the trace is on ([`set_tracing`](super::set_tracing)).
     pub trace_file: Option<std::path::PathBuf>,
@@ -96,6 +98,8 @@ pub(crate) struct PollSlot {
     tid: AtomicI64,
     /// The worker's CPU-time clock id (`pthread_getcpuclockid`), 0 until known.
     cpu_clock: AtomicI64,
+    /// Busy time and histograms (while timing is on).
+    pub(crate) timing: super::timing::WorkerTiming,
 }
 
 impl PollSlot {
@@ -253,6 +257,7 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                         worker,
                         os_tid: tid,
                         elapsed,
+                        detected_at: now,
                         trace_file: dump_trace(task),
                     };
                     log::warn!(
