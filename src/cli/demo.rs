@@ -236,7 +236,6 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         println!("observatory: serving {:.0} s more", args.observe_linger);
         std::thread::sleep(Duration::from_secs_f64(args.observe_linger.min(86_400.0)));
     }
-    drop(observatory);
     Ok(())
 }
 
