@@ -8,7 +8,7 @@
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -131,6 +131,8 @@ pub(crate) struct TaskObs {
     woken_by_task: AtomicU64,
     woken_by_worker: AtomicU32,
     pub(crate) waits: Mutex<Vec<WaitsOn>>,
+    /// `waits` is not empty (polling thread only): most polls then skip its lock.
+    has_waits: AtomicBool,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
     pending_flow: AtomicU64,
     /// When the first wake since the last poll came (trace clock, ns; 0: none), while timing.
@@ -175,6 +177,7 @@ impl TaskObs {
             woken_by_task: AtomicU64::new(0),
             woken_by_worker: AtomicU32::new(NO_WORKER),
             waits: Mutex::new(Vec::new()),
+            has_waits: AtomicBool::new(false),
         }
     }
 
@@ -242,11 +245,9 @@ impl Drop for SpawnSite {
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
     obs.polls.store(obs.polls.load(Relaxed) + 1, Relaxed);
-    {
-        let mut waits = obs.waits.lock();
-        if !waits.is_empty() {
-            waits.clear();
-        }
+    if obs.has_waits.load(Relaxed) {
+        obs.waits.lock().clear();
+        obs.has_waits.store(false, Relaxed);
     }
     let (worker, slot) = context::with_worker(|w| match w {
         Some(w) => (w.index() as u32, &w.remote().obs_slot as *const PollSlot),
@@ -254,12 +255,16 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
     });
     let started = timing::is_timing().then(|| {
         let now = trace::now_ns();
-        let woken = obs.woken_at.swap(0, Relaxed);
-        if woken != 0 && !slot.is_null() {
-            // SAFETY: as below.
-            let t = &unsafe { &*slot }.timing;
-            t.wake_to_poll
-                .record(Duration::from_nanos(now.saturating_sub(woken)));
+        // A wake racing between this load and store loses one sample; no locked RMW per poll.
+        let woken = obs.woken_at.load(Relaxed);
+        if woken != 0 {
+            obs.woken_at.store(0, Relaxed);
+            if !slot.is_null() {
+                // SAFETY: as below.
+                let t = &unsafe { &*slot }.timing;
+                t.wake_to_poll
+                    .record_owned(Duration::from_nanos(now.saturating_sub(woken)));
+            }
         }
         now
     });
@@ -308,7 +313,7 @@ impl PollGuard {
             let took = trace::now_ns().saturating_sub(start);
             // SAFETY: as in `poll_start`.
             let t = &unsafe { &*self.slot }.timing;
-            t.poll.record(Duration::from_nanos(took));
+            t.poll.record_owned(Duration::from_nanos(took));
             t.busy_ns
                 .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
         }
@@ -394,9 +399,8 @@ pub(crate) fn on_wake(header: &Header) {
         .expect("listed");
     obs.wakes[index].fetch_add(1, Relaxed);
     if timing::is_timing() && obs.woken_at.load(Relaxed) == 0 {
-        let _ = obs
-            .woken_at
-            .compare_exchange(0, trace::now_ns(), Relaxed, Relaxed);
+        // The first wake since the last poll stamps the task (a racing second stamp is as good).
+        obs.woken_at.store(trace::now_ns(), Relaxed);
     }
     let flow = trace::wake(obs.id, index, source == WakeSource::Reactor);
     if flow != 0 {
@@ -412,10 +416,12 @@ pub(crate) fn on_wake(header: &Header) {
 pub(crate) fn note_wait(what: WaitsOn) {
     if let Some(cur) = CURRENT.with(|c| c.get()) {
         // SAFETY: the current task is mid-poll on this thread, so its header is alive.
-        let mut waits = unsafe { &*cur.obs }.waits.lock();
+        let obs = unsafe { &*cur.obs };
+        let mut waits = obs.waits.lock();
         if !waits.contains(&what) {
             waits.push(what);
         }
+        obs.has_waits.store(true, Relaxed);
     }
 }
 

@@ -47,6 +47,17 @@ impl Histogram {
         self.sum_ns.fetch_add(ns, Relaxed);
     }
 
+    /// `record` for a histogram only one thread writes (a worker's own): plain load + store
+    /// instead of locked read-modify-writes.
+    pub(crate) fn record_owned(&self, d: Duration) {
+        let ns = d.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let bucket = (64 - ns.leading_zeros() as usize).min(BUCKETS - 1);
+        let b = &self.buckets[bucket];
+        b.store(b.load(Relaxed) + 1, Relaxed);
+        self.sum_ns
+            .store(self.sum_ns.load(Relaxed).wrapping_add(ns), Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
             buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
