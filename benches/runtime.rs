@@ -21,7 +21,19 @@ fn runtime(workers: usize) -> Runtime {
     Builder::new().worker_threads(workers).build().unwrap()
 }
 
+/// With `--features observatory`, `SCRAIPE_OBS_TIMING=1` / `SCRAIPE_OBS_TRACE=1` turn timing and
+/// the trace on, for the observatory's cost gate (interleaved A/B runs, see DESIGN.md).
+fn observatory_switches() {
+    #[cfg(feature = "observatory")]
+    {
+        let on = |k: &str| std::env::var(k).is_ok_and(|v| v == "1");
+        scraipe::rt::observe::set_timing(on("SCRAIPE_OBS_TIMING"));
+        scraipe::rt::observe::set_tracing(on("SCRAIPE_OBS_TRACE"));
+    }
+}
+
 fn bench_runtime(c: &mut Criterion) {
+    observatory_switches();
     for workers in [1usize, 2] {
         let rt = runtime(workers);
         let mut g = c.benchmark_group(format!("rt_{workers}w"));

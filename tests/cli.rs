@@ -625,3 +625,17 @@ fn serve_demo_shop_writes_its_urls_and_rules_and_stops_on_sigterm() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+/// Without the `observatory` feature, `demo --observe` says what is missing instead of
+/// silently ignoring the flag.
+#[cfg(not(feature = "observatory"))]
+#[test]
+fn demo_observe_without_the_feature_is_a_clear_error() {
+    let out = scraipe()
+        .args(["demo", "--pages", "5", "--observe", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features observatory"), "{err}");
+}

@@ -4,6 +4,7 @@ mod demo;
 mod demo_monitor;
 mod llm;
 mod monitor;
+mod observe;
 mod output;
 mod pipeline;
 mod scrape;
@@ -33,6 +34,26 @@ enum Command {
     ServeDemo(ServeDemoArgs),
     /// The price monitor: check product pages on a schedule, record prices, report changes.
     Monitor(Box<monitor::MonitorArgs>),
+    /// Show a top-like table of a program's runtime from its observatory endpoint
+    /// (started by `demo --observe ADDR`; needs the `observatory` feature there).
+    Observe(ObserveArgs),
+}
+
+/// Arguments of `scraipe observe`.
+#[derive(Debug, clap::Args)]
+pub struct ObserveArgs {
+    /// The observatory endpoint, e.g. 127.0.0.1:6669.
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+    /// Print one table and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_secs)]
+    pub interval: f64,
+    /// Task rows to show (busiest first).
+    #[arg(long, default_value_t = 20)]
+    pub rows: usize,
 }
 
 /// Arguments of `scraipe scrape`.
@@ -184,6 +205,14 @@ pub struct DemoArgs {
     /// Rows of the results table to print.
     #[arg(long, default_value_t = 10)]
     pub rows: usize,
+    /// Serve the executor observatory of the scraper's runtime on this address (e.g.
+    /// 127.0.0.1:6669) while the demo runs, with the scheduler trace on; watch it with
+    /// `scraipe observe ADDR` or a browser. Needs a build with `--features observatory`.
+    #[arg(long, value_name = "ADDR")]
+    pub observe: Option<std::net::SocketAddr>,
+    /// With --observe: keep serving this many seconds after the run (time to look).
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub observe_linger: f64,
 }
 
 /// The other demos.
@@ -376,6 +405,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
         Command::Monitor(args) => monitor::run(*args),
         Command::ServeDemo(args) if args.shop => serve_shop::run(args),
+        Command::Observe(args) => observe::run(args).map_err(CliError::from),
         Command::ServeDemo(args) => {
             scraipe::demo::serve_forever(args.port, args.pages as usize, args.threads as usize)
                 .map_err(|e| {

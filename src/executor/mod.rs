@@ -303,11 +303,13 @@ pub trait AsyncExecutorExt: AsyncExecutor {
     /// assert_eq!(task.join(), Ok("done"));
     /// # Ok::<(), scraipe::executor::ExecutorError>(())
     /// ```
+    #[cfg_attr(feature = "observatory", track_caller)]
     fn submit<F>(&self, future: F) -> TaskHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        crate::rt::spawn_site!();
         let (tx, rx) = oneshot::channel();
         let report = Report { tx: Some(tx) };
         let task = self.spawn_boxed(Box::pin(async move {
@@ -397,11 +399,13 @@ pub trait AsyncExecutorExt: AsyncExecutor {
     /// assert_eq!(sum, Ok(5050));
     /// # Ok::<(), scraipe::executor::ExecutorError>(())
     /// ```
+    #[cfg_attr(feature = "observatory", track_caller)]
     fn spawn_blocking<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        crate::rt::spawn_site!();
         let (tx, rx) = oneshot::channel();
         let report = Report { tx: Some(tx) };
         let task = self.spawn_blocking_boxed(Box::new(move || {

@@ -80,6 +80,8 @@ pub(crate) fn block_on_driving<F: Future>(
     guest: Option<&super::Handle>,
 ) -> F::Output {
     let nested = context::with_worker(|w| {
+        #[cfg(feature = "observatory")]
+        let _unpublished = w.map(|_| super::observe::blocking_section());
         w.map(|w| match w.drive(future.as_mut(), false, guest) {
             Ok(out) => out,
             Err(Interrupted::Shutdown) => {

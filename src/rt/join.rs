@@ -193,18 +193,22 @@ impl<T: Send + 'static> JoinSet<T> {
     ///
     /// # Panics
     /// Outside a runtime; use [`JoinSet::spawn_on`] there.
+    #[cfg_attr(feature = "observatory", track_caller)]
     pub fn spawn<F>(&mut self, future: F)
     where
         F: Future<Output = T> + Send + 'static,
     {
+        super::spawn_site!();
         self.insert(super::spawn(future));
     }
 
     /// Spawns a task on the given runtime and adds it to the set.
+    #[cfg_attr(feature = "observatory", track_caller)]
     pub fn spawn_on<F>(&mut self, future: F, handle: &Handle)
     where
         F: Future<Output = T> + Send + 'static,
     {
+        super::spawn_site!();
         self.insert(handle.spawn(future));
     }
 }

@@ -52,6 +52,8 @@ mod loom;
 mod loom_models;
 mod metrics;
 pub mod net;
+#[cfg(feature = "observatory")]
+pub mod observe;
 mod reactor;
 mod scheduler;
 mod shutdown;
@@ -82,6 +84,16 @@ pub use time::{
 use blocking::BlockingPool;
 use scheduler::{Config, Shared};
 use shutdown::{ExitLatch, LatchGuard};
+
+/// At a public spawn entry point (marked `#[cfg_attr(feature = "observatory", track_caller)]`):
+/// records the caller as the spawn site of the task about to be allocated on this thread.
+macro_rules! spawn_site {
+    () => {
+        #[cfg(feature = "observatory")]
+        let _spawn_site = $crate::rt::observe::SpawnSite::enter(std::panic::Location::caller());
+    };
+}
+pub(crate) use spawn_site;
 use worker::WorkerCx;
 
 /// Configures and builds a [`Runtime`].
@@ -105,6 +117,8 @@ pub struct Builder {
     config: Config,
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
+    #[cfg(feature = "observatory")]
+    watchdog: Option<observe::watchdog::Config>,
 }
 
 impl Default for Builder {
@@ -132,6 +146,8 @@ impl Builder {
             },
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
+            #[cfg(feature = "observatory")]
+            watchdog: None,
         }
     }
 
@@ -276,6 +292,37 @@ impl Builder {
         self
     }
 
+    /// Starts the long-poll watchdog (feature `observatory`): a thread that reports, through
+    /// `log::warn!` and [`on_long_poll`](Builder::on_long_poll), every poll that runs longer
+    /// than `threshold` on a worker. See [`observe::LongPoll`].
+    #[cfg(feature = "observatory")]
+    pub fn long_poll_threshold(mut self, threshold: Duration) -> Builder {
+        let callback = self.watchdog.take().and_then(|w| w.callback);
+        self.watchdog = Some(observe::watchdog::Config {
+            threshold,
+            callback,
+        });
+        self
+    }
+
+    /// Called (on the watchdog thread) for every long poll; implies a 100 ms threshold unless
+    /// [`long_poll_threshold`](Builder::long_poll_threshold) set one.
+    #[cfg(feature = "observatory")]
+    pub fn on_long_poll(
+        mut self,
+        callback: impl Fn(&observe::LongPoll) + Send + Sync + 'static,
+    ) -> Builder {
+        let threshold = self
+            .watchdog
+            .as_ref()
+            .map_or(Duration::from_millis(100), |w| w.threshold);
+        self.watchdog = Some(observe::watchdog::Config {
+            threshold,
+            callback: Some(Arc::new(callback)),
+        });
+        self
+    }
+
     /// Starts the runtime.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = self.worker_threads.unwrap_or_else(|| {
@@ -301,6 +348,10 @@ impl Builder {
             latch: latch.clone(),
             default_shutdown: Duration::from_secs(5),
         };
+        #[cfg(feature = "observatory")]
+        if let Some(config) = self.watchdog.clone() {
+            observe::watchdog::start(Arc::downgrade(&shared), config)?;
+        }
         if workers == 0 {
             shared.idle_cores.lock().extend(cores);
             return Ok(runtime);
@@ -397,20 +448,24 @@ impl Runtime {
     }
 
     /// Spawns a task. See [`Handle::spawn`].
+    #[cfg_attr(feature = "observatory", track_caller)]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        spawn_site!();
         self.handle.spawn(future)
     }
 
     /// Runs a closure on the blocking pool. See [`Handle::spawn_blocking`].
+    #[cfg_attr(feature = "observatory", track_caller)]
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        spawn_site!();
         self.handle.spawn_blocking(f)
     }
 
@@ -523,21 +578,25 @@ impl Handle {
     /// Spawns a task. From one of this runtime's workers it goes on that worker's queue; from
     /// anywhere else, on the global queue (waking one idle worker). After shutdown the task is
     /// dropped at once and its handle reports cancellation.
+    #[cfg_attr(feature = "observatory", track_caller)]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        spawn_site!();
         self.shared.spawn(future)
     }
 
     /// Runs `f` on the blocking pool and returns a handle to its result. Use it for work that
     /// would stall a worker: blocking syscalls, DNS, CPU-heavy computation.
+    #[cfg_attr(feature = "observatory", track_caller)]
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        spawn_site!();
         self.shared.blocking.spawn(f)
     }
 
@@ -591,6 +650,31 @@ impl Handle {
         self.shared.is_shutdown()
     }
 
+    /// The task table (feature `observatory`): every unfinished task with its spawn site,
+    /// polls, wakes by source, what it waits on. Blocking-pool jobs are not listed.
+    #[cfg(feature = "observatory")]
+    pub fn observe_snapshot(&self) -> observe::Snapshot {
+        observe::Snapshot::take(&self.shared)
+    }
+
+    /// Tasks that no `Waker` refers to any more — nothing can ever poll them again — confirmed
+    /// by two snapshots `gap` apart (feature `observatory`; see [`observe`]).
+    #[cfg(feature = "observatory")]
+    pub fn lost_wakers(&self, gap: Duration) -> Vec<observe::TaskInfo> {
+        observe::snapshot::lost_wakers(&self.shared, gap)
+    }
+
+    /// Busy time and poll / wake→poll / timer-lateness histograms per worker (feature
+    /// `observatory`; recorded while [`observe::set_timing`] is on).
+    #[cfg(feature = "observatory")]
+    pub fn observe_timing(&self) -> Vec<observe::WorkerTimingSnapshot> {
+        self.shared
+            .remotes
+            .iter()
+            .map(|r| r.obs_slot.timing.snapshot(&r.driver.timers.lateness))
+            .collect()
+    }
+
     /// A snapshot of the scheduler's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics {
@@ -621,11 +705,13 @@ impl Handle {
 ///
 /// # Panics
 /// Outside a runtime (no worker thread, no entered handle). Use [`Handle::spawn`] there.
+#[cfg_attr(feature = "observatory", track_caller)]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    spawn_site!();
     // Straight to the current runtime, without cloning a `Handle` on the way.
     context::with_current_shared(|shared| shared.spawn(future)).unwrap_or_else(|| {
         panic!(
@@ -639,11 +725,13 @@ where
 ///
 /// # Panics
 /// Outside a runtime. Use [`Handle::spawn_blocking`] there.
+#[cfg_attr(feature = "observatory", track_caller)]
 pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
+    spawn_site!();
     Handle::current().spawn_blocking(f)
 }
 

@@ -326,7 +326,15 @@ impl Reactor {
                         if event.is_error() {
                             bits |= ERROR;
                         }
+                        #[cfg(feature = "observatory")]
+                        let before = self.wake_buf.len();
                         io.set_readiness(bits, &mut self.wake_buf);
+                        #[cfg(feature = "observatory")]
+                        super::observe::trace::reactor_event(
+                            token.0,
+                            bits,
+                            self.wake_buf.len() - before,
+                        );
                         dispatched += 1;
                     }
                 }
@@ -334,6 +342,8 @@ impl Reactor {
         }
         metrics.add_io_events(dispatched);
         // Wake outside the slab lock: waking schedules tasks, which must not nest inside it.
+        #[cfg(feature = "observatory")]
+        let _source = super::observe::WakeScope::enter(super::observe::WakeSource::Reactor);
         for waker in self.wake_buf.drain(..) {
             waker.wake();
         }
@@ -405,6 +415,14 @@ impl Registration {
         if cur & dir.mask() != 0 {
             return Poll::Ready(self.ready_event(cur, dir));
         }
+        #[cfg(feature = "observatory")]
+        super::observe::note_wait(super::observe::WaitsOn::Socket {
+            token: self.token.0,
+            direction: match dir {
+                Direction::Read => "read",
+                Direction::Write => "write",
+            },
+        });
         let mut waiters = self.io.waiters.lock();
         match dir {
             Direction::Read => waiters.readers.register(cx.waker()),

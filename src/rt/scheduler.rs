@@ -85,6 +85,9 @@ pub(crate) struct Remote {
     /// Reactor + timer heap; the owner turns it, an idle sibling may when the owner is busy.
     pub(crate) driver: Driver,
     pub(crate) metrics: WorkerMetrics,
+    /// The task this worker is polling, for the long-poll watchdog.
+    #[cfg(feature = "observatory")]
+    pub(crate) obs_slot: super::observe::PollSlot,
 }
 
 impl Shared {
@@ -104,6 +107,8 @@ impl Shared {
                 stealer: local.stealer(),
                 driver: Driver::new()?,
                 metrics: WorkerMetrics::default(),
+                #[cfg(feature = "observatory")]
+                obs_slot: Default::default(),
             });
             cores.push(Box::new(Core::new(index, local, &config)));
         }

@@ -69,6 +69,9 @@ impl Ord for HeapItem {
 /// owner itself, or rarely a thread outside the runtime).
 pub(crate) struct TimerQueue {
     inner: Mutex<Heap>,
+    /// How late timers fired (feature `observatory`, while timing is on).
+    #[cfg(feature = "observatory")]
+    pub(crate) lateness: super::observe::timing::Histogram,
 }
 
 struct Heap {
@@ -90,6 +93,8 @@ impl TimerQueue {
                 compact_at: 1024,
                 closed: false,
             }),
+            #[cfg(feature = "observatory")]
+            lateness: Default::default(),
         }
     }
 
@@ -126,6 +131,8 @@ impl TimerQueue {
                     break;
                 }
                 let item = heap.items.pop().expect("peeked");
+                #[cfg(feature = "observatory")]
+                super::observe::timing::timer_fired(&self.lateness, now - item.deadline);
                 if item
                     .entry
                     .state
@@ -139,6 +146,8 @@ impl TimerQueue {
             }
         }
         let n = wake.len();
+        #[cfg(feature = "observatory")]
+        let _source = super::observe::WakeScope::enter(super::observe::WakeSource::Timer);
         for w in wake {
             w.wake();
         }
@@ -236,6 +245,10 @@ impl Future for Sleep {
             self.cancel();
             return Poll::Ready(());
         }
+        #[cfg(feature = "observatory")]
+        super::observe::note_wait(super::observe::WaitsOn::Timer {
+            deadline: self.deadline,
+        });
         if let Some(entry) = &self.entry {
             let mut slot = entry.waker.lock();
             match entry.state.load(Acquire) {

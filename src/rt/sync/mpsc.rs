@@ -147,6 +147,8 @@ impl<T> UnboundedReceiver<T> {
         if state.tx_closed {
             return Poll::Ready(None);
         }
+        #[cfg(feature = "observatory")]
+        crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel { kind: "mpsc" });
         match &state.rx_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => state.rx_waker = Some(cx.waker().clone()),

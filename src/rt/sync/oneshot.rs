@@ -185,6 +185,8 @@ impl<T> Future for Receiver<T> {
         if state & (VALUE_SENT | TX_CLOSED) != 0 {
             return self.ready(state);
         }
+        #[cfg(feature = "observatory")]
+        crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel { kind: "oneshot" });
         if state & RX_WAKER != 0 {
             // SAFETY: with RX_WAKER set the slot is only read, by either side.
             let same = unsafe { &*inner.waker.get() }

@@ -198,6 +198,10 @@ impl Future for AcquireFuture<'_> {
             let mut slot = waiter.waker.lock();
             let outcome = waiter.outcome.load(Acquire);
             if outcome == WAITING {
+                #[cfg(feature = "observatory")]
+                crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel {
+                    kind: "semaphore",
+                });
                 match &*slot {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *slot = Some(cx.waker().clone()),
@@ -220,6 +224,8 @@ impl Future for AcquireFuture<'_> {
             state.permits -= 1;
             return Poll::Ready(Ok(()));
         }
+        #[cfg(feature = "observatory")]
+        crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel { kind: "semaphore" });
         let waiter = Arc::new(Waiter {
             outcome: AtomicU8::new(WAITING),
             waker: Mutex::new(Some(cx.waker().clone())),

@@ -100,6 +100,24 @@ impl OwnedTasks {
         out
     }
 
+    /// Calls `f` with every linked task, shard by shard under the shard's lock (the task
+    /// table of the observatory).
+    #[cfg(feature = "observatory")]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Header)) {
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            let mut next = shard.head;
+            while let Some(ptr) = next {
+                // SAFETY: linked tasks are alive (the list holds a reference) and their links
+                // are guarded by the shard lock we hold.
+                unsafe {
+                    f(ptr.as_ref());
+                    next = (*ptr.as_ref().links.get()).next;
+                }
+            }
+        }
+    }
+
     /// Number of live (unfinished) tasks.
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len).sum()

@@ -132,6 +132,13 @@ impl<T> JoinHandle<T> {
         unsafe { raw::abort(self.raw) }
     }
 
+    /// The task's id (feature `observatory`): unique in the process, as in
+    /// [`Handle::observe_snapshot`](crate::rt::Handle::observe_snapshot).
+    #[cfg(feature = "observatory")]
+    pub fn id(&self) -> u64 {
+        self.header().obs.id
+    }
+
     /// True once the task has finished (with output, panic or cancellation).
     pub fn is_finished(&self) -> bool {
         self.header().state.load().is_complete()

@@ -60,6 +60,9 @@ pub(crate) struct Header {
     pub(crate) links: UnsafeCell<Links>,
     /// The `JoinHandle`'s waker. Ownership alternates through the `JOIN_WAKER` bit.
     awaiter: UnsafeCell<Option<Waker>>,
+    /// Identity and counters (feature `observatory`).
+    #[cfg(feature = "observatory")]
+    pub(crate) obs: crate::rt::observe::TaskObs,
 }
 
 // SAFETY: every field with interior mutability is guarded: `links` by the list lock, `awaiter` by
@@ -185,6 +188,8 @@ where
             vtable: vtable::<F, S>(),
             links: UnsafeCell::new(Links::default()),
             awaiter: UnsafeCell::new(None),
+            #[cfg(feature = "observatory")]
+            obs: crate::rt::observe::TaskObs::new(),
         },
         scheduler,
         stage: UnsafeCell::new(Stage {
@@ -292,6 +297,8 @@ where
         StartPoll::Skip => return unsafe { drop_reference(ptr) },
     }
 
+    #[cfg(feature = "observatory")]
+    let observed = crate::rt::observe::poll_start(&cell.header);
     // The waker handed to the future borrows our reference; `clone` adds its own.
     // SAFETY: the raw waker's data is a live task pointer and the vtable matches it.
     let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(ptr)) });
@@ -303,6 +310,8 @@ where
         // SAFETY: pinned in place until it is dropped in place.
         unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
     }));
+    #[cfg(feature = "observatory")]
+    observed.end(matches!(polled, Ok(Poll::Ready(_))));
 
     match polled {
         // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.
@@ -527,6 +536,8 @@ unsafe fn waker_wake(data: *const ()) {
     // SAFETY: the waker owns one reference; it is either moved into the queue or dropped.
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
+        #[cfg(feature = "observatory")]
+        crate::rt::observe::on_wake(ptr.as_ref());
         match ptr.as_ref().state.transition_to_notified_by_val() {
             WakeAction::Schedule => (ptr.as_ref().vtable.schedule)(ptr),
             WakeAction::None => drop_reference(ptr),
@@ -540,6 +551,8 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: the borrowed waker keeps the task alive; a scheduled task got its own reference.
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
+        #[cfg(feature = "observatory")]
+        crate::rt::observe::on_wake(ptr.as_ref());
         if let WakeAction::Schedule = ptr.as_ref().state.transition_to_notified_by_ref() {
             (ptr.as_ref().vtable.schedule)(ptr)
         }
@@ -561,5 +574,24 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "Box<dyn Any>".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The observatory is zero-cost when compiled out: the header keeps its size (state word,
+    /// vtable, two list links, the join waker). With the feature on it grows by `TaskObs`.
+    #[test]
+    fn header_size_is_unchanged_without_the_observatory() {
+        let base = 8 + 8 + 16 + 16;
+        #[cfg(not(feature = "observatory"))]
+        assert_eq!(std::mem::size_of::<Header>(), base);
+        #[cfg(feature = "observatory")]
+        assert_eq!(
+            std::mem::size_of::<Header>(),
+            base + std::mem::size_of::<crate::rt::observe::TaskObs>()
+        );
     }
 }

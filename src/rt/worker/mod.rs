@@ -41,6 +41,8 @@ use crossbeam_deque::{Steal, Worker};
 
 use super::budget;
 use super::context;
+#[cfg(feature = "observatory")]
+use super::observe;
 use super::reactor::ReactorShared;
 use super::scheduler::{Config, Remote, Shared};
 use super::task::Notified;
@@ -292,6 +294,8 @@ impl WorkerCx {
         if global == 0 {
             core.global_countdown.set(config.global_queue_interval);
             if let Some(task) = self.steal_one_injected() {
+                #[cfg(feature = "observatory")]
+                observe::trace::source(observe::trace::Source::Injector, core.local.len());
                 return Some(task);
             }
         } else {
@@ -301,15 +305,21 @@ impl WorkerCx {
             let polls = core.lifo_polls.get();
             if polls < config.max_lifo_polls {
                 core.lifo_polls.set(polls + 1);
+                #[cfg(feature = "observatory")]
+                observe::trace::source(observe::trace::Source::Lifo, core.local.len());
                 return Some(task);
             }
             core.local.push(task);
         }
         core.lifo_polls.set(0);
         if let Some(task) = core.local.pop() {
+            #[cfg(feature = "observatory")]
+            observe::trace::source(observe::trace::Source::Local, core.local.len());
             return Some(task);
         }
         if let Some(task) = self.steal_injected_batch() {
+            #[cfg(feature = "observatory")]
+            observe::trace::source(observe::trace::Source::Injector, core.local.len());
             return Some(task);
         }
         self.take_deferred()
@@ -434,6 +444,12 @@ impl WorkerCx {
                     Steal::Success(t) => {
                         let moved = core.local.len() - before + 1;
                         self.remote().metrics.add_steal(moved as u64);
+                        #[cfg(feature = "observatory")]
+                        {
+                            observe::trace::steal(idx, core.index, moved);
+                            let from = observe::trace::Source::StolenFrom(idx);
+                            observe::trace::source(from, core.local.len());
+                        }
                         return Some(t);
                     }
                     Steal::Retry => continue,

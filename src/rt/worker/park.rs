@@ -178,7 +178,11 @@ impl WorkerCx {
             // latency (tens of µs on a VM) is then spent before the deadline, not after it.
             held.arm_timer(wake_at);
             remote.metrics.add_park();
+            #[cfg(feature = "observatory")]
+            crate::rt::observe::trace::park(timeout);
             held.sleep(timeout, &remote.metrics);
+            #[cfg(feature = "observatory")]
+            crate::rt::observe::trace::unpark();
             drop(held);
             remote.driver.end_unbounded_sleep();
             remote.driver.mark_owner_turn();

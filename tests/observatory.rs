@@ -1,0 +1,668 @@
+//! The executor observatory (feature `observatory`): task identity, wake sources, the exact
+//! lost-waker check, "waits on", the long-poll watchdog.
+//!
+//! Run with `cargo test --features observatory --test observatory`.
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::panic::Location;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use scraipe::executor::{AsyncExecutorExt, DefaultBackgroundExecutor};
+use scraipe::rt::observe::{self, LongPoll, TaskStatus, WaitsOn, WakeSource};
+use scraipe::rt::sync::{mpsc, oneshot};
+use scraipe::rt::{Builder, JoinSet, Runtime};
+
+fn runtime(workers: usize) -> Runtime {
+    Builder::new().worker_threads(workers).build().unwrap()
+}
+
+/// Polls `rt`'s task table until `pred` holds for task `id` (tasks park asynchronously).
+fn wait_for(rt: &Runtime, id: u64, pred: impl Fn(&observe::TaskInfo) -> bool) -> observe::TaskInfo {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let snap = rt.handle().observe_snapshot();
+        if let Some(t) = snap.task(id).filter(|t| pred(t)) {
+            return t.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} never matched: {:?}",
+            snap.task(id)
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn yielding_k_times_gives_k_plus_1_polls_and_k_self_wakes() {
+    let rt = runtime(1);
+    const K: u64 = 7;
+    let (tx, rx) = oneshot::channel::<()>();
+    let h = rt.spawn(async move {
+        for _ in 0..K {
+            scraipe::rt::yield_now().await;
+        }
+        let _ = rx.await;
+    });
+    let t = wait_for(&rt, h.id(), |t| t.status == TaskStatus::Idle && t.polls > K);
+    assert_eq!(t.polls, K + 1);
+    assert_eq!(t.wakes.self_wake, K);
+    assert_eq!(t.wakes.total(), K, "{:?}", t.wakes);
+    tx.send(()).unwrap();
+    h.join().unwrap();
+}
+
+#[test]
+fn a_oneshot_wake_is_attributed_to_the_sending_task_and_its_worker() {
+    for workers in [1, 2] {
+        let rt = runtime(workers);
+        let (tx, rx) = oneshot::channel::<u32>();
+        let (hold_tx, hold_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let receiver = rt.spawn(async move {
+            rx.await.unwrap();
+            let _ = hold_rx.await;
+        });
+        wait_for(&rt, receiver.id(), |t| {
+            t.status == TaskStatus::Idle && t.polls == 1
+        });
+        let sender = rt.spawn(async move {
+            tx.send(1).unwrap();
+            let _ = done_rx.await;
+        });
+        let s = wait_for(&rt, sender.id(), |t| t.status == TaskStatus::Idle);
+        let r = wait_for(&rt, receiver.id(), |t| {
+            t.polls == 2 && t.status == TaskStatus::Idle
+        });
+        assert_eq!(
+            r.woken_by,
+            Some((sender.id(), s.last_worker)),
+            "workers={workers}"
+        );
+        assert_eq!(r.wakes.total(), 1);
+        let by_task = r.wakes.same_worker + r.wakes.other_worker;
+        assert_eq!(by_task, 1, "{:?}", r.wakes);
+        if workers == 1 {
+            assert_eq!(r.wakes.get(WakeSource::SameWorker), 1);
+        }
+        hold_tx.send(()).unwrap();
+        done_tx.send(()).unwrap();
+        receiver.join().unwrap();
+        sender.join().unwrap();
+    }
+}
+
+type Site = Option<(u64, &'static Location<'static>)>;
+
+fn site() -> Site {
+    observe::current_task()
+}
+
+fn assert_site(what: &str, got: Site, line: u32) {
+    let (_, loc) = got.unwrap_or_else(|| panic!("{what}: no current task"));
+    assert_eq!(
+        (loc.file(), loc.line()),
+        (file!(), line),
+        "{what} reported the wrong spawn site"
+    );
+}
+
+#[test]
+fn every_spawn_entry_point_reports_the_callers_file_and_line() {
+    let rt = runtime(2);
+    let handle = rt.handle().clone();
+
+    let (got, line) = (rt.spawn(async { site() }), line!());
+    assert_site("Runtime::spawn", got.join().unwrap(), line);
+    let (got, line) = (handle.spawn(async { site() }), line!());
+    assert_site("Handle::spawn", got.join().unwrap(), line);
+    let (got, line) = (rt.spawn_blocking(site), line!());
+    assert_site("Runtime::spawn_blocking", got.join().unwrap(), line);
+    let (got, line) = (handle.spawn_blocking(site), line!());
+    assert_site("Handle::spawn_blocking", got.join().unwrap(), line);
+
+    let (got, line) = rt.block_on(async {
+        let (h, line) = (scraipe::rt::spawn(async { site() }), line!());
+        (h.await.unwrap(), line)
+    });
+    assert_site("rt::spawn", got, line);
+    let (got, line) = rt.block_on(async {
+        let (h, line) = (scraipe::rt::spawn_blocking(site), line!());
+        (h.await.unwrap(), line)
+    });
+    assert_site("rt::spawn_blocking", got, line);
+
+    let (got, line) = rt.block_on(async {
+        let mut set = JoinSet::new();
+        let line = line!();
+        set.spawn(async { site() });
+        (set.join_next().await.unwrap().unwrap(), line + 1)
+    });
+    assert_site("JoinSet::spawn", got, line);
+    let mut set = JoinSet::new();
+    let line = line!();
+    set.spawn_on(async { site() }, &handle);
+    let got = rt.block_on(set.join_next()).unwrap().unwrap();
+    assert_site("JoinSet::spawn_on", got, line + 1);
+
+    let exec = DefaultBackgroundExecutor::new().unwrap();
+    let (got, line) = (exec.submit(async { site() }), line!());
+    assert_site("AsyncExecutorExt::submit", got.join().unwrap(), line);
+    let (got, line) = (exec.spawn_blocking(site), line!());
+    assert_site(
+        "AsyncExecutorExt::spawn_blocking",
+        got.join().unwrap(),
+        line,
+    );
+}
+
+/// One task parked on each kind of resource, plus one that dropped its waker.
+struct Parked {
+    lost: u64,
+    timer: u64,
+    deadline: Instant,
+    socket: u64,
+    channel: u64,
+    mpsc: u64,
+}
+
+fn park_one_of_each(rt: &Runtime, hold: &mut Vec<Box<dyn std::any::Any>>) -> Parked {
+    let lost = rt.spawn(poll_fn(|_cx| Poll::<()>::Pending)).id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let timer = rt.spawn(scraipe::rt::sleep_until(deadline)).id();
+    let listener = rt
+        .block_on(async {
+            scraipe::rt::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
+        .unwrap();
+    let socket = rt
+        .spawn(async move {
+            let _ = listener.accept().await;
+        })
+        .id();
+    let (tx, rx) = oneshot::channel::<()>();
+    hold.push(Box::new(tx));
+    let channel = rt.spawn(rx).id();
+    let (mtx, mut mrx) = mpsc::unbounded::<()>();
+    hold.push(Box::new(mtx));
+    let mpsc = rt.spawn(async move { mrx.recv().await }).id();
+    for id in [lost, timer, socket, channel, mpsc] {
+        wait_for(rt, id, |t| t.status == TaskStatus::Idle && t.polls == 1);
+    }
+    Parked {
+        lost,
+        timer,
+        deadline,
+        socket,
+        channel,
+        mpsc,
+    }
+}
+
+#[test]
+fn the_lost_waker_check_flags_a_future_that_dropped_its_waker_and_nothing_parked_on_a_resource() {
+    let rt = runtime(2);
+    let mut hold = Vec::new();
+    let p = park_one_of_each(&rt, &mut hold);
+    let lost: Vec<u64> = rt
+        .handle()
+        .lost_wakers(Duration::from_millis(20))
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(lost, vec![p.lost]);
+    let snap = rt.handle().observe_snapshot();
+    for id in [p.timer, p.socket, p.channel, p.mpsc] {
+        assert!(!snap.task(id).unwrap().no_waker, "task {id} has a waker");
+    }
+}
+
+#[test]
+fn waits_on_names_the_socket_timer_or_channel() {
+    let rt = runtime(2);
+    let mut hold = Vec::new();
+    let p = park_one_of_each(&rt, &mut hold);
+    let snap = rt.handle().observe_snapshot();
+    assert_eq!(
+        snap.task(p.timer).unwrap().waits_on,
+        vec![WaitsOn::Timer {
+            deadline: p.deadline
+        }]
+    );
+    match snap.task(p.socket).unwrap().waits_on.as_slice() {
+        [WaitsOn::Socket {
+            direction: "read", ..
+        }] => {}
+        other => panic!("socket task waits on {other:?}"),
+    }
+    assert_eq!(
+        snap.task(p.channel).unwrap().waits_on,
+        vec![WaitsOn::Channel { kind: "oneshot" }]
+    );
+    assert_eq!(
+        snap.task(p.mpsc).unwrap().waits_on,
+        vec![WaitsOn::Channel { kind: "mpsc" }]
+    );
+    assert!(snap.task(p.lost).unwrap().waits_on.is_empty());
+}
+
+/// Long-poll reports with the instant each arrived.
+type Reports = Arc<Mutex<Vec<(LongPoll, Instant)>>>;
+
+fn watched(threshold: Duration) -> (Runtime, Reports) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let rt = Builder::new()
+        .worker_threads(2)
+        .long_poll_threshold(threshold)
+        .on_long_poll(move |r| sink.lock().unwrap().push((r.clone(), Instant::now())))
+        .build()
+        .unwrap();
+    (rt, reports)
+}
+
+#[test]
+fn a_200ms_blocking_poll_is_reported_once_in_time_naming_its_spawn_line() {
+    // With the trace on, the report also dumps the flight recorder.
+    observe::set_tracing(true);
+    let threshold = Duration::from_millis(50);
+    let (rt, reports) = watched(threshold);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let task = async move {
+        started_tx.send(Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    #[rustfmt::skip]
+    let (h, line) = (rt.spawn(task), line!());
+    let id = h.id();
+    h.join().unwrap();
+    let started = started_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let (report, at) = &reports[0];
+    assert_eq!(report.task_id, id);
+    assert_eq!(
+        (report.location.file(), report.location.line()),
+        (file!(), line)
+    );
+    assert!(report.os_tid > 0);
+    assert!(report.elapsed >= threshold);
+    let dump = report
+        .trace_file
+        .as_ref()
+        .expect("the flight recorder was dumped");
+    let dumped = std::fs::read_to_string(dump).unwrap();
+    let _ = std::fs::remove_file(dump);
+    assert!(events(&dumped)
+        .iter()
+        .any(|e| e["args"]["task"].as_u64() == Some(id)));
+    assert!(*at >= report.detected_at);
+    let late = report.detected_at.duration_since(started);
+    assert!(
+        late <= threshold + Duration::from_millis(20),
+        "reported {late:?} after the poll began"
+    );
+}
+
+#[test]
+fn blocking_pool_jobs_and_nested_block_on_are_not_long_polls() {
+    let (rt, reports) = watched(Duration::from_millis(20));
+    rt.spawn_blocking(|| std::thread::sleep(Duration::from_millis(80)))
+        .join()
+        .unwrap();
+    rt.spawn(async {
+        // The worker keeps driving while this task is blocked in block_on.
+        scraipe::rt::block_on(scraipe::rt::sleep(Duration::from_millis(80)));
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
+}
+
+fn spawn_yield_many(rt: &Runtime) -> impl Future<Output = ()> + Send + 'static {
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            rt.spawn(async {
+                for _ in 0..200 {
+                    scraipe::rt::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    async move {
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+}
+
+#[test]
+fn yield_many_and_ping_pong_at_a_1ms_threshold_produce_no_report() {
+    let (rt, reports) = watched(Duration::from_millis(1));
+    rt.block_on(spawn_yield_many(&rt));
+    rt.block_on(async {
+        let (a_tx, mut a_rx) = mpsc::unbounded::<u32>();
+        let (b_tx, mut b_rx) = mpsc::unbounded::<u32>();
+        let pong = scraipe::rt::spawn(async move {
+            while let Some(n) = a_rx.recv().await {
+                if b_tx.send(n + 1).is_err() {
+                    break;
+                }
+            }
+        });
+        for i in 0..2_000 {
+            a_tx.send(i).unwrap();
+            assert_eq!(b_rx.recv().await, Some(i + 1));
+        }
+        drop(a_tx);
+        pong.await.unwrap();
+    });
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
+}
+
+// ----- the scheduler trace -----
+
+fn events(json: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("the trace is JSON");
+    v["traceEvents"].as_array().expect("traceEvents").clone()
+}
+
+/// The structural promises of the export: timestamps rise per thread, slices nest per thread,
+/// every flow has exactly one start and one end (and its steps lie between them).
+fn check_structure(evs: &[serde_json::Value]) {
+    use std::collections::HashMap;
+    let mut last_ts: HashMap<u64, f64> = HashMap::new();
+    let mut open: HashMap<u64, Vec<f64>> = HashMap::new();
+    let mut flows: HashMap<u64, (usize, usize, Vec<f64>)> = HashMap::new();
+    for e in evs {
+        if e["ph"] == "M" {
+            continue;
+        }
+        let tid = e["tid"].as_u64().unwrap();
+        let ts = e["ts"].as_f64().unwrap();
+        let prev = last_ts.insert(tid, ts).unwrap_or(f64::MIN);
+        assert!(
+            ts >= prev,
+            "time went back on thread {tid}: {prev} then {e}"
+        );
+        if e["ph"] == "X" {
+            let end = ts + e["dur"].as_f64().unwrap();
+            let stack = open.entry(tid).or_default();
+            while stack.last().is_some_and(|&top| top <= ts) {
+                stack.pop();
+            }
+            if let Some(&top) = stack.last() {
+                assert!(end <= top, "slice {e} overlaps its parent ending at {top}");
+            }
+            stack.push(end);
+        }
+        if let Some(id) = e["id"].as_u64() {
+            let f = flows.entry(id).or_default();
+            match e["ph"].as_str().unwrap() {
+                "s" => f.0 += 1,
+                "f" => f.1 += 1,
+                _ => f.2.push(ts),
+            }
+        }
+    }
+    for (id, (s, f, _)) in &flows {
+        assert_eq!((*s, *f), (1, 1), "flow {id}");
+    }
+}
+
+#[test]
+fn the_trace_is_valid_chrome_json_and_links_a_socket_event_to_the_wake_and_the_readers_poll() {
+    use std::io::{Read, Write};
+    observe::set_tracing(true);
+    let rt = runtime(2);
+    let listener = rt
+        .block_on(async {
+            scraipe::rt::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).await.unwrap();
+        stream.write_all(&buf).await.unwrap();
+    });
+    let reader = server.id();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    client.write_all(b"hello").unwrap();
+    let mut back = [0u8; 5];
+    client.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello");
+    server.join().unwrap();
+
+    let evs = events(&observe::trace_json(None));
+    check_structure(&evs);
+    // A flow that ends on a poll of the reader: socket event ≤ wake ≤ poll, one id.
+    let ts_of = |ph: &str, id: u64| {
+        evs.iter()
+            .find(|e| e["ph"] == ph && e["id"].as_u64() == Some(id))
+            .map(|e| e["ts"].as_f64().unwrap())
+    };
+    let reader_poll_starts: Vec<(u64, f64)> = evs
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["task"].as_u64() == Some(reader))
+        .map(|e| (e["tid"].as_u64().unwrap(), e["ts"].as_f64().unwrap()))
+        .collect();
+    let linked = evs.iter().filter(|e| e["ph"] == "f").any(|f| {
+        let id = f["id"].as_u64().unwrap();
+        let at = (f["tid"].as_u64().unwrap(), f["ts"].as_f64().unwrap());
+        let (Some(s), Some(t)) = (ts_of("s", id), ts_of("t", id)) else {
+            return false;
+        };
+        reader_poll_starts.contains(&at) && s <= t && t <= at.1
+    });
+    assert!(
+        linked,
+        "no socket event → wake → reader poll flow in the trace"
+    );
+    // Every socket event names its token and readiness.
+    assert!(evs
+        .iter()
+        .any(|e| e["name"] == "socket event" && e["args"]["token"].is_u64()));
+}
+
+#[test]
+fn a_forced_steal_shows_from_and_to() {
+    observe::set_tracing(true);
+    let rt = runtime(2);
+    let victim = rt
+        .spawn(async {
+            let me = observe::current_task_id().unwrap();
+            // Fill this worker's queue, then block it: the sibling must steal.
+            let children: Vec<_> = (0..16).map(|_| scraipe::rt::spawn(async {})).collect();
+            std::thread::sleep(Duration::from_millis(100));
+            (me, children)
+        })
+        .join()
+        .unwrap();
+    for c in victim.1 {
+        rt.block_on(c).unwrap();
+    }
+    let evs = events(&observe::trace_json(None));
+    check_structure(&evs);
+    let names: std::collections::HashMap<u64, String> = evs
+        .iter()
+        .filter(|e| e["ph"] == "M")
+        .map(|e| {
+            (
+                e["tid"].as_u64().unwrap(),
+                e["args"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let steal = evs
+        .iter()
+        .filter(|e| e["name"] == "steal")
+        .find(|e| e["args"]["from"] != e["args"]["to"] && e["args"]["tasks"].as_u64() >= Some(1))
+        .expect("a steal in the trace");
+    let to = steal["args"]["to"].as_u64().unwrap();
+    let from = steal["args"]["from"].as_u64().unwrap();
+    let track = &names[&steal["tid"].as_u64().unwrap()];
+    assert!(
+        track.starts_with(&format!("scraipe-worker-{to} ")),
+        "{track}"
+    );
+    let stolen = format!("stolen from worker {from}");
+    assert!(evs
+        .iter()
+        .any(|e| e["ph"] == "X" && e["args"]["source"] == stolen.as_str()));
+}
+
+// ----- the live view -----
+
+fn http_get(addr: SocketAddr, target: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_snapshot_endpoint_answers_fast_while_the_only_worker_is_blocked() {
+    let rt = runtime(1);
+    let server =
+        observe::ObserveServer::start(rt.handle(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    #[rustfmt::skip]
+    let (stuck, line) = (rt.spawn(async move { started_tx.send(()).unwrap(); std::thread::sleep(Duration::from_millis(600)); }), line!());
+    started_rx.recv().unwrap();
+    let t0 = Instant::now();
+    let (head, body) = http_get(server.local_addr(), "/snapshot.json");
+    let took = t0.elapsed();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["workers"][0]["polling"]["task"].as_u64(),
+        Some(stuck.id())
+    );
+    assert_eq!(
+        v["workers"][0]["polling"]["spawned_at"].as_str().unwrap(),
+        format!("{}:{line}", file!())
+    );
+    assert!(v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["id"].as_u64() == Some(stuck.id()) && t["status"] == "running"));
+
+    let (head, page) = http_get(server.local_addr(), "/");
+    assert!(head.contains("text/html"));
+    assert!(page.contains("/snapshot.json") && page.contains("/trace.json"));
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="));
+    let (head, trace) = http_get(server.local_addr(), "/trace.json?last=2s");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    events(&trace);
+    let (head, _) = http_get(server.local_addr(), "/trace.json?last=soon");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let (head, _) = http_get(server.local_addr(), "/nope");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    stuck.join().unwrap();
+}
+
+#[test]
+fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_scraipe");
+    let mut demo = Command::new(bin)
+        .args(["demo", "--pages", "20", "-t", "1", "--rows", "0"])
+        .args(["--observe", "127.0.0.1:0", "--observe-linger", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let mut addr = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("observatory: http://") {
+            addr = rest.split('/').next().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.expect("demo printed the observatory address");
+    let out = Command::new(bin)
+        .args(["observe", &addr, "--once"])
+        .output()
+        .unwrap();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("WORKER") && table.contains("workers,"),
+        "{table}"
+    );
+    // A dead address is a clear error, not a hang.
+    let out = Command::new(bin)
+        .args(["observe", "127.0.0.1:1", "--once"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+// ----- timing -----
+
+#[test]
+fn timing_records_busy_time_poll_time_wake_to_poll_and_timer_lateness() {
+    observe::set_timing(true);
+    let rt = runtime(1);
+    let (tx, rx) = oneshot::channel::<()>();
+    let h = rt.spawn(async move {
+        scraipe::rt::sleep(Duration::from_millis(20)).await;
+        rx.await.unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    });
+    // Timer wake → poll 2 (parks on the channel), channel wake → poll 3.
+    wait_for(&rt, h.id(), |t| {
+        t.polls == 2 && t.status == TaskStatus::Idle
+    });
+    tx.send(()).unwrap();
+    h.join().unwrap();
+    let t = &rt.handle().observe_timing()[0];
+    assert!(t.busy >= Duration::from_millis(5), "{t:?}");
+    assert!(t.poll.max().unwrap() >= Duration::from_millis(5), "{t:?}");
+    assert!(
+        t.wake_to_poll.count() >= 2,
+        "timer and channel wakes: {t:?}"
+    );
+    assert!(t.timer_lateness.count() >= 1, "{t:?}");
+    let json = observe_json(&rt);
+    assert!(json["workers"][0]["timing"]["busy_ms"].as_f64().unwrap() >= 5.0);
+}
+
+fn observe_json(rt: &Runtime) -> serde_json::Value {
+    let server =
+        observe::ObserveServer::start(rt.handle(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let (_, body) = http_get(server.local_addr(), "/snapshot.json");
+    serde_json::from_str(&body).unwrap()
+}
