@@ -638,4 +638,28 @@ fn demo_observe_without_the_feature_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features observatory"), "{err}");
+    // `monitor run --observe` says so before it touches the database: a usage error.
+    let dir = tmp("monitor-observe");
+    let input = dir.join("urls.txt");
+    std::fs::write(&input, "http://127.0.0.1:1/product\n").unwrap();
+    let db = dir.join("state.sqlite");
+    let out = scraipe()
+        .args([
+            "monitor",
+            "run",
+            "--once",
+            "--quiet",
+            "--observe",
+            "127.0.0.1:0",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features observatory"), "{err}");
+    assert!(!db.exists());
 }

@@ -666,3 +666,69 @@ fn observe_json(rt: &Runtime) -> serde_json::Value {
     let (_, body) = http_get(server.local_addr(), "/snapshot.json");
     serde_json::from_str(&body).unwrap()
 }
+
+/// `monitor run --observe ADDR` serves the live view of the monitor's own runtime while it runs
+/// continuously; SIGTERM still ends it with exit 0.
+#[test]
+fn monitor_run_observe_serves_the_monitors_runtime() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_scraipe");
+    let dir = std::env::temp_dir().join(format!("scraipe-obs-monitor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("urls.txt");
+    // A dead port: each check fails fast, the monitor keeps running its windows.
+    std::fs::write(&input, "http://127.0.0.1:1/product\n").unwrap();
+    let mut monitor = Command::new(bin)
+        .args([
+            "monitor",
+            "run",
+            "--every",
+            "1s",
+            "--quiet",
+            "--retries",
+            "0",
+        ])
+        .args(["--observe", "127.0.0.1:0", "--input"])
+        .arg(&input)
+        .arg("--db")
+        .arg(dir.join("state.sqlite"))
+        .arg("--changes")
+        .arg(dir.join("events.jsonl"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(monitor.stdout.take().unwrap());
+    let mut addr = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("observatory: http://") {
+            addr = rest.split('/').next().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.expect("monitor printed the observatory address");
+    let out = Command::new(bin)
+        .args(["observe", &addr, "--once"])
+        .output()
+        .unwrap();
+    // SAFETY: kill() with a child's pid and a signal number; no memory is involved.
+    assert_eq!(
+        unsafe { libc::kill(monitor.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = monitor.wait().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("WORKER") && table.contains("workers,"),
+        "{table}"
+    );
+    assert_eq!(status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -74,7 +74,8 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         });
     }
 
-    let observatory = start_observatory(args.observe)?;
+    let observatory =
+        super::observe::start(args.observe, || AsyncManager::get_executor().handle())?;
     let urls = site.urls(server.base_url());
     let started = Instant::now();
     workflow.scrape(urls.clone(), false);
@@ -237,34 +238,4 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         std::thread::sleep(Duration::from_secs_f64(args.observe_linger.min(86_400.0)));
     }
     Ok(())
-}
-
-/// `--observe ADDR`: the live view of the scraper's runtime, with the trace recording.
-#[cfg(feature = "observatory")]
-fn start_observatory(
-    addr: Option<SocketAddr>,
-) -> Result<Option<scraipe::rt::observe::ObserveServer>, String> {
-    use scraipe::rt::observe;
-    let Some(addr) = addr else { return Ok(None) };
-    let exec = AsyncManager::get_executor();
-    observe::set_tracing(true);
-    let server = observe::ObserveServer::start(&exec.handle(), addr)
-        .map_err(|e| format!("cannot serve the observatory on {addr}: {e}"))?;
-    println!(
-        "observatory: http://{0}/ (scraipe observe {0})",
-        server.local_addr()
-    );
-    Ok(Some(server))
-}
-
-/// Stands in for the server in builds without the observatory (never constructed).
-#[cfg(not(feature = "observatory"))]
-struct NoObservatory;
-
-#[cfg(not(feature = "observatory"))]
-fn start_observatory(addr: Option<SocketAddr>) -> Result<Option<NoObservatory>, String> {
-    match addr {
-        None => Ok(None),
-        Some(_) => Err("--observe needs scraipe built with `--features observatory`".into()),
-    }
 }

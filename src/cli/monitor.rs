@@ -99,6 +99,11 @@ pub struct RunArgs {
     /// No status line, no summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Serve the executor observatory of the monitor's runtime on this address (e.g.
+    /// 127.0.0.1:6669), with the scheduler trace on; watch it with `scraipe observe ADDR` or a
+    /// browser. Needs a build with `--features observatory`.
+    #[arg(long, value_name = "ADDR")]
+    observe: Option<std::net::SocketAddr>,
     /// The model for `extract = "llm"` rules (--llm-model is required when the rules file has
     /// one). Its answers are cached in the database (with --redis: in memory, for the run).
     #[command(
@@ -277,6 +282,11 @@ fn lock_database(db: &std::path::Path) -> Result<File, CliError> {
 }
 
 fn run_monitor(args: RunArgs) -> Result<(), CliError> {
+    if args.observe.is_some() && !cfg!(feature = "observatory") {
+        return Err(CliError::usage(
+            "--observe needs scraipe built with `--features observatory`",
+        ));
+    }
     let links = watch_list(&args.input)?;
     let rules = match &args.rules {
         Some(path) => Rules::load(path).map_err(|e| format!("unusable rules file: {e}"))?,
@@ -395,6 +405,7 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
         eprintln!("warning: the watch list is empty: nothing to check");
     }
     super::signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let _observatory = super::observe::start(args.observe, || monitor.handle())?;
     let summary = monitor.run()?;
     if let Some(bar) = bar {
         bar.finish_and_clear();

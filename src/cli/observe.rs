@@ -109,3 +109,38 @@ pub fn render(snap: &Value, rows: usize) -> String {
     }
     out
 }
+
+/// `--observe ADDR` (`demo`, `monitor run`): serves the live view of the runtime that `handle`
+/// gives, with the scheduler trace recording, on its own thread until dropped.
+#[cfg(feature = "observatory")]
+pub(super) fn start(
+    addr: Option<std::net::SocketAddr>,
+    handle: impl FnOnce() -> scraipe::rt::Handle,
+) -> Result<Option<scraipe::rt::observe::ObserveServer>, String> {
+    use scraipe::rt::observe;
+    let Some(addr) = addr else { return Ok(None) };
+    observe::set_tracing(true);
+    let server = observe::ObserveServer::start(&handle(), addr)
+        .map_err(|e| format!("cannot serve the observatory on {addr}: {e}"))?;
+    println!(
+        "observatory: http://{0}/ (scraipe observe {0})",
+        server.local_addr()
+    );
+    Ok(Some(server))
+}
+
+/// Stands in for the server in builds without the observatory (never constructed).
+#[cfg(not(feature = "observatory"))]
+pub(super) struct NoObservatory;
+
+/// Without the `observatory` feature, `--observe` is refused with what is missing.
+#[cfg(not(feature = "observatory"))]
+pub(super) fn start(
+    addr: Option<std::net::SocketAddr>,
+    _handle: impl FnOnce() -> scraipe::rt::Handle,
+) -> Result<Option<NoObservatory>, String> {
+    match addr {
+        None => Ok(None),
+        Some(_) => Err("--observe needs scraipe built with `--features observatory`".into()),
+    }
+}

@@ -419,6 +419,11 @@ impl Monitor {
         }
     }
 
+    /// The handle of the monitor's own runtime (e.g. for the executor observatory).
+    pub fn handle(&self) -> crate::rt::Handle {
+        self.runtime.handle().clone()
+    }
+
     /// Runs (see the module docs) and returns what happened in this run. May be called again
     /// (each `once` run checks what is due then). Errors are store errors (the database or
     /// the changes file cannot be written).
