@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scraipe::demo::{DemoServer, DemoSite};
 use scraipe::rt::Runtime;
 use serde_json::Value;
+use support::proc::{fresh_dir, jsonl, Site};
 
 /// Output columns with an analyzer, in order.
 const COLUMNS: [&str; 8] = [
@@ -27,38 +27,8 @@ fn scraipe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scraipe"))
 }
 
-struct Site {
-    _rt: Runtime,
-    server: DemoServer,
-}
-
-impl Site {
-    fn start() -> Site {
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
-        let server = DemoServer::start(
-            rt.handle(),
-            "127.0.0.1:0".parse().unwrap(),
-            DemoSite::new(40, 5),
-        )
-        .unwrap();
-        Site { _rt: rt, server }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.server.base_url(), path)
-    }
-}
-
 fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn jsonl(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
-        .collect()
+    fresh_dir("cli", name)
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use scraipe::llm::fake::{FakeLlmServer, FakeReply};
 use serde_json::{json, Value};
+use support::proc::fresh_dir;
 use support::{respond, After, Seen, TestServer, Transport};
 
 fn scraipe() -> Command {
@@ -22,10 +23,7 @@ fn scraipe() -> Command {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-monllm-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("monllm", name)
 }
 
 /// A one-page site whose body the test sets; no markup a parser could read a price from.

@@ -9,16 +9,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
+use support::proc::fresh_dir;
 
 fn scraipe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scraipe"))
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-mon-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("mon", name)
 }
 
 fn write_input(dir: &Path, links: &[String]) -> PathBuf {

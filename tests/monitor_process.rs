@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::proc::{count, fresh_dir, signal, wait_exit, wait_until};
+
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-monproc-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("monproc", name)
 }
 
 fn spawn(dir: &Path, links: &[String], extra: &[&str]) -> Child {
@@ -34,40 +33,8 @@ fn spawn(dir: &Path, links: &[String], extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
-}
-
-/// Waits for the child to exit, at most `limit`.
-fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the monitor did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "condition not met within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("state.sqlite")).unwrap()
-}
-
-fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 #[test]
@@ -100,7 +67,7 @@ fn continuous_mode_checks_each_window_and_sigterm_exits_zero() {
         ["/a", "/b", "/c"].iter().all(|p| shop.hits(p).0 >= 3)
     });
     signal(&child, libc::SIGTERM);
-    let status = wait(&mut child, Duration::from_secs(5));
+    let status = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "SIGTERM → exit 0");
     let elapsed = started.elapsed();
     for p in ["/a", "/b", "/c"] {
@@ -160,7 +127,7 @@ fn sigint_during_slow_checks_exits_zero_promptly() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("another `scraipe monitor run`"));
     let t = Instant::now();
     signal(&child, libc::SIGINT);
-    let status = wait(&mut child, Duration::from_secs(6));
+    let status = wait_exit(&mut child, Duration::from_secs(6));
     assert_eq!(status.code(), Some(0));
     assert!(
         t.elapsed() < Duration::from_secs(4),
@@ -299,7 +266,10 @@ fn later_windows_are_spread_over_the_window_not_bursts() {
         (0..24).all(|i| shop.hits(&format!("/item-{i}")).0 >= 2)
     });
     signal(&child, libc::SIGTERM);
-    assert_eq!(wait(&mut child, Duration::from_secs(5)).code(), Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(5)).code(),
+        Some(0)
+    );
     let log = shop.log();
     let mut second: Vec<Instant> = (0..24)
         .map(|i| {

@@ -12,13 +12,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
+use support::proc::fresh_dir;
 use support::{respond, After, TestServer};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-monrw-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("monrw", name)
 }
 
 fn run(dir: &Path, links: &[String], extra: &[&str]) -> Output {
