@@ -2,7 +2,6 @@
 //! (see `writer.rs`), WAL so the two never block each other.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -173,10 +172,8 @@ const EVENT_COLUMNS: &str = "e.id, l.url, e.name, e.price, e.currency, e.availab
 
 impl Store for SqliteStore {
     fn sync_watch_list(&self, links: &[String]) -> Result<WatchListSync, StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(WriteCmd::Sync(links.to_vec(), now_ms(), tx))?;
-        rx.recv()
-            .map_err(|_| StoreError("the database writer has stopped".into()))?
+        self.writer
+            .ask(|tx| WriteCmd::Sync(links.to_vec(), now_ms(), tx))?
     }
 
     fn due_links(&self, q: &DueQuery) -> Result<Vec<DueLink>, StoreError> {
@@ -217,10 +214,7 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(WriteCmd::Flush(tx))?;
-        rx.recv()
-            .map_err(|_| StoreError("the database writer has stopped".into()))?
+        self.writer.ask(WriteCmd::Flush)?
     }
 
     fn pending_events(&self, after_id: i64, limit: usize) -> Result<Vec<PendingEvent>, StoreError> {

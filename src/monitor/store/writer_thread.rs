@@ -46,6 +46,14 @@ impl<C: Send + 'static> WriterThread<C> {
         }
     }
 
+    /// Sends the command `make` builds around a reply channel and waits for the reply.
+    pub(crate) fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> C) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(make(tx))?;
+        rx.recv()
+            .map_err(|_| StoreError(format!("{} has stopped", self.what)))
+    }
+
     /// Lets the thread finish what is queued and waits for it; later sends fail.
     pub(crate) fn close(&self) {
         self.sender.lock().take();

@@ -33,7 +33,6 @@ pub use keys::{Keys, GROUP};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -568,10 +567,7 @@ impl Store for RedisStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(WriteCmd::Flush(tx))?;
-        rx.recv()
-            .map_err(|_| StoreError("the Redis writer has stopped".into()))?
+        self.writer.ask(WriteCmd::Flush)?
     }
 
     fn pending_events(&self, after_id: i64, limit: usize) -> Result<Vec<PendingEvent>, StoreError> {
