@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use scraipe::llm::fake::{FakeLlmServer, FakeReply};
 use serde_json::{json, Value};
-use support::proc::fresh_dir;
+use support::proc::{fresh_dir, monitor_run};
 use support::{respond, After, Seen, TestServer, Transport};
 
 fn scraipe() -> Command {
@@ -72,21 +72,11 @@ fn setup(dir: &Path, site: &PlainSite) {
 }
 
 fn monitor(dir: &Path, llm: &[&str]) -> Output {
-    scraipe()
-        .args([
-            "monitor",
-            "run",
-            "--once",
-            "--every",
-            "0s",
-            "--ignore-robots",
-        ])
-        .arg("--input")
-        .arg(dir.join("urls.txt"))
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    monitor_run(dir, &dir.join("urls.txt"))
+        // The fake server needs no key; make sure no real one is around.
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("GEMINI_API_KEY")
+        .args(["--once", "--every", "0s", "--ignore-robots"])
         .arg("--rules")
         .arg(dir.join("rules.toml"))
         .args(llm)

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
-use support::proc::fresh_dir;
+use support::proc::{fresh_dir, monitor_run};
 
 fn scraipe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scraipe"))
@@ -27,13 +27,8 @@ fn write_input(dir: &Path, links: &[String]) -> PathBuf {
 
 fn run(dir: &Path, links: &[String], extra: &[&str]) -> Output {
     let input = write_input(dir, links);
-    let out = scraipe()
-        .args(["monitor", "run", "--once", "--input"])
-        .arg(&input)
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    let out = monitor_run(dir, &input)
+        .arg("--once")
         .args(extra)
         .output()
         .unwrap();

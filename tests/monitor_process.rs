@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::proc::{count, fresh_dir, signal, wait_exit, wait_until};
+use support::proc::{count, fresh_dir, monitor_run, signal, wait_exit, wait_until};
 
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
 
@@ -19,13 +19,8 @@ fn tmp(name: &str) -> PathBuf {
 fn spawn(dir: &Path, links: &[String], extra: &[&str]) -> Child {
     let input = dir.join("urls.txt");
     std::fs::write(&input, links.join("\n")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_scraipe"))
-        .args(["monitor", "run", "--quiet", "--input"])
-        .arg(&input)
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    monitor_run(dir, &input)
+        .arg("--quiet")
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -187,15 +182,8 @@ fn kill_9_mid_window_then_resume_fetches_each_link_once_and_never_duplicates_eve
         assert_eq!(ok, "ok");
     }
     // Resume in the same window: only what was not recorded is fetched.
-    let out = Command::new(env!("CARGO_BIN_EXE_scraipe"))
-        .args([
-            "monitor", "run", "--quiet", "--once", "--every", "1h", "--input",
-        ])
-        .arg(dir.join("urls.txt"))
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    let out = monitor_run(&dir, &dir.join("urls.txt"))
+        .args(["--quiet", "--once", "--every", "1h"])
         .output()
         .unwrap();
     assert!(

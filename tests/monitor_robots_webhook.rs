@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
-use support::proc::fresh_dir;
+use support::proc::{fresh_dir, monitor_run};
 use support::{respond, After, TestServer};
 
 fn tmp(name: &str) -> PathBuf {
@@ -22,13 +22,8 @@ fn tmp(name: &str) -> PathBuf {
 fn run(dir: &Path, links: &[String], extra: &[&str]) -> Output {
     let input = dir.join("urls.txt");
     std::fs::write(&input, links.join("\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_scraipe"))
-        .args(["monitor", "run", "--once", "--every", "0s", "--input"])
-        .arg(&input)
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    let out = monitor_run(dir, &input)
+        .args(["--once", "--every", "0s"])
         .args(extra)
         .output()
         .unwrap();

@@ -15,7 +15,7 @@ use scraipe::monitor::store::{SqliteStore, Store};
 use scraipe::monitor::Monitor;
 use scraipe::offer::Rules;
 use scraipe::rt::Runtime;
-use support::proc::{count, signal, wait_exit, wait_until, Sink};
+use support::proc::{count, monitor_run, signal, wait_exit, wait_until, Sink};
 
 #[test]
 fn three_windows_over_the_demo_shop_match_its_truth() {
@@ -163,15 +163,10 @@ fn serve(name: &str, hosts: usize, latency: Duration) -> Served {
 }
 
 fn monitor_cmd(dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scraipe"));
-    cmd.args(["monitor", "run", "--quiet", "--input"])
-        .arg(dir.join("urls.txt"))
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
+    let mut cmd = monitor_run(dir, &dir.join("urls.txt"));
+    cmd.arg("--quiet")
         .arg("--rules")
         .arg(dir.join("rules.toml"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

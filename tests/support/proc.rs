@@ -2,8 +2,8 @@
 //! JSON-lines output, child processes and their signals, polling, in-memory event sinks.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,19 @@ pub fn fresh_dir(prefix: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// `scraipe monitor run --input {input}` keeping its state in `dir/state.sqlite` and writing
+/// change events to `dir/events.jsonl`; the caller adds the mode and the rest.
+pub fn monitor_run(dir: &Path, input: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scraipe"));
+    cmd.args(["monitor", "run", "--input"])
+        .arg(input)
+        .arg("--db")
+        .arg(dir.join("state.sqlite"))
+        .arg("--changes")
+        .arg(dir.join("events.jsonl"));
+    cmd
 }
 
 /// One JSON value per line of `stdout`; panics on a line that is not JSON.
