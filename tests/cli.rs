@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use scraipe::rt::Runtime;
 use serde_json::Value;
-use support::proc::{fresh_dir, jsonl, Site};
+use support::proc::{fresh_dir, jsonl, OutputOk, Site};
 
 /// Output columns with an analyzer, in order.
 const COLUMNS: [&str; 8] = [
@@ -373,13 +373,7 @@ fn stdin_input_and_ca_cert_for_a_self_hosted_https_site() {
 fn demo_runs_offline_and_checks_itself() {
     let out = scraipe()
         .args(["demo", "--pages", "60", "--rows", "3"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("scraped 54/60 ok, analyzed 54"), "{text}");
     assert!(text.contains("checked: all 60 results match"), "{text}");
@@ -460,13 +454,7 @@ fn retries_cookies_headers_and_proxy_flags() {
             .arg("scrape")
             .args(args)
             .args(["--quiet", "--no-proxy"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .output_ok();
         jsonl(&out.stdout).remove(0)
     };
     let row = run(&[&srv.url("/busy")]);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use scraipe::llm::fake::{FakeLlmServer, FakeReply};
 use serde_json::{json, Value};
-use support::proc::{fresh_dir, monitor_run};
+use support::proc::{fresh_dir, monitor_run, OutputOk};
 use support::{respond, After, Seen, TestServer, Transport};
 
 fn scraipe() -> Command {
@@ -114,13 +114,7 @@ fn history(dir: &Path) -> Vec<Value> {
     let out = scraipe()
         .args(["monitor", "export", "--db"])
         .arg(dir.join("state.sqlite"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
-use support::proc::{fresh_dir, monitor_run};
+use support::proc::{fresh_dir, monitor_run, OutputOk};
 
 fn scraipe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scraipe"))
@@ -300,18 +300,12 @@ fn report_is_one_self_contained_page_with_a_chart_per_product() {
     shop.update("/c", |p| p.price = "7".into());
     run(&dir, &links, &["--quiet", "--every", "0s"]);
     let path = dir.join("report.html");
-    let out = scraipe()
+    scraipe()
         .args(["monitor", "report", "--db"])
         .arg(dir.join("state.sqlite"))
         .arg("--output")
         .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     let html = std::fs::read_to_string(&path).unwrap();
     assert_eq!(html.matches("<svg").count(), 4);
     assert!(html.contains("Charlie"));

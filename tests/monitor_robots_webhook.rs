@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
-use support::proc::{fresh_dir, monitor_run};
+use support::proc::{fresh_dir, monitor_run, OutputOk};
 use support::{respond, After, TestServer};
 
 fn tmp(name: &str) -> PathBuf {
@@ -25,13 +25,7 @@ fn run(dir: &Path, links: &[String], extra: &[&str]) -> Output {
     let out = monitor_run(dir, &input)
         .args(["--once", "--every", "0s"])
         .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     out
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,25 @@ pub fn monitor_run(dir: &Path, input: &Path) -> Command {
         .arg("--changes")
         .arg(dir.join("events.jsonl"));
     cmd
+}
+
+/// Runs a command that must succeed.
+pub trait OutputOk {
+    /// The command's output; panics (at the caller) with its stderr when it did not exit 0.
+    fn output_ok(&mut self) -> Output;
+}
+
+impl OutputOk for Command {
+    #[track_caller]
+    fn output_ok(&mut self) -> Output {
+        let out = self.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
 }
 
 /// One JSON value per line of `stdout`; panics on a line that is not JSON.
