@@ -81,6 +81,18 @@ struct HostSlot {
 }
 
 impl State {
+    /// Drops idle hosts whose delay has passed, then the slot of `host`, made on first use.
+    fn slot(&mut self, host: &str, per_host: usize, now: Instant) -> &mut HostSlot {
+        self.purge(now);
+        self.hosts
+            .entry(host.to_string())
+            .or_insert_with(|| HostSlot {
+                semaphore: Arc::new(Semaphore::new(per_host)),
+                users: 0,
+                next_start: now,
+            })
+    }
+
     /// Drops idle hosts whose delay has passed.
     fn purge(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.expiries.peek() {
@@ -191,13 +203,7 @@ impl HostLimiter {
         let semaphore = {
             let now = Instant::now();
             let mut state = self.inner.state.lock();
-            state.purge(now);
-            let per_host = self.inner.per_host;
-            let slot = state.hosts.entry(host.clone()).or_insert_with(|| HostSlot {
-                semaphore: Arc::new(Semaphore::new(per_host)),
-                users: 0,
-                next_start: now,
-            });
+            let slot = state.slot(&host, self.inner.per_host, now);
             slot.users += 1;
             slot.semaphore.clone()
         };
@@ -235,13 +241,7 @@ impl HostLimiter {
         let host = host.to_ascii_lowercase();
         let now = Instant::now();
         let mut state = self.inner.state.lock();
-        state.purge(now);
-        let per_host = self.inner.per_host;
-        let slot = state.hosts.entry(host.clone()).or_insert_with(|| HostSlot {
-            semaphore: Arc::new(Semaphore::new(per_host)),
-            users: 0,
-            next_start: now,
-        });
+        let slot = state.slot(&host, self.inner.per_host, now);
         if until > slot.next_start {
             slot.next_start = until;
             if slot.users == 0 {

@@ -52,6 +52,38 @@ pub type ScrapeIter = Box<dyn Iterator<Item = (String, ScrapeResult)> + Send>;
 /// What [`Analyzer::analyze_multiple`] returns: `(link, result)` pairs in completion order.
 pub type AnalysisIter = Box<dyn Iterator<Item = (String, AnalysisResult)> + Send>;
 
+/// Runs `analyze(me, link, content)` for every pair on the blocking pool, as many at once as
+/// there are CPUs, yielding `(link, result)` in completion order, exactly one per pair; a
+/// panic (or a pool that stopped) yields a failed result. What [`Analyzer::analyze_multiple`]
+/// does by default.
+pub(crate) fn analyze_on_blocking_pool<A: ?Sized + Send + Sync + 'static>(
+    me: Arc<A>,
+    contents: Vec<(String, String)>,
+    analyze: impl Fn(&A, &str, &str) -> AnalysisResult + Copy + Send + 'static,
+) -> AnalysisIter {
+    let exec = AsyncManager::get_executor();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let links: Vec<String> = contents.iter().map(|(link, _)| link.clone()).collect();
+    let blocking = exec.clone();
+    let futures = contents.into_iter().map(move |(link, content)| {
+        let (me, exec) = (me.clone(), blocking.clone());
+        async move {
+            exec.spawn_blocking(move || analyze(&me, &link, &content))
+                .await
+        }
+    });
+    let rows = RunMultiple::new(exec, futures, workers, None);
+    Box::new(rows.map(move |(i, out)| {
+        let result = match out {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) | Err(e) => AnalysisResult::fail(e.to_string()),
+        };
+        (links[i].clone(), result)
+    }))
+}
+
 /// What [`LinkCollector::collect_links`] returns.
 pub type LinkIter<'a> = Box<dyn Iterator<Item = String> + Send + 'a>;
 
@@ -226,29 +258,7 @@ pub trait Analyzer: Send + Sync + 'static {
     /// Analyses many `(link, content)` pairs, yielding `(link, result)` in completion order;
     /// exactly one pair per input. A panicking analysis yields a failed result.
     fn analyze_multiple(self: Arc<Self>, contents: Vec<(String, String)>) -> AnalysisIter {
-        let exec = AsyncManager::get_executor();
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let mut links = Vec::with_capacity(contents.len());
-        let mut texts = Vec::with_capacity(contents.len());
-        for (link, content) in contents {
-            links.push(link);
-            texts.push(content);
-        }
-        let blocking = exec.clone();
-        let futures = texts.into_iter().map(move |content| {
-            let (me, exec) = (self.clone(), blocking.clone());
-            async move { exec.spawn_blocking(move || me.analyze(&content)).await }
-        });
-        let rows = RunMultiple::new(exec, futures, workers, None);
-        Box::new(rows.map(move |(i, out)| {
-            let result = match out {
-                Ok(Ok(result)) => result,
-                Ok(Err(e)) | Err(e) => AnalysisResult::fail(e.to_string()),
-            };
-            (links[i].clone(), result)
-        }))
+        analyze_on_blocking_pool(self, contents, |me, _link, content| me.analyze(content))
     }
 
     /// A name for debug messages and conflicting output keys: the type's name by default.

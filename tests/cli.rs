@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scraipe::demo::{DemoServer, DemoSite};
 use scraipe::rt::Runtime;
 use serde_json::Value;
+use support::proc::{fresh_dir, jsonl, OutputOk, Site};
 
 /// Output columns with an analyzer, in order.
 const COLUMNS: [&str; 8] = [
@@ -27,38 +27,8 @@ fn scraipe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scraipe"))
 }
 
-struct Site {
-    _rt: Runtime,
-    server: DemoServer,
-}
-
-impl Site {
-    fn start() -> Site {
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
-        let server = DemoServer::start(
-            rt.handle(),
-            "127.0.0.1:0".parse().unwrap(),
-            DemoSite::new(40, 5),
-        )
-        .unwrap();
-        Site { _rt: rt, server }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.server.base_url(), path)
-    }
-}
-
 fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn jsonl(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
-        .collect()
+    fresh_dir("cli", name)
 }
 
 #[test]
@@ -403,13 +373,7 @@ fn stdin_input_and_ca_cert_for_a_self_hosted_https_site() {
 fn demo_runs_offline_and_checks_itself() {
     let out = scraipe()
         .args(["demo", "--pages", "60", "--rows", "3"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("scraped 54/60 ok, analyzed 54"), "{text}");
     assert!(text.contains("checked: all 60 results match"), "{text}");
@@ -490,13 +454,7 @@ fn retries_cookies_headers_and_proxy_flags() {
             .arg("scrape")
             .args(args)
             .args(["--quiet", "--no-proxy"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .output_ok();
         jsonl(&out.stdout).remove(0)
     };
     let row = run(&[&srv.url("/busy")]);

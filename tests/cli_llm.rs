@@ -1,12 +1,13 @@
 //! `scraipe scrape --analyzer llm` end to end: the binary scrapes the demo site and asks a
 //! fake OpenAI-compatible / Gemini server (loopback) about each page.
 
+mod support;
+
 use std::process::Command;
 
-use scraipe::demo::{DemoServer, DemoSite};
 use scraipe::llm::fake::{FakeLlmServer, FakeReply};
-use scraipe::rt::Runtime;
 use serde_json::{json, Value};
+use support::proc::{fresh_dir, jsonl, Site};
 
 const KEY: &str = "sk-cli-SECRET-42";
 
@@ -16,38 +17,8 @@ fn scraipe() -> Command {
     c
 }
 
-struct Site {
-    _rt: Runtime,
-    server: DemoServer,
-}
-
-impl Site {
-    fn start() -> Site {
-        let rt = Runtime::builder().worker_threads(1).build().unwrap();
-        let server = DemoServer::start(
-            rt.handle(),
-            "127.0.0.1:0".parse().unwrap(),
-            DemoSite::new(40, 5),
-        )
-        .unwrap();
-        Site { _rt: rt, server }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.server.base_url(), path)
-    }
-}
-
 fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-cli-llm-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn jsonl(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
-        .collect()
+    fresh_dir("cli-llm", name)
 }
 
 fn schema_file(dir: &std::path::Path) -> std::path::PathBuf {

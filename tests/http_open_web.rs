@@ -27,6 +27,16 @@ fn client() -> scraipe::http::ClientBuilder {
         .proxy_from_env(false)
 }
 
+/// `text` gzipped `layers` times, with a `Content-Encoding` that names every layer.
+fn layered_gzip(t: &mut dyn Transport, text: &[u8], layers: usize) {
+    let mut body = text.to_vec();
+    for _ in 0..layers {
+        body = gzip(&body);
+    }
+    let codings = vec!["gzip"; layers].join(", ");
+    respond(t, "200 OK", &[("Content-Encoding", &codings)], &body)
+}
+
 fn routes(req: &Seen, t: &mut dyn Transport) -> After {
     let path = req.path.split('?').next().unwrap_or("");
     let gz = [("Content-Encoding", "gzip")];
@@ -54,30 +64,8 @@ fn routes(req: &Seen, t: &mut dyn Transport) -> After {
                 respond(t, "200 OK", &gz, &body);
             }
         }
-        "/gzip-x6" => {
-            let mut body = b"six layers".to_vec();
-            for _ in 0..6 {
-                body = gzip(&body);
-            }
-            respond(
-                t,
-                "200 OK",
-                &[("Content-Encoding", "gzip, gzip, gzip, gzip, gzip, gzip")],
-                &body,
-            )
-        }
-        "/gzip-x5" => {
-            let mut body = b"five layers".to_vec();
-            for _ in 0..5 {
-                body = gzip(&body);
-            }
-            respond(
-                t,
-                "200 OK",
-                &[("Content-Encoding", "gzip, gzip, gzip, gzip, gzip")],
-                &body,
-            )
-        }
+        "/gzip-x6" => layered_gzip(t, b"six layers", 6),
+        "/gzip-x5" => layered_gzip(t, b"five layers", 5),
         "/br" => respond(
             t,
             "200 OK",

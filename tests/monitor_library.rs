@@ -3,37 +3,13 @@
 
 mod support;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scraipe::monitor::change::ChangeEvent;
 use scraipe::monitor::store::{SqliteStore, Store};
 use scraipe::monitor::Monitor;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
-
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink {
-    fn events(&self) -> Vec<ChangeEvent> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
+use support::proc::Sink;
 
 #[test]
 fn an_embedded_monitor_runs_twice_and_counts_each_run() {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use scraipe::llm::fake::{FakeLlmServer, FakeReply};
 use serde_json::{json, Value};
+use support::proc::{fresh_dir, monitor_run, OutputOk};
 use support::{respond, After, Seen, TestServer, Transport};
 
 fn scraipe() -> Command {
@@ -22,10 +23,7 @@ fn scraipe() -> Command {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-monllm-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("monllm", name)
 }
 
 /// A one-page site whose body the test sets; no markup a parser could read a price from.
@@ -74,21 +72,11 @@ fn setup(dir: &Path, site: &PlainSite) {
 }
 
 fn monitor(dir: &Path, llm: &[&str]) -> Output {
-    scraipe()
-        .args([
-            "monitor",
-            "run",
-            "--once",
-            "--every",
-            "0s",
-            "--ignore-robots",
-        ])
-        .arg("--input")
-        .arg(dir.join("urls.txt"))
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    monitor_run(dir, &dir.join("urls.txt"))
+        // The fake server needs no key; make sure no real one is around.
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("GEMINI_API_KEY")
+        .args(["--once", "--every", "0s", "--ignore-robots"])
         .arg("--rules")
         .arg(dir.join("rules.toml"))
         .args(llm)
@@ -126,13 +114,7 @@ fn history(dir: &Path) -> Vec<Value> {
     let out = scraipe()
         .args(["monitor", "export", "--db"])
         .arg(dir.join("state.sqlite"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -9,16 +9,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
+use support::proc::{fresh_dir, monitor_run, OutputOk};
 
 fn scraipe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scraipe"))
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-mon-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("mon", name)
 }
 
 fn write_input(dir: &Path, links: &[String]) -> PathBuf {
@@ -29,13 +27,8 @@ fn write_input(dir: &Path, links: &[String]) -> PathBuf {
 
 fn run(dir: &Path, links: &[String], extra: &[&str]) -> Output {
     let input = write_input(dir, links);
-    let out = scraipe()
-        .args(["monitor", "run", "--once", "--input"])
-        .arg(&input)
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    let out = monitor_run(dir, &input)
+        .arg("--once")
         .args(extra)
         .output()
         .unwrap();
@@ -307,18 +300,12 @@ fn report_is_one_self_contained_page_with_a_chart_per_product() {
     shop.update("/c", |p| p.price = "7".into());
     run(&dir, &links, &["--quiet", "--every", "0s"]);
     let path = dir.join("report.html");
-    let out = scraipe()
+    scraipe()
         .args(["monitor", "report", "--db"])
         .arg(dir.join("state.sqlite"))
         .arg("--output")
         .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     let html = std::fs::read_to_string(&path).unwrap();
     assert_eq!(html.matches("<svg").count(), 4);
     assert!(html.contains("Charlie"));

@@ -8,25 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::proc::{count, fresh_dir, monitor_run, signal, wait_exit, wait_until, OutputOk};
+
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-monproc-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("monproc", name)
 }
 
 fn spawn(dir: &Path, links: &[String], extra: &[&str]) -> Child {
     let input = dir.join("urls.txt");
     std::fs::write(&input, links.join("\n")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_scraipe"))
-        .args(["monitor", "run", "--quiet", "--input"])
-        .arg(&input)
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    monitor_run(dir, &input)
+        .arg("--quiet")
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -34,40 +28,8 @@ fn spawn(dir: &Path, links: &[String], extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
-}
-
-/// Waits for the child to exit, at most `limit`.
-fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the monitor did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "condition not met within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("state.sqlite")).unwrap()
-}
-
-fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 #[test]
@@ -100,7 +62,7 @@ fn continuous_mode_checks_each_window_and_sigterm_exits_zero() {
         ["/a", "/b", "/c"].iter().all(|p| shop.hits(p).0 >= 3)
     });
     signal(&child, libc::SIGTERM);
-    let status = wait(&mut child, Duration::from_secs(5));
+    let status = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "SIGTERM → exit 0");
     let elapsed = started.elapsed();
     for p in ["/a", "/b", "/c"] {
@@ -160,7 +122,7 @@ fn sigint_during_slow_checks_exits_zero_promptly() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("another `scraipe monitor run`"));
     let t = Instant::now();
     signal(&child, libc::SIGINT);
-    let status = wait(&mut child, Duration::from_secs(6));
+    let status = wait_exit(&mut child, Duration::from_secs(6));
     assert_eq!(status.code(), Some(0));
     assert!(
         t.elapsed() < Duration::from_secs(4),
@@ -220,22 +182,9 @@ fn kill_9_mid_window_then_resume_fetches_each_link_once_and_never_duplicates_eve
         assert_eq!(ok, "ok");
     }
     // Resume in the same window: only what was not recorded is fetched.
-    let out = Command::new(env!("CARGO_BIN_EXE_scraipe"))
-        .args([
-            "monitor", "run", "--quiet", "--once", "--every", "1h", "--input",
-        ])
-        .arg(dir.join("urls.txt"))
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    monitor_run(&dir, &dir.join("urls.txt"))
+        .args(["--quiet", "--once", "--every", "1h"])
+        .output_ok();
     let mut total = 0;
     for shop in &shops {
         for i in 0..20 {
@@ -299,7 +248,10 @@ fn later_windows_are_spread_over_the_window_not_bursts() {
         (0..24).all(|i| shop.hits(&format!("/item-{i}")).0 >= 2)
     });
     signal(&child, libc::SIGTERM);
-    assert_eq!(wait(&mut child, Duration::from_secs(5)).code(), Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(5)).code(),
+        Some(0)
+    );
     let log = shop.log();
     let mut second: Vec<Instant> = (0..24)
         .map(|i| {

@@ -12,13 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::host_shop::HostShop;
+use support::proc::fresh_dir;
 use support::redis_server::RedisServer;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-redisw-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("redisw", name)
 }
 
 /// Kills a worker still running when the test fails, so none outlives it.

@@ -12,33 +12,20 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::mini_shop::{Markup, MiniShop, Product, Validators};
+use support::proc::{fresh_dir, monitor_run, OutputOk};
 use support::{respond, After, TestServer};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scraipe-monrw-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir("monrw", name)
 }
 
 fn run(dir: &Path, links: &[String], extra: &[&str]) -> Output {
     let input = dir.join("urls.txt");
     std::fs::write(&input, links.join("\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_scraipe"))
-        .args(["monitor", "run", "--once", "--every", "0s", "--input"])
-        .arg(&input)
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
+    let out = monitor_run(dir, &input)
+        .args(["--once", "--every", "0s"])
         .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     out
 }
 

@@ -4,41 +4,18 @@
 //! nothing else), no disallowed path may be requested, no host may see more than `--per-host`
 //! requests at once, and each product is fetched once per window.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use scraipe::demo::shop::{Shop, ShopOptions, ShopServer};
-use scraipe::monitor::change::ChangeEvent;
 use scraipe::monitor::store::{SqliteStore, Store};
 use scraipe::monitor::Monitor;
 use scraipe::offer::Rules;
 use scraipe::rt::Runtime;
-
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink {
-    fn take(&self) -> Vec<ChangeEvent> {
-        let bytes = std::mem::take(&mut *self.0.lock().unwrap());
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
+use support::proc::{count, monitor_run, signal, wait_exit, wait_until, OutputOk, Sink};
 
 #[test]
 fn three_windows_over_the_demo_shop_match_its_truth() {
@@ -143,8 +120,7 @@ fn three_windows_over_the_demo_shop_match_its_truth() {
 // ---- the `scraipe monitor run` process against the shop ----
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::process::{Command, Stdio};
 
 use scraipe::demo::shop::ShopServerOptions;
 
@@ -187,50 +163,14 @@ fn serve(name: &str, hosts: usize, latency: Duration) -> Served {
 }
 
 fn monitor_cmd(dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scraipe"));
-    cmd.args(["monitor", "run", "--quiet", "--input"])
-        .arg(dir.join("urls.txt"))
-        .arg("--db")
-        .arg(dir.join("state.sqlite"))
+    let mut cmd = monitor_run(dir, &dir.join("urls.txt"));
+    cmd.arg("--quiet")
         .arg("--rules")
         .arg(dir.join("rules.toml"))
-        .arg("--changes")
-        .arg(dir.join("events.jsonl"))
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
-}
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "condition not met within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the monitor did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
-}
-
-fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 #[test]
@@ -246,7 +186,7 @@ fn continuous_windows_against_the_shop_are_polite_and_mostly_304() {
             .all(|u| stats.product_requests_per_url.get(*u).copied().unwrap_or(0) >= n)
     };
     wait_until(Duration::from_secs(15), || fetched(3));
-    kill(&child, libc::SIGTERM);
+    signal(&child, libc::SIGTERM);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(6)).code(),
         Some(0)
@@ -280,18 +220,11 @@ fn kill_9_mid_window_against_the_shop_then_resume() {
         .spawn()
         .unwrap();
     wait_until(Duration::from_secs(15), || product_requests() >= 20);
-    kill(&child, libc::SIGKILL);
+    signal(&child, libc::SIGKILL);
     let _ = child.wait();
     let before = product_requests();
     assert!(before < allowed.len() as u64, "killed mid-window");
-    let out = monitor_cmd(&s.dir, &["--every", "1h", "--once"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    monitor_cmd(&s.dir, &["--every", "1h", "--once"]).output_ok();
     let stats = s.server.stats();
     assert_eq!(stats.disallowed_requests, 0);
     for u in &allowed {

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
+use crate::util::group_digits as group;
+
 /// Shared counters, updated as analyses run. Share one `Arc<LlmTotals>` between analyzers
 /// (see [`LlmAnalyzerBuilder::totals`](super::LlmAnalyzerBuilder::totals)) to total a run.
 #[derive(Debug, Default)]
@@ -116,17 +118,4 @@ impl fmt::Display for LlmUsage {
             group(self.completion_tokens),
         )
     }
-}
-
-/// 1234567 → "1,234,567".
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::executor::{AsyncExecutorExt, AsyncManager, RunMultiple};
 use crate::results::AnalysisResult;
-use crate::traits::{AnalysisIter, Analyzer};
+use crate::traits::{analyze_on_blocking_pool, AnalysisIter, Analyzer};
 
 use super::{extract_offer, Rules};
 
@@ -72,26 +71,8 @@ impl Analyzer for OfferAnalyzer {
     /// As the default (the blocking pool, as many at once as there are CPUs), but passing
     /// each link along so site rules apply.
     fn analyze_multiple(self: Arc<Self>, contents: Vec<(String, String)>) -> AnalysisIter {
-        let exec = AsyncManager::get_executor();
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let links: Vec<String> = contents.iter().map(|(link, _)| link.clone()).collect();
-        let blocking = exec.clone();
-        let futures = contents.into_iter().map(move |(link, content)| {
-            let (me, exec) = (self.clone(), blocking.clone());
-            async move {
-                exec.spawn_blocking(move || me.analyze_link(&link, &content))
-                    .await
-            }
-        });
-        let rows = RunMultiple::new(exec, futures, workers, None);
-        Box::new(rows.map(move |(i, out)| {
-            let result = match out {
-                Ok(Ok(result)) => result,
-                Ok(Err(e)) | Err(e) => AnalysisResult::fail(e.to_string()),
-            };
-            (links[i].clone(), result)
-        }))
+        analyze_on_blocking_pool(self, contents, |me, link, content| {
+            me.analyze_link(link, content)
+        })
     }
 }

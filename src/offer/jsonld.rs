@@ -14,12 +14,12 @@
 //! `isSimilarTo`) are other products, whose price is not this page's.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use super::candidate::{lowest, Candidate};
 use super::dom::price_value;
-use super::price::{cmp_price, price_from_json_number};
+use super::price::price_from_json_number;
 use super::{parse_currency, Availability, Offer, OfferSource};
 
 /// How deep the walk goes into a document (serde_json already caps nesting at 128).
@@ -147,7 +147,7 @@ fn find(v: &Value, depth: usize) -> Option<Offer> {
                         .and_then(|i| i.as_object())
                         .and_then(|i| text(i.get("name")?))
                         .or_else(|| text(o.get("name")?));
-                    return Some(c.into_offer(name));
+                    return Some(c.into_offer(name, OfferSource::JsonLd));
                 }
             }
             o.iter()
@@ -172,25 +172,6 @@ fn is_type(o: &Map<String, Value>, types: &[&str]) -> bool {
     }
 }
 
-/// A price candidate from one offer.
-struct Candidate {
-    price: String,
-    currency: Option<String>,
-    availability: Availability,
-}
-
-impl Candidate {
-    fn into_offer(self, name: Option<String>) -> Offer {
-        Offer {
-            price: Some(self.price),
-            currency: self.currency,
-            availability: self.availability,
-            name,
-            source: OfferSource::JsonLd,
-        }
-    }
-}
-
 fn product(o: &Map<String, Value>, depth: usize) -> Option<Offer> {
     let name = o.get("name").and_then(text);
     let from_offers = o.get("offers").and_then(|v| offers(v, depth + 1));
@@ -208,7 +189,7 @@ fn product(o: &Map<String, Value>, depth: usize) -> Option<Offer> {
     });
     // Non-standard but common: the price right on the product.
     let best = best.or_else(|| offer_node(o, depth));
-    best.map(|c| c.into_offer(name))
+    best.map(|c| c.into_offer(name, OfferSource::JsonLd))
 }
 
 /// The lowest-priced candidate of an `offers` value (an object or a possibly nested array).
@@ -221,14 +202,6 @@ fn offers(v: &Value, depth: usize) -> Option<Candidate> {
         Value::Object(o) => offer_node(o, depth),
         _ => None,
     }
-}
-
-/// The cheapest candidate; the first one on ties.
-fn lowest(candidates: impl Iterator<Item = Candidate>) -> Option<Candidate> {
-    candidates.fold(None, |best: Option<Candidate>, c| match best {
-        Some(b) if cmp_price(&c.price, &b.price) != Ordering::Less => Some(b),
-        _ => Some(c),
-    })
 }
 
 /// One Offer or AggregateOffer object.

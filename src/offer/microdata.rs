@@ -14,14 +14,12 @@
 //! offers; else from the first Offer/AggregateOffer item with a price; else from any item
 //! (or `itemprop` outside any item) with a price.
 
-use std::cmp::Ordering;
-
 use ego_tree::iter::Edge;
 use ego_tree::NodeId;
 use scraper::{ElementRef, Html, Node};
 
+use super::candidate::{lowest, Candidate};
 use super::dom::{attr, collapse, price_value, text};
-use super::price::cmp_price;
 use super::{parse_currency, Availability, Offer, OfferSource};
 
 /// The item for `itemprop`s outside any `itemscope`.
@@ -70,7 +68,7 @@ pub(crate) fn extract(doc: &Html) -> Option<Offer> {
                 .filter_map(|(_, _, held)| candidate(&items[(*held)?]));
             lowest(offers)
                 .or_else(|| candidate(item))
-                .map(|c| c.into_offer(name_of(item)))
+                .map(|c| c.into_offer(name_of(item), OfferSource::Microdata))
         });
     from_products
         .or_else(|| {
@@ -84,7 +82,7 @@ pub(crate) fn extract(doc: &Html) -> Option<Offer> {
                         .find(|(n, _, _)| *n == "itemOffered")
                         .and_then(|(_, _, held)| name_of(&items[(*held)?]))
                         .or_else(|| name_of(item));
-                    candidate(item).map(|c| c.into_offer(name))
+                    candidate(item).map(|c| c.into_offer(name, OfferSource::Microdata))
                 })
         })
         .or_else(|| {
@@ -95,7 +93,9 @@ pub(crate) fn extract(doc: &Html) -> Option<Offer> {
                 .into_iter()
                 .map(|i| &items[i])
                 .filter(|item| !inside_product(item))
-                .find_map(|item| candidate(item).map(|c| c.into_offer(name_of(item))))
+                .find_map(|item| {
+                    candidate(item).map(|c| c.into_offer(name_of(item), OfferSource::Microdata))
+                })
         })
 }
 
@@ -188,24 +188,6 @@ fn name_of(item: &Item<'_>) -> Option<String> {
     collapse(&value(first(item, "name")?))
 }
 
-struct Candidate {
-    price: String,
-    currency: Option<String>,
-    availability: Availability,
-}
-
-impl Candidate {
-    fn into_offer(self, name: Option<String>) -> Offer {
-        Offer {
-            price: Some(self.price),
-            currency: self.currency,
-            availability: self.availability,
-            name,
-            source: OfferSource::Microdata,
-        }
-    }
-}
-
 /// The price of one item: `lowPrice` (AggregateOffer) or `price`, its `priceCurrency`
 /// (else a currency written with the price) and `availability`.
 fn candidate(item: &Item<'_>) -> Option<Candidate> {
@@ -223,13 +205,6 @@ fn candidate(item: &Item<'_>) -> Option<Candidate> {
         price,
         currency,
         availability,
-    })
-}
-
-fn lowest(candidates: impl Iterator<Item = Candidate>) -> Option<Candidate> {
-    candidates.fold(None, |best: Option<Candidate>, c| match best {
-        Some(b) if cmp_price(&c.price, &b.price) != Ordering::Less => Some(b),
-        _ => Some(c),
     })
 }
 

@@ -36,6 +36,7 @@
 //! ```
 
 mod analyzer;
+mod candidate;
 mod currency;
 mod dom;
 mod extract;

@@ -6,6 +6,7 @@
 
 pub mod host_shop;
 pub mod mini_shop;
+pub mod proc;
 pub mod redis_server;
 pub mod tls;
 

@@ -15,6 +15,7 @@ pub mod redis;
 mod schema;
 mod sqlite;
 mod writer;
+mod writer_thread;
 
 pub use self::redis::{RedisOptions, RedisStore};
 pub use sqlite::SqliteStore;

@@ -2,14 +2,13 @@
 //! (see `writer.rs`), WAL so the two never block each other.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
-use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::schema;
 use super::writer::{self, WriteCmd};
+use super::writer_thread::WriterThread;
 use super::{
     CheckRecord, DueLink, DueQuery, EventAck, HistoryRow, PendingEvent, PriceSeries, RobotsRecord,
     StatusSummary, Store, StoreError, StoredEvent, WatchListSync,
@@ -33,8 +32,7 @@ use crate::monitor::clock::{now_ms, rfc3339};
 pub struct SqliteStore {
     path: PathBuf,
     reader: Mutex<Connection>,
-    sender: Mutex<Option<Sender<WriteCmd>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: WriterThread<WriteCmd>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -79,16 +77,14 @@ impl SqliteStore {
         schema::migrate(&mut conn).map_err(|e| db_err(path, e))?;
         let reader = Connection::open_with_flags(path, flags).map_err(|e| db_err(path, e))?;
         schema::configure(&reader).map_err(|e| db_err(path, e))?;
-        let (tx, rx) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("scraipe-db-writer".into())
-            .spawn(move || writer::run(conn, rx))
-            .map_err(|e| db_err(path, e))?;
+        let writer = WriterThread::spawn("scraipe-db-writer", "the database writer", move |rx| {
+            writer::run(conn, rx)
+        })
+        .map_err(|e| db_err(path, e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             reader: Mutex::new(reader),
-            sender: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
+            writer,
         })
     }
 
@@ -98,20 +94,12 @@ impl SqliteStore {
     }
 
     fn send(&self, cmd: WriteCmd) -> Result<(), StoreError> {
-        match &*self.sender.lock() {
-            Some(tx) => tx
-                .send(cmd)
-                .map_err(|_| StoreError("the database writer has stopped".into())),
-            None => Err(StoreError("the store is closed".into())),
-        }
+        self.writer.send(cmd)
     }
 
     /// Commits everything and stops the writer thread (also done on drop).
     pub fn close(&self) {
-        self.sender.lock().take();
-        if let Some(writer) = self.writer.lock().take() {
-            let _ = writer.join();
-        }
+        self.writer.close();
     }
 }
 
@@ -184,10 +172,8 @@ const EVENT_COLUMNS: &str = "e.id, l.url, e.name, e.price, e.currency, e.availab
 
 impl Store for SqliteStore {
     fn sync_watch_list(&self, links: &[String]) -> Result<WatchListSync, StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(WriteCmd::Sync(links.to_vec(), now_ms(), tx))?;
-        rx.recv()
-            .map_err(|_| StoreError("the database writer has stopped".into()))?
+        self.writer
+            .ask(|tx| WriteCmd::Sync(links.to_vec(), now_ms(), tx))?
     }
 
     fn due_links(&self, q: &DueQuery) -> Result<Vec<DueLink>, StoreError> {
@@ -228,10 +214,7 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(WriteCmd::Flush(tx))?;
-        rx.recv()
-            .map_err(|_| StoreError("the database writer has stopped".into()))?
+        self.writer.ask(WriteCmd::Flush)?
     }
 
     fn pending_events(&self, after_id: i64, limit: usize) -> Result<Vec<PendingEvent>, StoreError> {

@@ -33,9 +33,7 @@ pub use keys::{Keys, GROUP};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -44,6 +42,7 @@ use redis::{Cmd, Connection, RedisError, Value};
 use self::conn::{Conn, Scripts};
 use self::keys::{host_of_url, split_origin};
 use self::writer::WriteCmd;
+use super::writer_thread::WriterThread;
 use super::{
     CheckRecord, DueLink, DueQuery, EventAck, HistoryRow, PendingEvent, PriceSeries, RobotsRecord,
     StatusSummary, Store, StoreError, StoredEvent, WatchListSync,
@@ -114,8 +113,7 @@ pub struct RedisStore {
     slots: Mutex<Conn>,
     consumer: String,
     group_ready: AtomicBool,
-    sender: Mutex<Option<Sender<WriteCmd>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: WriterThread<WriteCmd>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -277,12 +275,11 @@ impl RedisStore {
             shared.every_ms.store(every, Ordering::Relaxed);
         }
         let writer_conn = Conn::new(url, options.retry_for)?;
-        let (tx, rx) = mpsc::channel();
         let sh = shared.clone();
-        let writer = std::thread::Builder::new()
-            .name("scraipe-redis-writer".into())
-            .spawn(move || writer::run(writer_conn, sh, rx))
-            .map_err(|e| StoreError(format!("cannot start the Redis writer: {e}")))?;
+        let writer = WriterThread::spawn("scraipe-redis-writer", "the Redis writer", move |rx| {
+            writer::run(writer_conn, sh, rx)
+        })
+        .map_err(|e| StoreError(format!("cannot start the Redis writer: {e}")))?;
         Ok(RedisStore {
             url: url.to_string(),
             shared,
@@ -295,8 +292,7 @@ impl RedisStore {
                 crate::monitor::now_ms()
             ),
             group_ready: AtomicBool::new(false),
-            sender: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
+            writer,
         })
     }
 
@@ -316,20 +312,12 @@ impl RedisStore {
     }
 
     fn send(&self, cmd: WriteCmd) -> Result<(), StoreError> {
-        match &*self.sender.lock() {
-            Some(tx) => tx
-                .send(cmd)
-                .map_err(|_| StoreError("the Redis writer has stopped".into())),
-            None => Err(StoreError("the store is closed".into())),
-        }
+        self.writer.send(cmd)
     }
 
     /// Writes everything queued and stops the writer thread (also done on drop).
     pub fn close(&self) {
-        self.sender.lock().take();
-        if let Some(writer) = self.writer.lock().take() {
-            let _ = writer.join();
-        }
+        self.writer.close();
     }
 
     fn read<T>(
@@ -579,10 +567,7 @@ impl Store for RedisStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(WriteCmd::Flush(tx))?;
-        rx.recv()
-            .map_err(|_| StoreError("the Redis writer has stopped".into()))?
+        self.writer.ask(WriteCmd::Flush)?
     }
 
     fn pending_events(&self, after_id: i64, limit: usize) -> Result<Vec<PendingEvent>, StoreError> {
