@@ -525,15 +525,18 @@ mod tests {
         // const-initialised thread-local `Cell` (no allocation, no destructor) that is only
         // read and written here and in `allocations`.
         unsafe impl GlobalAlloc for Counting {
+            // Safety: the `GlobalAlloc` contract, which the caller keeps and we forward.
             unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
                 let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
                 // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
                 unsafe { System.alloc(layout) }
             }
+            // Safety: the `GlobalAlloc` contract, which the caller keeps and we forward.
             unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
                 // SAFETY: `ptr` came from `System` with `layout` (every allocation does).
                 unsafe { System.dealloc(ptr, layout) }
             }
+            // Safety: the `GlobalAlloc` contract, which the caller keeps and we forward.
             unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
                 let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
                 // SAFETY: as for `dealloc`, and the caller upholds `realloc`'s contract.
