@@ -583,9 +583,27 @@ fn the_snapshot_endpoint_answers_fast_while_the_only_worker_is_blocked() {
     stuck.join().unwrap();
 }
 
+/// Reads the observatory address a child printed (`observatory: http://ADDR/ …`) and runs
+/// `scraipe observe ADDR --once` against it.
+fn observe_once(bin: &str, child: &mut std::process::Child) -> std::process::Output {
+    use std::io::BufRead;
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let addr = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            let rest = line.strip_prefix("observatory: http://")?;
+            rest.split('/').next().map(str::to_string)
+        })
+        .expect("the child printed the observatory address");
+    std::process::Command::new(bin)
+        .args(["observe", &addr, "--once"])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
-    use std::io::BufRead;
     use std::process::{Command, Stdio};
     let bin = env!("CARGO_BIN_EXE_scraipe");
     let mut demo = Command::new(bin)
@@ -595,20 +613,7 @@ fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = std::io::BufReader::new(demo.stdout.take().unwrap());
-    let mut addr = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("observatory: http://") {
-            addr = rest.split('/').next().map(str::to_string);
-            break;
-        }
-    }
-    let addr = addr.expect("demo printed the observatory address");
-    let out = Command::new(bin)
-        .args(["observe", &addr, "--once"])
-        .output()
-        .unwrap();
+    let out = observe_once(bin, &mut demo);
     let _ = demo.kill();
     let _ = demo.wait();
     let table = String::from_utf8_lossy(&out.stdout);
@@ -671,7 +676,6 @@ fn observe_json(rt: &Runtime) -> serde_json::Value {
 /// continuously; SIGTERM still ends it with exit 0.
 #[test]
 fn monitor_run_observe_serves_the_monitors_runtime() {
-    use std::io::BufRead;
     use std::process::{Command, Stdio};
     let bin = env!("CARGO_BIN_EXE_scraipe");
     let dir = std::env::temp_dir().join(format!("scraipe-obs-monitor-{}", std::process::id()));
@@ -699,20 +703,7 @@ fn monitor_run_observe_serves_the_monitors_runtime() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = std::io::BufReader::new(monitor.stdout.take().unwrap());
-    let mut addr = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("observatory: http://") {
-            addr = rest.split('/').next().map(str::to_string);
-            break;
-        }
-    }
-    let addr = addr.expect("monitor printed the observatory address");
-    let out = Command::new(bin)
-        .args(["observe", &addr, "--once"])
-        .output()
-        .unwrap();
+    let out = observe_once(bin, &mut monitor);
     // SAFETY: kill() with a child's pid and a signal number; no memory is involved.
     assert_eq!(
         unsafe { libc::kill(monitor.id() as libc::pid_t, libc::SIGTERM) },
