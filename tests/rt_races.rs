@@ -7,7 +7,7 @@
 
 use std::sync::Barrier;
 
-use scraipe::rt::{sync::oneshot, Builder};
+use scraipe::rt::{sync::oneshot, Builder, JoinHandle, Runtime};
 
 fn iterations(default: usize) -> usize {
     std::env::var("SCRAIPE_RACE_ITERS")
@@ -27,20 +27,29 @@ fn wake_from_plain_thread_races_runtime_drop() {
         let task = rt.spawn(rx);
         // Poll the task once so it parks on the channel with its waker stored there.
         rt.tick();
-        let barrier = Barrier::new(2);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                barrier.wait();
-                let _ = tx.send(7);
-            });
+        send_racing_drop(rt, tx, task);
+    }
+}
+
+/// Releases a plain thread's `send` and `drop(rt)` at the same instant, then checks the task
+/// either received the value before shutdown or was cancelled by it.
+fn send_racing_drop(
+    rt: Runtime,
+    tx: oneshot::Sender<u32>,
+    task: JoinHandle<Result<u32, oneshot::RecvError>>,
+) {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
             barrier.wait();
-            drop(rt);
+            let _ = tx.send(7);
         });
-        // Either it received the value before shutdown, or shutdown cancelled it.
-        match task.join() {
-            Ok(v) => assert_eq!(v, Ok(7)),
-            Err(e) => assert!(e.is_cancelled()),
-        }
+        barrier.wait();
+        drop(rt);
+    });
+    match task.join() {
+        Ok(v) => assert_eq!(v, Ok(7)),
+        Err(e) => assert!(e.is_cancelled()),
     }
 }
 
@@ -56,19 +65,7 @@ fn wake_from_plain_thread_races_pool_drop() {
             rx.await
         });
         let _ = ready_rx.blocking_recv();
-        let barrier = Barrier::new(2);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                barrier.wait();
-                let _ = tx.send(7);
-            });
-            barrier.wait();
-            drop(rt);
-        });
-        match task.join() {
-            Ok(v) => assert_eq!(v, Ok(7)),
-            Err(e) => assert!(e.is_cancelled()),
-        }
+        send_racing_drop(rt, tx, task);
     }
 }
 
