@@ -10,8 +10,11 @@
 //! * **Record**: one script on the host's keys (link state, history, the change decision and
 //!   the event as *pending* on the link), then one on the global keys (schedule, counters, the
 //!   event appended to the stream once: `{P}:published` remembers the last observation
-//!   published per link), then the pending event is cleared. A crash between the steps leaves
-//!   the event pending on the link; the next claim of the link publishes it. Both scripts
+//!   published per link), then the pending event is cleared. Re-scoring and publishing are
+//!   one script call, so no crash leaves a link scheduled for the next window with its event
+//!   unpublished. A crash between the host and the global step leaves the link unscheduled
+//!   (its lease runs out and another worker checks it again and publishes the pending
+//!   event); a crash after the global step leaves only a published event to clear. Both scripts
 //!   ignore a record they already applied, so a batch is simply sent again after a reconnect.
 //! * **Events**: the stream `{P}:events`; the run's own sinks read it with the consumer group
 //!   `scraipe-monitor` (`XREADGROUP`/`XACK`; entries a dead worker read but never acknowledged

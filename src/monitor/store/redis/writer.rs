@@ -250,7 +250,10 @@ impl Writer {
             }
         }
         for (id, url, json) in publish {
-            if let Err(e) = self.publish(&[(id, url, json)], &mut Vec::new()) {
+            let Some(event) = parse_pending(id, &json) else {
+                continue;
+            };
+            if let Err(e) = self.publish(&[(id, url, event, false)], &mut Vec::new()) {
                 self.fail(e);
             }
         }
@@ -326,27 +329,36 @@ impl Writer {
         let results: Vec<(i64, String)> = self
             .conn
             .run(scripts, "recording checks", |c| pipe.query(c))?;
-        // Step 2: the global scripts (schedule, counters), events included.
+        // Step 2: the global scripts (schedule, counters), each with the link's pending event.
+        // Re-scoring a link and publishing its event happen in ONE script call: were they two,
+        // a worker killed between them would leave the link scheduled for the next window with
+        // its event unpublished until then (the three-worker kill -9 test caught exactly that).
         let mut pipe = redis::pipe();
         let mut pending = Vec::new();
         for ((r, url), (applied, event)) in items.iter().zip(results) {
+            let parsed = parse_pending(r.link_id, &event);
             if applied == 1 {
                 let mut due = due_at(Some(r.observed_ms), every, phase_of(url), spread);
                 if let Some(nb) = r.not_before_ms {
                     due = due.max(nb);
                 }
-                let mut args = vec![
-                    r.link_id.to_string(),
-                    r.observed_ms.to_string(),
-                    r.outcome.as_str().to_string(),
-                    due.to_string(),
-                    "0".to_string(),
-                ];
-                args.resize(16, String::new());
+                let mut args = match &parsed {
+                    Some(p) => event_args(r.link_id, url, p),
+                    None => {
+                        let mut args = vec![String::new(); 16];
+                        args[0] = r.link_id.to_string();
+                        args[4] = "0".to_string();
+                        args
+                    }
+                };
+                args[1] = r.observed_ms.to_string();
+                args[2] = r.outcome.as_str().to_string();
+                args[3] = due.to_string();
                 pipe.add_command(self.global_cmd(&args));
             }
-            if !event.is_empty() {
-                pending.push((r.link_id, url.clone(), event));
+            if let Some(p) = parsed {
+                // Published above when applied; after a replay (applied 0), in step 3.
+                pending.push((r.link_id, url.clone(), p, applied == 1));
             }
         }
         if pipe.cmd_iter().next().is_some() {
@@ -354,7 +366,7 @@ impl Writer {
             self.conn
                 .run(scripts, "scheduling checks", |c| pipe.exec(c))?;
         }
-        // Step 3: publish the events and clear them from their links.
+        // Step 3: publish what step 2 did not, and clear the events from their links.
         let mut next = Vec::new();
         self.publish(&pending, &mut next)?;
         // A second change that waited behind the first (rare): publish it too.
@@ -384,12 +396,13 @@ impl Writer {
         evalsha(&self.shared.scripts.global, &keys, args)
     }
 
-    /// Appends pending events to the stream (once: the script checks) and clears them from
-    /// their links; events that were queued behind them go to `next`.
+    /// Appends pending events to the stream unless step 2 already did (the script checks
+    /// again, so a repeat is harmless) and clears them from their links; events that were
+    /// queued behind them go to `next`.
     fn publish(
         &mut self,
-        events: &[(LinkId, String, String)],
-        next: &mut Vec<(LinkId, String, String)>,
+        events: &[PendingOnLink],
+        next: &mut Vec<PendingOnLink>,
     ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -397,57 +410,73 @@ impl Writer {
         let k = self.shared.keys.clone();
         let mut pipe = redis::pipe();
         let mut clear = redis::pipe();
-        let events: Vec<(&(LinkId, String, String), Pending)> = events
-            .iter()
-            .filter_map(|e| match serde_json::from_str(&e.2) {
-                Ok(p) => Some((e, p)),
-                Err(err) => {
-                    log::error!("unreadable pending event of link {}: {err}", e.0);
-                    None
-                }
-            })
-            .collect();
-        for ((id, url, _), p) in &events {
-            let p = Pending { ..p.clone() };
-            let obs: i64 = p.o.parse().unwrap_or(0);
-            let args = vec![
-                id.to_string(),
-                p.o.clone(),
-                String::new(),
-                String::new(),
-                "1".into(),
-                url.clone(),
-                p.name,
-                p.price,
-                p.currency,
-                p.availability,
-                p.previous_price,
-                p.previous_currency,
-                p.previous_availability,
-                p.source,
-                rfc3339(obs),
-                p.o.clone(),
-            ];
-            pipe.add_command(self.global_cmd(&args));
+        for (id, url, p, published) in events {
+            if !published {
+                pipe.add_command(self.global_cmd(&event_args(*id, url, p)));
+            }
             let host = host_of_url(url);
             clear.add_command(evalsha(
                 &self.shared.scripts.clear_pending,
                 &[&k.link(&host, *id), &k.event_queue(&host, *id)],
-                &[p.o],
+                std::slice::from_ref(&p.o),
             ));
         }
-        let scripts = &self.shared.scripts;
-        self.conn
-            .run(scripts, "publishing events", |c| pipe.exec(c))?;
+        if pipe.cmd_iter().next().is_some() {
+            let scripts = &self.shared.scripts;
+            self.conn
+                .run(scripts, "publishing events", |c| pipe.exec(c))?;
+        }
         let scripts = &self.shared.scripts;
         let after: Vec<String> = self
             .conn
             .run(scripts, "clearing published events", |c| clear.query(c))?;
-        for (((id, url, _), _), nxt) in events.iter().zip(after) {
-            if !nxt.is_empty() {
-                next.push((*id, url.clone(), nxt));
+        for ((id, url, _, _), nxt) in events.iter().zip(after) {
+            if let Some(p) = parse_pending(*id, &nxt) {
+                next.push((*id, url.clone(), p, false));
             }
         }
         Ok(())
     }
+}
+
+/// A link's pending event: (link id, URL, event, already published).
+type PendingOnLink = (LinkId, String, Pending, bool);
+
+/// A pending event's JSON as the host script stores it; None for '' or unreadable JSON
+/// (logged).
+fn parse_pending(id: LinkId, json: &str) -> Option<Pending> {
+    if json.is_empty() {
+        return None;
+    }
+    match serde_json::from_str(json) {
+        Ok(p) => Some(p),
+        Err(err) => {
+            log::error!("unreadable pending event of link {id}: {err}");
+            None
+        }
+    }
+}
+
+/// The GLOBAL script's arguments that publish `p` (outcome '' = publish only; step 2 fills in
+/// the check's fields to schedule it in the same call).
+fn event_args(id: LinkId, url: &str, p: &Pending) -> Vec<String> {
+    let obs: i64 = p.o.parse().unwrap_or(0);
+    vec![
+        id.to_string(),
+        p.o.clone(),
+        String::new(),
+        String::new(),
+        "1".into(),
+        url.to_string(),
+        p.name.clone(),
+        p.price.clone(),
+        p.currency.clone(),
+        p.availability.clone(),
+        p.previous_price.clone(),
+        p.previous_currency.clone(),
+        p.previous_availability.clone(),
+        p.source.clone(),
+        rfc3339(obs),
+        p.o.clone(),
+    ]
 }
