@@ -53,6 +53,12 @@ impl Schedule for BlockingSchedule {
     fn schedule(&self, task: Notified) {
         push(&self.0, task);
     }
+    /// Blocking jobs finish in their one poll and are listed nowhere: shutdown finds them in
+    /// the pool's queue or waits for the thread running them.
+    fn link(&self, task: task::raw::OwnedRef) -> Result<(), task::raw::OwnedRef> {
+        drop(task);
+        Ok(())
+    }
     fn release(&self, _: std::ptr::NonNull<task::Header>) -> bool {
         false
     }
@@ -112,11 +118,8 @@ impl BlockingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (notified, handle) = task::spawn_task(
-            BlockingTask(Some(f)),
-            BlockingSchedule(self.inner.clone()),
-            None,
-        );
+        let (notified, handle) =
+            task::spawn_task(BlockingTask(Some(f)), BlockingSchedule(self.inner.clone()));
         if let Some(n) = notified {
             push(&self.inner, n);
         }

@@ -56,6 +56,7 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 
 use super::idle::Idle;
 use super::task::list::OwnedTasks;
+use super::task::raw::OwnedRef;
 use super::task::{self, Header, JoinError, JoinHandle, Notified, Schedule};
 
 // ----- helpers -----
@@ -86,6 +87,9 @@ impl Schedule for Queue {
     fn schedule(&self, task: Notified) {
         self.tasks.lock().unwrap().push(task);
     }
+    fn link(&self, task: OwnedRef) -> Result<(), OwnedRef> {
+        self.list.bind(task)
+    }
     fn release(&self, task: std::ptr::NonNull<Header>) -> bool {
         self.list.remove(task)
     }
@@ -104,7 +108,7 @@ impl Queue {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (notified, handle) = task::spawn_task(future, self.clone(), Some(&self.list));
+        let (notified, handle) = task::spawn_task(future, self.clone());
         if let Some(n) = notified {
             self.schedule(n);
         }
@@ -290,9 +294,52 @@ fn task_shutdown_vs_wake_and_run() {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(drops.load(Acquire), 1);
-        // A spawn after shutdown is cancelled at once.
-        let mut late = q.spawn(async { 1 });
+        // A task spawned after shutdown that parks is refused its link into the closed list
+        // and cancelled by its runner instead of parking where nobody would look.
+        let late_gate = Gate::new();
+        let mut late = q.spawn(Gated {
+            gate: late_gate,
+            drops: drops.clone(),
+        });
+        q.run_all();
         assert!(matches!(poll_handle(&mut late, &w), Poll::Ready(Err(e)) if e.is_cancelled()));
+        assert_eq!(drops.load(Acquire), 2);
+    });
+}
+
+/// Lazy linking (`LINKED`): a task's *first* park races shutdown closing the owned list. The
+/// task either links first (and shutdown cancels it, idle or mid-poll) or is refused (and its
+/// runner cancels it): the future is dropped exactly once and the handle hears back either way.
+/// Then a queue entry dropped unrun (a queue torn down at shutdown) cancels its task.
+#[test]
+fn task_first_park_vs_shutdown() {
+    model(|| {
+        let q = Queue::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut h = q.spawn(Gated {
+            gate: Gate::new(),
+            drops: drops.clone(),
+        });
+        let list = q.list.clone();
+        let shutdown = thread::spawn(move || {
+            for t in list.close_and_take_all() {
+                t.shutdown();
+            }
+        });
+        q.run_all();
+        shutdown.join().unwrap();
+        q.run_all();
+        let (_, w) = flag();
+        assert!(matches!(poll_handle(&mut h, &w), Poll::Ready(Err(e)) if e.is_cancelled()));
+        assert_eq!(drops.load(Acquire), 1);
+
+        let mut queued = q.spawn(Gated {
+            gate: Gate::new(),
+            drops: drops.clone(),
+        });
+        q.tasks.lock().unwrap().clear();
+        assert!(matches!(poll_handle(&mut queued, &w), Poll::Ready(Err(e)) if e.is_cancelled()));
+        assert_eq!(drops.load(Acquire), 2);
     });
 }
 
@@ -348,6 +395,9 @@ impl Schedule for RtSched {
             None => drop(task),
         }
     }
+    fn link(&self, task: OwnedRef) -> Result<(), OwnedRef> {
+        self.0.list.bind(task)
+    }
     fn release(&self, task: std::ptr::NonNull<Header>) -> bool {
         self.0.list.remove(task)
     }
@@ -372,7 +422,6 @@ fn wake_races_runtime_shutdown_and_drop() {
                 drops: drops.clone(),
             },
             RtSched(rt.clone()),
-            Some(&rt.list),
         );
         // Run it once so it parks on the gate, its waker stored there.
         first.expect("list open").run();

@@ -38,6 +38,7 @@ use super::driver::Driver;
 use super::idle::Idle;
 use super::metrics::WorkerMetrics;
 use super::task::list::OwnedTasks;
+use super::task::raw::OwnedRef;
 use super::task::{Header, Notified, Schedule};
 use super::worker::Core;
 
@@ -175,7 +176,7 @@ impl Shared {
         F::Output: Send + 'static,
     {
         let scheduler = TaskScheduler(self.clone());
-        let (notified, handle) = super::task::spawn_task(future, scheduler, Some(&self.owned));
+        let (notified, handle) = super::task::spawn_task(future, scheduler);
         if let Some(task) = notified {
             context::with_worker(|w| match w {
                 Some(w) if Arc::ptr_eq(&w.shared, self) => w.push_spawned(task),
@@ -221,6 +222,10 @@ impl Schedule for TaskScheduler {
 
     fn schedule_yield(&self, task: Notified) {
         self.shared().schedule_task(task, true)
+    }
+
+    fn link(&self, task: OwnedRef) -> Result<(), OwnedRef> {
+        self.shared().owned.bind(task)
     }
 
     fn release(&self, task: NonNull<Header>) -> bool {

@@ -8,12 +8,14 @@
 //!
 //! 1. **Flag.** `begin_shutdown` sets `Shared::shutdown` (once; a second call is a no-op),
 //!    closes the injector under its write lock, and wakes every worker's driver. From here on
-//!    a push from outside the runtime is refused under the injector's read lock: its task stays
-//!    in the owned-task list, which step 4 cancels. A worker pushing onto its own queue checks
-//!    the flag first; its queue is emptied by that same worker in step 2, so no push can follow.
+//!    a push from outside the runtime is refused under the injector's read lock, and the
+//!    refused queue entry is dropped — which cancels its task (`Notified`'s `Drop`: a queue
+//!    entry dropped unrun is always a shutdown, and a task that never parked is in no other
+//!    list). A worker pushing onto its own queue checks the flag first; its queue is emptied
+//!    by that same worker in step 2, so no push can follow.
 //!
 //! 2. **Workers leave their loop** after their current poll (`WorkerCx::drive` checks the flag
-//!    once per iteration) and tear down: they drop their queued entries and shut their driver
+//!    once per iteration) and tear down: they drop (so cancel) their queued entries and shut their driver
 //!    down. Shutting a driver down closes its reactor's slab and its timer heap, each *under
 //!    the lock its inserts take*: a socket registered concurrently is either already in the
 //!    slab, and is marked `SHUTDOWN` with the rest (its pending reads and writes fail with "the
@@ -27,13 +29,19 @@
 //!    returns. A runtime without worker threads keeps its one core in `idle_cores` while nobody
 //!    drives it; that core is torn down here, on the caller's thread.
 //!
-//! 4. **The owned-task list is closed and emptied**, shard by shard, each under its lock (a
-//!    spawn racing this is linked before, and cancelled here, or refused and cancelled by the
-//!    spawner). Every task taken out is cancelled: if no thread is polling it, its future is
-//!    dropped right here and its `JoinHandle` reports `JoinError::is_cancelled`; a task a stuck
-//!    worker is polling is marked `CANCELLED`, and that worker drops it when the poll returns.
+//! 4. **The owned-task list is closed and emptied**, shard by shard, each under its lock. The
+//!    list holds every task that has parked at least once (tasks link themselves at their first
+//!    `Pending`, see `task/state.rs` `LINKED`; a task that never parked is in a queue or being
+//!    polled). A first park racing this is linked before, and cancelled here, or refused and
+//!    cancelled by its runner. Every task taken out is cancelled: if no thread is polling it,
+//!    its future is dropped right here and its `JoinHandle` reports `JoinError::is_cancelled`;
+//!    a task a stuck worker is polling is marked `CANCELLED`, and that worker drops it when the
+//!    poll returns.
 //!
-//! 5. **The injector is drained** of entries pushed before step 1 closed it.
+//! 5. **The injector is drained** of entries pushed before step 1 closed it, and so are the
+//!    deques of workers still stuck in a task (they cannot empty their own yet); each entry
+//!    dropped cancels its task. Only the LIFO slot and the yielded-task list of a stuck worker
+//!    wait for that worker to return.
 //!
 //! 6. **The blocking pool** stops taking jobs, cancels queued ones and waits (within the same
 //!    deadline) for running ones.
@@ -68,12 +76,22 @@ impl Shared {
         true
     }
 
-    pub(crate) fn drain_injector(&self) {
+    /// Drops (so cancels) every entry left in the injector and in the workers' deques.
+    pub(crate) fn drain_queues(&self) {
         loop {
             match self.injector.steal() {
                 Steal::Success(t) => drop(t),
                 Steal::Retry => continue,
                 Steal::Empty => break,
+            }
+        }
+        for remote in self.remotes.iter() {
+            loop {
+                match remote.stealer.steal() {
+                    Steal::Success(t) => drop(t),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
             }
         }
     }
@@ -135,6 +153,6 @@ pub(crate) fn shut_down(shared: &Arc<Shared>, latch: &ExitLatch, timeout: Durati
     for task in shared.owned.close_and_take_all() {
         task.shutdown();
     }
-    shared.drain_injector();
+    shared.drain_queues();
     shared.blocking.shutdown(deadline);
 }

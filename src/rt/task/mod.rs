@@ -181,38 +181,28 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Creates a task bound to `scheduler` and links it into `list` (if given). Returns the first
-/// run-queue entry (`None` when the list was already closed and the task was cancelled at once)
-/// and the join handle.
-pub(crate) fn spawn_task<F, S>(
-    future: F,
-    scheduler: S,
-    list: Option<&list::OwnedTasks>,
-) -> (Option<Notified>, JoinHandle<F::Output>)
+/// Creates a task bound to `scheduler`. Returns its first run-queue entry and its join handle.
+///
+/// The task is linked into the owned-task list lazily, when it first parks (see
+/// `state::LINKED`), so a task that finishes in its first poll never takes the list's lock.
+/// With the `observatory` feature it is linked here, so the task table shows tasks that were
+/// spawned but never polled; the entry is `None` when the list was already closed (shutdown)
+/// and the task was cancelled at once.
+pub(crate) fn spawn_task<F, S>(future: F, scheduler: S) -> (Option<Notified>, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let (notified, raw, owned) = raw::allocate(future, scheduler);
+    let (notified, raw) = raw::allocate(future, scheduler);
     // SAFETY: `raw` is the handle's reference of a task with output `F::Output`.
     let handle = unsafe { JoinHandle::from_raw(raw) };
-    match list {
-        Some(list) => match list.bind(owned) {
-            Ok(()) => (Some(notified), handle),
-            Err(owned) => {
-                // Shutting down: the task never runs. Release the queue's reference first so the
-                // shutdown transition can claim it.
-                drop(notified);
-                owned.shutdown();
-                (None, handle)
-            }
-        },
-        None => {
-            // Unlisted tasks (blocking pool): `release` will report "not linked", so the list's
-            // reference is simply dropped here.
-            drop(owned);
-            (Some(notified), handle)
-        }
+    #[cfg(feature = "observatory")]
+    // SAFETY: the queue entry's reference keeps the task alive.
+    if !unsafe { raw::link_at_spawn(raw) } {
+        // Dropping the unrun entry cancels the task.
+        drop(notified);
+        return (None, handle);
     }
+    (Some(notified), handle)
 }

@@ -39,6 +39,10 @@ pub(crate) trait Schedule: Send + Sync + Sized + 'static {
     fn schedule_yield(&self, task: Notified) {
         self.schedule(task)
     }
+    /// The task parks for the first time: link it into the owned-task list, which takes over
+    /// `task`'s reference. Fails (handing the reference back) once the list is closed by
+    /// shutdown; the runner then cancels the task instead of parking it.
+    fn link(&self, task: OwnedRef) -> Result<(), OwnedRef>;
     /// The task completed: unlink it from the owned-task list. Returns true when it was linked,
     /// in which case the caller also drops the list's reference.
     fn release(&self, task: NonNull<Header>) -> bool;
@@ -96,6 +100,10 @@ pub(crate) struct Vtable {
     /// Drops the future on behalf of runtime shutdown.
     // SAFETY (contract): the caller holds `RUNNING` and one reference, which this consumes.
     shutdown: unsafe fn(NonNull<Header>),
+    /// Links a fresh task into its owned-task list (feature `observatory`: eager linking).
+    // SAFETY (contract): a live task, the caller owns a reference.
+    #[cfg(feature = "observatory")]
+    link: unsafe fn(NonNull<Header>) -> bool,
 }
 
 /// The future, then its output, in the same bytes. Which one is live is told by the state
@@ -114,6 +122,10 @@ struct Cell<F: Future, S> {
 }
 
 /// A reference to a task that must be run: what run queues hold. Owns one reference.
+///
+/// Dropping it unrun cancels the task (drops its future, tells its `JoinHandle`): a queue entry
+/// is only ever dropped when its queue is torn down or refuses pushes (runtime shutdown), and a
+/// task that never parked is in no other list shutdown could find it in.
 pub(crate) struct Notified(NonNull<Header>);
 
 // SAFETY: tasks are only created from `Send` futures and outputs, and the state word
@@ -137,8 +149,8 @@ impl Notified {
 
 impl Drop for Notified {
     fn drop(&mut self) {
-        // SAFETY: we own one reference.
-        unsafe { drop_reference(self.0) }
+        // SAFETY: we own one reference, which `shutdown_reference` consumes.
+        unsafe { shutdown_reference(self.0) }
     }
 }
 
@@ -149,6 +161,16 @@ pub(crate) struct OwnedRef(NonNull<Header>);
 unsafe impl Send for OwnedRef {}
 
 impl OwnedRef {
+    /// A new reference to a task the caller keeps alive (for the owned-task list).
+    ///
+    /// # Safety
+    /// `ptr` is a live task and the caller owns a reference to it for the duration of the call.
+    pub(crate) unsafe fn new_ref(ptr: NonNull<Header>) -> OwnedRef {
+        // SAFETY: the caller's reference keeps the header alive.
+        unsafe { ptr.as_ref().state.ref_inc() };
+        OwnedRef(ptr)
+    }
+
     pub(crate) fn as_ptr(&self) -> NonNull<Header> {
         self.0
     }
@@ -174,9 +196,9 @@ impl Drop for OwnedRef {
     }
 }
 
-/// Allocates a task. Returns the run-queue entry, the join handle's pointer and the owned list's
-/// reference: three references in all.
-pub(crate) fn allocate<F, S>(future: F, scheduler: S) -> (Notified, NonNull<Header>, OwnedRef)
+/// Allocates a task. Returns the run-queue entry and the join handle's pointer: two references.
+/// (The owned-task list takes its own when the task first parks: see `LINKED`.)
+pub(crate) fn allocate<F, S>(future: F, scheduler: S) -> (Notified, NonNull<Header>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -184,7 +206,7 @@ where
 {
     let cell = Box::new(Cell {
         header: Header {
-            state: State::new(3),
+            state: State::new(2),
             vtable: vtable::<F, S>(),
             links: UnsafeCell::new(Links::default()),
             awaiter: UnsafeCell::new(None),
@@ -199,7 +221,35 @@ where
     // SAFETY: Box::into_raw never returns null; `Cell` is repr(C) with the header first, so the
     // cell pointer is also a header pointer.
     let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell)).cast::<Header>() };
-    (Notified(ptr), ptr, OwnedRef(ptr))
+    (Notified(ptr), ptr)
+}
+
+/// Links a task that nobody else can see yet into its owned-task list (the `observatory` wants
+/// spawned-but-unpolled tasks in its table). Returns false when the list is closed.
+///
+/// # Safety
+/// `ptr` is a live task that no other thread can reach yet, and the caller owns a reference.
+#[cfg(feature = "observatory")]
+pub(crate) unsafe fn link_at_spawn(ptr: NonNull<Header>) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { (ptr.as_ref().vtable.link)(ptr) }
+}
+
+/// # Safety
+/// `ptr` is a live `Cell<F, S>` and the caller owns a reference.
+#[cfg(feature = "observatory")]
+unsafe fn link<F: Future, S: Schedule>(ptr: NonNull<Header>) -> bool {
+    // SAFETY: forwarded from the caller.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    // SAFETY: the caller's reference keeps the task alive.
+    let owned = unsafe { OwnedRef::new_ref(ptr) };
+    match cell.scheduler.link(owned) {
+        Ok(()) => {
+            cell.header.state.set_linked();
+            true
+        }
+        Err(_refused) => false,
+    }
 }
 
 fn vtable<F, S>() -> &'static Vtable
@@ -215,6 +265,8 @@ where
         try_read_output: try_read_output::<F, S>,
         drop_output: drop_output::<F, S>,
         shutdown: shutdown::<F, S>,
+        #[cfg(feature = "observatory")]
+        link: link::<F, S>,
     }
 }
 
@@ -316,13 +368,29 @@ where
     match polled {
         // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.
         Ok(Poll::Ready(output)) => unsafe { complete::<F, S>(ptr, Ok(output)) },
-        Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
-            // SAFETY: RUNNING was released; our reference is dropped.
-            AfterPoll::Idle => unsafe { drop_reference(ptr) },
-            AfterPoll::Reschedule => cell.scheduler.schedule_yield(Notified(ptr)),
-            // SAFETY: `transition_to_idle` kept RUNNING for us; `cancel` consumes our reference.
-            AfterPoll::Cancel => unsafe { cancel::<F, S>(ptr) },
-        },
+        Ok(Poll::Pending) => {
+            if !cell.header.state.load().is_linked() {
+                // First park: from now on no queue refers to the task, so the owned-task list
+                // must, for shutdown to find it. Linked before the task goes idle (while we
+                // hold RUNNING), so it cannot complete elsewhere before it is linked.
+                // SAFETY: our reference keeps the task alive.
+                let owned = unsafe { OwnedRef::new_ref(ptr) };
+                if let Err(refused) = cell.scheduler.link(owned) {
+                    // Shutting down: cancel instead of parking where nobody would look.
+                    drop(refused);
+                    // SAFETY: we hold RUNNING and one reference, which `cancel` consumes.
+                    return unsafe { cancel::<F, S>(ptr) };
+                }
+            }
+            match cell.header.state.transition_to_idle() {
+                // SAFETY: RUNNING was released; our reference is dropped.
+                AfterPoll::Idle => unsafe { drop_reference(ptr) },
+                AfterPoll::Reschedule => cell.scheduler.schedule_yield(Notified(ptr)),
+                // SAFETY: `transition_to_idle` kept RUNNING for us; `cancel` consumes our
+                // reference.
+                AfterPoll::Cancel => unsafe { cancel::<F, S>(ptr) },
+            }
+        }
         // SAFETY: as for `Ready`: RUNNING and one reference are ours.
         Err(payload) => unsafe { complete::<F, S>(ptr, Err(JoinError::from_panic(payload))) },
     }
@@ -398,7 +466,8 @@ where
         }
     }
 
-    let released = cell.scheduler.release(ptr);
+    // A task that never parked was never linked: no list lock on the short-task path.
+    let released = prev.is_linked() && cell.scheduler.release(ptr);
     let last = if released {
         cell.header.state.ref_dec_twice()
     } else {

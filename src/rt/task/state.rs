@@ -6,16 +6,17 @@
 //! read off the functions in this file.
 //!
 //! ```text
-//!  bit:  63 ................ 7 | 6            | 5          | 4             | 3         | 2        | 1       | 0
-//!        refcount (REF_ONE=128) | OUTPUT_TAKEN | JOIN_WAKER | JOIN_INTEREST | CANCELLED | COMPLETE | RUNNING | SCHEDULED
+//!  bit:  63 ................ 8 | 7      | 6            | 5          | 4             | 3         | 2        | 1       | 0
+//!        refcount (REF_ONE=256) | LINKED | OUTPUT_TAKEN | JOIN_WAKER | JOIN_INTEREST | CANCELLED | COMPLETE | RUNNING | SCHEDULED
 //! ```
 //!
 //! Lifecycle of a task that is spawned, parks once and completes:
 //!
 //! ```text
-//!  spawn: SCHEDULED|JOIN_INTEREST, refs=3 (queue, JoinHandle, owned-task list)
+//!  spawn: SCHEDULED|JOIN_INTEREST, refs=2 (queue, JoinHandle)
 //!  run:   RUNNING                 (SCHEDULED cleared; the queue's reference is now the runner's)
-//!  park:  idle                    (runner drops its reference; a Waker holds one)
+//!  park:  idle|LINKED             (first park: linked into the owned-task list, which takes a
+//!                                  reference; the runner drops its own; a Waker holds one)
 //!  wake:  SCHEDULED               (the waker's reference moves into the run queue)
 //!  run:   RUNNING → COMPLETE      (output stored before COMPLETE is published)
 //! ```
@@ -46,8 +47,15 @@ pub(crate) const JOIN_WAKER: usize = 1 << 5;
 /// with `COMPLETE` it says what the stage union holds: the future (not complete), the output
 /// (complete, not taken) or nothing (complete and taken).
 pub(crate) const OUTPUT_TAKEN: usize = 1 << 6;
+/// The task is (or was, until shutdown took it out) in the owned-task list, which holds one
+/// reference. A task is linked lazily, by its runner, the first time a poll returns `Pending`:
+/// until then it is always in a run queue or being polled, where shutdown finds it anyway (a
+/// queue entry dropped unrun cancels its task), so a task that finishes in its first poll
+/// never touches the list's lock. Set in the same CAS that parks the task; read by the runner
+/// only (at park and at completion, both while it holds `RUNNING`).
+pub(crate) const LINKED: usize = 1 << 7;
 /// One reference. The count lives in the bits above the flags.
-pub(crate) const REF_ONE: usize = 1 << 7;
+pub(crate) const REF_ONE: usize = 1 << 8;
 /// Mask of the flag bits.
 #[cfg(test)]
 const FLAGS: usize = REF_ONE - 1;
@@ -78,6 +86,9 @@ impl Snapshot {
     pub(crate) fn is_output_taken(self) -> bool {
         self.0 & OUTPUT_TAKEN != 0
     }
+    pub(crate) fn is_linked(self) -> bool {
+        self.0 & LINKED != 0
+    }
     pub(crate) fn ref_count(self) -> usize {
         self.0 / REF_ONE
     }
@@ -93,6 +104,7 @@ impl fmt::Debug for Snapshot {
             .field("join_interest", &self.has_join_interest())
             .field("join_waker", &self.has_join_waker())
             .field("output_taken", &self.is_output_taken())
+            .field("linked", &self.is_linked())
             .field("refs", &self.ref_count())
             .finish()
     }
@@ -174,20 +186,28 @@ impl State {
         })
     }
 
-    /// A poll returned `Pending`.
+    /// A poll returned `Pending` (and the runner linked the task into the owned-task list,
+    /// which this records with `LINKED`).
     pub(crate) fn transition_to_idle(&self) -> AfterPoll {
         self.update(|s| {
             debug_assert!(s.is_running());
             if s.is_cancelled() {
                 return (None, AfterPoll::Cancel);
             }
+            let next = (s.0 & !RUNNING) | LINKED;
             if s.is_scheduled() {
                 // Stay SCHEDULED: the runner's reference becomes the queue's reference.
-                (Some(s.0 & !RUNNING), AfterPoll::Reschedule)
+                (Some(next), AfterPoll::Reschedule)
             } else {
-                (Some(s.0 & !RUNNING), AfterPoll::Idle)
+                (Some(next), AfterPoll::Idle)
             }
         })
+    }
+
+    /// Marks a task linked before anyone else can see it (spawn with eager linking).
+    #[cfg(feature = "observatory")]
+    pub(crate) fn set_linked(&self) {
+        self.0.fetch_or(LINKED, AcqRel);
     }
 
     /// The future finished (its output or error is already stored): `RUNNING → COMPLETE`.
