@@ -512,6 +512,52 @@ fn shutdown_is_bounded_with_a_task_that_never_yields() {
     assert!(busy.join().is_ok());
 }
 
+/// A task spawned by a task that then gets stuck sits in the stuck worker's deque, never
+/// polled, so it is in no owned-task list (tasks link themselves at their first park).
+/// Shutdown must still cancel it promptly — by draining that deque — not leave its handle
+/// waiting until the stuck task returns. Its future is dropped exactly once.
+#[test]
+fn shutdown_cancels_tasks_queued_behind_a_stuck_task() {
+    let rt = pool(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    struct CountDrop(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let (s, d) = (stop.clone(), dropped.clone());
+    let busy = rt.spawn(async move {
+        let guard = CountDrop(d);
+        let queued = rt::spawn(async move {
+            let _guard = guard;
+            7
+        });
+        queued_tx.send(queued).unwrap();
+        while !s.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let queued = queued_rx.recv().unwrap();
+    let t0 = Instant::now();
+    rt.shutdown_timeout(Duration::from_millis(50));
+    // Joined on a helper thread so a regression fails (times out) instead of hanging.
+    let (res_tx, res_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || res_tx.send(queued.join()));
+    let joined = res_rx.recv_timeout(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let err = joined
+        .expect("the queued task's handle was not told within 2 s")
+        .unwrap_err();
+    assert!(err.is_cancelled(), "{err:?}");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    assert!(busy.join().is_ok());
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn spawn_after_shutdown_is_cancelled() {
     let rt = pool(1);
