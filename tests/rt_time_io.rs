@@ -798,3 +798,32 @@ fn a_worker_woken_by_its_own_timer_that_then_blocks_still_gets_help() {
     eprintln!("timer on a worker that blocked after waking: {late:?} late");
     assert!(late < Duration::from_millis(50), "timer {late:?} late");
 }
+
+/// A registered timer holds its driver: an `Interval` made and first ticked inside a runtime
+/// keeps ticking when a plain thread, outside any runtime context, drives it with the free
+/// `block_on` — each re-registration goes to the driver the interval already holds instead of
+/// asking the thread-local context (which would find no runtime and panic).
+#[test]
+fn a_registered_interval_keeps_its_driver_outside_the_runtime() {
+    let rt = pool(1);
+    let mut every = rt.block_on(async {
+        let mut every = rt::interval(Duration::from_millis(2));
+        every.tick().await;
+        every.tick().await;
+        every
+    });
+    let t0 = Instant::now();
+    std::thread::spawn(move || {
+        for _ in 0..3 {
+            rt::block_on(every.tick());
+        }
+    })
+    .join()
+    .expect("ticking outside the runtime panicked");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(4),
+        "{:?}",
+        t0.elapsed()
+    );
+    drop(rt);
+}

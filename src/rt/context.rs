@@ -11,8 +11,8 @@ use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use super::driver::Driver;
 use super::reactor::ReactorShared;
-use super::scheduler::Remote;
 use super::worker::WorkerCx;
 use super::Handle;
 
@@ -133,11 +133,22 @@ pub(crate) fn reactor_for_accepted() -> Option<Arc<ReactorShared>> {
     })
 }
 
-/// Runs `f(remote, is_owner, runtime_shut_down)` with the worker a new timer should go to.
+/// The driver a new timer should go to — this worker's own, or from outside the runtime the
+/// next worker's in round-robin order — and whether the runtime has shut down. Asked once per
+/// `Sleep`, at its first registration; the `Sleep` then holds the driver (`time.rs`).
 /// Returns `None` when the thread is outside any runtime.
-pub(crate) fn with_timer_remote<R>(f: impl FnOnce(&Remote, bool, bool) -> R) -> Option<R> {
+pub(crate) fn timer_driver() -> Option<(Arc<Driver>, bool)> {
     with_target(|t| match t? {
-        Target::Own(w) => Some(f(w.remote(), true, w.shared.is_shutdown())),
-        Target::Foreign(h) => Some(f(h.shared.pick_remote(), false, h.shared.is_shutdown())),
+        Target::Own(w) => Some((w.remote().driver.clone(), w.shared.is_shutdown())),
+        Target::Foreign(h) => Some((
+            h.shared.pick_remote().driver.clone(),
+            h.shared.is_shutdown(),
+        )),
     })
+}
+
+/// Whether the calling thread is the worker that owns `driver` (it re-arms its own timerfd
+/// before it sleeps, so a timer it registers needs no interrupt).
+pub(crate) fn owns_driver(driver: &Driver) -> bool {
+    with_worker(|w| w.is_some_and(|w| std::ptr::eq(&*w.remote().driver, driver)))
 }

@@ -20,7 +20,8 @@
 //!
 //! Module map (each file opens with the protocol it implements). Imports mostly point down this
 //! list. The exceptions are deliberate and few: `context` is the thread-local glue every layer
-//! asks "which worker am I?" (so a wake can find its queue); `scheduler.rs` names
+//! asks "which worker am I?" (so a wake can find its queue, and a new socket or timer its
+//! driver — asked once: the registration then holds its driver); `scheduler.rs` names
 //! `worker::Core` to park idle cores; `blocking.rs` holds a `Weak` of `scheduler::Shared`.
 //!
 //! * `mod.rs` — the public face: `Builder`, `Runtime`, `Handle`, `spawn`; `block_on.rs` — the

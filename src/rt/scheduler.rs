@@ -84,7 +84,8 @@ pub(crate) struct Shared {
 pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Notified>,
     /// Reactor + timer heap; the owner turns it, an idle sibling may when the owner is busy.
-    pub(crate) driver: Driver,
+    /// Shared (`Arc`) because a registered `Sleep` holds its driver explicitly (`time.rs`).
+    pub(crate) driver: Arc<Driver>,
     pub(crate) metrics: WorkerMetrics,
     /// The task this worker is polling, for the long-poll watchdog.
     #[cfg(feature = "observatory")]
@@ -106,7 +107,7 @@ impl Shared {
             let local = Worker::new_fifo();
             remotes.push(Remote {
                 stealer: local.stealer(),
-                driver: Driver::new()?,
+                driver: Arc::new(Driver::new()?),
                 metrics: WorkerMetrics::default(),
                 #[cfg(feature = "observatory")]
                 obs_slot: Default::default(),

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::context;
+use super::driver::Driver;
 
 const PENDING: u8 = 0;
 const FIRED: u8 = 1;
@@ -205,10 +206,17 @@ pub(crate) struct Closed;
 ///
 /// The timer is registered with the runtime on first poll (with the worker polling it), so
 /// creating a `Sleep` outside a runtime is fine as long as it is polled inside one.
+///
+/// Once registered, a `Sleep` holds its **driver** — the worker reactor + timer heap its entry
+/// went into — and goes back to that driver when it is [reset](Sleep::reset) (an
+/// [`Interval`] does so every tick), without asking the thread-local context again: the
+/// context only answers "which driver?" for a sleep's first registration, as `Handle::current`
+/// does for tokio's. Its entry fires on that driver whichever worker polls the task later.
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
     entry: Option<Arc<TimerEntry>>,
+    driver: Option<Arc<Driver>>,
 }
 
 impl Sleep {
@@ -249,13 +257,14 @@ impl Future for Sleep {
         super::observe::note_wait(super::observe::WaitsOn::Timer {
             deadline: self.deadline,
         });
+        let mut orphaned = false;
         if let Some(entry) = &self.entry {
             let mut slot = entry.waker.lock();
             match entry.state.load(Acquire) {
                 // Fired means the clock passed the deadline; the check above raced with it.
                 FIRED => return Poll::Ready(()),
                 // Its heap is gone: fall through and register again.
-                ORPHANED => {}
+                ORPHANED => orphaned = true,
                 _ => {
                     match &*slot {
                         Some(w) if w.will_wake(cx.waker()) => {}
@@ -269,7 +278,15 @@ impl Future for Sleep {
             state: AtomicU8::new(PENDING),
             waker: Mutex::new(Some(cx.waker().clone())),
         });
-        register_timer(self.deadline, entry.clone());
+        let deadline = self.deadline;
+        let driver = match self.driver.take() {
+            // An orphaned entry means its driver shut down: ask the context again (which
+            // panics with a clear message if no runtime is left).
+            Some(driver) if !orphaned => driver,
+            _ => current_timer_driver(),
+        };
+        insert_timer(&driver, deadline, entry.clone());
+        self.driver = Some(driver);
         self.entry = Some(entry);
         Poll::Pending
     }
@@ -289,34 +306,38 @@ impl fmt::Debug for Sleep {
     }
 }
 
-/// Puts a timer in the heap of the worker polling it, or — from a thread outside the runtime —
-/// in some worker's heap, waking that worker so it re-arms its timerfd.
-fn register_timer(deadline: Instant, entry: Arc<TimerEntry>) {
-    let registered = context::with_timer_remote(|remote, is_owner, shut_down| {
-        if shut_down {
-            return false;
-        }
-        match remote.driver.timers.insert(deadline, entry) {
-            Ok(earliest) => {
-                if earliest && !is_owner {
-                    remote.driver.io.unpark();
-                }
-                true
-            }
-            Err(Closed) => false,
-        }
-    });
-    match registered {
-        Some(true) => {}
-        Some(false) => panic!(
-            "a scraipe timer (sleep/timeout/interval) was polled on a runtime that has shut down; \
-             it could never fire"
-        ),
+/// The driver for a sleep's first registration: the polling worker's own, or — from a thread
+/// outside the runtime — some worker's.
+fn current_timer_driver() -> Arc<Driver> {
+    match context::timer_driver() {
+        Some((driver, false)) => driver,
+        Some((_, true)) => panic_shut_down(),
         None => panic!(
             "a scraipe timer (sleep/timeout/interval) was polled outside a scraipe runtime; \
              run it with Runtime::block_on, spawn it, or call Handle::enter first"
         ),
     }
+}
+
+/// Puts a timer in `driver`'s heap. A thread other than the driver's owner wakes the driver
+/// when the new deadline is its earliest, so a sleeping owner re-arms its timerfd (the owner
+/// re-arms it itself before it next sleeps).
+fn insert_timer(driver: &Driver, deadline: Instant, entry: Arc<TimerEntry>) {
+    match driver.timers.insert(deadline, entry) {
+        Ok(earliest) => {
+            if earliest && !context::owns_driver(driver) {
+                driver.io.unpark();
+            }
+        }
+        Err(Closed) => panic_shut_down(),
+    }
+}
+
+fn panic_shut_down() -> ! {
+    panic!(
+        "a scraipe timer (sleep/timeout/interval) was polled on a runtime that has shut down; \
+         it could never fire"
+    )
 }
 
 /// Waits until `duration` has elapsed.
@@ -340,6 +361,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         entry: None,
+        driver: None,
     }
 }
 
