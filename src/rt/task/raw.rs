@@ -134,6 +134,7 @@ unsafe impl Send for Notified {}
 
 impl Notified {
     /// Polls the task once (or drops it if it was cancelled).
+    #[inline]
     pub(crate) fn run(self) {
         let ptr = ManuallyDrop::new(self).0;
         // SAFETY: we own a reference, which `poll` consumes.
@@ -165,6 +166,7 @@ impl OwnedRef {
     ///
     /// # Safety
     /// `ptr` is a live task and the caller owns a reference to it for the duration of the call.
+    #[inline]
     pub(crate) unsafe fn new_ref(ptr: NonNull<Header>) -> OwnedRef {
         // SAFETY: the caller's reference keeps the header alive.
         unsafe { ptr.as_ref().state.ref_inc() };
@@ -281,6 +283,7 @@ unsafe fn cell<'a, F: Future, S>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
 ///
 /// # Safety
 /// The caller owns one reference, which this consumes.
+#[inline]
 unsafe fn shutdown_reference(ptr: NonNull<Header>) {
     // SAFETY: `shutdown` consumes the reference when the transition claimed the task;
     // otherwise we drop it.
@@ -297,6 +300,7 @@ unsafe fn shutdown_reference(ptr: NonNull<Header>) {
 ///
 /// # Safety
 /// The caller owns the reference it drops.
+#[inline]
 pub(crate) unsafe fn drop_reference(ptr: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the header alive until the decrement.
     unsafe {

@@ -65,36 +65,46 @@ const FLAGS: usize = REF_ONE - 1;
 pub(crate) struct Snapshot(pub(crate) usize);
 
 impl Snapshot {
+    #[inline]
     pub(crate) fn is_scheduled(self) -> bool {
         self.0 & SCHEDULED != 0
     }
+    #[inline]
     pub(crate) fn is_running(self) -> bool {
         self.0 & RUNNING != 0
     }
+    #[inline]
     pub(crate) fn is_complete(self) -> bool {
         self.0 & COMPLETE != 0
     }
+    #[inline]
     pub(crate) fn is_cancelled(self) -> bool {
         self.0 & CANCELLED != 0
     }
+    #[inline]
     pub(crate) fn has_join_interest(self) -> bool {
         self.0 & JOIN_INTEREST != 0
     }
+    #[inline]
     pub(crate) fn has_join_waker(self) -> bool {
         self.0 & JOIN_WAKER != 0
     }
+    #[inline]
     pub(crate) fn is_output_taken(self) -> bool {
         self.0 & OUTPUT_TAKEN != 0
     }
+    #[inline]
     pub(crate) fn is_linked(self) -> bool {
         self.0 & LINKED != 0
     }
+    #[inline]
     pub(crate) fn ref_count(self) -> usize {
         self.0 / REF_ONE
     }
 }
 
 impl fmt::Debug for Snapshot {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("State")
             .field("scheduled", &self.is_scheduled())
@@ -144,18 +154,21 @@ pub(crate) struct State(AtomicUsize);
 impl State {
     /// A freshly spawned task: scheduled (it goes straight into a queue), with a join handle,
     /// and `refs` references.
+    #[inline]
     pub(crate) fn new(refs: usize) -> State {
         State(AtomicUsize::new(
             SCHEDULED | JOIN_INTEREST | (refs * REF_ONE),
         ))
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Acquire))
     }
 
     /// Runs `f` in a CAS loop; `f` returns the new value (or `None` to leave the word alone) and a
     /// result. Returns the result of the last call.
+    #[inline]
     fn update<R>(&self, mut f: impl FnMut(Snapshot) -> (Option<usize>, R)) -> R {
         let mut cur = self.0.load(Acquire);
         loop {
@@ -169,6 +182,7 @@ impl State {
     }
 
     /// A runner took the task from a queue: `SCHEDULED → RUNNING`.
+    #[inline]
     pub(crate) fn transition_to_running(&self) -> StartPoll {
         self.update(|s| {
             // A queued task is normally idle. It can be running or complete only when runtime
@@ -188,6 +202,7 @@ impl State {
 
     /// A poll returned `Pending` (and the runner linked the task into the owned-task list,
     /// which this records with `LINKED`).
+    #[inline]
     pub(crate) fn transition_to_idle(&self) -> AfterPoll {
         self.update(|s| {
             debug_assert!(s.is_running());
@@ -206,6 +221,7 @@ impl State {
 
     /// Marks a task linked before anyone else can see it (spawn with eager linking).
     #[cfg(feature = "observatory")]
+    #[inline]
     pub(crate) fn set_linked(&self) {
         self.0.fetch_or(LINKED, AcqRel);
     }
@@ -213,6 +229,7 @@ impl State {
     /// The future finished (its output or error is already stored): `RUNNING → COMPLETE`.
     /// Returns the state before the transition, so the caller knows whether a handle still wants
     /// the output and whether a join waker must be woken.
+    #[inline]
     pub(crate) fn transition_to_complete(&self) -> Snapshot {
         // A wake during the final poll (or an abort) may have set SCHEDULED; a complete task is
         // in no queue and will never be, so clear it too.
@@ -229,6 +246,7 @@ impl State {
     /// task running or complete and skip it). Returns true when the caller now holds `RUNNING` and
     /// must cancel the task. Either way the task is marked `CANCELLED`, so a runner that is
     /// polling it right now cancels it when the poll returns.
+    #[inline]
     pub(crate) fn transition_to_shutdown(&self) -> bool {
         self.update(|s| {
             if s.is_complete() {
@@ -245,6 +263,7 @@ impl State {
 
     /// A waker consumed by value is waking the task. Its reference is reused for the queue entry
     /// when the task must be scheduled; otherwise the caller drops it.
+    #[inline]
     pub(crate) fn transition_to_notified_by_val(&self) -> WakeAction {
         self.update(|s| {
             if s.is_complete() || s.is_scheduled() {
@@ -258,6 +277,7 @@ impl State {
     }
 
     /// A borrowed waker is waking the task: scheduling it needs a new reference for the queue.
+    #[inline]
     pub(crate) fn transition_to_notified_by_ref(&self) -> WakeAction {
         self.update(|s| {
             if s.is_complete() || s.is_scheduled() {
@@ -273,6 +293,7 @@ impl State {
 
     /// `JoinHandle::abort`: mark the task cancelled. When it is idle it must be scheduled so a
     /// runner drops its future; that needs a new reference, which this adds.
+    #[inline]
     pub(crate) fn transition_to_aborted(&self) -> WakeAction {
         self.update(|s| {
             if s.is_complete() || s.is_cancelled() {
@@ -290,6 +311,7 @@ impl State {
 
     /// The join handle hands its (already written) waker to the task side.
     /// Fails, returning the current state, once the task is complete.
+    #[inline]
     pub(crate) fn set_join_waker(&self) -> Result<Snapshot, Snapshot> {
         self.update(|s| {
             debug_assert!(s.has_join_interest() && !s.has_join_waker());
@@ -303,6 +325,7 @@ impl State {
 
     /// The join handle takes the awaiter slot back to replace its waker.
     /// Fails once the task is complete (the task side may be reading the slot).
+    #[inline]
     pub(crate) fn unset_join_waker(&self) -> Result<Snapshot, Snapshot> {
         self.update(|s| {
             debug_assert!(s.has_join_interest() && s.has_join_waker());
@@ -316,15 +339,18 @@ impl State {
 
     /// The join handle is dropped. Returns the state before, so the caller knows whether it must
     /// drop an output that is already there.
+    #[inline]
     pub(crate) fn drop_join_interest(&self) -> Snapshot {
         Snapshot(self.0.fetch_and(!JOIN_INTEREST, AcqRel))
     }
 
     /// Records that the output left the stage (moved out or dropped).
+    #[inline]
     pub(crate) fn set_output_taken(&self) {
         self.0.fetch_or(OUTPUT_TAKEN, AcqRel);
     }
 
+    #[inline]
     pub(crate) fn ref_inc(&self) {
         let prev = self
             .0
@@ -336,6 +362,7 @@ impl State {
     }
 
     /// Drops one reference; returns true when it was the last.
+    #[inline]
     pub(crate) fn ref_dec(&self) -> bool {
         let prev = Snapshot(self.0.fetch_sub(REF_ONE, AcqRel));
         debug_assert!(
@@ -346,6 +373,7 @@ impl State {
     }
 
     /// Drops two references at once (the runner's and the owned list's, at completion).
+    #[inline]
     pub(crate) fn ref_dec_twice(&self) -> bool {
         let prev = Snapshot(self.0.fetch_sub(2 * REF_ONE, AcqRel));
         debug_assert!(
@@ -357,6 +385,7 @@ impl State {
 
     /// Test helper: the flags without the count.
     #[cfg(test)]
+    #[inline]
     pub(crate) fn flags(&self) -> usize {
         self.0.load(Acquire) & FLAGS
     }
