@@ -4,7 +4,7 @@
 //! Three ways of arriving, each with wall time (median, p99 over all samples) and CPU time per
 //! operation (getrusage of the whole process, all threads — so a spinning thread's cost counts):
 //! * back to back, where our default spin-wait meets tokio's park, plus the two fair pairings:
-//!   ours with `spin_before_park(0)` and `timer_precision(0)` waiting with `Handle::block_on`
+//!   ours with `spin_before_park(0)` and `timer_spin_window(0)` waiting with `Handle::block_on`
 //!   (nobody spins), and tokio's caller spinning on `try_recv` for up to 50 µs like ours does;
 //! * spaced (issue 16): each round trip after the caller slept 200 µs or 1 ms, so neither side
 //!   stays warm; ours `handle.spawn(async { 1 }).join()` in the default configuration, tokio
@@ -112,7 +112,7 @@ fn ours(workers: usize, spin: bool) -> scraipe::rt::Runtime {
         b
     } else {
         b.spin_before_park(Duration::ZERO)
-            .timer_precision(Duration::ZERO)
+            .timer_spin_window(Duration::ZERO)
     };
     b.build().unwrap()
 }
@@ -220,7 +220,7 @@ fn back_to_back(settings: &Settings, rows: &mut Vec<Row>, python: &crate::python
         push_pair(
             rows,
             &format!(
-                "back to back, {w}: neither spins (ours spin_before_park(0), timer_precision(0), Handle::block_on)"
+                "back to back, {w}: neither spins (ours spin_before_park(0), timer_spin_window(0), Handle::block_on)"
             ),
             on,
             rival,
@@ -293,7 +293,7 @@ fn spaced(settings: &Settings, rows: &mut Vec<Row>) {
             push_pair(
                 rows,
                 &format!(
-                    "spaced {gap_label}, {workers}w, ours spin_before_park(0) + timer_precision(0) (Handle::block_on)"
+                    "spaced {gap_label}, {workers}w, ours spin_before_park(0) + timer_spin_window(0) (Handle::block_on)"
                 ),
                 &ln,
                 &rival,
@@ -369,7 +369,7 @@ fn wake(settings: &Settings, rows: &mut Vec<Row>) {
             push_pair(
                 rows,
                 &format!(
-                    "cross-thread wake after {gap_label}, {workers}w, ours spin_before_park(0) + timer_precision(0)"
+                    "cross-thread wake after {gap_label}, {workers}w, ours spin_before_park(0) + timer_spin_window(0)"
                 ),
                 &ln,
                 &rival,

@@ -1,9 +1,9 @@
 //! Timers, with their CPU cost.
 //!
 //! * Lateness of 500 (quick) / 1,000 sequential `sleep_until(now + 1 ms)` on an otherwise idle runtime: ours
-//!   wakes its worker `timer_precision` (100 µs) early and spins to the deadline; tokio's timer
+//!   wakes its worker `timer_spin_window` (100 µs) early and spins to the deadline; tokio's timer
 //!   wheel has a documented 1 ms granularity, so it fires up to ~1 ms late by design. Also ours
-//!   with `timer_precision(0)` + `spin_before_park(0)` (no spin), and the OS floor: a bare
+//!   with `timer_spin_window(0)` + `spin_before_park(0)` (no spin), and the OS floor: a bare
 //!   timerfd + epoll_wait loop on a plain thread, no runtime.
 //! * Timer-heavy idle load (issue 16): 1,000 tasks each sleeping 1–50 ms (pseudo-random) in a
 //!   loop for 1 s on 2 workers: CPU time per timer fired and mean lateness.
@@ -33,7 +33,7 @@ fn ours(spin: bool) -> scraipe::rt::Runtime {
         b
     } else {
         b.spin_before_park(Duration::ZERO)
-            .timer_precision(Duration::ZERO)
+            .timer_spin_window(Duration::ZERO)
     };
     b.build().unwrap()
 }
@@ -222,13 +222,13 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
     }
     let pairs: [(&str, &Latencies, &str, Option<&Latencies>); 3] = [
         (
-            "1 ms sleep lateness, 2w, ours spins the last 100 µs (timer_precision) / tokio parks",
+            "1 ms sleep lateness, 2w, ours spins the last 100 µs (timer_spin_window) / tokio parks",
             &ld,
             TOKIO_LABEL,
             Some(&lt),
         ),
         (
-            "1 ms sleep lateness, 2w, ours timer_precision(0) + spin_before_park(0): nobody spins",
+            "1 ms sleep lateness, 2w, ours timer_spin_window(0) + spin_before_park(0): nobody spins",
             &ln,
             TOKIO_LABEL,
             Some(&lt),
@@ -276,7 +276,7 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
     let what = "1,000 tasks sleep 1–50 ms in a loop for 1 s, 2w";
     for (i, variant) in [
         (0usize, "default config"),
-        (1, "ours timer_precision(0) + spin_before_park(0)"),
+        (1, "ours timer_spin_window(0) + spin_before_park(0)"),
     ] {
         for (stat, unit, runs) in [
             ("CPU per timer fired", "µs", &cpu),
