@@ -559,3 +559,44 @@ fn a_spawning_chain_does_not_hold_back_remote_spawns() {
         "200 remote spawns waited through {spent} chain polls"
     );
 }
+
+/// `live_tasks` counts every spawned, unfinished task — also those queued and never polled
+/// (which are not in the owned-task list yet: tasks link there at their first park) and those
+/// spawned from outside the runtime — and returns to zero when they finish.
+#[test]
+fn live_tasks_counts_queued_running_and_parked_tasks() {
+    let rt = pool(1);
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let blocker = rt.spawn(async move {
+        started_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+    });
+    started_rx.recv().unwrap();
+    let queued: Vec<_> = (0..10).map(|i| rt.spawn(async move { i })).collect();
+    let (park_tx, park_rx) = oneshot::channel::<u32>();
+    let parked = rt.spawn(async move { park_rx.await.unwrap() });
+    // 1 running + 10 queued + 1 queued (it parks once it runs).
+    assert_eq!(rt.handle().metrics().live_tasks, 12);
+    go_tx.send(()).unwrap();
+    blocker.join().unwrap();
+    for h in queued {
+        h.join().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.handle().metrics().live_tasks != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        rt.handle().metrics().live_tasks,
+        1,
+        "only the parked task is left"
+    );
+    park_tx.send(5).unwrap();
+    assert_eq!(parked.join().unwrap(), 5);
+    // The handle can see the output a moment before the worker counts the completion.
+    while rt.handle().metrics().live_tasks != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(rt.handle().metrics().live_tasks, 0);
+}

@@ -59,7 +59,7 @@ impl Schedule for BlockingSchedule {
         drop(task);
         Ok(())
     }
-    fn release(&self, _: std::ptr::NonNull<task::Header>) -> bool {
+    fn release(&self, _: std::ptr::NonNull<task::Header>, _linked: bool) -> bool {
         false
     }
 }

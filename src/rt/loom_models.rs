@@ -90,8 +90,8 @@ impl Schedule for Queue {
     fn link(&self, task: OwnedRef) -> Result<(), OwnedRef> {
         self.list.bind(task)
     }
-    fn release(&self, task: std::ptr::NonNull<Header>) -> bool {
-        self.list.remove(task)
+    fn release(&self, task: std::ptr::NonNull<Header>, linked: bool) -> bool {
+        linked && self.list.remove(task)
     }
 }
 
@@ -398,8 +398,8 @@ impl Schedule for RtSched {
     fn link(&self, task: OwnedRef) -> Result<(), OwnedRef> {
         self.0.list.bind(task)
     }
-    fn release(&self, task: std::ptr::NonNull<Header>) -> bool {
-        self.0.list.remove(task)
+    fn release(&self, task: std::ptr::NonNull<Header>, linked: bool) -> bool {
+        linked && self.0.list.remove(task)
     }
 }
 

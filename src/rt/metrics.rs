@@ -19,6 +19,9 @@ pub(crate) struct WorkerMetrics {
     wakeups: AtomicU64,
     io_events: AtomicU64,
     timers_fired: AtomicU64,
+    /// Tasks spawned on, and tasks completed on, this worker (for `live_tasks`).
+    spawned: AtomicU64,
+    completed: AtomicU64,
 }
 
 #[inline]
@@ -27,6 +30,18 @@ fn bump(c: &AtomicU64, n: u64) {
 }
 
 impl WorkerMetrics {
+    #[inline]
+    pub(crate) fn add_spawned(&self) {
+        bump(&self.spawned, 1)
+    }
+    #[inline]
+    pub(crate) fn add_completed(&self) {
+        bump(&self.completed, 1)
+    }
+    /// (spawned, completed) on this worker so far.
+    pub(crate) fn spawned_completed(&self) -> (u64, u64) {
+        (self.spawned.load(Relaxed), self.completed.load(Relaxed))
+    }
     pub(crate) fn add_poll(&self) {
         bump(&self.polls, 1)
     }

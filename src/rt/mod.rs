@@ -676,6 +676,24 @@ impl Handle {
             .collect()
     }
 
+    /// Tasks spawned minus tasks completed, over every worker and outside thread. Each counter
+    /// is read separately, so a concurrent spawn/complete pair may be seen half-way; the
+    /// difference is clamped at zero.
+    fn live_tasks(&self) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.shared;
+        let (mut spawned, mut completed) = (
+            s.spawned_elsewhere.load(Relaxed),
+            s.completed_elsewhere.load(Relaxed),
+        );
+        for r in s.remotes.iter() {
+            let (sp, co) = r.metrics.spawned_completed();
+            spawned += sp;
+            completed += co;
+        }
+        spawned.saturating_sub(completed) as usize
+    }
+
     /// A snapshot of the scheduler's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics {
@@ -695,7 +713,7 @@ impl Handle {
                 })
                 .collect(),
             injector_depth: self.shared.injector.len(),
-            live_tasks: self.shared.owned.len(),
+            live_tasks: self.live_tasks(),
             blocking_threads: self.shared.blocking.threads(),
             blocking_queue_depth: self.shared.blocking.queue_depth(),
         }

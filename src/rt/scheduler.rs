@@ -25,7 +25,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +78,12 @@ pub(crate) struct Shared {
     /// Built with `worker_threads(0)`: one core, driven by callers of block_on/tick.
     pub(crate) without_worker_threads: bool,
     next_remote: AtomicUsize,
+    /// Tasks spawned, and tasks completed, by threads that are not workers of this runtime
+    /// (workers count theirs in their own `WorkerMetrics`, without a locked instruction).
+    /// `RuntimeMetrics::live_tasks` is spawned minus completed: the owned-task list only holds
+    /// tasks that have parked.
+    pub(crate) spawned_elsewhere: AtomicU64,
+    pub(crate) completed_elsewhere: AtomicU64,
 }
 
 /// The parts of a worker other threads may touch.
@@ -126,6 +132,8 @@ impl Shared {
             idle_cores: Mutex::new(Vec::new()),
             without_worker_threads: worker_threads == 0,
             next_remote: AtomicUsize::new(0),
+            spawned_elsewhere: AtomicU64::new(0),
+            completed_elsewhere: AtomicU64::new(0),
         });
         shared.blocking.set_runtime(Arc::downgrade(&shared));
         Ok((shared, cores))
@@ -178,12 +186,20 @@ impl Shared {
     {
         let scheduler = TaskScheduler(self.clone());
         let (notified, handle) = super::task::spawn_task(future, scheduler);
-        if let Some(task) = notified {
-            context::with_worker(|w| match w {
-                Some(w) if Arc::ptr_eq(&w.shared, self) => w.push_spawned(task),
-                _ => self.inject(task),
-            });
-        }
+        context::with_worker(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.shared, self) => {
+                w.remote().metrics.add_spawned();
+                if let Some(task) = notified {
+                    w.push_spawned(task);
+                }
+            }
+            _ => {
+                self.spawned_elsewhere.fetch_add(1, Relaxed);
+                if let Some(task) = notified {
+                    self.inject(task);
+                }
+            }
+        });
         handle
     }
 
@@ -229,7 +245,14 @@ impl Schedule for TaskScheduler {
         self.shared().owned.bind(task)
     }
 
-    fn release(&self, task: NonNull<Header>) -> bool {
-        self.shared().owned.remove(task)
+    fn release(&self, task: NonNull<Header>, linked: bool) -> bool {
+        let shared = self.shared();
+        context::with_worker(|w| match w {
+            Some(w) if std::ptr::eq(&*w.shared, shared) => w.remote().metrics.add_completed(),
+            _ => {
+                shared.completed_elsewhere.fetch_add(1, Relaxed);
+            }
+        });
+        linked && shared.owned.remove(task)
     }
 }

@@ -117,11 +117,6 @@ impl OwnedTasks {
             }
         }
     }
-
-    /// Number of live (unfinished) tasks.
-    pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len).sum()
-    }
 }
 
 /// # Safety

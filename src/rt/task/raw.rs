@@ -43,9 +43,10 @@ pub(crate) trait Schedule: Send + Sync + Sized + 'static {
     /// `task`'s reference. Fails (handing the reference back) once the list is closed by
     /// shutdown; the runner then cancels the task instead of parking it.
     fn link(&self, task: OwnedRef) -> Result<(), OwnedRef>;
-    /// The task completed: unlink it from the owned-task list. Returns true when it was linked,
-    /// in which case the caller also drops the list's reference.
-    fn release(&self, task: NonNull<Header>) -> bool;
+    /// The task completed: unlink it from the owned-task list if `linked` (it parked at least
+    /// once). Returns true when it was in the list, in which case the caller also drops the
+    /// list's reference. Called once per task, so a scheduler may count completions here.
+    fn release(&self, task: NonNull<Header>, linked: bool) -> bool;
 }
 
 /// Links of the intrusive owned-task list; only touched under that list's shard lock.
@@ -471,7 +472,7 @@ where
     }
 
     // A task that never parked was never linked: no list lock on the short-task path.
-    let released = prev.is_linked() && cell.scheduler.release(ptr);
+    let released = cell.scheduler.release(ptr, prev.is_linked());
     let last = if released {
         cell.header.state.ref_dec_twice()
     } else {
