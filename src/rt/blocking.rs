@@ -34,6 +34,9 @@ struct Inner {
     keep_alive: Duration,
     thread_name: String,
     stack_size: Option<usize>,
+    /// Every job from spawn to completion, for the observatory's task table.
+    #[cfg(feature = "observatory")]
+    owned: task::list::OwnedTasks,
 }
 
 struct State {
@@ -53,8 +56,13 @@ impl Schedule for BlockingSchedule {
     fn schedule(&self, task: Notified) {
         push(&self.0, task);
     }
+    #[cfg(not(feature = "observatory"))]
     fn release(&self, _: std::ptr::NonNull<task::Header>) -> bool {
         false
+    }
+    #[cfg(feature = "observatory")]
+    fn release(&self, task: std::ptr::NonNull<task::Header>) -> bool {
+        self.0.owned.remove(task)
     }
 }
 
@@ -98,6 +106,8 @@ impl BlockingPool {
                 keep_alive,
                 thread_name,
                 stack_size,
+                #[cfg(feature = "observatory")]
+                owned: task::list::OwnedTasks::new(4),
             }),
         }
     }
@@ -112,10 +122,14 @@ impl BlockingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        #[cfg(not(feature = "observatory"))]
+        let list = None;
+        #[cfg(feature = "observatory")]
+        let list = Some(&self.inner.owned);
         let (notified, handle) = task::spawn_task(
             BlockingTask(Some(f)),
             BlockingSchedule(self.inner.clone()),
-            None,
+            list,
         );
         if let Some(n) = notified {
             push(&self.inner, n);
@@ -152,6 +166,12 @@ impl BlockingPool {
 
     pub(crate) fn threads(&self) -> usize {
         self.inner.state.lock().threads
+    }
+
+    /// Calls `f` with every job not yet finished (feature `observatory`).
+    #[cfg(feature = "observatory")]
+    pub(crate) fn for_each_task(&self, f: impl FnMut(&task::Header)) {
+        self.inner.owned.for_each(f);
     }
 
     pub(crate) fn queue_depth(&self) -> usize {

@@ -34,7 +34,7 @@ pub use trace::{is_tracing, set_tracing, trace_json};
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{
-    blocking_section, note_wait, on_wake, poll_start, SpawnSite, TaskObs, WakeScope,
+    blocking_section, note_channel_wait, on_wake, poll_start, SpawnSite, TaskObs, WakeScope,
 };
 pub(crate) use watchdog::PollSlot;
 

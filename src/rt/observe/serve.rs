@@ -182,9 +182,11 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
                 "spawned_at": t.spawned_at(),
                 "status": match t.status {
                     TaskStatus::Idle => "idle",
+                    TaskStatus::Scheduled if t.blocking => "queued",
                     TaskStatus::Scheduled => "scheduled",
                     TaskStatus::Running => "running",
                 },
+                "blocking": t.blocking,
                 "polls": t.polls,
                 "wakes": {
                     "self": t.wakes.self_wake, "same_worker": t.wakes.same_worker,
@@ -194,10 +196,11 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
                 "last_worker": t.last_worker,
                 "woken_by": t.woken_by.map(|(task, worker)| json!({"task": task, "worker": worker})),
                 "waits_on": t.waits_on.iter().map(|w| match w {
-                    WaitsOn::Socket { token, direction } =>
-                        json!({"socket": token, "direction": direction}),
-                    WaitsOn::Timer { deadline } => json!({"timer_in_ms":
-                        deadline.saturating_duration_since(std::time::Instant::now()).as_secs_f64() * 1e3}),
+                    WaitsOn::Socket { worker, token, direction } =>
+                        json!({"socket": token, "direction": direction, "reactor": worker}),
+                    WaitsOn::Timer { worker, deadline } => json!({"timer_in_ms":
+                        deadline.saturating_duration_since(std::time::Instant::now()).as_secs_f64() * 1e3,
+                        "heap": worker}),
                     WaitsOn::Channel { kind } => json!({"channel": kind}),
                 }).collect::<Vec<_>>(),
                 "no_waker": t.no_waker,

@@ -1,24 +1,29 @@
 //! Per-task identity and counters, and the thread-local state the runtime's hooks consult.
 //!
-//! Who writes what: `polls` and `last_worker` only the thread polling the task (it holds
-//! `RUNNING`, so a load + store suffices); the wake counters and "last woken by" any waking
-//! thread (atomic adds, relaxed: they are statistics, ordered by nothing); `waits` the polling
-//! thread under a small lock the snapshot also takes.
+//! Who writes what: every counter (`polls`, the wake counts by source), `last_worker` and the
+//! channel note only the thread polling the task — it holds `RUNNING`, so a relaxed load + store
+//! suffices and no two threads ever contend on a counter. A waking thread writes one byte's
+//! worth of news: it ORs its wake's source bit into `pending_sources` (one `fetch_or`, relaxed),
+//! and, when it is itself a task, stores "woken by" (one relaxed store). The next poll start
+//! takes the bits (`swap(0)`) and bumps the counter of every source present.
+//!
+//! So a counter counts **polls caused by that source**, not raw `wake` calls: several wakes
+//! before one poll (the state word schedules the task once anyway) count once per distinct
+//! source — two wakes by the same task before the poll count one, a reactor wake and a timer
+//! wake before the poll count one each. Yield `k` times: `k` self-wakes.
 
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 use super::watchdog::PollSlot;
 use super::{timing, trace};
 use crate::rt::context;
 use crate::rt::task::Header;
 
-/// Who woke a task.
+/// Who woke a task. (Declaration order = `ALL` order = bit index in a task's pending sources.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WakeSource {
     /// The task woke itself during its own poll (`yield_now`, an exhausted budget).
@@ -97,18 +102,24 @@ impl WakeCounts {
     }
 }
 
-/// What a parked task registered its waker with during its last poll.
+/// Something that holds a parked task's waker. Sockets and timers are found by scanning every
+/// reactor's waiter lists and every timer heap for the task's waker at snapshot time; channels
+/// are noted by the receiving poll (see [`snapshot`](super::snapshot)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WaitsOn {
     /// A socket's readiness: the reactor token and `"read"` or `"write"`.
     Socket {
-        /// The socket's token in its reactor.
+        /// The worker whose reactor the socket is registered with.
+        worker: usize,
+        /// The socket's token in that reactor (`generation << 32 | slot`).
         token: usize,
         /// `"read"` or `"write"`.
         direction: &'static str,
     },
     /// A timer (`sleep`, `timeout`, `interval`).
     Timer {
+        /// The worker whose timer heap holds it.
+        worker: usize,
         /// When it fires.
         deadline: Instant,
     },
@@ -121,18 +132,27 @@ pub enum WaitsOn {
 
 const NO_WORKER: u32 = u32::MAX;
 
+/// The channel kinds a poll can note, one bit each in `TaskObs::channels`.
+const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
+
 /// The observatory's part of a task header.
 pub(crate) struct TaskObs {
     pub(crate) id: u64,
     pub(crate) location: &'static Location<'static>,
-    pub(crate) polls: AtomicU64,
+    /// Polling thread only.
+    polls: AtomicU64,
+    /// Polls caused by each source, in `WakeSource::ALL` order. Polling thread only.
     wakes: [AtomicU64; 6],
-    pub(crate) last_worker: AtomicU32,
-    woken_by_task: AtomicU64,
-    woken_by_worker: AtomicU32,
-    pub(crate) waits: Mutex<Vec<WaitsOn>>,
-    /// `waits` is not empty (polling thread only): most polls then skip its lock.
-    has_waits: AtomicBool,
+    /// Polling thread only.
+    last_worker: AtomicU32,
+    /// Bit `i`: a wake from `WakeSource::ALL[i]` since the last poll started. Wakers OR,
+    /// the poll start takes.
+    pending_sources: AtomicU8,
+    /// Bit `i`: the last poll registered with a channel of kind `CHANNELS[i]`. Polling thread
+    /// only.
+    channels: AtomicU8,
+    /// The latest wake by a task: its id `<< 16 | worker` (`0xFFFF`: none); 0: never.
+    woken_by: AtomicU64,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
     pending_flow: AtomicU64,
     /// When the first wake since the last poll came (trace clock, ns; 0: none), while timing.
@@ -168,17 +188,30 @@ impl TaskObs {
         trace::spawn(id, location);
         TaskObs {
             id,
-            pending_flow: AtomicU64::new(0),
-            woken_at: AtomicU64::new(0),
             location,
             polls: AtomicU64::new(0),
             wakes: Default::default(),
             last_worker: AtomicU32::new(NO_WORKER),
-            woken_by_task: AtomicU64::new(0),
-            woken_by_worker: AtomicU32::new(NO_WORKER),
-            waits: Mutex::new(Vec::new()),
-            has_waits: AtomicBool::new(false),
+            pending_sources: AtomicU8::new(0),
+            channels: AtomicU8::new(0),
+            woken_by: AtomicU64::new(0),
+            pending_flow: AtomicU64::new(0),
+            woken_at: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn polls(&self) -> u64 {
+        self.polls.load(Relaxed)
+    }
+
+    /// The channels the last poll noted.
+    pub(crate) fn channel_waits(&self) -> impl Iterator<Item = WaitsOn> {
+        let bits = self.channels.load(Relaxed);
+        CHANNELS
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| bits & (1 << i) != 0)
+            .map(|(_, kind)| WaitsOn::Channel { kind })
     }
 
     pub(crate) fn wake_counts(&self) -> WakeCounts {
@@ -199,11 +232,22 @@ impl TaskObs {
 
     /// The task (and its worker) behind the latest wake by a task, if any.
     pub(crate) fn woken_by(&self) -> Option<(u64, Option<usize>)> {
-        match self.woken_by_task.load(Relaxed) {
+        match self.woken_by.load(Relaxed) {
             0 => None,
-            id => Some((id, worker_opt(self.woken_by_worker.load(Relaxed)))),
+            packed => {
+                let worker = (packed & 0xFFFF) as u32;
+                let worker = if worker == 0xFFFF { NO_WORKER } else { worker };
+                Some((packed >> 16, worker_opt(worker)))
+            }
         }
     }
+}
+
+/// Adds one to a counter only the calling thread writes: a relaxed load + store, no locked
+/// read-modify-write.
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
 
 fn worker_opt(w: u32) -> Option<usize> {
@@ -244,10 +288,21 @@ impl Drop for SpawnSite {
 /// task when a poll nests inside another through `block_on`).
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
-    obs.polls.store(obs.polls.load(Relaxed) + 1, Relaxed);
-    if obs.has_waits.load(Relaxed) {
-        obs.waits.lock().clear();
-        obs.has_waits.store(false, Relaxed);
+    bump(&obs.polls);
+    // Take the wakes since the last poll: they caused this one. (The first poll has none.)
+    let sources = match obs.pending_sources.load(Relaxed) {
+        0 => 0,
+        _ => obs.pending_sources.swap(0, Relaxed),
+    };
+    if sources != 0 {
+        let mut bits = sources;
+        while bits != 0 {
+            bump(&obs.wakes[bits.trailing_zeros() as usize]);
+            bits &= bits - 1;
+        }
+    }
+    if obs.channels.load(Relaxed) != 0 {
+        obs.channels.store(0, Relaxed);
     }
     let (worker, slot) = context::with_worker(|w| match w {
         Some(w) => (w.index() as u32, &w.remote().obs_slot as *const PollSlot),
@@ -255,10 +310,14 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
     });
     let started = timing::is_timing().then(|| {
         let now = trace::now_ns();
-        // A wake racing between this load and store loses one sample; no locked RMW per poll.
-        let woken = obs.woken_at.load(Relaxed);
+        // Stamped by the first wake after the previous poll start (the one that found no
+        // pending source); a stamp is read once.
+        let woken = if sources != 0 {
+            obs.woken_at.swap(0, Relaxed)
+        } else {
+            0
+        };
         if woken != 0 {
-            obs.woken_at.store(0, Relaxed);
             if !slot.is_null() {
                 // SAFETY: as below.
                 let t = &unsafe { &*slot }.timing;
@@ -268,8 +327,10 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
         }
         now
     });
-    if worker != NO_WORKER {
+    if worker != NO_WORKER && obs.last_worker.load(Relaxed) != worker {
         obs.last_worker.store(worker, Relaxed);
+    }
+    if worker != NO_WORKER {
         // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
         // drives keeps alive for at least the duration of this poll.
         unsafe { &*slot }.publish(obs.id, obs.location);
@@ -381,7 +442,8 @@ impl Drop for WakeScope {
     }
 }
 
-/// Counts a wake of `header`'s task and remembers which task caused it.
+/// Notes a wake of `header`'s task (its source, for the next poll to count) and remembers which
+/// task caused it.
 pub(crate) fn on_wake(header: &Header) {
     let obs = &header.obs;
     let cur = CURRENT.with(|c| c.get());
@@ -393,13 +455,18 @@ pub(crate) fn on_wake(header: &Header) {
         (None, Some(_)) => WakeSource::OtherWorker,
         (None, None) => WakeSource::Outside,
     };
-    let index = WakeSource::ALL
-        .iter()
-        .position(|s| *s == source)
-        .expect("listed");
-    obs.wakes[index].fetch_add(1, Relaxed);
-    if timing::is_timing() && obs.woken_at.load(Relaxed) == 0 {
-        // The first wake since the last poll stamps the task (a racing second stamp is as good).
+    let index = source as usize;
+    let bit = 1u8 << index;
+    // Skip the locked OR when this source is already pending (a task woken twice by the same
+    // source before its poll).
+    let before = obs.pending_sources.load(Relaxed);
+    let first = if before & bit == 0 {
+        obs.pending_sources.fetch_or(bit, Relaxed) == 0
+    } else {
+        false
+    };
+    if first && timing::is_timing() {
+        // The first wake since the last poll started stamps the task.
         obs.woken_at.store(trace::now_ns(), Relaxed);
     }
     let flow = trace::wake(obs.id, index, source == WakeSource::Reactor);
@@ -407,21 +474,27 @@ pub(crate) fn on_wake(header: &Header) {
         obs.pending_flow.store(flow, Relaxed);
     }
     if let Some(cur) = cur.filter(|c| c.id != obs.id) {
-        obs.woken_by_task.store(cur.id, Relaxed);
-        obs.woken_by_worker.store(cur.worker, Relaxed);
+        let packed = (cur.id << 16) | u64::from(cur.worker.min(0xFFFF));
+        if obs.woken_by.load(Relaxed) != packed {
+            obs.woken_by.store(packed, Relaxed);
+        }
     }
 }
 
-/// The task being polled registered its waker with `what`.
-pub(crate) fn note_wait(what: WaitsOn) {
+/// The task being polled registered its waker with a channel of `kind` (`"oneshot"`, `"mpsc"`
+/// or `"semaphore"`). Sockets and timers need no note: the snapshot finds them.
+pub(crate) fn note_channel_wait(kind: &'static str) {
     if let Some(cur) = CURRENT.with(|c| c.get()) {
+        let bit = CHANNELS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| 1u8 << i);
         // SAFETY: the current task is mid-poll on this thread, so its header is alive.
         let obs = unsafe { &*cur.obs };
-        let mut waits = obs.waits.lock();
-        if !waits.contains(&what) {
-            waits.push(what);
+        let bits = obs.channels.load(Relaxed);
+        if bits & bit == 0 {
+            obs.channels.store(bits | bit, Relaxed);
         }
-        obs.has_waits.store(true, Relaxed);
     }
 }
 
