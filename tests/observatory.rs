@@ -453,6 +453,51 @@ fn blocking_pool_jobs_are_in_the_task_table_until_they_finish() {
     }
 }
 
+/// The flight recorder keeps the last `min_age` of a thread's records past its size cap:
+/// `trace_json(last)` returns every one of 5,000 spawns made just now on one thread, five times
+/// the size cap set here.
+#[test]
+fn the_flight_recorder_keeps_records_younger_than_the_minimum_age_past_the_size_cap() {
+    observe::set_trace_limits(observe::TraceLimits {
+        capacity: 1024,
+        min_age: Duration::from_secs(60),
+        max_capacity: 1 << 16,
+    });
+    assert_eq!(observe::trace_limits().capacity, 1024);
+    observe::set_tracing(true);
+    let rt = runtime(1);
+    const N: usize = 5_000;
+    let handle = rt.handle().clone();
+    let ids: Vec<u64> = std::thread::Builder::new()
+        .name("flight-recorder-test".into())
+        .spawn(move || (0..N).map(|_| handle.spawn(async {}).id()).collect())
+        .unwrap()
+        .join()
+        .unwrap();
+    let evs = events(&observe::trace_json(Some(Duration::from_secs(30))));
+    observe::set_trace_limits(observe::TraceLimits::default());
+    let tid = evs
+        .iter()
+        .find(|e| {
+            e["ph"] == "M"
+                && e["args"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("flight-recorder-test"))
+        })
+        .expect("the spawning thread's track")["tid"]
+        .clone();
+    let spawned: std::collections::HashSet<u64> = evs
+        .iter()
+        .filter(|e| e["tid"] == tid && e["name"] == "spawn")
+        .filter_map(|e| e["args"]["task"].as_u64())
+        .collect();
+    assert!(
+        ids.iter().all(|id| spawned.contains(id)),
+        "{} of {N} spawns in the trace",
+        ids.iter().filter(|id| spawned.contains(id)).count()
+    );
+}
+
 /// Long-poll reports with the instant each arrived.
 type Reports = Arc<Mutex<Vec<(LongPoll, Instant)>>>;
 
