@@ -2,15 +2,23 @@
 //!
 //! Who writes what: every counter (`polls`, the wake counts by source), `last_worker` and the
 //! channel note only the thread polling the task — it holds `RUNNING`, so a relaxed load + store
-//! suffices and no two threads ever contend on a counter. A waking thread writes one byte's
-//! worth of news: it ORs its wake's source bit into `pending_sources` (one `fetch_or`, relaxed),
-//! and, when it is itself a task, stores "woken by" (one relaxed store). The next poll start
-//! takes the bits (`swap(0)`) and bumps the counter of every source present.
+//! suffices and no two threads ever write a counter. A wake only leaves its *source* for the
+//! next poll to count, in one of two small fields:
 //!
-//! So a counter counts **polls caused by that source**, not raw `wake` calls: several wakes
-//! before one poll (the state word schedules the task once anyway) count once per distinct
-//! source — two wakes by the same task before the poll count one, a reactor wake and a timer
-//! wake before the poll count one each. Yield `k` times: `k` self-wakes.
+//! * `cause` — written by the single thread that may write it at that moment, so a plain
+//!   (relaxed) store: the task itself waking itself during its poll (it holds `RUNNING`), or the
+//!   waker whose state transition moved the idle task to scheduled (exactly one per idle
+//!   period, before the task is queued; the poll start that reads and clears it comes after the
+//!   queue hand-off). These are nearly all wakes, and they cost no locked instruction.
+//! * `late` — any other wake (the task was already scheduled, or is running on another
+//!   thread): a `fetch_or` of the source bit, skipped when the bit is already set.
+//!
+//! The poll start reads both, clears them and bumps the counter of every source present. So a
+//! counter counts **polls caused by that source**, not raw `wake` calls: several wakes before
+//! one poll count once per distinct source — three wakes from one thread before the poll count
+//! one; a self-wake and a wake from a plain thread count one each. Yield `k` times: `k`
+//! self-wakes. "Woken by" (the latest waking task and its worker) is a relaxed store by the
+//! waker — a fact, not a counter.
 
 use std::cell::Cell;
 use std::panic::Location;
@@ -145,9 +153,11 @@ pub(crate) struct TaskObs {
     wakes: [AtomicU64; 6],
     /// Polling thread only.
     last_worker: AtomicU32,
-    /// Bit `i`: a wake from `WakeSource::ALL[i]` since the last poll started. Wakers OR,
-    /// the poll start takes.
-    pending_sources: AtomicU8,
+    /// Bit `i`: a wake from `WakeSource::ALL[i]` since the last poll started, left by the one
+    /// thread allowed to write it then (see the module docs); the poll start takes it.
+    cause: AtomicU8,
+    /// The same, for the other wakes (`fetch_or`).
+    late: AtomicU8,
     /// Bit `i`: the last poll registered with a channel of kind `CHANNELS[i]`. Polling thread
     /// only.
     channels: AtomicU8,
@@ -192,7 +202,8 @@ impl TaskObs {
             polls: AtomicU64::new(0),
             wakes: Default::default(),
             last_worker: AtomicU32::new(NO_WORKER),
-            pending_sources: AtomicU8::new(0),
+            cause: AtomicU8::new(0),
+            late: AtomicU8::new(0),
             channels: AtomicU8::new(0),
             woken_by: AtomicU64::new(0),
             pending_flow: AtomicU64::new(0),
@@ -290,10 +301,15 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
     bump(&obs.polls);
     // Take the wakes since the last poll: they caused this one. (The first poll has none.)
-    let sources = match obs.pending_sources.load(Relaxed) {
+    let cause = obs.cause.load(Relaxed);
+    if cause != 0 {
+        obs.cause.store(0, Relaxed);
+    }
+    let late = match obs.late.load(Relaxed) {
         0 => 0,
-        _ => obs.pending_sources.swap(0, Relaxed),
+        _ => obs.late.swap(0, Relaxed),
     };
+    let sources = cause | late;
     if sources != 0 {
         let mut bits = sources;
         while bits != 0 {
@@ -310,13 +326,12 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
     });
     let started = timing::is_timing().then(|| {
         let now = trace::now_ns();
-        // Stamped by the first wake after the previous poll start (the one that found no
-        // pending source); a stamp is read once.
-        let woken = if sources != 0 {
-            obs.woken_at.swap(0, Relaxed)
-        } else {
-            0
-        };
+        // Stamped by the first `cause` wake since the previous poll start; read once.
+        // Written only by the `cause` writers (see the module docs), so a load + store.
+        let woken = obs.woken_at.load(Relaxed);
+        if woken != 0 {
+            obs.woken_at.store(0, Relaxed);
+        }
         if woken != 0 {
             if !slot.is_null() {
                 // SAFETY: as below.
@@ -443,8 +458,9 @@ impl Drop for WakeScope {
 }
 
 /// Notes a wake of `header`'s task (its source, for the next poll to count) and remembers which
-/// task caused it.
-pub(crate) fn on_wake(header: &Header) {
+/// task caused it. `scheduled`: this wake moved the idle task to scheduled (the task is not in
+/// a queue yet).
+pub(crate) fn on_wake(header: &Header, scheduled: bool) {
     let obs = &header.obs;
     let cur = CURRENT.with(|c| c.get());
     let source = match (DRIVER_WAKE.with(|d| d.get()), cur) {
@@ -457,17 +473,18 @@ pub(crate) fn on_wake(header: &Header) {
     };
     let index = source as usize;
     let bit = 1u8 << index;
-    // Skip the locked OR when this source is already pending (a task woken twice by the same
-    // source before its poll).
-    let before = obs.pending_sources.load(Relaxed);
-    let first = if before & bit == 0 {
-        obs.pending_sources.fetch_or(bit, Relaxed) == 0
-    } else {
-        false
-    };
-    if first && timing::is_timing() {
-        // The first wake since the last poll started stamps the task.
-        obs.woken_at.store(trace::now_ns(), Relaxed);
+    if source == WakeSource::SelfWake || scheduled {
+        // The only writer right now: the task's own poll, or the waker that scheduled it.
+        let cause = obs.cause.load(Relaxed);
+        if cause & bit == 0 {
+            obs.cause.store(cause | bit, Relaxed);
+        }
+        if cause == 0 && timing::is_timing() {
+            // The first wake since the last poll started stamps the task.
+            obs.woken_at.store(trace::now_ns(), Relaxed);
+        }
+    } else if obs.late.load(Relaxed) & bit == 0 {
+        obs.late.fetch_or(bit, Relaxed);
     }
     let flow = trace::wake(obs.id, index, source == WakeSource::Reactor);
     if flow != 0 {

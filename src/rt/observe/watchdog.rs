@@ -89,8 +89,11 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// What one worker is polling. Written only by that worker's thread.
+/// What one worker is polling. Written only by that worker's thread, on every poll: aligned to
+/// its own cache lines so the neighbouring fields of `Remote` (which other workers write) do
+/// not share a line with it.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct PollSlot {
     task: AtomicU64,
     location: AtomicPtr<Location<'static>>,
