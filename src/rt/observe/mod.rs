@@ -34,7 +34,8 @@ pub use trace::{is_tracing, set_trace_limits, set_tracing, trace_json, trace_lim
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{
-    blocking_section, note_channel_wait, on_wake, poll_start, SpawnSite, TaskObs, WakeScope,
+    blocking_section, enter_worker, note_channel_wait, on_wake, poll_start, SpawnSite, TaskObs,
+    WakeScope, WorkerScope,
 };
 pub(crate) use watchdog::PollSlot;
 

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use super::watchdog::PollSlot;
 use super::{timing, trace};
-use crate::rt::context;
 use crate::rt::task::Header;
 
 /// Who woke a task. (Declaration order = `ALL` order = bit index in a task's pending sources.)
@@ -174,18 +173,35 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// The outermost spawn entry point's caller on this thread (see [`SpawnSite`]).
     static SPAWN_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
-    /// The task this thread is polling.
-    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+    /// The task this thread is polling (`obs` null: none).
+    static CURRENT: Cell<Current> = const { Cell::new(Current::NONE) };
     /// Set while a reactor or timer heap dispatches its wake-ups.
     static DRIVER_WAKE: Cell<Option<WakeSource>> = const { Cell::new(None) };
 }
 
+/// What a thread is polling: three words, copied in and out of the thread-local on every poll.
 #[derive(Clone, Copy)]
 struct Current {
-    id: u64,
+    /// The task's part of its header; null: none.
     obs: *const TaskObs,
-    worker: u32,
+    /// The worker's watchdog slot; null: not on a worker (blocking pool, a plain thread).
     slot: *const PollSlot,
+    worker: u32,
+}
+
+impl Current {
+    const NONE: Current = Current {
+        obs: std::ptr::null(),
+        slot: std::ptr::null(),
+        worker: NO_WORKER,
+    };
+
+    /// The task, while it is mid-poll on this thread.
+    fn task(&self) -> Option<&TaskObs> {
+        // SAFETY: `obs` is only non-null while its task is mid-poll on this thread (set by
+        // `poll_start`, restored by `PollGuard::end`), so the header is alive.
+        unsafe { self.obs.as_ref() }
+    }
 }
 
 impl TaskObs {
@@ -295,131 +311,166 @@ impl Drop for SpawnSite {
     }
 }
 
-/// Marks the start of a poll on this thread; the guard marks its end (and restores the outer
-/// task when a poll nests inside another through `block_on`).
+/// Marks the start of a poll on this thread; [`PollGuard::end`] marks its end (and restores
+/// the outer task when a poll nests inside another through `block_on`).
+#[inline(always)]
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
     bump(&obs.polls);
     // Take the wakes since the last poll: they caused this one. (The first poll has none.)
     let cause = obs.cause.load(Relaxed);
-    if cause != 0 {
-        obs.cause.store(0, Relaxed);
-    }
-    let late = match obs.late.load(Relaxed) {
-        0 => 0,
-        _ => obs.late.swap(0, Relaxed),
-    };
-    let sources = cause | late;
-    if sources != 0 {
-        let mut bits = sources;
-        while bits != 0 {
-            bump(&obs.wakes[bits.trailing_zeros() as usize]);
-            bits &= bits - 1;
-        }
+    let late = obs.late.load(Relaxed);
+    if cause | late != 0 {
+        take_wakes(obs, cause, late);
     }
     if obs.channels.load(Relaxed) != 0 {
         obs.channels.store(0, Relaxed);
     }
-    let (worker, slot) = context::with_worker(|w| match w {
-        Some(w) => (w.index() as u32, &w.remote().obs_slot as *const PollSlot),
-        None => (NO_WORKER, std::ptr::null()),
-    });
-    let started = timing::is_timing().then(|| {
-        let now = trace::now_ns();
-        // Stamped by the first `cause` wake since the previous poll start; read once.
-        // Written only by the `cause` writers (see the module docs), so a load + store.
-        let woken = obs.woken_at.load(Relaxed);
-        if woken != 0 {
-            obs.woken_at.store(0, Relaxed);
-        }
-        if woken != 0 {
-            if !slot.is_null() {
-                // SAFETY: as below.
-                let t = &unsafe { &*slot }.timing;
-                t.wake_to_poll
-                    .record_owned(Duration::from_nanos(now.saturating_sub(woken)));
-            }
-        }
-        now
-    });
-    if worker != NO_WORKER && obs.last_worker.load(Relaxed) != worker {
-        obs.last_worker.store(worker, Relaxed);
-    }
+    // The worker this thread drives, if any (kept in `CURRENT` by `enter_worker`).
+    let outer = CURRENT.with(|c| c.get());
+    let (worker, slot) = (outer.worker, outer.slot);
     if worker != NO_WORKER {
+        if obs.last_worker.load(Relaxed) != worker {
+            obs.last_worker.store(worker, Relaxed);
+        }
         // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
         // drives keeps alive for at least the duration of this poll.
         unsafe { &*slot }.publish(obs.id, obs.location);
     }
+    let started = if timing::is_timing() {
+        timing_start(obs, slot)
+    } else {
+        0
+    };
     if trace::is_tracing() {
-        let flow = match obs.pending_flow.load(Relaxed) {
-            0 => 0,
-            _ => obs.pending_flow.swap(0, Relaxed),
-        };
-        trace::poll_start(obs.id, flow);
+        trace_poll_start(obs);
     }
-    let prev = CURRENT.with(|c| {
-        c.replace(Some(Current {
-            id: obs.id,
-            obs,
-            worker,
-            slot,
-        }))
-    });
+    CURRENT.with(|c| c.set(Current { obs, slot, worker }));
     PollGuard {
-        id: obs.id,
-        prev,
-        slot,
+        obs,
+        prev: outer,
         started,
     }
 }
 
+/// This thread starts driving worker `index` (whose watchdog slot is `slot`); the guard
+/// restores what it drove before.
+pub(crate) fn enter_worker(index: usize, slot: &PollSlot) -> WorkerScope {
+    let prev = CURRENT.with(|c| c.get());
+    CURRENT.with(|c| {
+        c.set(Current {
+            obs: prev.obs,
+            slot,
+            worker: index as u32,
+        })
+    });
+    WorkerScope(prev)
+}
+
+pub(crate) struct WorkerScope(Current);
+
+impl Drop for WorkerScope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+#[cold]
+fn trace_poll_start(obs: &TaskObs) {
+    let flow = match obs.pending_flow.load(Relaxed) {
+        0 => 0,
+        _ => obs.pending_flow.swap(0, Relaxed),
+    };
+    trace::poll_start(obs.id, flow);
+}
+
+/// Counts the sources of the wakes that caused this poll and clears them.
+#[inline]
+fn take_wakes(obs: &TaskObs, cause: u8, late: u8) {
+    if cause != 0 {
+        obs.cause.store(0, Relaxed);
+    }
+    let late = if late != 0 {
+        obs.late.swap(0, Relaxed)
+    } else {
+        0
+    };
+    let mut bits = cause | late;
+    while bits != 0 {
+        bump(&obs.wakes[bits.trailing_zeros() as usize]);
+        bits &= bits - 1;
+    }
+}
+
+/// Timing on: the wake→poll latency, and the poll's start on the trace clock (never 0).
+#[cold]
+fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
+    let now = trace::now_ns();
+    // Stamped by the first `cause` wake since the previous poll start (see the module docs:
+    // only `cause` writers write it), read once.
+    let woken = obs.woken_at.load(Relaxed);
+    if woken != 0 {
+        obs.woken_at.store(0, Relaxed);
+        if !slot.is_null() {
+            // SAFETY: as in `poll_start`.
+            let t = &unsafe { &*slot }.timing;
+            t.wake_to_poll
+                .record_owned(Duration::from_nanos(now.saturating_sub(woken)));
+        }
+    }
+    now.max(1)
+}
+
+/// A poll in progress on this thread; [`end`](PollGuard::end) must be called when it returns
+/// (the runtime catches a panicking poll, so it always is).
 pub(crate) struct PollGuard {
-    id: u64,
-    prev: Option<Current>,
-    slot: *const PollSlot,
-    /// Trace-clock ns at the poll's start, while timing.
-    started: Option<u64>,
+    obs: *const TaskObs,
+    prev: Current,
+    /// Trace-clock ns at the poll's start, while timing; 0: not timing.
+    started: u64,
 }
 
 impl PollGuard {
     /// The poll returned (`ready`: with the output).
+    #[inline(always)]
     pub(crate) fn end(self, ready: bool) {
-        trace::poll_end(self.id, ready);
-        if let (Some(start), false) = (self.started, self.slot.is_null()) {
-            let took = trace::now_ns().saturating_sub(start);
-            // SAFETY: as in `poll_start`.
-            let t = &unsafe { &*self.slot }.timing;
-            t.poll.record_owned(Duration::from_nanos(took));
-            t.busy_ns
-                .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
+        // SAFETY: the task is still mid-poll (its poll just returned; it completes after this).
+        let obs = unsafe { &*self.obs };
+        let cur = CURRENT.with(|c| c.replace(self.prev));
+        if trace::is_tracing() {
+            trace::poll_end(obs.id, ready);
         }
-    }
-}
-
-impl Drop for PollGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.prev));
-        if !self.slot.is_null() {
+        if self.started != 0 && !cur.slot.is_null() {
+            timing_end(self.started, cur.slot);
+        }
+        if !cur.slot.is_null() {
             // SAFETY: as in `poll_start`; the poll that set the slot is just ending.
-            let slot = unsafe { &*self.slot };
-            match self.prev {
+            let slot = unsafe { &*cur.slot };
+            match self.prev.task() {
                 // The outer task is running again (its nested block_on polled us); its
                 // watchdog clock restarts now.
-                // SAFETY: the outer task is mid-poll below us on this stack, so it is alive.
-                Some(outer) if outer.slot == self.slot => {
-                    slot.publish(outer.id, unsafe { &*outer.obs }.location)
-                }
+                Some(outer) if self.prev.slot == cur.slot => slot.publish(outer.id, outer.location),
                 _ => slot.clear(),
             }
         }
     }
 }
 
+#[cold]
+fn timing_end(started: u64, slot: *const PollSlot) {
+    let took = trace::now_ns().saturating_sub(started);
+    // SAFETY: as in `poll_start`.
+    let t = &unsafe { &*slot }.timing;
+    t.poll.record_owned(Duration::from_nanos(took));
+    t.busy_ns
+        .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
+}
+
 /// A task on a worker entered `block_on`: while the worker drives other work the blocked task
 /// is not "in a long poll". The guard publishes it again when `block_on` returns.
 pub(crate) fn blocking_section() -> BlockingSection {
     let cur = CURRENT.with(|c| c.get());
-    if let Some(cur) = cur.filter(|c| !c.slot.is_null()) {
+    if !cur.obs.is_null() && !cur.slot.is_null() {
         // SAFETY: see `poll_start`.
         unsafe { &*cur.slot }.clear();
     }
@@ -428,15 +479,15 @@ pub(crate) fn blocking_section() -> BlockingSection {
 }
 
 pub(crate) struct BlockingSection {
-    cur: Option<Current>,
+    cur: Current,
 }
 
 impl Drop for BlockingSection {
     fn drop(&mut self) {
         trace::block_on(false);
-        if let Some(cur) = self.cur.filter(|c| !c.slot.is_null()) {
+        if let (Some(task), false) = (self.cur.task(), self.cur.slot.is_null()) {
             // SAFETY: the task is still mid-poll on this stack, and its worker alive.
-            unsafe { (*cur.slot).publish(cur.id, (*cur.obs).location) }
+            unsafe { &*self.cur.slot }.publish(task.id, task.location)
         }
     }
 }
@@ -460,54 +511,74 @@ impl Drop for WakeScope {
 /// Notes a wake of `header`'s task (its source, for the next poll to count) and remembers which
 /// task caused it. `scheduled`: this wake moved the idle task to scheduled (the task is not in
 /// a queue yet).
+#[inline]
 pub(crate) fn on_wake(header: &Header, scheduled: bool) {
     let obs = &header.obs;
     let cur = CURRENT.with(|c| c.get());
-    let source = match (DRIVER_WAKE.with(|d| d.get()), cur) {
+    if std::ptr::eq(cur.obs, obs) && DRIVER_WAKE.with(|d| d.get()).is_none() {
+        // The task woke itself during its poll: this thread is its only writer.
+        let cause = obs.cause.load(Relaxed);
+        obs.cause
+            .store(cause | 1 << WakeSource::SelfWake as u8, Relaxed);
+        if timing::is_timing() | trace::is_tracing() {
+            wake_extras(obs, WakeSource::SelfWake, cause == 0);
+        }
+        return;
+    }
+    on_other_wake(obs, cur, DRIVER_WAKE.with(|d| d.get()), scheduled);
+}
+
+/// A wake by anything but the task itself.
+#[inline(never)]
+fn on_other_wake(obs: &TaskObs, cur: Current, driver: Option<WakeSource>, scheduled: bool) {
+    let source = match (driver, cur.task()) {
         (Some(driver), _) => driver,
-        (None, Some(cur)) if cur.id == obs.id => WakeSource::SelfWake,
-        (None, Some(cur)) if cur.worker == NO_WORKER => WakeSource::Outside,
-        (None, Some(cur)) if cur.worker == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
+        (None, Some(_)) if cur.worker == NO_WORKER => WakeSource::Outside,
+        (None, Some(_)) if cur.worker == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
         (None, Some(_)) => WakeSource::OtherWorker,
         (None, None) => WakeSource::Outside,
     };
-    let index = source as usize;
-    let bit = 1u8 << index;
-    if source == WakeSource::SelfWake || scheduled {
-        // The only writer right now: the task's own poll, or the waker that scheduled it.
+    let bit = 1u8 << source as u8;
+    let mut first = false;
+    if scheduled {
+        // The waker that scheduled the idle task: the only writer until it is queued.
         let cause = obs.cause.load(Relaxed);
-        if cause & bit == 0 {
-            obs.cause.store(cause | bit, Relaxed);
-        }
-        if cause == 0 && timing::is_timing() {
-            // The first wake since the last poll started stamps the task.
-            obs.woken_at.store(trace::now_ns(), Relaxed);
-        }
+        obs.cause.store(cause | bit, Relaxed);
+        first = cause == 0;
     } else if obs.late.load(Relaxed) & bit == 0 {
         obs.late.fetch_or(bit, Relaxed);
     }
-    let flow = trace::wake(obs.id, index, source == WakeSource::Reactor);
-    if flow != 0 {
-        obs.pending_flow.store(flow, Relaxed);
-    }
-    if let Some(cur) = cur.filter(|c| c.id != obs.id) {
-        let packed = (cur.id << 16) | u64::from(cur.worker.min(0xFFFF));
+    if let Some(waker) = cur.task().filter(|t| !std::ptr::eq(*t, obs)) {
+        let packed = (waker.id << 16) | u64::from(cur.worker.min(0xFFFF));
         if obs.woken_by.load(Relaxed) != packed {
             obs.woken_by.store(packed, Relaxed);
         }
+    }
+    if timing::is_timing() || trace::is_tracing() || source == WakeSource::Reactor {
+        wake_extras(obs, source, first);
+    }
+}
+
+/// Timing and trace of a wake; `first`: the first `cause` wake since the last poll started.
+#[cold]
+fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool) {
+    if first && timing::is_timing() {
+        obs.woken_at.store(trace::now_ns(), Relaxed);
+    }
+    let flow = trace::wake(obs.id, source as usize, source == WakeSource::Reactor);
+    if flow != 0 {
+        obs.pending_flow.store(flow, Relaxed);
     }
 }
 
 /// The task being polled registered its waker with a channel of `kind` (`"oneshot"`, `"mpsc"`
 /// or `"semaphore"`). Sockets and timers need no note: the snapshot finds them.
 pub(crate) fn note_channel_wait(kind: &'static str) {
-    if let Some(cur) = CURRENT.with(|c| c.get()) {
+    if let Some(obs) = CURRENT.with(|c| c.get()).task() {
         let bit = CHANNELS
             .iter()
             .position(|k| *k == kind)
             .map_or(0, |i| 1u8 << i);
-        // SAFETY: the current task is mid-poll on this thread, so its header is alive.
-        let obs = unsafe { &*cur.obs };
         let bits = obs.channels.load(Relaxed);
         if bits & bit == 0 {
             obs.channels.store(bits | bit, Relaxed);
@@ -516,8 +587,5 @@ pub(crate) fn note_channel_wait(kind: &'static str) {
 }
 
 pub(crate) fn current() -> Option<(u64, &'static Location<'static>)> {
-    // SAFETY: the current task is mid-poll on this thread, so its header is alive.
-    CURRENT
-        .with(|c| c.get())
-        .map(|c| (c.id, unsafe { &*c.obs }.location))
+    CURRENT.with(|c| c.get()).task().map(|t| (t.id, t.location))
 }

@@ -26,7 +26,7 @@ use std::panic::Location;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -101,13 +101,31 @@ pub fn is_tracing() -> bool {
     TRACING.load(Relaxed)
 }
 
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+/// `CLOCK_MONOTONIC` (the clock behind `Instant` on Linux) in ns.
+#[inline]
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// The trace clock's zero, in `monotonic_ns`.
+fn epoch() -> u64 {
+    static EPOCH: OnceLock<u64> = OnceLock::new();
+    *EPOCH.get_or_init(monotonic_ns)
+}
+
+/// The trace clock: ns since the first use. One vDSO `clock_gettime` and integer arithmetic
+/// (`Instant::elapsed` costs several times as many instructions: it is read on every record).
+#[inline]
 pub(crate) fn now_ns() -> u64 {
-    epoch().elapsed().as_nanos() as u64
+    monotonic_ns().saturating_sub(epoch())
 }
 
 /// What a record says. The payload fields `a`, `b` and the 24-bit `w` are per kind.
@@ -389,35 +407,66 @@ fn rings() -> &'static Mutex<Vec<Arc<Ring>>> {
 }
 
 thread_local! {
-    static RING: RefCell<Option<Arc<Ring>>> = const { RefCell::new(None) };
+    /// This thread's ring, for the hot path: a plain pointer in a thread-local without a
+    /// destructor (no registration check per access). Valid while `RING_OWNER` holds the ring;
+    /// `RING_OWNER`'s destructor clears it first.
+    static RING: Cell<*const Ring> = const { Cell::new(std::ptr::null()) };
+    static RING_OWNER: RingOwner = const { RingOwner(RefCell::new(None)) };
     /// Flow ids of the wakers a reactor turn collected, in wake order.
     static PENDING_FLOWS: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
     /// Where the next poll's task came from (set by the worker loop).
     static SOURCE: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
 
+/// Keeps this thread's ring alive while `RING` points at it.
+struct RingOwner(RefCell<Option<Arc<Ring>>>);
+
+impl Drop for RingOwner {
+    fn drop(&mut self) {
+        let _ = RING.try_with(|r| r.set(std::ptr::null()));
+    }
+}
+
 /// Rings of threads that have exited are dropped once this many rings exist.
 const MAX_RINGS: usize = 256;
 
+#[inline]
 fn record(kind: Kind, w: u32, a: u64, b: u64) {
-    let _ = RING.try_with(|r| {
-        let mut r = r.borrow_mut();
-        let ring = r.get_or_insert_with(|| {
+    let mut ring = RING.with(|r| r.get());
+    if ring.is_null() {
+        ring = new_ring();
+        if ring.is_null() {
+            return; // the thread is exiting
+        }
+    }
+    // SAFETY: non-null only while `RING_OWNER` keeps the ring alive (see `RING`).
+    unsafe { &*ring }.push(kind, w, a, b);
+}
+
+/// Creates and registers this thread's ring; null when the thread is exiting.
+#[cold]
+fn new_ring() -> *const Ring {
+    RING_OWNER
+        .try_with(|owner| {
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("thread").to_string();
             // SAFETY: gettid has no preconditions.
             let tid = unsafe { libc::gettid() } as i64;
             let ring = Arc::new(Ring::new(name, tid, SEGMENT, None));
-            let mut all = rings().lock();
-            if all.len() >= MAX_RINGS {
-                // Only the registry holds the ring of an exited thread.
-                all.retain(|r| Arc::strong_count(r) > 1);
+            {
+                let mut all = rings().lock();
+                if all.len() >= MAX_RINGS {
+                    // Only the registry holds the ring of an exited thread.
+                    all.retain(|r| Arc::strong_count(r) > 1);
+                }
+                all.push(ring.clone());
             }
-            all.push(ring.clone());
-            ring
-        });
-        ring.push(kind, w, a, b);
-    });
+            let ptr = Arc::as_ptr(&ring);
+            *owner.0.borrow_mut() = Some(ring);
+            RING.with(|r| r.set(ptr));
+            ptr
+        })
+        .unwrap_or(std::ptr::null())
 }
 
 // ----- hooks (each returns at once while tracing is off) -----

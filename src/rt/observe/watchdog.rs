@@ -106,22 +106,29 @@ pub(crate) struct PollSlot {
 }
 
 impl PollSlot {
+    #[inline]
     pub(crate) fn publish(&self, id: u64, location: &'static Location<'static>) {
         if self.tid.load(Relaxed) == 0 {
-            // SAFETY: gettid has no preconditions.
-            self.tid.store(unsafe { libc::gettid() } as i64, Relaxed);
-            let mut clock: libc::clockid_t = 0;
-            // SAFETY: pthread_self is always valid for the calling thread; `clock` is a valid
-            // out-pointer.
-            if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
-                self.cpu_clock.store(i64::from(clock), Relaxed);
-            }
+            self.learn_thread();
         }
         self.location
             .store(location as *const _ as *mut Location<'static>, Relaxed);
         self.task.store(id, Relaxed);
         self.seq
             .store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Once per worker thread: its OS thread id and CPU-time clock.
+    #[cold]
+    fn learn_thread(&self) {
+        // SAFETY: gettid has no preconditions.
+        self.tid.store(unsafe { libc::gettid() } as i64, Relaxed);
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: pthread_self is always valid for the calling thread; `clock` is a valid
+        // out-pointer.
+        if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
+            self.cpu_clock.store(i64::from(clock), Relaxed);
+        }
     }
 
     /// The task being polled now and its spawn site, if any.
@@ -135,6 +142,7 @@ impl PollSlot {
         }
     }
 
+    #[inline]
     pub(crate) fn clear(&self) {
         self.task.store(0, Relaxed);
         self.seq
