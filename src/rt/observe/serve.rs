@@ -38,9 +38,12 @@ impl ObserveServer {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::downgrade(&handle.shared);
         let flag = stop.clone();
+        // Workers publish what they poll (`polling`) only while someone reads it.
+        let reader = super::watchdog::SlotReader::new();
         let thread = std::thread::Builder::new()
             .name("scraipe-observe".into())
             .spawn(move || {
+                let _reader = reader;
                 for conn in listener.incoming() {
                     if flag.load(SeqCst) {
                         return;

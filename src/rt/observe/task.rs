@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use std::time::{Duration, Instant};
 
-use super::watchdog::PollSlot;
+use super::watchdog::{self, PollSlot};
 use super::{timing, trace};
 use crate::rt::task::Header;
 
@@ -333,9 +333,11 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
         if obs.last_worker.load(Relaxed) != worker {
             obs.last_worker.store(worker, Relaxed);
         }
-        // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
-        // drives keeps alive for at least the duration of this poll.
-        unsafe { &*slot }.publish(obs.id, obs.location);
+        if watchdog::slots_read() {
+            // SAFETY: the slot lives in the runtime's shared state, which the worker this
+            // thread drives keeps alive for at least the duration of this poll.
+            unsafe { &*slot }.publish(obs.id, obs.location);
+        }
     }
     let started = if timing::is_timing() {
         timing_start(obs, slot)
@@ -443,7 +445,7 @@ impl PollGuard {
         if self.started != 0 && !cur.slot.is_null() {
             timing_end(self.started, cur.slot);
         }
-        if !cur.slot.is_null() {
+        if !cur.slot.is_null() && watchdog::slots_read() {
             // SAFETY: as in `poll_start`; the poll that set the slot is just ending.
             let slot = unsafe { &*cur.slot };
             match self.prev.task() {

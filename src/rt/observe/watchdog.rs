@@ -22,7 +22,7 @@
 
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,33 @@ impl std::fmt::Debug for Config {
             .field("threshold", &self.threshold)
             .field("callback", &self.callback.is_some())
             .finish()
+    }
+}
+
+/// How many readers of the poll slots exist (watchdogs and live-view servers in the process).
+/// Without one, workers skip publishing: the slots would be written for nobody.
+static SLOT_READERS: AtomicUsize = AtomicUsize::new(0);
+
+/// True while some watchdog or live view reads the poll slots.
+#[inline]
+pub(crate) fn slots_read() -> bool {
+    SLOT_READERS.load(Relaxed) != 0
+}
+
+/// Registers a reader of the poll slots for its lifetime. Polls that started before the first
+/// reader registered are not shown to it (they end unpublished).
+pub(crate) struct SlotReader(());
+
+impl SlotReader {
+    pub(crate) fn new() -> SlotReader {
+        SLOT_READERS.fetch_add(1, Relaxed);
+        SlotReader(())
+    }
+}
+
+impl Drop for SlotReader {
+    fn drop(&mut self) {
+        SLOT_READERS.fetch_sub(1, Relaxed);
     }
 }
 
@@ -200,9 +227,12 @@ fn run_queue_wait(tid: i64) -> Option<u64> {
 pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()> {
     let interval =
         (config.threshold / 4).clamp(Duration::from_micros(500), Duration::from_millis(5));
+    // Registered before the runtime's workers start, so no poll goes unpublished.
+    let reader = SlotReader::new();
     std::thread::Builder::new()
         .name("scraipe-watchdog".into())
         .spawn(move || {
+            let _reader = reader;
             let mut seen: Vec<Option<Seen>> = Vec::new();
             loop {
                 std::thread::sleep(interval);
