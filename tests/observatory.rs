@@ -886,6 +886,23 @@ fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
 
 // ----- timing -----
 
+/// A self-wake (yield) is timed from the end of the poll that woke itself to the next poll.
+#[test]
+fn timing_records_wake_to_poll_for_self_wakes() {
+    observe::set_timing(true);
+    let rt = runtime(1);
+    rt.spawn(async {
+        for _ in 0..5 {
+            scraipe::rt::yield_now().await;
+        }
+    })
+    .join()
+    .unwrap();
+    let t = &rt.handle().observe_timing()[0];
+    assert!(t.wake_to_poll.count() >= 5, "{t:?}");
+    assert!(t.poll.count() >= 6, "{t:?}");
+}
+
 #[test]
 fn timing_records_busy_time_poll_time_wake_to_poll_and_timer_lateness() {
     observe::set_timing(true);

@@ -443,7 +443,7 @@ impl PollGuard {
             trace::poll_end(obs.id, ready);
         }
         if self.started != 0 && !cur.slot.is_null() {
-            timing_end(self.started, cur.slot);
+            timing_end(obs, self.started, cur.slot);
         }
         if !cur.slot.is_null() && watchdog::slots_read() {
             // SAFETY: as in `poll_start`; the poll that set the slot is just ending.
@@ -459,8 +459,14 @@ impl PollGuard {
 }
 
 #[cold]
-fn timing_end(started: u64, slot: *const PollSlot) {
-    let took = trace::now_ns().saturating_sub(started);
+fn timing_end(obs: &TaskObs, started: u64, slot: *const PollSlot) {
+    let now = trace::now_ns();
+    let took = now.saturating_sub(started);
+    // The task woke itself during this poll: its wake→poll latency runs from now.
+    let self_woke = 1 << WakeSource::SelfWake as u8;
+    if obs.cause.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
+        obs.woken_at.store(now.max(1), Relaxed);
+    }
     // SAFETY: as in `poll_start`.
     let t = &unsafe { &*slot }.timing;
     t.poll.record_owned(Duration::from_nanos(took));
@@ -564,7 +570,9 @@ fn on_other_wake(obs: &TaskObs, cur: Current, driver: Option<WakeSource>, schedu
 /// Timing and trace of a wake; `first`: the first `cause` wake since the last poll started.
 #[cold]
 fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool) {
-    if first && timing::is_timing() {
+    // A self-wake is stamped by the poll's end instead (`timing_end`): the task cannot run
+    // again before that, and the clock is read there anyway.
+    if first && source != WakeSource::SelfWake && timing::is_timing() {
         obs.woken_at.store(trace::now_ns(), Relaxed);
     }
     let flow = trace::wake(obs.id, source as usize, source == WakeSource::Reactor);
