@@ -226,12 +226,10 @@ fn waits_on_names_the_socket_timer_or_channel() {
     let mut hold = Vec::new();
     let p = park_one_of_each(&rt, &mut hold);
     let snap = rt.handle().observe_snapshot();
-    assert_eq!(
-        snap.task(p.timer).unwrap().waits_on,
-        vec![WaitsOn::Timer {
-            deadline: p.deadline
-        }]
-    );
+    match snap.task(p.timer).unwrap().waits_on.as_slice() {
+        [WaitsOn::Timer { deadline, .. }] if *deadline == p.deadline => {}
+        other => panic!("timer task waits on {other:?}"),
+    }
     match snap.task(p.socket).unwrap().waits_on.as_slice() {
         [WaitsOn::Socket {
             direction: "read", ..
@@ -247,6 +245,257 @@ fn waits_on_names_the_socket_timer_or_channel() {
         vec![WaitsOn::Channel { kind: "mpsc" }]
     );
     assert!(snap.task(p.lost).unwrap().waits_on.is_empty());
+}
+
+/// Several wakes before one poll count once per distinct source: the counters are the poll's
+/// causes, taken by the polling thread (no waking thread writes a counter).
+#[test]
+fn wakes_before_one_poll_count_once_per_distinct_source() {
+    // No worker threads: the task runs only when this thread drives the runtime, so every wake
+    // below lands before the poll it causes.
+    let rt = Builder::new_current_thread().build().unwrap();
+    let waker = Arc::new(Mutex::new(None::<std::task::Waker>));
+    let slot = waker.clone();
+    let mut polls = 0;
+    let h = rt.spawn(poll_fn(move |cx| {
+        polls += 1;
+        *slot.lock().unwrap() = Some(cx.waker().clone());
+        if polls == 2 {
+            // During this poll: a self-wake, then a wake from a plain thread.
+            cx.waker().wake_by_ref();
+            let w = cx.waker().clone();
+            std::thread::spawn(move || w.wake()).join().unwrap();
+        }
+        Poll::<()>::Pending
+    }));
+    let id = h.id();
+    let row = |rt: &Runtime| rt.handle().observe_snapshot().task(id).unwrap().clone();
+    rt.run_until_idle();
+    assert_eq!(row(&rt).polls, 1);
+    // Three outside wakes, then one poll: one count.
+    let w = waker.lock().unwrap().take().unwrap();
+    for _ in 0..3 {
+        w.wake_by_ref();
+    }
+    drop(w);
+    rt.run_until_idle();
+    // Poll 2 (the outside wakes') woke itself and was woken from outside: poll 3 has two causes.
+    let t = row(&rt);
+    assert_eq!(t.polls, 3, "{t:?}");
+    assert_eq!(
+        (t.wakes.outside, t.wakes.self_wake, t.wakes.total()),
+        (2, 1, 3),
+        "{t:?}"
+    );
+    h.abort();
+    waker.lock().unwrap().take();
+    rt.run_until_idle();
+}
+
+/// "Waits on" comes from the reactors' waiter lists and the timer heaps, not from what the task
+/// last registered: a waker handed to another task and registered there is found under its own
+/// task; a timer still armed while the task moved on to a socket is listed with the socket; a
+/// dropped timer is not.
+#[test]
+fn waits_on_is_found_in_the_waiter_lists_and_timer_heaps() {
+    let rt = runtime(2);
+    // A: parks on a oneshot it never gets, after handing its waker to B.
+    let (waker_tx, waker_rx) = oneshot::channel::<std::task::Waker>();
+    let (_hold_a, hold_a_rx) = oneshot::channel::<()>();
+    let mut waker_tx = Some(waker_tx);
+    let a = rt.spawn(async move {
+        poll_fn(|cx| {
+            if let Some(tx) = waker_tx.take() {
+                tx.send(cx.waker().clone()).unwrap();
+            }
+            Poll::Ready(())
+        })
+        .await;
+        let _ = hold_a_rx.await;
+    });
+    // B: registers a timer *with A's waker*, keeps it armed, and parks on a oneshot itself.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (_hold_b, hold_b_rx) = oneshot::channel::<()>();
+    let b = rt.spawn(async move {
+        let a_waker = waker_rx.await.unwrap();
+        let mut sleep = Box::pin(scraipe::rt::sleep_until(deadline));
+        {
+            let mut cx = std::task::Context::from_waker(&a_waker);
+            assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        }
+        let _ = hold_b_rx.await;
+        drop(sleep);
+    });
+    let ta = wait_for(&rt, a.id(), |t| {
+        t.status == TaskStatus::Idle && t.waits_on.len() == 2
+    });
+    assert!(
+        ta.waits_on.contains(&WaitsOn::Channel { kind: "oneshot" })
+            && ta
+                .waits_on
+                .iter()
+                .any(|w| matches!(w, WaitsOn::Timer { deadline: d, .. } if *d == deadline)),
+        "A: {:?}",
+        ta.waits_on
+    );
+    let tb = wait_for(&rt, b.id(), |t| t.status == TaskStatus::Idle);
+    assert_eq!(tb.waits_on, vec![WaitsOn::Channel { kind: "oneshot" }]);
+
+    // C: sleeps (timer registered), then — woken by a message — waits on a socket with the
+    // timer still armed, then drops the timer and waits on the socket alone.
+    let listener = rt
+        .block_on(async {
+            scraipe::rt::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
+        .unwrap();
+    let (step_tx, mut step_rx) = mpsc::unbounded::<()>();
+    let c = rt.spawn(async move {
+        let mut sleep = Box::pin(scraipe::rt::sleep_until(deadline));
+        // Phase 1: the timer and the message queue.
+        poll_fn(|cx| {
+            let _ = sleep.as_mut().poll(cx);
+            step_rx.poll_recv(cx).map(|_| ())
+        })
+        .await;
+        // Phase 2: the socket, the timer still armed (never polled again).
+        let mut accept = Box::pin(listener.accept());
+        poll_fn(|cx| {
+            let _ = accept.as_mut().poll(cx);
+            step_rx.poll_recv(cx).map(|_| ())
+        })
+        .await;
+        // Phase 3: the timer dropped; the socket alone.
+        drop(sleep);
+        let _ = accept.await;
+    });
+    let is_timer = |w: &WaitsOn| matches!(w, WaitsOn::Timer { deadline: d, .. } if *d == deadline);
+    let is_socket = |w: &WaitsOn| {
+        matches!(
+            w,
+            WaitsOn::Socket {
+                direction: "read",
+                ..
+            }
+        )
+    };
+    let t = wait_for(&rt, c.id(), |t| {
+        t.status == TaskStatus::Idle && t.polls == 1
+    });
+    assert!(t.waits_on.iter().any(is_timer), "phase 1: {:?}", t.waits_on);
+    assert!(
+        !t.waits_on.iter().any(is_socket),
+        "phase 1: {:?}",
+        t.waits_on
+    );
+    step_tx.send(()).unwrap();
+    let t = wait_for(&rt, c.id(), |t| {
+        t.status == TaskStatus::Idle && t.polls == 2
+    });
+    assert!(
+        t.waits_on.iter().any(is_timer) && t.waits_on.iter().any(is_socket),
+        "phase 2: {:?}",
+        t.waits_on
+    );
+    step_tx.send(()).unwrap();
+    let t = wait_for(&rt, c.id(), |t| {
+        t.status == TaskStatus::Idle && t.polls >= 3
+    });
+    match t.waits_on.as_slice() {
+        [w] if is_socket(w) => {}
+        other => panic!("phase 3: {other:?}"),
+    }
+}
+
+/// `spawn_blocking` jobs are in the task table, with their spawn site, queued or running, until
+/// their closure returns.
+#[test]
+fn blocking_pool_jobs_are_in_the_task_table_until_they_finish() {
+    let rt = Builder::new()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let (go1_tx, go1_rx) = std::sync::mpsc::channel::<()>();
+    let (go2_tx, go2_rx) = std::sync::mpsc::channel::<()>();
+    let (first, line1) = (rt.spawn_blocking(move || go1_rx.recv().unwrap()), line!());
+    let (second, line2) = (rt.spawn_blocking(move || go2_rx.recv().unwrap()), line!());
+    let (id1, id2) = (first.id(), second.id());
+    let t1 = wait_for(&rt, id1, |t| t.status == TaskStatus::Running);
+    assert!(t1.blocking);
+    assert_eq!(t1.spawned_at(), format!("{}:{line1}", file!()));
+    // One pool thread: the second job waits in the queue.
+    let t2 = rt.handle().observe_snapshot().task(id2).unwrap().clone();
+    assert!(t2.blocking);
+    assert_eq!(t2.status, TaskStatus::Scheduled);
+    assert_eq!(t2.spawned_at(), format!("{}:{line2}", file!()));
+    let json = observe_json(&rt);
+    let row = |id: u64| {
+        json["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row(id2)["status"], "queued");
+    assert_eq!(row(id2)["blocking"], true);
+    go1_tx.send(()).unwrap();
+    first.join().unwrap();
+    wait_for(&rt, id2, |t| t.status == TaskStatus::Running);
+    assert!(rt.handle().observe_snapshot().task(id1).is_none());
+    go2_tx.send(()).unwrap();
+    second.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.handle().observe_snapshot().task(id2).is_some() {
+        assert!(Instant::now() < deadline, "finished job still listed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The flight recorder keeps the last `min_age` of a thread's records past its size cap:
+/// `trace_json(last)` returns every one of 5,000 spawns made just now on one thread, five times
+/// the size cap set here.
+#[test]
+fn the_flight_recorder_keeps_records_younger_than_the_minimum_age_past_the_size_cap() {
+    observe::set_trace_limits(observe::TraceLimits {
+        capacity: 1024,
+        min_age: Duration::from_secs(60),
+        max_capacity: 1 << 16,
+    });
+    assert_eq!(observe::trace_limits().capacity, 1024);
+    observe::set_tracing(true);
+    let rt = runtime(1);
+    const N: usize = 5_000;
+    let handle = rt.handle().clone();
+    let ids: Vec<u64> = std::thread::Builder::new()
+        .name("flight-recorder-test".into())
+        .spawn(move || (0..N).map(|_| handle.spawn(async {}).id()).collect())
+        .unwrap()
+        .join()
+        .unwrap();
+    let evs = events(&observe::trace_json(Some(Duration::from_secs(30))));
+    observe::set_trace_limits(observe::TraceLimits::default());
+    let tid = evs
+        .iter()
+        .find(|e| {
+            e["ph"] == "M"
+                && e["args"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("flight-recorder-test"))
+        })
+        .expect("the spawning thread's track")["tid"]
+        .clone();
+    let spawned: std::collections::HashSet<u64> = evs
+        .iter()
+        .filter(|e| e["tid"] == tid && e["name"] == "spawn")
+        .filter_map(|e| e["args"]["task"].as_u64())
+        .collect();
+    assert!(
+        ids.iter().all(|id| spawned.contains(id)),
+        "{} of {N} spawns in the trace",
+        ids.iter().filter(|id| spawned.contains(id)).count()
+    );
 }
 
 /// Long-poll reports with the instant each arrived.
@@ -636,6 +885,23 @@ fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
 }
 
 // ----- timing -----
+
+/// A self-wake (yield) is timed from the end of the poll that woke itself to the next poll.
+#[test]
+fn timing_records_wake_to_poll_for_self_wakes() {
+    observe::set_timing(true);
+    let rt = runtime(1);
+    rt.spawn(async {
+        for _ in 0..5 {
+            scraipe::rt::yield_now().await;
+        }
+    })
+    .join()
+    .unwrap();
+    let t = &rt.handle().observe_timing()[0];
+    assert!(t.wake_to_poll.count() >= 5, "{t:?}");
+    assert!(t.poll.count() >= 6, "{t:?}");
+}
 
 #[test]
 fn timing_records_busy_time_poll_time_wake_to_poll_and_timer_lateness() {

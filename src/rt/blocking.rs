@@ -34,6 +34,9 @@ struct Inner {
     keep_alive: Duration,
     thread_name: String,
     stack_size: Option<usize>,
+    /// Every job from spawn to completion, for the observatory's task table.
+    #[cfg(feature = "observatory")]
+    owned: task::list::OwnedTasks,
 }
 
 struct State {
@@ -53,14 +56,27 @@ impl Schedule for BlockingSchedule {
     fn schedule(&self, task: Notified) {
         push(&self.0, task);
     }
-    /// Blocking jobs finish in their one poll and are listed nowhere: shutdown finds them in
-    /// the pool's queue or waits for the thread running them.
+    /// Blocking jobs finish in their one poll, so only the eager link at spawn (feature
+    /// `observatory`) calls this: the pool's own list feeds the task table. Without the
+    /// feature they are listed nowhere: shutdown finds them in the pool's queue or waits for
+    /// the thread running them.
     fn link(&self, task: task::raw::OwnedRef) -> Result<(), task::raw::OwnedRef> {
-        drop(task);
-        Ok(())
+        #[cfg(feature = "observatory")]
+        return self.0.owned.bind(task);
+        #[cfg(not(feature = "observatory"))]
+        {
+            drop(task);
+            Ok(())
+        }
     }
-    fn release(&self, _: std::ptr::NonNull<task::Header>, _linked: bool) -> bool {
-        false
+    fn release(&self, task: std::ptr::NonNull<task::Header>, linked: bool) -> bool {
+        #[cfg(feature = "observatory")]
+        return linked && self.0.owned.remove(task);
+        #[cfg(not(feature = "observatory"))]
+        {
+            let _ = (task, linked);
+            false
+        }
     }
 }
 
@@ -104,6 +120,8 @@ impl BlockingPool {
                 keep_alive,
                 thread_name,
                 stack_size,
+                #[cfg(feature = "observatory")]
+                owned: task::list::OwnedTasks::new(4),
             }),
         }
     }
@@ -155,6 +173,12 @@ impl BlockingPool {
 
     pub(crate) fn threads(&self) -> usize {
         self.inner.state.lock().threads
+    }
+
+    /// Calls `f` with every job not yet finished (feature `observatory`).
+    #[cfg(feature = "observatory")]
+    pub(crate) fn for_each_task(&self, f: impl FnMut(&task::Header)) {
+        self.inner.owned.for_each(f);
     }
 
     pub(crate) fn queue_depth(&self) -> usize {

@@ -27,11 +27,18 @@ thread_local! {
 /// Restores the previous worker on drop.
 pub(crate) struct WorkerGuard {
     prev: Option<NonNull<WorkerCx>>,
+    /// The observatory's copy of "which worker" (its poll hooks read no other thread-local).
+    #[cfg(feature = "observatory")]
+    _observed: super::observe::WorkerScope,
 }
 
 pub(crate) fn enter_worker(cx: &WorkerCx) -> WorkerGuard {
     let prev = WORKER.with(|w| w.replace(Some(NonNull::from(cx))));
-    WorkerGuard { prev }
+    WorkerGuard {
+        prev,
+        #[cfg(feature = "observatory")]
+        _observed: super::observe::enter_worker(cx.index(), &cx.remote().obs_slot),
+    }
 }
 
 impl Drop for WorkerGuard {

@@ -652,7 +652,8 @@ impl Handle {
     }
 
     /// The task table (feature `observatory`): every unfinished task with its spawn site,
-    /// polls, wakes by source, what it waits on. Blocking-pool jobs are not listed.
+    /// polls, wakes by source, what it waits on — and every `spawn_blocking` job not yet finished
+    /// (`blocking: true`, queued or running).
     #[cfg(feature = "observatory")]
     pub fn observe_snapshot(&self) -> observe::Snapshot {
         observe::Snapshot::take(&self.shared)

@@ -162,6 +162,24 @@ pub(crate) struct ReactorShared {
 }
 
 impl ReactorShared {
+    /// Calls `f` with the token, direction (`"read"`/`"write"`) and waker of every waiter
+    /// (feature `observatory`: the "waits on" scan; takes the slab lock, then each waiter lock,
+    /// the order `Reactor::poll` uses).
+    #[cfg(feature = "observatory")]
+    pub(crate) fn for_each_waiter(&self, mut f: impl FnMut(usize, &'static str, &Waker)) {
+        let slab = self.slab.lock();
+        for (index, entry) in slab.entries.iter().enumerate() {
+            let Some(io) = &entry.io else { continue };
+            let token = ((entry.generation as usize) << 32) | index;
+            let waiters = io.waiters.lock();
+            for (dir, list) in [("read", &waiters.readers), ("write", &waiters.writers)] {
+                for w in list.first.iter().chain(&list.more) {
+                    f(token, dir, w);
+                }
+            }
+        }
+    }
+
     /// Interrupts the owner's `poll`, or makes its next one return at once.
     pub(crate) fn unpark(&self) {
         self.unparks
@@ -415,14 +433,6 @@ impl Registration {
         if cur & dir.mask() != 0 {
             return Poll::Ready(self.ready_event(cur, dir));
         }
-        #[cfg(feature = "observatory")]
-        super::observe::note_wait(super::observe::WaitsOn::Socket {
-            token: self.token.0,
-            direction: match dir {
-                Direction::Read => "read",
-                Direction::Write => "write",
-            },
-        });
         let mut waiters = self.io.waiters.lock();
         match dir {
             Direction::Read => waiters.readers.register(cx.waker()),

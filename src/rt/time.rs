@@ -155,6 +155,20 @@ impl TimerQueue {
         n
     }
 
+    /// Calls `f` with the deadline and waker of every pending entry (feature `observatory`: the
+    /// "waits on" scan; heap lock, then each entry's waker lock, the order `fire` uses).
+    #[cfg(feature = "observatory")]
+    pub(crate) fn for_each_waiter(&self, mut f: impl FnMut(Instant, &Waker)) {
+        let heap = self.inner.lock();
+        for item in heap.items.iter() {
+            if item.entry.state.load(Acquire) == PENDING {
+                if let Some(w) = &*item.entry.waker.lock() {
+                    f(item.deadline, w);
+                }
+            }
+        }
+    }
+
     /// The earliest pending deadline, skipping (and dropping) cancelled entries on top.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut heap = self.inner.lock();
@@ -253,10 +267,6 @@ impl Future for Sleep {
             self.cancel();
             return Poll::Ready(());
         }
-        #[cfg(feature = "observatory")]
-        super::observe::note_wait(super::observe::WaitsOn::Timer {
-            deadline: self.deadline,
-        });
         let mut orphaned = false;
         if let Some(entry) = &self.entry {
             let mut slot = entry.waker.lock();

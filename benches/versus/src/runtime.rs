@@ -610,8 +610,10 @@ fn run_pool(settings: &Settings, iters: usize, rows: &mut Vec<Row>) {
 }
 
 /// Runs one bench body in a loop for `secs` seconds (for profilers): `versus --child loop
-/// <bench> <workers> <ours|tokio> <secs>`.
+/// <bench> <workers> <ours|tokio> <secs>`. With the `observatory` feature, `VERSUS_OBSERVE`
+/// (comma-separated `timing`, `trace`) switches those parts of scraipe's observatory on.
 pub fn child_loop(bench: &str, workers: usize, side: &str, secs: f64) {
+    observe_from_env();
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let o = ours_rt(workers);
     let t = tokio_rt(workers, true);
@@ -644,6 +646,26 @@ pub fn child_loop(bench: &str, workers: usize, side: &str, secs: f64) {
         n += 1;
     }
     println!("{n}");
+}
+
+/// Applies `VERSUS_OBSERVE` (see [`child_loop`]).
+fn observe_from_env() {
+    let Ok(parts) = std::env::var("VERSUS_OBSERVE") else {
+        return;
+    };
+    #[cfg(feature = "observatory")]
+    for part in parts.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "timing" => scraipe::rt::observe::set_timing(true),
+            "trace" => scraipe::rt::observe::set_tracing(true),
+            "counters" => {} // always on with the feature
+            other => panic!("VERSUS_OBSERVE: unknown part {other:?} (timing, trace, counters)"),
+        }
+    }
+    #[cfg(not(feature = "observatory"))]
+    if !parts.is_empty() {
+        panic!("VERSUS_OBSERVE={parts} needs `--features observatory`");
+    }
 }
 
 /// A future's output on this thread, parking between polls (what `futures::executor::block_on`

@@ -30,11 +30,12 @@ pub use serve::ObserveServer;
 pub use snapshot::{Snapshot, TaskInfo, TaskStatus};
 pub use task::{WaitsOn, WakeCounts, WakeSource};
 pub use timing::{is_timing, set_timing, HistogramSnapshot, WorkerTimingSnapshot};
-pub use trace::{is_tracing, set_tracing, trace_json};
+pub use trace::{is_tracing, set_trace_limits, set_tracing, trace_json, trace_limits, TraceLimits};
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{
-    blocking_section, note_wait, on_wake, poll_start, SpawnSite, TaskObs, WakeScope,
+    blocking_section, enter_worker, note_channel_wait, on_wake, poll_start, SpawnSite, TaskObs,
+    WakeScope, WorkerScope,
 };
 pub(crate) use watchdog::PollSlot;
 

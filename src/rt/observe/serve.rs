@@ -38,9 +38,12 @@ impl ObserveServer {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::downgrade(&handle.shared);
         let flag = stop.clone();
+        // Workers publish what they poll (`polling`) only while someone reads it.
+        let reader = super::watchdog::SlotReader::new();
         let thread = std::thread::Builder::new()
             .name("scraipe-observe".into())
             .spawn(move || {
+                let _reader = reader;
                 for conn in listener.incoming() {
                     if flag.load(SeqCst) {
                         return;
@@ -182,9 +185,11 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
                 "spawned_at": t.spawned_at(),
                 "status": match t.status {
                     TaskStatus::Idle => "idle",
+                    TaskStatus::Scheduled if t.blocking => "queued",
                     TaskStatus::Scheduled => "scheduled",
                     TaskStatus::Running => "running",
                 },
+                "blocking": t.blocking,
                 "polls": t.polls,
                 "wakes": {
                     "self": t.wakes.self_wake, "same_worker": t.wakes.same_worker,
@@ -194,10 +199,11 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
                 "last_worker": t.last_worker,
                 "woken_by": t.woken_by.map(|(task, worker)| json!({"task": task, "worker": worker})),
                 "waits_on": t.waits_on.iter().map(|w| match w {
-                    WaitsOn::Socket { token, direction } =>
-                        json!({"socket": token, "direction": direction}),
-                    WaitsOn::Timer { deadline } => json!({"timer_in_ms":
-                        deadline.saturating_duration_since(std::time::Instant::now()).as_secs_f64() * 1e3}),
+                    WaitsOn::Socket { worker, token, direction } =>
+                        json!({"socket": token, "direction": direction, "reactor": worker}),
+                    WaitsOn::Timer { worker, deadline } => json!({"timer_in_ms":
+                        deadline.saturating_duration_since(std::time::Instant::now()).as_secs_f64() * 1e3,
+                        "heap": worker}),
                     WaitsOn::Channel { kind } => json!({"channel": kind}),
                 }).collect::<Vec<_>>(),
                 "no_waker": t.no_waker,

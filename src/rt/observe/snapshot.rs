@@ -1,7 +1,18 @@
 //! The task table and the exact lost-waker check.
 //!
 //! A snapshot walks the owned-task list shard by shard under its locks, so every task it sees
-//! is alive while it is read. Tasks of the blocking pool are not in that list and not shown.
+//! is alive while it is read; then the blocking pool's list of its jobs (queued or running).
+//!
+//! # "Waits on" is found where the wakers are
+//!
+//! Before the walk, the snapshot scans every worker's reactor — each registration's reader and
+//! writer waiter lists — and every worker's timer heap (pending entries), and indexes the wakers
+//! it finds by their data pointer ([`Waker::data`]). A task's waker points at its header, so a
+//! task waits on exactly the sockets and timers whose lists hold a waker with its header's
+//! address: what it really waits on, whoever registered the waker and whenever. Channels keep
+//! their wakers inside the channel, which nothing lists, so they are noted instead by the poll
+//! that registers with one (`note_channel_wait`, cleared at each poll start).
+//! The scan costs the snapshot, never the hot path.
 //!
 //! # The lost-waker check is a fact, not a heuristic
 //!
@@ -14,7 +25,9 @@
 //! report still needs two snapshots that agree (same task, same poll count), so a task caught
 //! mid-transition is not reported.
 
+use std::collections::HashMap;
 use std::panic::Location;
+use std::task::Waker;
 use std::time::Duration;
 
 use super::task::{WaitsOn, WakeCounts};
@@ -39,8 +52,12 @@ pub struct TaskInfo {
     pub id: u64,
     /// The caller of the spawn entry point.
     pub location: &'static Location<'static>,
-    /// Idle, scheduled or running.
+    /// Idle, scheduled or running. For a blocking-pool job: `Scheduled` while queued for a pool
+    /// thread, `Running` while its closure runs.
     pub status: TaskStatus,
+    /// A [`spawn_blocking`](crate::rt::spawn_blocking) job of the blocking pool, not a task of
+    /// the workers. Listed from its spawn until its closure returns.
+    pub blocking: bool,
     /// Times the future was polled.
     pub polls: u64,
     /// Wakes received, by source.
@@ -49,7 +66,8 @@ pub struct TaskInfo {
     pub last_worker: Option<usize>,
     /// The task (and its worker, when it ran on one) whose wake came last.
     pub woken_by: Option<(u64, Option<usize>)>,
-    /// What its last poll registered its waker with (meaningful while `Idle`).
+    /// What holds its waker: sockets and timers found in the reactors' waiter lists and the
+    /// timer heaps, then channels its last poll registered with (meaningful while `Idle`).
     pub waits_on: Vec<WaitsOn>,
     /// References in the state word (list + join handle + queue/runner + wakers).
     pub refs: usize,
@@ -73,8 +91,14 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub(crate) fn take(shared: &Shared) -> Snapshot {
+        let mut waits = waiters(shared);
         let mut tasks = Vec::new();
-        shared.owned.for_each(|h| tasks.push(info(h)));
+        shared
+            .owned
+            .for_each(|h| tasks.push(info(h, false, &mut waits)));
+        shared
+            .blocking
+            .for_each_task(|h| tasks.push(info(h, true, &mut waits)));
         tasks.sort_by_key(|t| t.id);
         Snapshot { tasks }
     }
@@ -85,7 +109,36 @@ impl Snapshot {
     }
 }
 
-fn info(header: &Header) -> TaskInfo {
+/// Every socket and timer waiter of every worker, by the waker's data pointer (a task's waker
+/// points at its header).
+fn waiters(shared: &Shared) -> HashMap<usize, Vec<WaitsOn>> {
+    let mut by_task: HashMap<usize, Vec<WaitsOn>> = HashMap::new();
+    let mut add = |waker: &Waker, what: WaitsOn| {
+        let list = by_task.entry(waker.data() as usize).or_default();
+        if !list.contains(&what) {
+            list.push(what);
+        }
+    };
+    for (worker, remote) in shared.remotes.iter().enumerate() {
+        remote.driver.io.for_each_waiter(|token, direction, waker| {
+            add(
+                waker,
+                WaitsOn::Socket {
+                    worker,
+                    token,
+                    direction,
+                },
+            )
+        });
+        remote
+            .driver
+            .timers
+            .for_each_waiter(|deadline, waker| add(waker, WaitsOn::Timer { worker, deadline }));
+    }
+    by_task
+}
+
+fn info(header: &Header, blocking: bool, waits: &mut HashMap<usize, Vec<WaitsOn>>) -> TaskInfo {
     let state = header.state.load();
     let obs = &header.obs;
     let status = if state.is_running() {
@@ -97,17 +150,22 @@ fn info(header: &Header) -> TaskInfo {
     };
     let refs = state.ref_count();
     let known = 1 + usize::from(state.has_join_interest());
+    let mut waits_on = waits
+        .remove(&(header as *const Header as usize))
+        .unwrap_or_default();
+    waits_on.extend(obs.channel_waits());
     TaskInfo {
         id: obs.id,
         location: obs.location,
         status,
-        polls: obs.polls.load(std::sync::atomic::Ordering::Relaxed),
+        blocking,
+        polls: obs.polls(),
         wakes: obs.wake_counts(),
         last_worker: obs.last_worker(),
         woken_by: obs.woken_by(),
-        waits_on: obs.waits.lock().clone(),
+        waits_on,
         refs,
-        no_waker: status == TaskStatus::Idle && !state.is_complete() && refs == known,
+        no_waker: !blocking && status == TaskStatus::Idle && !state.is_complete() && refs == known,
     }
 }
 

@@ -1,24 +1,36 @@
 //! Per-task identity and counters, and the thread-local state the runtime's hooks consult.
 //!
-//! Who writes what: `polls` and `last_worker` only the thread polling the task (it holds
-//! `RUNNING`, so a load + store suffices); the wake counters and "last woken by" any waking
-//! thread (atomic adds, relaxed: they are statistics, ordered by nothing); `waits` the polling
-//! thread under a small lock the snapshot also takes.
+//! Who writes what: every counter (`polls`, the wake counts by source), `last_worker` and the
+//! channel note only the thread polling the task — it holds `RUNNING`, so a relaxed load + store
+//! suffices and no two threads ever write a counter. A wake only leaves its *source* for the
+//! next poll to count, in one of two small fields:
+//!
+//! * `cause` — written by the single thread that may write it at that moment, so a plain
+//!   (relaxed) store: the task itself waking itself during its poll (it holds `RUNNING`), or the
+//!   waker whose state transition moved the idle task to scheduled (exactly one per idle
+//!   period, before the task is queued; the poll start that reads and clears it comes after the
+//!   queue hand-off). These are nearly all wakes, and they cost no locked instruction.
+//! * `late` — any other wake (the task was already scheduled, or is running on another
+//!   thread): a `fetch_or` of the source bit, skipped when the bit is already set.
+//!
+//! The poll start reads both, clears them and bumps the counter of every source present. So a
+//! counter counts **polls caused by that source**, not raw `wake` calls: several wakes before
+//! one poll count once per distinct source — three wakes from one thread before the poll count
+//! one; a self-wake and a wake from a plain thread count one each. Yield `k` times: `k`
+//! self-wakes. "Woken by" (the latest waking task and its worker) is a relaxed store by the
+//! waker — a fact, not a counter.
 
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
-use super::watchdog::PollSlot;
+use super::watchdog::{self, PollSlot};
 use super::{timing, trace};
-use crate::rt::context;
 use crate::rt::task::Header;
 
-/// Who woke a task.
+/// Who woke a task. (Declaration order = `ALL` order = bit index in a task's pending sources.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WakeSource {
     /// The task woke itself during its own poll (`yield_now`, an exhausted budget).
@@ -97,18 +109,24 @@ impl WakeCounts {
     }
 }
 
-/// What a parked task registered its waker with during its last poll.
+/// Something that holds a parked task's waker. Sockets and timers are found by scanning every
+/// reactor's waiter lists and every timer heap for the task's waker at snapshot time; channels
+/// are noted by the receiving poll (see [`snapshot`](super::snapshot)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WaitsOn {
     /// A socket's readiness: the reactor token and `"read"` or `"write"`.
     Socket {
-        /// The socket's token in its reactor.
+        /// The worker whose reactor the socket is registered with.
+        worker: usize,
+        /// The socket's token in that reactor (`generation << 32 | slot`).
         token: usize,
         /// `"read"` or `"write"`.
         direction: &'static str,
     },
     /// A timer (`sleep`, `timeout`, `interval`).
     Timer {
+        /// The worker whose timer heap holds it.
+        worker: usize,
         /// When it fires.
         deadline: Instant,
     },
@@ -121,18 +139,29 @@ pub enum WaitsOn {
 
 const NO_WORKER: u32 = u32::MAX;
 
+/// The channel kinds a poll can note, one bit each in `TaskObs::channels`.
+const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
+
 /// The observatory's part of a task header.
 pub(crate) struct TaskObs {
     pub(crate) id: u64,
     pub(crate) location: &'static Location<'static>,
-    pub(crate) polls: AtomicU64,
+    /// Polling thread only.
+    polls: AtomicU64,
+    /// Polls caused by each source, in `WakeSource::ALL` order. Polling thread only.
     wakes: [AtomicU64; 6],
-    pub(crate) last_worker: AtomicU32,
-    woken_by_task: AtomicU64,
-    woken_by_worker: AtomicU32,
-    pub(crate) waits: Mutex<Vec<WaitsOn>>,
-    /// `waits` is not empty (polling thread only): most polls then skip its lock.
-    has_waits: AtomicBool,
+    /// Polling thread only.
+    last_worker: AtomicU32,
+    /// Bit `i`: a wake from `WakeSource::ALL[i]` since the last poll started, left by the one
+    /// thread allowed to write it then (see the module docs); the poll start takes it.
+    cause: AtomicU8,
+    /// The same, for the other wakes (`fetch_or`).
+    late: AtomicU8,
+    /// Bit `i`: the last poll registered with a channel of kind `CHANNELS[i]`. Polling thread
+    /// only.
+    channels: AtomicU8,
+    /// The latest wake by a task: its id `<< 16 | worker` (`0xFFFF`: none); 0: never.
+    woken_by: AtomicU64,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
     pending_flow: AtomicU64,
     /// When the first wake since the last poll came (trace clock, ns; 0: none), while timing.
@@ -144,18 +173,35 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// The outermost spawn entry point's caller on this thread (see [`SpawnSite`]).
     static SPAWN_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
-    /// The task this thread is polling.
-    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+    /// The task this thread is polling (`obs` null: none).
+    static CURRENT: Cell<Current> = const { Cell::new(Current::NONE) };
     /// Set while a reactor or timer heap dispatches its wake-ups.
     static DRIVER_WAKE: Cell<Option<WakeSource>> = const { Cell::new(None) };
 }
 
+/// What a thread is polling: three words, copied in and out of the thread-local on every poll.
 #[derive(Clone, Copy)]
 struct Current {
-    id: u64,
+    /// The task's part of its header; null: none.
     obs: *const TaskObs,
-    worker: u32,
+    /// The worker's watchdog slot; null: not on a worker (blocking pool, a plain thread).
     slot: *const PollSlot,
+    worker: u32,
+}
+
+impl Current {
+    const NONE: Current = Current {
+        obs: std::ptr::null(),
+        slot: std::ptr::null(),
+        worker: NO_WORKER,
+    };
+
+    /// The task, while it is mid-poll on this thread.
+    fn task(&self) -> Option<&TaskObs> {
+        // SAFETY: `obs` is only non-null while its task is mid-poll on this thread (set by
+        // `poll_start`, restored by `PollGuard::end`), so the header is alive.
+        unsafe { self.obs.as_ref() }
+    }
 }
 
 impl TaskObs {
@@ -168,17 +214,31 @@ impl TaskObs {
         trace::spawn(id, location);
         TaskObs {
             id,
-            pending_flow: AtomicU64::new(0),
-            woken_at: AtomicU64::new(0),
             location,
             polls: AtomicU64::new(0),
             wakes: Default::default(),
             last_worker: AtomicU32::new(NO_WORKER),
-            woken_by_task: AtomicU64::new(0),
-            woken_by_worker: AtomicU32::new(NO_WORKER),
-            waits: Mutex::new(Vec::new()),
-            has_waits: AtomicBool::new(false),
+            cause: AtomicU8::new(0),
+            late: AtomicU8::new(0),
+            channels: AtomicU8::new(0),
+            woken_by: AtomicU64::new(0),
+            pending_flow: AtomicU64::new(0),
+            woken_at: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn polls(&self) -> u64 {
+        self.polls.load(Relaxed)
+    }
+
+    /// The channels the last poll noted.
+    pub(crate) fn channel_waits(&self) -> impl Iterator<Item = WaitsOn> {
+        let bits = self.channels.load(Relaxed);
+        CHANNELS
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| bits & (1 << i) != 0)
+            .map(|(_, kind)| WaitsOn::Channel { kind })
     }
 
     pub(crate) fn wake_counts(&self) -> WakeCounts {
@@ -199,11 +259,22 @@ impl TaskObs {
 
     /// The task (and its worker) behind the latest wake by a task, if any.
     pub(crate) fn woken_by(&self) -> Option<(u64, Option<usize>)> {
-        match self.woken_by_task.load(Relaxed) {
+        match self.woken_by.load(Relaxed) {
             0 => None,
-            id => Some((id, worker_opt(self.woken_by_worker.load(Relaxed)))),
+            packed => {
+                let worker = (packed & 0xFFFF) as u32;
+                let worker = if worker == 0xFFFF { NO_WORKER } else { worker };
+                Some((packed >> 16, worker_opt(worker)))
+            }
         }
     }
+}
+
+/// Adds one to a counter only the calling thread writes: a relaxed load + store, no locked
+/// read-modify-write.
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
 
 fn worker_opt(w: u32) -> Option<usize> {
@@ -240,110 +311,174 @@ impl Drop for SpawnSite {
     }
 }
 
-/// Marks the start of a poll on this thread; the guard marks its end (and restores the outer
-/// task when a poll nests inside another through `block_on`).
+/// Marks the start of a poll on this thread; [`PollGuard::end`] marks its end (and restores
+/// the outer task when a poll nests inside another through `block_on`).
+#[inline(always)]
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
-    obs.polls.store(obs.polls.load(Relaxed) + 1, Relaxed);
-    if obs.has_waits.load(Relaxed) {
-        obs.waits.lock().clear();
-        obs.has_waits.store(false, Relaxed);
+    bump(&obs.polls);
+    // Take the wakes since the last poll: they caused this one. (The first poll has none.)
+    let cause = obs.cause.load(Relaxed);
+    let late = obs.late.load(Relaxed);
+    if cause | late != 0 {
+        take_wakes(obs, cause, late);
     }
-    let (worker, slot) = context::with_worker(|w| match w {
-        Some(w) => (w.index() as u32, &w.remote().obs_slot as *const PollSlot),
-        None => (NO_WORKER, std::ptr::null()),
-    });
-    let started = timing::is_timing().then(|| {
-        let now = trace::now_ns();
-        // A wake racing between this load and store loses one sample; no locked RMW per poll.
-        let woken = obs.woken_at.load(Relaxed);
-        if woken != 0 {
-            obs.woken_at.store(0, Relaxed);
-            if !slot.is_null() {
-                // SAFETY: as below.
-                let t = &unsafe { &*slot }.timing;
-                t.wake_to_poll
-                    .record_owned(Duration::from_nanos(now.saturating_sub(woken)));
-            }
-        }
-        now
-    });
+    if obs.channels.load(Relaxed) != 0 {
+        obs.channels.store(0, Relaxed);
+    }
+    // The worker this thread drives, if any (kept in `CURRENT` by `enter_worker`).
+    let outer = CURRENT.with(|c| c.get());
+    let (worker, slot) = (outer.worker, outer.slot);
     if worker != NO_WORKER {
-        obs.last_worker.store(worker, Relaxed);
-        // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
-        // drives keeps alive for at least the duration of this poll.
-        unsafe { &*slot }.publish(obs.id, obs.location);
+        if obs.last_worker.load(Relaxed) != worker {
+            obs.last_worker.store(worker, Relaxed);
+        }
+        if watchdog::slots_read() {
+            // SAFETY: the slot lives in the runtime's shared state, which the worker this
+            // thread drives keeps alive for at least the duration of this poll.
+            unsafe { &*slot }.publish(obs.id, obs.location);
+        }
     }
+    let started = if timing::is_timing() {
+        timing_start(obs, slot)
+    } else {
+        0
+    };
     if trace::is_tracing() {
-        let flow = match obs.pending_flow.load(Relaxed) {
-            0 => 0,
-            _ => obs.pending_flow.swap(0, Relaxed),
-        };
-        trace::poll_start(obs.id, flow);
+        trace_poll_start(obs);
     }
-    let prev = CURRENT.with(|c| {
-        c.replace(Some(Current {
-            id: obs.id,
-            obs,
-            worker,
-            slot,
-        }))
-    });
+    CURRENT.with(|c| c.set(Current { obs, slot, worker }));
     PollGuard {
-        id: obs.id,
-        prev,
-        slot,
+        obs,
+        prev: outer,
         started,
     }
 }
 
+/// This thread starts driving worker `index` (whose watchdog slot is `slot`); the guard
+/// restores what it drove before.
+pub(crate) fn enter_worker(index: usize, slot: &PollSlot) -> WorkerScope {
+    let prev = CURRENT.with(|c| c.get());
+    CURRENT.with(|c| {
+        c.set(Current {
+            obs: prev.obs,
+            slot,
+            worker: index as u32,
+        })
+    });
+    WorkerScope(prev)
+}
+
+pub(crate) struct WorkerScope(Current);
+
+impl Drop for WorkerScope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+#[cold]
+fn trace_poll_start(obs: &TaskObs) {
+    let flow = match obs.pending_flow.load(Relaxed) {
+        0 => 0,
+        _ => obs.pending_flow.swap(0, Relaxed),
+    };
+    trace::poll_start(obs.id, flow);
+}
+
+/// Counts the sources of the wakes that caused this poll and clears them.
+#[inline]
+fn take_wakes(obs: &TaskObs, cause: u8, late: u8) {
+    if cause != 0 {
+        obs.cause.store(0, Relaxed);
+    }
+    let late = if late != 0 {
+        obs.late.swap(0, Relaxed)
+    } else {
+        0
+    };
+    let mut bits = cause | late;
+    while bits != 0 {
+        bump(&obs.wakes[bits.trailing_zeros() as usize]);
+        bits &= bits - 1;
+    }
+}
+
+/// Timing on: the wake→poll latency, and the poll's start on the trace clock (never 0).
+#[cold]
+fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
+    let now = trace::now_ns();
+    // Stamped by the first `cause` wake since the previous poll start (see the module docs:
+    // only `cause` writers write it), read once.
+    let woken = obs.woken_at.load(Relaxed);
+    if woken != 0 {
+        obs.woken_at.store(0, Relaxed);
+        if !slot.is_null() {
+            // SAFETY: as in `poll_start`.
+            let t = &unsafe { &*slot }.timing;
+            t.wake_to_poll
+                .record_owned(Duration::from_nanos(now.saturating_sub(woken)));
+        }
+    }
+    now.max(1)
+}
+
+/// A poll in progress on this thread; [`end`](PollGuard::end) must be called when it returns
+/// (the runtime catches a panicking poll, so it always is).
 pub(crate) struct PollGuard {
-    id: u64,
-    prev: Option<Current>,
-    slot: *const PollSlot,
-    /// Trace-clock ns at the poll's start, while timing.
-    started: Option<u64>,
+    obs: *const TaskObs,
+    prev: Current,
+    /// Trace-clock ns at the poll's start, while timing; 0: not timing.
+    started: u64,
 }
 
 impl PollGuard {
     /// The poll returned (`ready`: with the output).
+    #[inline(always)]
     pub(crate) fn end(self, ready: bool) {
-        trace::poll_end(self.id, ready);
-        if let (Some(start), false) = (self.started, self.slot.is_null()) {
-            let took = trace::now_ns().saturating_sub(start);
-            // SAFETY: as in `poll_start`.
-            let t = &unsafe { &*self.slot }.timing;
-            t.poll.record_owned(Duration::from_nanos(took));
-            t.busy_ns
-                .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
+        // SAFETY: the task is still mid-poll (its poll just returned; it completes after this).
+        let obs = unsafe { &*self.obs };
+        let cur = CURRENT.with(|c| c.replace(self.prev));
+        if trace::is_tracing() {
+            trace::poll_end(obs.id, ready);
         }
-    }
-}
-
-impl Drop for PollGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.prev));
-        if !self.slot.is_null() {
+        if self.started != 0 && !cur.slot.is_null() {
+            timing_end(obs, self.started, cur.slot);
+        }
+        if !cur.slot.is_null() && watchdog::slots_read() {
             // SAFETY: as in `poll_start`; the poll that set the slot is just ending.
-            let slot = unsafe { &*self.slot };
-            match self.prev {
+            let slot = unsafe { &*cur.slot };
+            match self.prev.task() {
                 // The outer task is running again (its nested block_on polled us); its
                 // watchdog clock restarts now.
-                // SAFETY: the outer task is mid-poll below us on this stack, so it is alive.
-                Some(outer) if outer.slot == self.slot => {
-                    slot.publish(outer.id, unsafe { &*outer.obs }.location)
-                }
+                Some(outer) if self.prev.slot == cur.slot => slot.publish(outer.id, outer.location),
                 _ => slot.clear(),
             }
         }
     }
 }
 
+#[cold]
+fn timing_end(obs: &TaskObs, started: u64, slot: *const PollSlot) {
+    let now = trace::now_ns();
+    let took = now.saturating_sub(started);
+    // The task woke itself during this poll: its wake→poll latency runs from now.
+    let self_woke = 1 << WakeSource::SelfWake as u8;
+    if obs.cause.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
+        obs.woken_at.store(now.max(1), Relaxed);
+    }
+    // SAFETY: as in `poll_start`.
+    let t = &unsafe { &*slot }.timing;
+    t.poll.record_owned(Duration::from_nanos(took));
+    t.busy_ns
+        .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
+}
+
 /// A task on a worker entered `block_on`: while the worker drives other work the blocked task
 /// is not "in a long poll". The guard publishes it again when `block_on` returns.
 pub(crate) fn blocking_section() -> BlockingSection {
     let cur = CURRENT.with(|c| c.get());
-    if let Some(cur) = cur.filter(|c| !c.slot.is_null()) {
+    if !cur.obs.is_null() && !cur.slot.is_null() {
         // SAFETY: see `poll_start`.
         unsafe { &*cur.slot }.clear();
     }
@@ -352,15 +487,15 @@ pub(crate) fn blocking_section() -> BlockingSection {
 }
 
 pub(crate) struct BlockingSection {
-    cur: Option<Current>,
+    cur: Current,
 }
 
 impl Drop for BlockingSection {
     fn drop(&mut self) {
         trace::block_on(false);
-        if let Some(cur) = self.cur.filter(|c| !c.slot.is_null()) {
+        if let (Some(task), false) = (self.cur.task(), self.cur.slot.is_null()) {
             // SAFETY: the task is still mid-poll on this stack, and its worker alive.
-            unsafe { (*cur.slot).publish(cur.id, (*cur.obs).location) }
+            unsafe { &*self.cur.slot }.publish(task.id, task.location)
         }
     }
 }
@@ -381,53 +516,86 @@ impl Drop for WakeScope {
     }
 }
 
-/// Counts a wake of `header`'s task and remembers which task caused it.
-pub(crate) fn on_wake(header: &Header) {
+/// Notes a wake of `header`'s task (its source, for the next poll to count) and remembers which
+/// task caused it. `scheduled`: this wake moved the idle task to scheduled (the task is not in
+/// a queue yet).
+#[inline]
+pub(crate) fn on_wake(header: &Header, scheduled: bool) {
     let obs = &header.obs;
     let cur = CURRENT.with(|c| c.get());
-    let source = match (DRIVER_WAKE.with(|d| d.get()), cur) {
+    if std::ptr::eq(cur.obs, obs) && DRIVER_WAKE.with(|d| d.get()).is_none() {
+        // The task woke itself during its poll: this thread is its only writer.
+        let cause = obs.cause.load(Relaxed);
+        obs.cause
+            .store(cause | 1 << WakeSource::SelfWake as u8, Relaxed);
+        if timing::is_timing() | trace::is_tracing() {
+            wake_extras(obs, WakeSource::SelfWake, cause == 0);
+        }
+        return;
+    }
+    on_other_wake(obs, cur, DRIVER_WAKE.with(|d| d.get()), scheduled);
+}
+
+/// A wake by anything but the task itself.
+#[inline(never)]
+fn on_other_wake(obs: &TaskObs, cur: Current, driver: Option<WakeSource>, scheduled: bool) {
+    let source = match (driver, cur.task()) {
         (Some(driver), _) => driver,
-        (None, Some(cur)) if cur.id == obs.id => WakeSource::SelfWake,
-        (None, Some(cur)) if cur.worker == NO_WORKER => WakeSource::Outside,
-        (None, Some(cur)) if cur.worker == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
+        (None, Some(_)) if cur.worker == NO_WORKER => WakeSource::Outside,
+        (None, Some(_)) if cur.worker == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
         (None, Some(_)) => WakeSource::OtherWorker,
         (None, None) => WakeSource::Outside,
     };
-    let index = WakeSource::ALL
-        .iter()
-        .position(|s| *s == source)
-        .expect("listed");
-    obs.wakes[index].fetch_add(1, Relaxed);
-    if timing::is_timing() && obs.woken_at.load(Relaxed) == 0 {
-        // The first wake since the last poll stamps the task (a racing second stamp is as good).
-        obs.woken_at.store(trace::now_ns(), Relaxed);
+    let bit = 1u8 << source as u8;
+    let mut first = false;
+    if scheduled {
+        // The waker that scheduled the idle task: the only writer until it is queued.
+        let cause = obs.cause.load(Relaxed);
+        obs.cause.store(cause | bit, Relaxed);
+        first = cause == 0;
+    } else if obs.late.load(Relaxed) & bit == 0 {
+        obs.late.fetch_or(bit, Relaxed);
     }
-    let flow = trace::wake(obs.id, index, source == WakeSource::Reactor);
-    if flow != 0 {
-        obs.pending_flow.store(flow, Relaxed);
+    if let Some(waker) = cur.task().filter(|t| !std::ptr::eq(*t, obs)) {
+        let packed = (waker.id << 16) | u64::from(cur.worker.min(0xFFFF));
+        if obs.woken_by.load(Relaxed) != packed {
+            obs.woken_by.store(packed, Relaxed);
+        }
     }
-    if let Some(cur) = cur.filter(|c| c.id != obs.id) {
-        obs.woken_by_task.store(cur.id, Relaxed);
-        obs.woken_by_worker.store(cur.worker, Relaxed);
+    if timing::is_timing() || trace::is_tracing() || source == WakeSource::Reactor {
+        wake_extras(obs, source, first);
     }
 }
 
-/// The task being polled registered its waker with `what`.
-pub(crate) fn note_wait(what: WaitsOn) {
-    if let Some(cur) = CURRENT.with(|c| c.get()) {
-        // SAFETY: the current task is mid-poll on this thread, so its header is alive.
-        let obs = unsafe { &*cur.obs };
-        let mut waits = obs.waits.lock();
-        if !waits.contains(&what) {
-            waits.push(what);
+/// Timing and trace of a wake; `first`: the first `cause` wake since the last poll started.
+#[cold]
+fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool) {
+    // A self-wake is stamped by the poll's end instead (`timing_end`): the task cannot run
+    // again before that, and the clock is read there anyway.
+    if first && source != WakeSource::SelfWake && timing::is_timing() {
+        obs.woken_at.store(trace::now_ns(), Relaxed);
+    }
+    let flow = trace::wake(obs.id, source as usize, source == WakeSource::Reactor);
+    if flow != 0 {
+        obs.pending_flow.store(flow, Relaxed);
+    }
+}
+
+/// The task being polled registered its waker with a channel of `kind` (`"oneshot"`, `"mpsc"`
+/// or `"semaphore"`). Sockets and timers need no note: the snapshot finds them.
+pub(crate) fn note_channel_wait(kind: &'static str) {
+    if let Some(obs) = CURRENT.with(|c| c.get()).task() {
+        let bit = CHANNELS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| 1u8 << i);
+        let bits = obs.channels.load(Relaxed);
+        if bits & bit == 0 {
+            obs.channels.store(bits | bit, Relaxed);
         }
-        obs.has_waits.store(true, Relaxed);
     }
 }
 
 pub(crate) fn current() -> Option<(u64, &'static Location<'static>)> {
-    // SAFETY: the current task is mid-poll on this thread, so its header is alive.
-    CURRENT
-        .with(|c| c.get())
-        .map(|c| (c.id, unsafe { &*c.obs }.location))
+    CURRENT.with(|c| c.get()).task().map(|t| (t.id, t.location))
 }

@@ -123,7 +123,8 @@ pub struct WorkerTimingSnapshot {
     pub busy: Duration,
     /// How long polls took.
     pub poll: HistogramSnapshot,
-    /// From a task's first wake to the start of its next poll.
+    /// From the wake that scheduled an idle task (or, for a task that woke itself, the end of
+    /// that poll) to the start of its next poll.
     pub wake_to_poll: HistogramSnapshot,
     /// How late this worker's timers fired after their deadline.
     pub timer_lateness: HistogramSnapshot,

@@ -1,30 +1,90 @@
 //! The scheduler trace: a flight recorder of small fixed records per thread, exported as
 //! Chrome trace-event JSON (Perfetto and `chrome://tracing` open it).
 //!
-//! Every thread that records owns one ring of [`CAPACITY`] records and is its only writer; the
-//! ring overwrites its oldest records (flight-recorder mode), so memory is bounded by threads ×
-//! capacity × 40 bytes, and an export sees the most recent past of every thread.
+//! Every thread that records owns one ring and is its only writer. A ring is a queue of
+//! segments of [`SEGMENT`] records; the writer fills the newest, and when it is full either
+//! recycles the oldest segment or adds one, by the flight-recorder rule ([`TraceLimits`]):
+//!
+//! * at least `capacity` records are always kept (the size cap's floor);
+//! * beyond it, records younger than `min_age` are kept too — so `trace.json?last=2s` returns
+//!   the whole last 2 s when the rate allows —
+//! * up to `max_capacity` records per thread, the hard limit that bounds memory at any rate.
+//!
+//! Segments beyond `capacity` are freed as soon as their newest record is older than `min_age`,
+//! so memory returns to `capacity` after a burst.
 //!
 //! A slot is a seqlock: the writer stores an odd sequence number, the fields, then the even
-//! number that names the record's position; a reader keeps a slot only when it reads the same
-//! even number (the right one for that position) before and after the fields. A record being
-//! overwritten while it is read is skipped, never returned torn.
+//! number that names the record's position (`2 × position + 2`); a reader keeps a slot only when
+//! it reads the same even number before and after the fields. A record being overwritten while
+//! it is read is skipped, never returned torn.
 //!
 //! Recording is off until [`set_tracing`]`(true)`; while off each hook costs one relaxed load.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashSet, VecDeque};
 use std::panic::Location;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-/// Records per thread ring.
-pub const CAPACITY: usize = 1 << 14;
+/// Records per segment: the unit a ring grows, recycles and frees by (40 KiB).
+pub const SEGMENT: usize = 1024;
+
+/// The flight recorder's limits, per recording thread (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceLimits {
+    /// Records always kept (rounded up to whole segments).
+    pub capacity: usize,
+    /// Records younger than this are kept beyond `capacity`...
+    pub min_age: Duration,
+    /// ...up to this many records (the hard limit; at least `capacity`).
+    pub max_capacity: usize,
+}
+
+impl Default for TraceLimits {
+    /// 16,384 records (640 KiB), 2 s, at most 131,072 records (5 MiB) per thread.
+    fn default() -> Self {
+        TraceLimits {
+            capacity: 1 << 14,
+            min_age: Duration::from_secs(2),
+            max_capacity: 1 << 17,
+        }
+    }
+}
+
+static LIMIT_CAPACITY: AtomicU64 = AtomicU64::new(1 << 14);
+static LIMIT_MIN_AGE_NS: AtomicU64 = AtomicU64::new(2_000_000_000);
+static LIMIT_MAX_CAPACITY: AtomicU64 = AtomicU64::new(1 << 17);
+
+/// Sets the flight recorder's limits for every thread (applied as rings fill up).
+///
+/// ```
+/// use std::time::Duration;
+/// use scraipe::rt::observe::{set_trace_limits, trace_limits, TraceLimits};
+/// set_trace_limits(TraceLimits { min_age: Duration::from_secs(5), ..TraceLimits::default() });
+/// assert_eq!(trace_limits().min_age, Duration::from_secs(5));
+/// ```
+pub fn set_trace_limits(limits: TraceLimits) {
+    LIMIT_CAPACITY.store(limits.capacity.max(1) as u64, Relaxed);
+    LIMIT_MIN_AGE_NS.store(
+        limits.min_age.as_nanos().min(u128::from(u64::MAX)) as u64,
+        Relaxed,
+    );
+    LIMIT_MAX_CAPACITY.store(limits.max_capacity as u64, Relaxed);
+}
+
+/// The flight recorder's limits in force.
+pub fn trace_limits() -> TraceLimits {
+    TraceLimits {
+        capacity: LIMIT_CAPACITY.load(Relaxed) as usize,
+        min_age: Duration::from_nanos(LIMIT_MIN_AGE_NS.load(Relaxed)),
+        max_capacity: LIMIT_MAX_CAPACITY.load(Relaxed) as usize,
+    }
+}
 
 static TRACING: AtomicBool = AtomicBool::new(false);
 static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
@@ -41,13 +101,31 @@ pub fn is_tracing() -> bool {
     TRACING.load(Relaxed)
 }
 
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+/// `CLOCK_MONOTONIC` (the clock behind `Instant` on Linux) in ns.
+#[inline]
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// The trace clock's zero, in `monotonic_ns`.
+fn epoch() -> u64 {
+    static EPOCH: OnceLock<u64> = OnceLock::new();
+    *EPOCH.get_or_init(monotonic_ns)
+}
+
+/// The trace clock: ns since the first use. One vDSO `clock_gettime` and integer arithmetic
+/// (`Instant::elapsed` costs several times as many instructions: it is read on every record).
+#[inline]
 pub(crate) fn now_ns() -> u64 {
-    epoch().elapsed().as_nanos() as u64
+    monotonic_ns().saturating_sub(epoch())
 }
 
 /// What a record says. The payload fields `a`, `b` and the 24-bit `w` are per kind.
@@ -143,18 +221,18 @@ struct Slot {
     b: AtomicU64,
 }
 
-/// One thread's ring.
-pub(crate) struct Ring {
+/// A run of slots, filled in order.
+struct Segment {
     slots: Box<[Slot]>,
-    next: AtomicU64,
-    name: String,
-    tid: i64,
+    /// The position of its first record in the current round: older records in its slots are
+    /// leftovers of the previous round, not yet overwritten.
+    first_pos: AtomicU64,
 }
 
-impl Ring {
-    pub(crate) fn new(name: String, tid: i64, capacity: usize) -> Ring {
-        Ring {
-            slots: (0..capacity.max(1))
+impl Segment {
+    fn new(len: usize) -> Segment {
+        Segment {
+            slots: (0..len)
                 .map(|_| Slot {
                     seq: AtomicU64::new(0),
                     ts: AtomicU64::new(0),
@@ -163,7 +241,60 @@ impl Ring {
                     b: AtomicU64::new(0),
                 })
                 .collect(),
-            next: AtomicU64::new(0),
+            first_pos: AtomicU64::new(0),
+        }
+    }
+
+    /// The timestamp of its last record (it is full when this is asked).
+    fn newest_ts(&self) -> u64 {
+        self.slots.last().map_or(0, |s| s.ts.load(Relaxed))
+    }
+}
+
+/// What only the owning thread touches.
+struct Writer {
+    seg: Arc<Segment>,
+    /// The next slot in `seg`.
+    index: usize,
+    /// The next record's position (records ever written by this thread).
+    pos: u64,
+}
+
+/// One thread's ring.
+pub(crate) struct Ring {
+    /// Oldest first; the last one is the writer's.
+    segments: Mutex<VecDeque<Arc<Segment>>>,
+    segment_len: usize,
+    /// `None`: the process-wide [`trace_limits`].
+    limits: Option<TraceLimits>,
+    writer: UnsafeCell<Writer>,
+    name: String,
+    tid: i64,
+}
+
+// SAFETY: `writer` is only touched by `push`, which only the owning thread calls (the ring's
+// single-writer contract); everything else is atomics or behind the mutex.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// A ring of `segment_len`-record segments; `limits: None` follows [`set_trace_limits`].
+    pub(crate) fn new(
+        name: String,
+        tid: i64,
+        segment_len: usize,
+        limits: Option<TraceLimits>,
+    ) -> Ring {
+        let segment_len = segment_len.max(1);
+        let first = Arc::new(Segment::new(segment_len));
+        Ring {
+            segments: Mutex::new(VecDeque::from([first.clone()])),
+            segment_len,
+            limits,
+            writer: UnsafeCell::new(Writer {
+                seg: first,
+                index: 0,
+                pos: 0,
+            }),
             name,
             tid,
         }
@@ -171,8 +302,17 @@ impl Ring {
 
     /// Appends a record. Only the owning thread calls this.
     pub(crate) fn push(&self, kind: Kind, w: u32, a: u64, b: u64) {
-        let pos = self.next.load(Relaxed);
-        let slot = &self.slots[(pos % self.slots.len() as u64) as usize];
+        // SAFETY: only the owning thread calls `push` (see the `Sync` impl), so this is the
+        // only reference to the writer state.
+        let writer = unsafe { &mut *self.writer.get() };
+        let pos = writer.pos;
+        if writer.index == self.segment_len {
+            writer.seg = self.next_segment();
+            writer.index = 0;
+            // Before any slot of the new round (the slots' Release stores publish it).
+            writer.seg.first_pos.store(pos, Relaxed);
+        }
+        let slot = &writer.seg.slots[writer.index];
         slot.seq.store(2 * pos + 1, Relaxed);
         // Orders the odd marker before the field stores (the seqlock writer's fence).
         fence(Release);
@@ -182,41 +322,82 @@ impl Ring {
         slot.a.store(a, Relaxed);
         slot.b.store(b, Relaxed);
         slot.seq.store(2 * pos + 2, Release);
-        self.next.store(pos + 1, Release);
+        writer.index += 1;
+        writer.pos = pos + 1;
+    }
+
+    /// The writer's segment is full: recycle the oldest one or add one (the flight-recorder
+    /// rule of the module docs). Once per `segment_len` records.
+    fn next_segment(&self) -> Arc<Segment> {
+        let limits = self.limits.unwrap_or_else(trace_limits);
+        let len = self.segment_len;
+        // Full segments that hold `capacity` records, and the most segments in all.
+        let floor = limits.capacity.div_ceil(len).max(1);
+        let most = limits.max_capacity.div_ceil(len).max(floor) + 1;
+        let min_age = limits.min_age.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let now = now_ns();
+        let mut segments = self.segments.lock();
+        let mut reuse = None;
+        while segments.len() > floor {
+            let front = segments.front().expect("more than floor");
+            let aged = now.saturating_sub(front.newest_ts()) >= min_age;
+            if !aged && segments.len() < most {
+                break;
+            }
+            reuse = segments.pop_front();
+        }
+        let seg = reuse.unwrap_or_else(|| Arc::new(Segment::new(len)));
+        segments.push_back(seg.clone());
+        seg
     }
 
     /// The records still in the ring, oldest first; slots being overwritten are skipped.
     pub(crate) fn read(&self) -> Vec<Record> {
-        let next = self.next.load(Acquire);
-        let cap = self.slots.len() as u64;
-        let mut out = Vec::with_capacity(next.min(cap) as usize);
-        for pos in next.saturating_sub(cap)..next {
-            let slot = &self.slots[(pos % cap) as usize];
-            let seq = slot.seq.load(Acquire);
-            if seq != 2 * pos + 2 {
-                continue;
+        let segments: Vec<Arc<Segment>> = self.segments.lock().iter().cloned().collect();
+        let mut out: Vec<(u64, Record)> = Vec::with_capacity(segments.len() * self.segment_len);
+        for seg in &segments {
+            let from = out.len();
+            for slot in seg.slots.iter() {
+                let seq = slot.seq.load(Acquire);
+                if seq == 0 || seq % 2 == 1 {
+                    continue;
+                }
+                let ts = slot.ts.load(Relaxed);
+                let head = slot.head.load(Relaxed);
+                let a = slot.a.load(Relaxed);
+                let b = slot.b.load(Relaxed);
+                // Orders the field loads before the re-check (the seqlock reader's fence).
+                fence(Acquire);
+                if slot.seq.load(Relaxed) != seq {
+                    continue;
+                }
+                let Some(kind) = Kind::from_u8(head as u8) else {
+                    continue;
+                };
+                let record = Record {
+                    ts,
+                    kind,
+                    w: (head >> 8) as u32,
+                    a,
+                    b,
+                };
+                out.push((seq / 2 - 1, record));
             }
-            let ts = slot.ts.load(Relaxed);
-            let head = slot.head.load(Relaxed);
-            let a = slot.a.load(Relaxed);
-            let b = slot.b.load(Relaxed);
-            // Orders the field loads before the re-check (the seqlock reader's fence).
-            fence(Acquire);
-            if slot.seq.load(Relaxed) != seq {
-                continue;
+            // Read after the slots: if any slot of a new round was seen, this is that round's
+            // start, and the previous round's leftovers (older positions) are dropped — they
+            // would leave a hole in the history. (The recycled segment was the oldest.)
+            let first = seg.first_pos.load(Acquire);
+            let mut keep = from;
+            for j in from..out.len() {
+                if out[j].0 >= first {
+                    out.swap(keep, j);
+                    keep += 1;
+                }
             }
-            let Some(kind) = Kind::from_u8(head as u8) else {
-                continue;
-            };
-            out.push(Record {
-                ts,
-                kind,
-                w: (head >> 8) as u32,
-                a,
-                b,
-            });
+            out.truncate(keep);
         }
-        out
+        out.sort_unstable_by_key(|(pos, _)| *pos);
+        out.into_iter().map(|(_, r)| r).collect()
     }
 }
 
@@ -226,35 +407,66 @@ fn rings() -> &'static Mutex<Vec<Arc<Ring>>> {
 }
 
 thread_local! {
-    static RING: RefCell<Option<Arc<Ring>>> = const { RefCell::new(None) };
+    /// This thread's ring, for the hot path: a plain pointer in a thread-local without a
+    /// destructor (no registration check per access). Valid while `RING_OWNER` holds the ring;
+    /// `RING_OWNER`'s destructor clears it first.
+    static RING: Cell<*const Ring> = const { Cell::new(std::ptr::null()) };
+    static RING_OWNER: RingOwner = const { RingOwner(RefCell::new(None)) };
     /// Flow ids of the wakers a reactor turn collected, in wake order.
     static PENDING_FLOWS: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
     /// Where the next poll's task came from (set by the worker loop).
     static SOURCE: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
 
+/// Keeps this thread's ring alive while `RING` points at it.
+struct RingOwner(RefCell<Option<Arc<Ring>>>);
+
+impl Drop for RingOwner {
+    fn drop(&mut self) {
+        let _ = RING.try_with(|r| r.set(std::ptr::null()));
+    }
+}
+
 /// Rings of threads that have exited are dropped once this many rings exist.
 const MAX_RINGS: usize = 256;
 
+#[inline]
 fn record(kind: Kind, w: u32, a: u64, b: u64) {
-    let _ = RING.try_with(|r| {
-        let mut r = r.borrow_mut();
-        let ring = r.get_or_insert_with(|| {
+    let mut ring = RING.with(|r| r.get());
+    if ring.is_null() {
+        ring = new_ring();
+        if ring.is_null() {
+            return; // the thread is exiting
+        }
+    }
+    // SAFETY: non-null only while `RING_OWNER` keeps the ring alive (see `RING`).
+    unsafe { &*ring }.push(kind, w, a, b);
+}
+
+/// Creates and registers this thread's ring; null when the thread is exiting.
+#[cold]
+fn new_ring() -> *const Ring {
+    RING_OWNER
+        .try_with(|owner| {
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("thread").to_string();
             // SAFETY: gettid has no preconditions.
             let tid = unsafe { libc::gettid() } as i64;
-            let ring = Arc::new(Ring::new(name, tid, CAPACITY));
-            let mut all = rings().lock();
-            if all.len() >= MAX_RINGS {
-                // Only the registry holds the ring of an exited thread.
-                all.retain(|r| Arc::strong_count(r) > 1);
+            let ring = Arc::new(Ring::new(name, tid, SEGMENT, None));
+            {
+                let mut all = rings().lock();
+                if all.len() >= MAX_RINGS {
+                    // Only the registry holds the ring of an exited thread.
+                    all.retain(|r| Arc::strong_count(r) > 1);
+                }
+                all.push(ring.clone());
             }
-            all.push(ring.clone());
-            ring
-        });
-        ring.push(kind, w, a, b);
-    });
+            let ptr = Arc::as_ptr(&ring);
+            *owner.0.borrow_mut() = Some(ring);
+            RING.with(|r| r.set(ptr));
+            ptr
+        })
+        .unwrap_or(std::ptr::null())
 }
 
 // ----- hooks (each returns at once while tracing is off) -----
@@ -499,11 +711,29 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
 mod tests {
     use super::*;
 
+    fn limits(capacity: usize, min_age: Duration, max_capacity: usize) -> Option<TraceLimits> {
+        Some(TraceLimits {
+            capacity,
+            min_age,
+            max_capacity,
+        })
+    }
+
+    fn positions(ring: &Ring) -> Vec<u64> {
+        ring.read().iter().map(|r| r.a).collect()
+    }
+
     /// A reader racing a writer that laps a tiny ring many times sees only whole records, in
-    /// order, and after the writer stops, exactly the last `capacity` records.
+    /// order, and after the writer stops, the last records without a hole: at least
+    /// `capacity`, at most `capacity` + one segment.
     #[test]
     fn the_ring_wraps_without_torn_records() {
-        let ring = Arc::new(Ring::new("test".into(), 0, 64));
+        let ring = Arc::new(Ring::new(
+            "test".into(),
+            0,
+            16,
+            limits(64, Duration::ZERO, 64),
+        ));
         const N: u64 = 200_000;
         let writer = {
             let ring = ring.clone();
@@ -527,7 +757,57 @@ mod tests {
             reads += 1;
         }
         writer.join().unwrap();
-        let last: Vec<u64> = ring.read().iter().map(|r| r.a).collect();
-        assert_eq!(last, (N - 63..=N).collect::<Vec<_>>());
+        let last = positions(&ring);
+        assert!((64..=80).contains(&last.len()), "{} kept", last.len());
+        let from = N + 1 - last.len() as u64;
+        assert_eq!(last, (from..=N).collect::<Vec<_>>());
+    }
+
+    /// Young records are kept past the size cap, up to the hard limit; once they age, the ring
+    /// shrinks back to its capacity.
+    #[test]
+    fn the_flight_recorder_keeps_young_records_past_the_cap_up_to_the_hard_limit() {
+        let ring = Ring::new(
+            "test".into(),
+            0,
+            16,
+            limits(64, Duration::from_millis(300), 1024),
+        );
+        for i in 1..=500 {
+            ring.push(Kind::Wake, 0, i, 0);
+        }
+        // All 500 are younger than 300 ms: all kept, though the cap is 64.
+        assert_eq!(positions(&ring), (1..=500).collect::<Vec<_>>());
+        for i in 501..=5000 {
+            ring.push(Kind::Wake, 0, i, 0);
+        }
+        // The hard limit: 1024 records (+ the segment being filled), the newest ones.
+        let kept = positions(&ring);
+        assert!((1024..=1040).contains(&kept.len()), "{} kept", kept.len());
+        assert_eq!(*kept.last().unwrap(), 5000);
+        assert_eq!(kept, (5001 - kept.len() as u64..=5000).collect::<Vec<_>>());
+        // Everything ages past 300 ms; new records then recycle the old segments: what is
+        // kept is the young records (all of them) and no more old ones than share a segment.
+        std::thread::sleep(Duration::from_millis(350));
+        for i in 5001..=5100 {
+            ring.push(Kind::Wake, 0, i, 0);
+        }
+        let kept = positions(&ring);
+        assert_eq!(*kept.last().unwrap(), 5100);
+        assert!(kept[0] > 5000 - 16, "old records kept: {kept:?}");
+        assert_eq!(kept, (kept[0]..=5100).collect::<Vec<_>>());
+        assert!(ring.segments.lock().len() <= 100 / 16 + 2);
+    }
+
+    /// Without a minimum age the ring is a plain size-capped ring.
+    #[test]
+    fn without_a_minimum_age_the_ring_keeps_its_capacity() {
+        let ring = Ring::new("test".into(), 0, 16, limits(64, Duration::ZERO, 1 << 20));
+        for i in 1..=1000 {
+            ring.push(Kind::Wake, 0, i, 0);
+        }
+        let kept = positions(&ring);
+        assert!((64..=80).contains(&kept.len()), "{} kept", kept.len());
+        assert_eq!(*kept.last().unwrap(), 1000);
     }
 }

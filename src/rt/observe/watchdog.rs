@@ -22,7 +22,7 @@
 
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -89,8 +89,38 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// What one worker is polling. Written only by that worker's thread.
+/// How many readers of the poll slots exist (watchdogs and live-view servers in the process).
+/// Without one, workers skip publishing: the slots would be written for nobody.
+static SLOT_READERS: AtomicUsize = AtomicUsize::new(0);
+
+/// True while some watchdog or live view reads the poll slots.
+#[inline]
+pub(crate) fn slots_read() -> bool {
+    SLOT_READERS.load(Relaxed) != 0
+}
+
+/// Registers a reader of the poll slots for its lifetime. Polls that started before the first
+/// reader registered are not shown to it (they end unpublished).
+pub(crate) struct SlotReader(());
+
+impl SlotReader {
+    pub(crate) fn new() -> SlotReader {
+        SLOT_READERS.fetch_add(1, Relaxed);
+        SlotReader(())
+    }
+}
+
+impl Drop for SlotReader {
+    fn drop(&mut self) {
+        SLOT_READERS.fetch_sub(1, Relaxed);
+    }
+}
+
+/// What one worker is polling. Written only by that worker's thread, on every poll: aligned to
+/// its own cache lines so the neighbouring fields of `Remote` (which other workers write) do
+/// not share a line with it.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct PollSlot {
     task: AtomicU64,
     location: AtomicPtr<Location<'static>>,
@@ -103,22 +133,29 @@ pub(crate) struct PollSlot {
 }
 
 impl PollSlot {
+    #[inline]
     pub(crate) fn publish(&self, id: u64, location: &'static Location<'static>) {
         if self.tid.load(Relaxed) == 0 {
-            // SAFETY: gettid has no preconditions.
-            self.tid.store(unsafe { libc::gettid() } as i64, Relaxed);
-            let mut clock: libc::clockid_t = 0;
-            // SAFETY: pthread_self is always valid for the calling thread; `clock` is a valid
-            // out-pointer.
-            if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
-                self.cpu_clock.store(i64::from(clock), Relaxed);
-            }
+            self.learn_thread();
         }
         self.location
             .store(location as *const _ as *mut Location<'static>, Relaxed);
         self.task.store(id, Relaxed);
         self.seq
             .store(self.seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Once per worker thread: its OS thread id and CPU-time clock.
+    #[cold]
+    fn learn_thread(&self) {
+        // SAFETY: gettid has no preconditions.
+        self.tid.store(unsafe { libc::gettid() } as i64, Relaxed);
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: pthread_self is always valid for the calling thread; `clock` is a valid
+        // out-pointer.
+        if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
+            self.cpu_clock.store(i64::from(clock), Relaxed);
+        }
     }
 
     /// The task being polled now and its spawn site, if any.
@@ -132,6 +169,7 @@ impl PollSlot {
         }
     }
 
+    #[inline]
     pub(crate) fn clear(&self) {
         self.task.store(0, Relaxed);
         self.seq
@@ -189,9 +227,12 @@ fn run_queue_wait(tid: i64) -> Option<u64> {
 pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()> {
     let interval =
         (config.threshold / 4).clamp(Duration::from_micros(500), Duration::from_millis(5));
+    // Registered before the runtime's workers start, so no poll goes unpublished.
+    let reader = SlotReader::new();
     std::thread::Builder::new()
         .name("scraipe-watchdog".into())
         .spawn(move || {
+            let _reader = reader;
             let mut seen: Vec<Option<Seen>> = Vec::new();
             loop {
                 std::thread::sleep(interval);

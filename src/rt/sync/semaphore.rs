@@ -199,9 +199,7 @@ impl Future for AcquireFuture<'_> {
             let outcome = waiter.outcome.load(Acquire);
             if outcome == WAITING {
                 #[cfg(feature = "observatory")]
-                crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel {
-                    kind: "semaphore",
-                });
+                crate::rt::observe::note_channel_wait("semaphore");
                 match &*slot {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *slot = Some(cx.waker().clone()),
@@ -225,7 +223,7 @@ impl Future for AcquireFuture<'_> {
             return Poll::Ready(Ok(()));
         }
         #[cfg(feature = "observatory")]
-        crate::rt::observe::note_wait(crate::rt::observe::WaitsOn::Channel { kind: "semaphore" });
+        crate::rt::observe::note_channel_wait("semaphore");
         let waiter = Arc::new(Waiter {
             outcome: AtomicU8::new(WAITING),
             waker: Mutex::new(Some(cx.waker().clone())),

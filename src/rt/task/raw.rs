@@ -610,9 +610,11 @@ unsafe fn waker_wake(data: *const ()) {
     // SAFETY: the waker owns one reference; it is either moved into the queue or dropped.
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
+        let action = ptr.as_ref().state.transition_to_notified_by_val();
+        // Before the task can be queued (and polled): see `observe::task`.
         #[cfg(feature = "observatory")]
-        crate::rt::observe::on_wake(ptr.as_ref());
-        match ptr.as_ref().state.transition_to_notified_by_val() {
+        crate::rt::observe::on_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
+        match action {
             WakeAction::Schedule => (ptr.as_ref().vtable.schedule)(ptr),
             WakeAction::None => drop_reference(ptr),
         }
@@ -625,9 +627,11 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: the borrowed waker keeps the task alive; a scheduled task got its own reference.
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
+        let action = ptr.as_ref().state.transition_to_notified_by_ref();
+        // Before the task can be queued (and polled): see `observe::task`.
         #[cfg(feature = "observatory")]
-        crate::rt::observe::on_wake(ptr.as_ref());
-        if let WakeAction::Schedule = ptr.as_ref().state.transition_to_notified_by_ref() {
+        crate::rt::observe::on_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
+        if let WakeAction::Schedule = action {
             (ptr.as_ref().vtable.schedule)(ptr)
         }
     }
