@@ -827,3 +827,67 @@ fn a_registered_interval_keeps_its_driver_outside_the_runtime() {
     );
     drop(rt);
 }
+
+/// A wake that meets the closed injector during shutdown must not run the woken task's
+/// destructors on the waking thread: that thread may hold a lock the destructor needs (here the
+/// very mutex the waker was called under). A parked task is in the owned-task list, and
+/// shutdown's own step cancels it on the shutting-down thread.
+#[test]
+fn a_wake_during_shutdown_does_not_run_destructors_on_the_waking_thread() {
+    use std::sync::Mutex;
+    use std::task::{Poll, Waker};
+    struct Parked {
+        slot: Arc<Mutex<Option<Waker>>>,
+    }
+    impl std::future::Future for Parked {
+        type Output = ();
+        fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+            *self.slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+    impl Drop for Parked {
+        fn drop(&mut self) {
+            // Takes the lock the waking thread holds while it wakes.
+            self.slot.lock().unwrap().take();
+        }
+    }
+    let rt = pool(2);
+    let slot = Arc::new(Mutex::new(None::<Waker>));
+    let parked = rt.spawn(Parked { slot: slot.clone() });
+    while slot.lock().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A stuck worker keeps shutdown in its wait (step 3) while the wake arrives.
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let stuck = rt.spawn(async move {
+        started_tx.send(()).unwrap();
+        while !s.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    started_rx.recv().unwrap();
+    let handle = rt.handle().clone();
+    let shutter = std::thread::spawn(move || rt.shutdown_timeout(Duration::from_millis(400)));
+    while !handle.is_shutdown() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waking = slot.clone();
+    std::thread::spawn(move || {
+        let guard = waking.lock().unwrap();
+        if let Some(w) = guard.as_ref() {
+            w.wake_by_ref();
+        }
+        drop(guard);
+        done_tx.send(()).unwrap();
+    });
+    let woke = done_rx.recv_timeout(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    woke.expect("the waking thread deadlocked in the task's destructor");
+    shutter.join().unwrap();
+    assert!(parked.join().unwrap_err().is_cancelled());
+    stuck.join().unwrap();
+}

@@ -9,10 +9,13 @@
 //! 1. **Flag.** `begin_shutdown` sets `Shared::shutdown` (once; a second call is a no-op),
 //!    closes the injector under its write lock, and wakes every worker's driver. From here on
 //!    a push from outside the runtime is refused under the injector's read lock, and the
-//!    refused queue entry is dropped — which cancels its task (`Notified`'s `Drop`: a queue
-//!    entry dropped unrun is always a shutdown, and a task that never parked is in no other
-//!    list). A worker pushing onto its own queue checks the flag first; its queue is emptied
-//!    by that same worker in step 2, so no push can follow.
+//!    refused queue entry is dropped (`Notified`'s `Drop`): a task that never parked is in no
+//!    other list, so the drop cancels it; a task that parked is in the owned-task list, which
+//!    step 4 cancels on this thread — the refused push may come from a waker called under a
+//!    lock of its own, which must not run the task's destructors (test
+//!    `a_wake_during_shutdown_does_not_run_destructors_on_the_waking_thread`). A worker
+//!    pushing onto its own queue checks the flag first; its queue is emptied by that same
+//!    worker in step 2, so no push can follow.
 //!
 //! 2. **Workers leave their loop** after their current poll (`WorkerCx::drive` checks the flag
 //!    once per iteration) and tear down: they drop (so cancel) their queued entries and shut their driver

@@ -124,9 +124,12 @@ struct Cell<F: Future, S> {
 
 /// A reference to a task that must be run: what run queues hold. Owns one reference.
 ///
-/// Dropping it unrun cancels the task (drops its future, tells its `JoinHandle`): a queue entry
-/// is only ever dropped when its queue is torn down or refuses pushes (runtime shutdown), and a
-/// task that never parked is in no other list shutdown could find it in.
+/// A queue entry is only ever dropped unrun when its queue is torn down or refuses pushes
+/// (runtime shutdown). Dropping the entry of a task that never parked cancels the task (drops
+/// its future, tells its `JoinHandle`): it is in no other list shutdown could find it in. A
+/// task that has parked is in the owned-task list, whose shutdown step cancels it on the
+/// shutting-down thread, so its entry only drops a reference — a waker that meets a closed
+/// queue may be holding a lock of its own, and must not run the task's destructors.
 pub(crate) struct Notified(NonNull<Header>);
 
 // SAFETY: tasks are only created from `Send` futures and outputs, and the state word
@@ -151,8 +154,15 @@ impl Notified {
 
 impl Drop for Notified {
     fn drop(&mut self) {
-        // SAFETY: we own one reference, which `shutdown_reference` consumes.
-        unsafe { shutdown_reference(self.0) }
+        // SAFETY: we own one reference, which either call consumes. LINKED is stable while a
+        // queue entry exists: only a runner sets it, and a runner consumed the entry.
+        unsafe {
+            if self.0.as_ref().state.load().is_linked() {
+                drop_reference(self.0)
+            } else {
+                shutdown_reference(self.0)
+            }
+        }
     }
 }
 
