@@ -238,6 +238,38 @@ fn task_abort_vs_wake_vs_run() {
     });
 }
 
+/// abort() races the task's *first* poll, which links the task into the owned-task list when
+/// it returns `Pending` (lazy linking). However they interleave, the task ends cancelled and
+/// **out of the list**: a task linked by a poll that then finds `CANCELLED` must still be
+/// unlinked at completion, or the list would keep every such task until shutdown.
+#[test]
+fn task_abort_vs_first_poll_leaves_the_list_empty() {
+    model(|| {
+        let q = Queue::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let h = Arc::new(LoomMutex::new(q.spawn(Gated {
+            gate: Gate::new(),
+            drops: drops.clone(),
+        })));
+        let aborter = {
+            let h = h.clone();
+            thread::spawn(move || h.lock().unwrap().abort())
+        };
+        q.run_all();
+        aborter.join().unwrap();
+        q.run_all();
+        let (_, w) = flag();
+        let mut h = h.lock().unwrap();
+        assert!(matches!(poll_handle(&mut h, &w), Poll::Ready(Err(e)) if e.is_cancelled()));
+        assert_eq!(drops.load(Acquire), 1);
+        assert_eq!(
+            q.list.close_and_take_all().len(),
+            0,
+            "a finished task stayed linked"
+        );
+    });
+}
+
 /// Output with a drop counter.
 struct Out(Arc<AtomicUsize>);
 impl Drop for Out {

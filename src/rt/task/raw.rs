@@ -384,6 +384,7 @@ where
         // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.
         Ok(Poll::Ready(output)) => unsafe { complete::<F, S>(ptr, Ok(output)) },
         Ok(Poll::Pending) => {
+            let mut just_linked = false;
             if !cell.header.state.load().is_linked() {
                 // First park: from now on no queue refers to the task, so the owned-task list
                 // must, for shutdown to find it. Linked before the task goes idle (while we
@@ -396,14 +397,23 @@ where
                     // SAFETY: we hold RUNNING and one reference, which `cancel` consumes.
                     return unsafe { cancel::<F, S>(ptr) };
                 }
+                just_linked = true;
             }
             match cell.header.state.transition_to_idle() {
                 // SAFETY: RUNNING was released; our reference is dropped.
                 AfterPoll::Idle => unsafe { drop_reference(ptr) },
                 AfterPoll::Reschedule => cell.scheduler.schedule_yield(Notified(ptr)),
-                // SAFETY: `transition_to_idle` kept RUNNING for us; `cancel` consumes our
-                // reference.
-                AfterPoll::Cancel => unsafe { cancel::<F, S>(ptr) },
+                AfterPoll::Cancel => {
+                    // Aborted during the poll that just linked the task: the CAS that would
+                    // have recorded LINKED did not happen, so record it here, or completion
+                    // would leave the task in the list.
+                    if just_linked {
+                        cell.header.state.set_linked();
+                    }
+                    // SAFETY: `transition_to_idle` kept RUNNING for us; `cancel` consumes our
+                    // reference.
+                    unsafe { cancel::<F, S>(ptr) }
+                }
             }
         }
         // SAFETY: as for `Ready`: RUNNING and one reference are ours.

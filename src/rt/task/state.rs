@@ -219,8 +219,9 @@ impl State {
         })
     }
 
-    /// Marks a task linked before anyone else can see it (spawn with eager linking).
-    #[cfg(feature = "observatory")]
+    /// Records `LINKED` outside the park CAS: a fresh task linked at spawn (feature
+    /// `observatory`), or a task aborted during the poll that linked it (its runner holds
+    /// `RUNNING`, so nobody else reads the bit meanwhile).
     #[inline]
     pub(crate) fn set_linked(&self) {
         self.0.fetch_or(LINKED, AcqRel);
