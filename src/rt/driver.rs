@@ -77,6 +77,12 @@ impl Driver {
         })
     }
 
+    /// When this driver was created: the runtime's coalesced timer grid starts at worker 0's
+    /// (see `worker/park.rs`).
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
     fn now_nanos(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
