@@ -40,6 +40,10 @@ fn main() {
     let mut v = Vec::with_capacity(n);
     let mut cpu = 0.0;
     let sw = switches();
+    let wakeups = |rt: &scraipe::rt::Runtime| -> Vec<u64> {
+        rt.handle().metrics().workers.iter().map(|w| w.wakeups).collect()
+    };
+    let wakeups_before = wakeups(&rt);
     for _ in 0..n {
         std::thread::sleep(gap);
         let c = cpu_us();
@@ -49,14 +53,21 @@ fn main() {
         cpu += cpu_us() - c;
     }
     let sw_after = switches();
+    let per_worker: Vec<String> = wakeups(&rt)
+        .iter()
+        .zip(&wakeups_before)
+        .map(|(a, b)| format!("{:.2}", (a - b) as f64 / n as f64))
+        .collect();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
         "workers {workers} gap {gap:?}: median {:.1} µs p99 {:.1} µs cpu/rt {:.1} µs, \
-         context switches per rt: {:.2} voluntary, {:.3} involuntary",
+         context switches per rt: {:.2} voluntary, {:.3} involuntary; \
+         wake-ups per rt by worker: {}",
         v[n / 2],
         v[n * 99 / 100],
         cpu / n as f64,
         (sw_after.0 - sw.0) as f64 / n as f64,
-        (sw_after.1 - sw.1) as f64 / n as f64
+        (sw_after.1 - sw.1) as f64 / n as f64,
+        per_worker.join(" / ")
     );
 }
