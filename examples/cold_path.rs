@@ -41,7 +41,12 @@ fn main() {
     let mut cpu = 0.0;
     let sw = switches();
     let wakeups = |rt: &scraipe::rt::Runtime| -> Vec<u64> {
-        rt.handle().metrics().workers.iter().map(|w| w.wakeups).collect()
+        rt.handle()
+            .metrics()
+            .workers
+            .iter()
+            .map(|w| w.wakeups)
+            .collect()
     };
     let wakeups_before = wakeups(&rt);
     for _ in 0..n {
