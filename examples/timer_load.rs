@@ -63,6 +63,20 @@ fn main() {
     };
     let wakeups = sum(&after, |w| w.wakeups) - sum(&before, |w| w.wakeups);
     let unparks = sum(&after, |w| w.unpark_requests) - sum(&before, |w| w.unpark_requests);
+    let per_worker: Vec<String> = after
+        .workers
+        .iter()
+        .zip(&before.workers)
+        .map(|(a, b)| {
+            format!(
+                "{} polls/{} wake-ups/{} unparks",
+                a.polls - b.polls,
+                a.wakeups - b.wakeups,
+                a.unpark_requests - b.unpark_requests
+            )
+        })
+        .collect();
+    println!("per worker: {}", per_worker.join(", "));
     println!(
         "{} timers, mean lateness {:.0} µs, CPU {:.2} µs per timer, {:.3} wake-ups and {:.3} \
          unpark requests per timer",

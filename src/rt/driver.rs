@@ -87,24 +87,34 @@ impl Driver {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
-    /// The owner's non-blocking turn: fire due timers, poll for events without waiting.
-    /// Returns how many tasks that woke (0 when a sibling holds the poller: it does this work).
-    pub(crate) fn turn_as_owner(&self, metrics: &WorkerMetrics) -> usize {
+    /// The owner's non-blocking turn, first half: fire due timers. Returns how many tasks woke.
+    pub(crate) fn fire_timers_as_owner(&self, metrics: &WorkerMetrics) -> usize {
         let now = Instant::now();
         self.owner_turned_at.store(self.now_nanos(now), Relaxed);
         let fired = self.timers.fire_due(now);
         metrics.add_timers_fired(fired);
+        fired
+    }
+
+    /// The owner's non-blocking turn, second half: poll for events without waiting. Returns
+    /// how many were dispatched (0 when a sibling holds the poller: it does this work).
+    pub(crate) fn poll_as_owner(&self, metrics: &WorkerMetrics) -> usize {
         // No socket registered: nothing a non-blocking poll could dispatch (see `has_sockets`);
         // a timer-only load saves a system call per turn.
         if !self.io.has_sockets() {
-            return fired;
+            return 0;
         }
         // try_lock: a sibling may be turning it, or a waker called inside the poll re-entered.
-        let events = match self.poller.try_lock() {
+        match self.poller.try_lock() {
             Some(mut reactor) => reactor.poll(Some(Duration::ZERO), metrics),
             None => 0,
-        };
-        fired + events
+        }
+    }
+
+    /// The owner's non-blocking turn: both halves.
+    #[cfg(test)]
+    pub(crate) fn turn_as_owner(&self, metrics: &WorkerMetrics) -> usize {
+        self.fire_timers_as_owner(metrics) + self.poll_as_owner(metrics)
     }
 
     /// The owner takes the poller to sleep in it (waiting for a sibling's short turn if one is

@@ -403,7 +403,11 @@ impl WorkerCx {
         self.flush_deferred();
         let remote = self.remote();
         let was = self.core.dispatching.replace(true);
-        let woken = remote.driver.turn_as_owner(&remote.metrics);
+        // Tasks woken by timers hand off to a sibling only after `HANDOFF_AFTER` (see park.rs);
+        // tasks woken by socket events notify as usual.
+        let fired = self
+            .fire_timers_handing_off_late(|| remote.driver.fire_timers_as_owner(&remote.metrics));
+        let woken = fired + remote.driver.poll_as_owner(&remote.metrics);
         self.core.dispatching.set(was);
         woken
     }

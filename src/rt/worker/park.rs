@@ -153,6 +153,22 @@ impl WorkerCx {
         self.park(signal, has_guest);
     }
 
+    /// Runs `fire` (which fires timers onto this worker's queue) with the hand-off of what it
+    /// wakes delayed by `HANDOFF_AFTER`, unless a hand-off is already pending (its deadline
+    /// stands). Returns what `fire` returned: how many tasks woke.
+    pub(super) fn fire_timers_handing_off_late(&self, fire: impl FnOnce() -> usize) -> usize {
+        let core = &self.core;
+        let pending = core.handoff_at.get();
+        if pending.is_none() {
+            core.handoff_at.set(Some(Instant::now() + HANDOFF_AFTER));
+        }
+        let fired = fire();
+        if pending.is_none() && fired == 0 {
+            core.handoff_at.set(None);
+        }
+        fired
+    }
+
     /// Called after each task while a timer batch's hand-off is pending: once the queue is empty
     /// there is nothing to hand off; once `HANDOFF_AFTER` has passed with work still queued, the
     /// batch is long after all and a sibling is woken the usual way.
@@ -284,17 +300,17 @@ impl WorkerCx {
             core.searching.set(true);
         }
         self.spin_until_close_deadline(signal, margin);
-        let now = Instant::now();
         // Tasks the timers wake wait `HANDOFF_AFTER` before they may wake a sibling.
-        core.handoff_at.set(Some(now + HANDOFF_AFTER));
-        let mut fired = remote.driver.timers.fire_due(now);
-        remote.metrics.add_timers_fired(fired);
-        if !skip {
-            fired += self.fire_siblings_timers(now);
-        }
-        if fired == 0 {
-            core.handoff_at.set(None);
-        }
+        self.fire_timers_handing_off_late(|| {
+            let now = Instant::now();
+            let fired = remote.driver.timers.fire_due(now);
+            remote.metrics.add_timers_fired(fired);
+            if skip {
+                fired
+            } else {
+                fired + self.fire_siblings_timers(now)
+            }
+        });
         self.handoff_late_timer_work();
         self.assist_unattended_drivers();
         core.dispatching.set(was_dispatching);
