@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::future::{Future, IntoFuture};
 use std::pin::{pin, Pin};
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
@@ -98,10 +98,6 @@ pub(crate) fn block_on_driving<F: Future>(
 /// The waker of a plain thread blocked on a future.
 pub(crate) struct ThreadSignal {
     notified: AtomicBool,
-    /// True while the thread sleeps in `park` (not while it spins): a waker that sees it knows
-    /// its wake-up costs the sleeper a context switch, and that spinning next would compete
-    /// with it for a CPU (see `note_woke_a_parked_thread`).
-    parked: AtomicBool,
     thread: Thread,
 }
 
@@ -111,9 +107,6 @@ impl Wake for ThreadSignal {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.notified.swap(true, AcqRel) {
-            if self.parked.load(Relaxed) {
-                note_woke_a_parked_thread();
-            }
             // std's parker only makes a syscall if the thread is actually parked.
             self.thread.unpark();
         }
@@ -124,7 +117,6 @@ impl ThreadSignal {
     pub(crate) fn new() -> Arc<ThreadSignal> {
         Arc::new(ThreadSignal {
             notified: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
             thread: std::thread::current(),
         })
     }
@@ -159,24 +151,21 @@ impl ThreadSignal {
         } else {
             CALLER_SPIN.with(|g| g.set(gate));
         }
-        self.parked.store(true, Relaxed);
-        let woken = loop {
+        loop {
             if self.notified.swap(false, AcqRel) {
-                break true;
+                return true;
             }
             match limit {
                 None => std::thread::park(),
                 Some(limit) => {
                     let now = Instant::now();
                     if now >= limit {
-                        break false;
+                        return false;
                     }
                     std::thread::park_timeout(limit - now);
                 }
             }
-        };
-        self.parked.store(false, Relaxed);
-        woken
+        }
     }
 }
 
@@ -185,23 +174,7 @@ pub(crate) fn note_woke_a_worker() {
     WOKE_A_WORKER.with(|w| w.set(true));
 }
 
-/// Called by a waker that woke a thread parked in `ThreadSignal::wait` (a caller waiting in
-/// `join`/`block_on`). A worker that did so skips its next idle spin: the woken thread usually
-/// lands on the waker's CPU (the kernel's wake-affine placement), and a spin there would delay
-/// the very thread we just handed the result to — measured as the p99 of spaced round trips.
-pub(crate) fn note_woke_a_parked_thread() {
-    WOKE_A_PARKED_THREAD.with(|w| w.set(true));
-}
-
-/// Whether this thread woke a parked thread since the last call (and clears it).
-pub(crate) fn take_woke_a_parked_thread() -> bool {
-    WOKE_A_PARKED_THREAD.with(|w| w.replace(false))
-}
-
 thread_local! {
-    /// Set when this thread woke a thread parked in `ThreadSignal::wait`.
-    static WOKE_A_PARKED_THREAD: Cell<bool> = const { Cell::new(false) };
-
     /// Set when this thread woke a parked worker since its last wait.
     static WOKE_A_WORKER: Cell<bool> = const { Cell::new(false) };
 
@@ -294,42 +267,5 @@ pub(crate) fn spin_pause(spins: &mut u32) {
     *spins += 1;
     for _ in 0..32 {
         std::hint::spin_loop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waking_a_parked_thread_is_noted_on_the_wakers_thread_and_a_spinning_one_is_not() {
-        // A thread parked in `wait` (no spin): its waker notes it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sleeper = std::thread::spawn(move || {
-            let signal = ThreadSignal::new();
-            tx.send(signal.clone()).unwrap();
-            assert!(signal.wait(
-                Duration::ZERO,
-                Some(Instant::now() + Duration::from_secs(10))
-            ));
-        });
-        let signal = rx.recv().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !signal.parked.load(Acquire) {
-            assert!(Instant::now() < deadline, "the sleeper never parked");
-            std::thread::yield_now();
-        }
-        let _ = take_woke_a_parked_thread();
-        signal.wake_by_ref();
-        assert!(take_woke_a_parked_thread());
-        assert!(!take_woke_a_parked_thread(), "taking clears it");
-        sleeper.join().unwrap();
-        assert!(!signal.parked.load(Acquire), "the sleeper is back");
-
-        // A signal whose thread is not parked: the wake-up is only a flag, nothing is noted.
-        let idle = ThreadSignal::new();
-        idle.wake_by_ref();
-        assert!(!take_woke_a_parked_thread());
-        assert!(idle.wait(Duration::ZERO, None), "the flag was kept");
     }
 }

@@ -113,15 +113,7 @@ impl WorkerCx {
             .timers
             .next_deadline()
             .is_some_and(|d| d.saturating_duration_since(Instant::now()) < spin);
-        // Having just woken a thread parked on a result (a `join` from outside), do not spin:
-        // that thread likely waits for this very CPU (see `note_woke_a_parked_thread`).
-        let woke_a_thread = crate::rt::block_on::take_woke_a_parked_thread();
-        if !spin.is_zero()
-            && !timer_soon
-            && !woke_a_thread
-            && self.core.searching.get()
-            && gate.should_spin()
-        {
+        if !spin.is_zero() && !timer_soon && self.core.searching.get() && gate.should_spin() {
             let start = Instant::now();
             let mut spins = 0u32;
             let found = loop {
