@@ -1,5 +1,6 @@
 //! Measures the cold path of the sync bridge (issue 16): a plain thread sleeps `gap`, then
-//! `handle.spawn(async { 1 }).join()`. Prints median, p99 and process CPU per round trip.
+//! `handle.spawn(async { 1 }).join()`. Prints median, p99, process CPU and context switches per
+//! round trip.
 //!
 //! `cargo run --release --example cold_path -- [workers] [gap_us] [n]`
 
@@ -12,6 +13,15 @@ fn cpu_us() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 * 1e6 + tv.tv_usec as f64;
     t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// (voluntary, involuntary) context switches of the whole process so far.
+fn switches() -> (i64, i64) {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    (ru.ru_nvcsw, ru.ru_nivcsw)
 }
 
 fn main() {
@@ -29,6 +39,16 @@ fn main() {
     let h = rt.handle().clone();
     let mut v = Vec::with_capacity(n);
     let mut cpu = 0.0;
+    let sw = switches();
+    let wakeups = |rt: &scraipe::rt::Runtime| -> Vec<u64> {
+        rt.handle()
+            .metrics()
+            .workers
+            .iter()
+            .map(|w| w.wakeups)
+            .collect()
+    };
+    let wakeups_before = wakeups(&rt);
     for _ in 0..n {
         std::thread::sleep(gap);
         let c = cpu_us();
@@ -37,11 +57,22 @@ fn main() {
         v.push(t.elapsed().as_nanos() as f64 / 1000.0);
         cpu += cpu_us() - c;
     }
+    let sw_after = switches();
+    let per_worker: Vec<String> = wakeups(&rt)
+        .iter()
+        .zip(&wakeups_before)
+        .map(|(a, b)| format!("{:.2}", (a - b) as f64 / n as f64))
+        .collect();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "workers {workers} gap {gap:?}: median {:.1} µs p99 {:.1} µs cpu/rt {:.1} µs",
+        "workers {workers} gap {gap:?}: median {:.1} µs p99 {:.1} µs cpu/rt {:.1} µs, \
+         context switches per rt: {:.2} voluntary, {:.3} involuntary; \
+         wake-ups per rt by worker: {}",
         v[n / 2],
         v[n * 99 / 100],
-        cpu / n as f64
+        cpu / n as f64,
+        (sw_after.0 - sw.0) as f64 / n as f64,
+        (sw_after.1 - sw.1) as f64 / n as f64,
+        per_worker.join(" / ")
     );
 }

@@ -891,3 +891,43 @@ fn a_wake_during_shutdown_does_not_run_destructors_on_the_waking_thread() {
     assert!(parked.join().unwrap_err().is_cancelled());
     stuck.join().unwrap();
 }
+
+/// Tasks fired by one timer wake-up wake no sibling at once (issue 16: the batch is usually
+/// shorter than a sibling's wake-up). If the first of them blocks, the others must still run
+/// soon: a sibling steals them (it sleeps bounded while a worker is awake, or is roused).
+#[test]
+fn a_timer_batch_whose_first_task_blocks_is_not_stranded() {
+    let rt = pool(2);
+    let (first, second_late) = rt.block_on(async {
+        rt::spawn(async {
+            let deadline = Instant::now() + Duration::from_millis(40);
+            let blocked = Arc::new(AtomicBool::new(false));
+            let child = |blocked: Arc<AtomicBool>| async move {
+                rt::sleep_until(deadline).await;
+                if !blocked.swap(true, Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(300));
+                    None
+                } else {
+                    Some(deadline.elapsed())
+                }
+            };
+            // One after the other, so both usually register on this worker's heap and are
+            // fired by one wake-up.
+            let a = rt::spawn(child(blocked.clone()));
+            rt::sleep(Duration::from_millis(2)).await;
+            let b = rt::spawn(child(blocked));
+            let (a, b) = (a.await.unwrap(), b.await.unwrap());
+            (
+                a.is_none(),
+                a.or(b).expect("one task blocked, the other did not"),
+            )
+        })
+        .await
+        .unwrap()
+    });
+    eprintln!("first blocked: {first}; the other ran {second_late:?} after the deadline");
+    assert!(
+        second_late < Duration::from_millis(100),
+        "the second timer task ran {second_late:?} late"
+    );
+}

@@ -77,23 +77,44 @@ impl Driver {
         })
     }
 
+    /// When this driver was created: the runtime's coalesced timer grid starts at worker 0's
+    /// (see `worker/park.rs`).
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
     fn now_nanos(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
-    /// The owner's non-blocking turn: fire due timers, poll for events without waiting.
-    /// Returns how many tasks that woke (0 when a sibling holds the poller: it does this work).
-    pub(crate) fn turn_as_owner(&self, metrics: &WorkerMetrics) -> usize {
+    /// The owner's non-blocking turn, first half: fire due timers. Returns how many tasks woke.
+    pub(crate) fn fire_timers_as_owner(&self, metrics: &WorkerMetrics) -> usize {
         let now = Instant::now();
         self.owner_turned_at.store(self.now_nanos(now), Relaxed);
         let fired = self.timers.fire_due(now);
         metrics.add_timers_fired(fired);
+        fired
+    }
+
+    /// The owner's non-blocking turn, second half: poll for events without waiting. Returns
+    /// how many were dispatched (0 when a sibling holds the poller: it does this work).
+    pub(crate) fn poll_as_owner(&self, metrics: &WorkerMetrics) -> usize {
+        // No socket registered: nothing a non-blocking poll could dispatch (see `has_sockets`);
+        // a timer-only load saves a system call per turn.
+        if !self.io.has_sockets() {
+            return 0;
+        }
         // try_lock: a sibling may be turning it, or a waker called inside the poll re-entered.
-        let events = match self.poller.try_lock() {
+        match self.poller.try_lock() {
             Some(mut reactor) => reactor.poll(Some(Duration::ZERO), metrics),
             None => 0,
-        };
-        fired + events
+        }
+    }
+
+    /// The owner's non-blocking turn: both halves.
+    #[cfg(test)]
+    pub(crate) fn turn_as_owner(&self, metrics: &WorkerMetrics) -> usize {
+        self.fire_timers_as_owner(metrics) + self.poll_as_owner(metrics)
     }
 
     /// The owner takes the poller to sleep in it (waiting for a sibling's short turn if one is
@@ -167,5 +188,38 @@ impl Held<'_> {
     /// Sleeps until an event, a wake-up, the armed timer, or `timeout`.
     pub(crate) fn sleep(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
         self.0.poll(timeout, metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rt::reactor::Registration;
+
+    #[test]
+    fn a_driver_without_sockets_skips_its_idle_poll_but_loses_no_wake_up() {
+        let driver = Driver::new().unwrap();
+        let metrics = WorkerMetrics::default();
+        assert!(!driver.io.has_sockets());
+        // A wake-up requested while the owner is awake: the owner's non-blocking turn skips
+        // the poll (no sockets), so the eventfd's edge stays queued and the next sleep returns
+        // at once instead of waiting out its timeout.
+        driver.io.unpark();
+        assert_eq!(driver.turn_as_owner(&metrics), 0);
+        let start = Instant::now();
+        driver.hold().sleep(Some(Duration::from_secs(5)), &metrics);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the wake-up was lost: slept {:?}",
+            start.elapsed()
+        );
+
+        // With a socket registered the turn polls again; deregistered, it skips again.
+        let mut listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let registration = Registration::new(&mut listener, driver.io.clone()).unwrap();
+        assert!(driver.io.has_sockets());
+        registration.deregister(&mut listener);
+        drop(registration);
+        assert!(!driver.io.has_sockets());
     }
 }

@@ -180,6 +180,14 @@ impl ReactorShared {
         }
     }
 
+    /// Whether any socket is registered. With none, a non-blocking poll can only find the
+    /// waker's or the timerfd's event, which the next blocking poll reports just as well (an
+    /// edge stays queued until some `epoll_wait` collects it), so the driver skips that poll.
+    pub(crate) fn has_sockets(&self) -> bool {
+        let slab = self.slab.lock();
+        slab.entries.len() > slab.free.len()
+    }
+
     /// Interrupts the owner's `poll`, or makes its next one return at once.
     pub(crate) fn unpark(&self) {
         self.unparks

@@ -75,9 +75,10 @@ pub(crate) struct Core {
     woke_from_park: Cell<bool>,
     /// Whether this worker's idle spin has been paying off lately (see `park.rs`).
     pub(super) spin_gate: Cell<crate::rt::block_on::SpinGate>,
-    /// When this worker last woke from its driver to fire timers; with many timers pending it
-    /// wakes at most once per `park::COALESCE` (see `park.rs`).
-    pub(super) last_timer_wake: Cell<Option<std::time::Instant>>,
+    /// Set while tasks a timer wake-up fired are queued here: until this instant they do not
+    /// wake a sibling (see `park::HANDOFF_AFTER`); after it, the next task run checks whether
+    /// work is still queued and wakes one then.
+    pub(super) handoff_at: Cell<Option<std::time::Instant>>,
 }
 
 impl Core {
@@ -95,7 +96,7 @@ impl Core {
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             woke_from_park: Cell::new(false),
             spin_gate: Cell::new(crate::rt::block_on::SpinGate::new()),
-            last_timer_wake: Cell::new(None),
+            handoff_at: Cell::new(None),
         }
     }
 }
@@ -202,6 +203,9 @@ impl WorkerCx {
         let core = &self.core;
         if core.searching.get() || self.shared.remotes.len() == 1 {
             return;
+        }
+        if core.handoff_at.get().is_some() {
+            return; // a timer batch: `run_task` decides after `HANDOFF_AFTER`
         }
         if !self.shared.idle.maybe_should_notify() {
             return;
@@ -382,6 +386,9 @@ impl WorkerCx {
         let budget = budget::start();
         task.run();
         budget::restore(budget);
+        if core.handoff_at.get().is_some() {
+            self.handoff_late_timer_work();
+        }
     }
 
     /// Fires due timers and polls the reactor without blocking. Returns how many tasks that woke.
@@ -391,7 +398,11 @@ impl WorkerCx {
         self.flush_deferred();
         let remote = self.remote();
         let was = self.core.dispatching.replace(true);
-        let woken = remote.driver.turn_as_owner(&remote.metrics);
+        // Tasks woken by timers hand off to a sibling only after `HANDOFF_AFTER` (see park.rs);
+        // tasks woken by socket events notify as usual.
+        let fired = self
+            .fire_timers_handing_off_late(|| remote.driver.fire_timers_as_owner(&remote.metrics));
+        let woken = fired + remote.driver.poll_as_owner(&remote.metrics);
         self.core.dispatching.set(was);
         woken
     }

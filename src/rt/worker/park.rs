@@ -19,10 +19,42 @@ const FEW_TIMERS: usize = 8;
 /// ...and the deadline is at most this far away when the worker goes to sleep: a long sleep
 /// or a timeout does not need its last 50 µs.
 const NEAR_DEADLINE: Duration = Duration::from_millis(20);
-/// With more timers pending, a worker wakes for them at most once per `COALESCE` and fires
+/// With more timers pending, a worker wakes for them only on the ticks of a grid and fires
 /// every timer due by then in one go: the wake-up (tens of µs of kernel and cache work) is
-/// shared by all of them instead of paid by each.
+/// shared by all of them instead of paid by each. `COALESCE` is the spacing of the ticks the
+/// runtime as a whole wakes on; see `coalesced_wake`.
 pub(super) const COALESCE: Duration = Duration::from_micros(400);
+/// Tasks fired by a timer wake-up wake no sibling at once: they are usually short (a loop
+/// iteration, a retry, a timeout's cleanup), and waking a sibling to steal half of a batch costs
+/// both workers a wake-up (an eventfd write, two context switches) that is longer than running
+/// the batch. If work is still queued this long after the wake-up, a sibling is woken then.
+pub(super) const HANDOFF_AFTER: Duration = Duration::from_micros(100);
+/// The most workers whose grids interleave (so the longest a coalesced timer waits is
+/// `COALESCE * MAX_INTERLEAVE` when only its own worker wakes for timers).
+const MAX_INTERLEAVE: u32 = 2;
+
+/// The first tick at or after `deadline` of a grid of period `COALESCE * lanes` that starts
+/// at `epoch`, shifted by `lane` of `lanes` phases. Never before `deadline`, at most one period
+/// after it.
+///
+/// Why a grid, and why lanes: workers whose heaps are all busy each wake on their own lane of
+/// one runtime-wide grid, and a worker that wakes fires its sleeping siblings' due timers too
+/// (`WorkerCx::fire_siblings_timers`). With two busy workers each waking every 800 µs, half a
+/// period apart, every timer still fires on the next 400 µs tick of either worker — the
+/// lateness of one worker waking every 400 µs, at half the wake-ups.
+fn coalesced_wake(deadline: Instant, epoch: Instant, lane: u32, lanes: u32) -> Instant {
+    let lanes = lanes.max(1);
+    let period = COALESCE * lanes;
+    let start = epoch + COALESCE * (lane % lanes);
+    let Some(since) = deadline.checked_duration_since(start) else {
+        return start.max(deadline);
+    };
+    let period_ns = period.as_nanos();
+    let ticks = since.as_nanos().div_ceil(period_ns);
+    let wake = start + Duration::from_nanos((ticks * period_ns) as u64);
+    debug_assert!(wake >= deadline);
+    wake
+}
 
 impl WorkerCx {
     /// Whether some sibling is awake, so its driver might stall while we sleep.
@@ -113,6 +145,56 @@ impl WorkerCx {
         self.park(signal, has_guest);
     }
 
+    /// Runs `fire` (which fires timers onto this worker's queue) with the hand-off of what it
+    /// wakes delayed by `HANDOFF_AFTER`, unless a hand-off is already pending (its deadline
+    /// stands). Returns what `fire` returned: how many tasks woke.
+    pub(super) fn fire_timers_handing_off_late(&self, fire: impl FnOnce() -> usize) -> usize {
+        let core = &self.core;
+        let pending = core.handoff_at.get();
+        if pending.is_none() {
+            core.handoff_at.set(Some(Instant::now() + HANDOFF_AFTER));
+        }
+        let fired = fire();
+        if pending.is_none() && fired == 0 {
+            core.handoff_at.set(None);
+        }
+        fired
+    }
+
+    /// Called after each task while a timer batch's hand-off is pending: once the queue is empty
+    /// there is nothing to hand off; once `HANDOFF_AFTER` has passed with work still queued, the
+    /// batch is long after all and a sibling is woken the usual way.
+    pub(super) fn handoff_late_timer_work(&self) {
+        let core = &self.core;
+        let Some(at) = core.handoff_at.get() else {
+            return;
+        };
+        if !self.has_local_work() {
+            core.handoff_at.set(None);
+        } else if Instant::now() >= at {
+            core.handoff_at.set(None);
+            self.notify_if_surplus();
+        }
+    }
+
+    /// Having woken from our driver anyway, fires the due timers of siblings asleep in theirs:
+    /// their own coalesced wake-up may still be up to a grid period away (see
+    /// `coalesced_wake`). The tasks land on our queue, as with `assist_unattended_drivers`.
+    fn fire_siblings_timers(&self, now: Instant) -> usize {
+        let index = self.core.index;
+        let was = self.core.dispatching.replace(true);
+        let mut fired = 0;
+        for (i, r) in self.shared.remotes.iter().enumerate() {
+            // Held: its owner sleeps in it (an awake owner fires its own timers).
+            if i != index && !r.driver.is_unheld() {
+                fired += r.driver.timers.fire_due(now);
+            }
+        }
+        self.core.dispatching.set(was);
+        self.remote().metrics.add_timers_fired(fired);
+        fired
+    }
+
     /// When to wake for the next timer, and whether to spin to it (see `COALESCE`).
     fn timer_wake(&self, deadline: Option<Instant>) -> (Option<Instant>, Duration) {
         let config = &self.shared.config;
@@ -128,10 +210,19 @@ impl WorkerCx {
         }
         let pending = self.remote().driver.timers.len_hint();
         if pending > FEW_TIMERS {
-            let wake = match self.core.last_timer_wake.get() {
-                Some(last) => deadline.max(last + COALESCE),
-                None => deadline,
-            };
+            // Our lane among the busy workers (those with many timers pending, us included).
+            let (mut lane, mut lanes) = (0, 0);
+            for (i, r) in self.shared.remotes.iter().enumerate() {
+                if i == self.core.index || r.driver.timers.len_hint() > FEW_TIMERS {
+                    if i < self.core.index {
+                        lane += 1;
+                    }
+                    lanes += 1;
+                }
+            }
+            let lanes = lanes.min(MAX_INTERLEAVE);
+            let epoch = self.shared.remotes[0].driver.epoch();
+            let wake = coalesced_wake(deadline, epoch, lane, lanes);
             return (Some(wake), Duration::ZERO);
         }
         if deadline.saturating_duration_since(Instant::now()) > NEAR_DEADLINE {
@@ -161,9 +252,15 @@ impl WorkerCx {
             let (wake_at, spin_to) = self.timer_wake(remote.driver.timers.next_deadline());
             margin = spin_to;
             // Sleep at most STALL while a sibling is awake: if it is stuck in a task, its
-            // driver needs us (see driver.rs). A guest runtime needs its turns too.
+            // driver needs us (see driver.rs). A guest runtime needs its turns too. A timer
+            // due within STALL bounds the sleep already: such a sleep is not announced as
+            // unbounded, so a sibling that wakes and runs a task does not rouse us for nothing
+            // (on a timer-heavy load that was one eventfd wake-up per timer wake-up).
             let timeout = if has_guest {
                 Some(GUEST_TURN)
+            } else if wake_at.is_some_and(|w| w.saturating_duration_since(Instant::now()) <= STALL)
+            {
+                None
             } else {
                 remote.driver.announce_unbounded_sleep();
                 if self.a_sibling_is_awake() {
@@ -195,13 +292,49 @@ impl WorkerCx {
             core.searching.set(true);
         }
         self.spin_until_close_deadline(signal, margin);
-        let now = Instant::now();
-        let fired = remote.driver.timers.fire_due(now);
-        if fired > 0 {
-            core.last_timer_wake.set(Some(now));
-        }
-        remote.metrics.add_timers_fired(fired);
+        // Tasks the timers wake wait `HANDOFF_AFTER` before they may wake a sibling.
+        self.fire_timers_handing_off_late(|| {
+            let now = Instant::now();
+            let fired = remote.driver.timers.fire_due(now);
+            remote.metrics.add_timers_fired(fired);
+            if skip {
+                fired
+            } else {
+                fired + self.fire_siblings_timers(now)
+            }
+        });
+        self.handoff_late_timer_work();
         self.assist_unattended_drivers();
         core.dispatching.set(was_dispatching);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesced_wake_is_never_early_at_most_one_period_late_and_on_its_lane() {
+        let epoch = Instant::now();
+        for lanes in 1..=2u32 {
+            let period = COALESCE * lanes;
+            for lane in 0..lanes {
+                for us in [0u64, 1, 399, 400, 401, 799, 800, 1234, 55_555] {
+                    let deadline = epoch + Duration::from_micros(us);
+                    let wake = coalesced_wake(deadline, epoch, lane, lanes);
+                    assert!(wake >= deadline, "early: {us} µs, lane {lane}/{lanes}");
+                    assert!(wake - deadline <= period, "{us} µs, lane {lane}/{lanes}");
+                    let phase = (wake - epoch).as_nanos() % period.as_nanos();
+                    assert_eq!(phase, (COALESCE * lane).as_nanos(), "{us} µs");
+                }
+            }
+        }
+        // Deadlines between two ticks share one wake-up: that is the point.
+        let a = coalesced_wake(epoch + Duration::from_micros(10), epoch, 0, 1);
+        let b = coalesced_wake(epoch + Duration::from_micros(390), epoch, 0, 1);
+        assert_eq!(a, b);
+        // A deadline before the epoch (or before the lane starts) is not moved earlier.
+        let early = epoch + Duration::from_micros(100);
+        assert_eq!(coalesced_wake(early, epoch, 1, 2), epoch + COALESCE);
     }
 }
