@@ -600,3 +600,35 @@ fn live_tasks_counts_queued_running_and_parked_tasks() {
     }
     assert_eq!(rt.handle().metrics().live_tasks, 0);
 }
+
+/// A plain thread's spaced round trip (`spawn(...).join()` after a 1 ms pause) on an idle
+/// 2-worker runtime wakes one worker, not both: the woken worker used to rouse its sleeping
+/// sibling so it would watch the woken worker's driver — here an empty one (no timer, no
+/// socket, nothing queued), so the rouse is owed and never needed (issue 16: 2.08 wake-ups
+/// per round trip before).
+#[test]
+fn a_spaced_round_trip_wakes_one_worker() {
+    let rt = pool(2);
+    // Let both workers settle into their sleep.
+    std::thread::sleep(Duration::from_millis(20));
+    let wakeups = |rt: &Runtime| -> u64 {
+        rt.handle()
+            .metrics()
+            .workers
+            .iter()
+            .map(|w| w.wakeups)
+            .sum()
+    };
+    let before = wakeups(&rt);
+    const TRIPS: u64 = 200;
+    for i in 0..TRIPS {
+        std::thread::sleep(Duration::from_millis(1));
+        assert_eq!(rt.spawn(async move { i }).join().unwrap(), i);
+    }
+    let per_trip = (wakeups(&rt) - before) as f64 / TRIPS as f64;
+    eprintln!("worker wake-ups per spaced round trip: {per_trip:.2}");
+    assert!(
+        per_trip < 1.5,
+        "{per_trip:.2} worker wake-ups per round trip"
+    );
+}

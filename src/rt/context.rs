@@ -154,6 +154,16 @@ pub(crate) fn timer_driver() -> Option<(Arc<Driver>, bool)> {
     })
 }
 
+/// Tells the calling worker that it registered a timer or socket with `io`, if `io` is its own
+/// driver's (see `WorkerCx::registered_on_own_driver`).
+pub(crate) fn note_registration(io: &ReactorShared) {
+    with_worker(|w| {
+        if let Some(w) = w.filter(|w| std::ptr::eq(&**w.reactor_shared(), io)) {
+            w.registered_on_own_driver();
+        }
+    })
+}
+
 /// Whether the calling thread is the worker that owns `driver` (it re-arms its own timerfd
 /// before it sleeps, so a timer it registers needs no interrupt).
 pub(crate) fn owns_driver(driver: &Driver) -> bool {

@@ -20,7 +20,11 @@
 //! * a sibling that went to sleep *without* that bound (every driver was held: everybody slept)
 //!   says so in `owner_sleeps_unbounded`. An owner that wakes from its driver and starts running
 //!   tasks rouses one such sleeper (`WorkerCx::rouse_an_unbounded_sleeper`), which re-parks with
-//!   the bound — otherwise, if that first task blocked, nobody would look at its driver. The
+//!   the bound — otherwise, if that first task blocked, nobody would look at its driver. When
+//!   the driver holds nothing to look at (no timer, no socket, nothing else queued on the
+//!   worker) the rouse is *owed* instead, and paid by the first timer or socket registration
+//!   or local push of that worker before it sleeps again: a lone sync-bridge round trip then
+//!   wakes one worker, not two (test `a_spaced_round_trip_wakes_one_worker`). The
 //!   flag and the driver's lock form a Dekker pair (SeqCst fences on both sides): either the
 //!   sleeper sees the owner's driver unheld and bounds its sleep, or the owner sees the flag.
 //!

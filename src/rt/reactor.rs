@@ -421,6 +421,7 @@ impl Registration {
             reactor.slab.lock().remove(token);
             return Err(e);
         }
+        super::context::note_registration(&reactor);
         Ok(Registration { io, reactor, token })
     }
 

@@ -335,8 +335,12 @@ fn current_timer_driver() -> Arc<Driver> {
 fn insert_timer(driver: &Driver, deadline: Instant, entry: Arc<TimerEntry>) {
     match driver.timers.insert(deadline, entry) {
         Ok(earliest) => {
-            if earliest && !context::owns_driver(driver) {
-                driver.io.unpark();
+            if !context::owns_driver(driver) {
+                if earliest {
+                    driver.io.unpark();
+                }
+            } else {
+                context::note_registration(&driver.io);
             }
         }
         Err(Closed) => panic_shut_down(),

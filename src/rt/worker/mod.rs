@@ -73,6 +73,11 @@ pub(crate) struct Core {
     /// Set when the worker returns from sleeping in its driver; the first task it runs after
     /// that checks for siblings sleeping without a time bound (see driver.rs).
     woke_from_park: Cell<bool>,
+    /// This worker woke from its driver and skipped rousing an unbounded sleeper because its
+    /// driver held nothing to watch (no timer, no socket). Paid — the sleeper roused — as soon
+    /// as this thread registers a timer or a socket with its own driver; forgotten when the
+    /// worker goes back to sleep (`worker/park.rs`, "rousing").
+    rouse_owed: Cell<bool>,
     /// Whether this worker's idle spin has been paying off lately (see `park.rs`).
     pub(super) spin_gate: Cell<crate::rt::block_on::SpinGate>,
     /// Set while tasks a timer wake-up fired are queued here: until this instant they do not
@@ -95,6 +100,7 @@ impl Core {
             searching: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             woke_from_park: Cell::new(false),
+            rouse_owed: Cell::new(false),
             spin_gate: Cell::new(crate::rt::block_on::SpinGate::new()),
             handoff_at: Cell::new(None),
         }
@@ -173,6 +179,7 @@ impl WorkerCx {
     /// Schedules a task on this worker (called on this worker's thread only).
     pub(crate) fn push_local(&self, task: Notified, is_yield: bool) {
         let core = &self.core;
+        self.registered_on_own_driver();
         if self.shared.is_shutdown() {
             drop(task);
             return;
@@ -220,6 +227,7 @@ impl WorkerCx {
 
     /// Spawns onto this worker's deque.
     pub(crate) fn push_spawned(&self, task: Notified) {
+        self.registered_on_own_driver();
         self.core.local.push(task);
         self.notify_if_surplus();
     }
@@ -380,7 +388,11 @@ impl WorkerCx {
             }
         }
         if core.woke_from_park.replace(false) && self.shared.remotes.len() > 1 {
-            self.rouse_an_unbounded_sleeper();
+            if self.driver_has_something_to_watch() {
+                self.rouse_an_unbounded_sleeper();
+            } else {
+                core.rouse_owed.set(true);
+            }
         }
         self.remote().metrics.add_poll();
         let budget = budget::start();
@@ -476,7 +488,7 @@ impl WorkerCx {
         x
     }
 
-    fn has_local_work(&self) -> bool {
+    pub(super) fn has_local_work(&self) -> bool {
         // A Cell cannot be peeked: take the LIFO task out and put it back.
         let lifo = self.core.lifo.take();
         let has = lifo.is_some();
