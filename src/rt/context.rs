@@ -154,18 +154,18 @@ pub(crate) fn timer_driver() -> Option<(Arc<Driver>, bool)> {
     })
 }
 
-/// Tells the calling worker that it registered a timer or socket with `io`, if `io` is its own
-/// driver's (see `WorkerCx::registered_on_own_driver`).
-pub(crate) fn note_registration(io: &ReactorShared) {
-    with_worker(|w| {
-        if let Some(w) = w.filter(|w| std::ptr::eq(&**w.reactor_shared(), io)) {
-            w.registered_on_own_driver();
-        }
-    })
-}
-
-/// Whether the calling thread is the worker that owns `driver` (it re-arms its own timerfd
-/// before it sleeps, so a timer it registers needs no interrupt).
-pub(crate) fn owns_driver(driver: &Driver) -> bool {
-    with_worker(|w| w.is_some_and(|w| std::ptr::eq(&*w.remote().driver, driver)))
+/// A timer or socket was just registered with the driver whose `ReactorShared` is `io`.
+/// Returns whether that is the calling worker's own driver — the owner re-arms its timerfd
+/// before it sleeps, so its registrations need no interrupt — and, if so, tells the worker
+/// (it may owe its siblings a rouse: `WorkerCx::pay_owed_rouse`).
+pub(crate) fn registered_with(io: &ReactorShared) -> bool {
+    with_worker(
+        |w| match w.filter(|w| std::ptr::eq(&**w.reactor_shared(), io)) {
+            Some(w) => {
+                w.pay_owed_rouse();
+                true
+            }
+            None => false,
+        },
+    )
 }

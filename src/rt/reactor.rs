@@ -421,7 +421,7 @@ impl Registration {
             reactor.slab.lock().remove(token);
             return Err(e);
         }
-        super::context::note_registration(&reactor);
+        super::context::registered_with(&reactor);
         Ok(Registration { io, reactor, token })
     }
 

@@ -81,21 +81,20 @@ impl Shared {
 
     /// Drops (so cancels) every entry left in the injector and in the workers' deques.
     pub(crate) fn drain_queues(&self) {
-        loop {
-            match self.injector.steal() {
-                Steal::Success(t) => drop(t),
-                Steal::Retry => continue,
-                Steal::Empty => break,
-            }
-        }
+        drain(|| self.injector.steal());
         for remote in self.remotes.iter() {
-            loop {
-                match remote.stealer.steal() {
-                    Steal::Success(t) => drop(t),
-                    Steal::Retry => continue,
-                    Steal::Empty => break,
-                }
-            }
+            drain(|| remote.stealer.steal());
+        }
+    }
+}
+
+/// Steals until empty, dropping each entry.
+fn drain<T>(steal: impl Fn() -> Steal<T>) {
+    loop {
+        match steal() {
+            Steal::Success(t) => drop(t),
+            Steal::Retry => continue,
+            Steal::Empty => break,
         }
     }
 }

@@ -335,12 +335,8 @@ fn current_timer_driver() -> Arc<Driver> {
 fn insert_timer(driver: &Driver, deadline: Instant, entry: Arc<TimerEntry>) {
     match driver.timers.insert(deadline, entry) {
         Ok(earliest) => {
-            if !context::owns_driver(driver) {
-                if earliest {
-                    driver.io.unpark();
-                }
-            } else {
-                context::note_registration(&driver.io);
+            if !context::registered_with(&driver.io) && earliest {
+                driver.io.unpark();
             }
         }
         Err(Closed) => panic_shut_down(),

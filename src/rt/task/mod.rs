@@ -199,7 +199,7 @@ where
     let handle = unsafe { JoinHandle::from_raw(raw) };
     #[cfg(feature = "observatory")]
     // SAFETY: the queue entry's reference keeps the task alive.
-    if !unsafe { raw::link_at_spawn(raw) } {
+    if !unsafe { raw::link_at_spawn::<F, S>(raw) } {
         // Dropping the unrun entry cancels the task.
         drop(notified);
         return (None, handle);

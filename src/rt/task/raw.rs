@@ -101,10 +101,6 @@ pub(crate) struct Vtable {
     /// Drops the future on behalf of runtime shutdown.
     // SAFETY (contract): the caller holds `RUNNING` and one reference, which this consumes.
     shutdown: unsafe fn(NonNull<Header>),
-    /// Links a fresh task into its owned-task list (feature `observatory`: eager linking).
-    // SAFETY (contract): a live task, the caller owns a reference.
-    #[cfg(feature = "observatory")]
-    link: unsafe fn(NonNull<Header>) -> bool,
 }
 
 /// The future, then its output, in the same bytes. Which one is live is told by the state
@@ -237,32 +233,35 @@ where
     (Notified(ptr), ptr)
 }
 
-/// Links a task that nobody else can see yet into its owned-task list (the `observatory` wants
-/// spawned-but-unpolled tasks in its table). Returns false when the list is closed.
+/// Links a task into its owned-task list, which gets a reference of its own. Returns false
+/// (and drops that reference again) when the list is closed: the runtime is shutting down.
 ///
 /// # Safety
-/// `ptr` is a live task that no other thread can reach yet, and the caller owns a reference.
-#[cfg(feature = "observatory")]
-pub(crate) unsafe fn link_at_spawn(ptr: NonNull<Header>) -> bool {
-    // SAFETY: forwarded from the caller.
-    unsafe { (ptr.as_ref().vtable.link)(ptr) }
-}
-
-/// # Safety
 /// `ptr` is a live `Cell<F, S>` and the caller owns a reference.
-#[cfg(feature = "observatory")]
-unsafe fn link<F: Future, S: Schedule>(ptr: NonNull<Header>) -> bool {
+unsafe fn link_into_list<F: Future, S: Schedule>(ptr: NonNull<Header>) -> bool {
     // SAFETY: forwarded from the caller.
     let cell = unsafe { cell::<F, S>(ptr) };
     // SAFETY: the caller's reference keeps the task alive.
     let owned = unsafe { OwnedRef::new_ref(ptr) };
-    match cell.scheduler.link(owned) {
-        Ok(()) => {
-            cell.header.state.set_linked();
-            true
-        }
-        Err(_refused) => false,
+    cell.scheduler.link(owned).is_ok()
+}
+
+/// Links a task that nobody else can see yet into its owned-task list and records `LINKED`
+/// (the `observatory` wants spawned-but-unpolled tasks in its table). Returns false when the
+/// list is closed.
+///
+/// # Safety
+/// `ptr` is a live `Cell<F, S>` that no other thread can reach yet, and the caller owns a
+/// reference.
+#[cfg(feature = "observatory")]
+pub(crate) unsafe fn link_at_spawn<F: Future, S: Schedule>(ptr: NonNull<Header>) -> bool {
+    // SAFETY: forwarded from the caller.
+    let linked = unsafe { link_into_list::<F, S>(ptr) };
+    if linked {
+        // SAFETY: as above.
+        unsafe { ptr.as_ref() }.state.set_linked();
     }
+    linked
 }
 
 fn vtable<F, S>() -> &'static Vtable
@@ -278,8 +277,6 @@ where
         try_read_output: try_read_output::<F, S>,
         drop_output: drop_output::<F, S>,
         shutdown: shutdown::<F, S>,
-        #[cfg(feature = "observatory")]
-        link: link::<F, S>,
     }
 }
 
@@ -390,10 +387,8 @@ where
                 // must, for shutdown to find it. Linked before the task goes idle (while we
                 // hold RUNNING), so it cannot complete elsewhere before it is linked.
                 // SAFETY: our reference keeps the task alive.
-                let owned = unsafe { OwnedRef::new_ref(ptr) };
-                if let Err(refused) = cell.scheduler.link(owned) {
+                if !unsafe { link_into_list::<F, S>(ptr) } {
                     // Shutting down: cancel instead of parking where nobody would look.
-                    drop(refused);
                     // SAFETY: we hold RUNNING and one reference, which `cancel` consumes.
                     return unsafe { cancel::<F, S>(ptr) };
                 }

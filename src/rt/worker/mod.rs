@@ -179,7 +179,7 @@ impl WorkerCx {
     /// Schedules a task on this worker (called on this worker's thread only).
     pub(crate) fn push_local(&self, task: Notified, is_yield: bool) {
         let core = &self.core;
-        self.registered_on_own_driver();
+        self.pay_owed_rouse();
         if self.shared.is_shutdown() {
             drop(task);
             return;
@@ -227,7 +227,7 @@ impl WorkerCx {
 
     /// Spawns onto this worker's deque.
     pub(crate) fn push_spawned(&self, task: Notified) {
-        self.registered_on_own_driver();
+        self.pay_owed_rouse();
         self.core.local.push(task);
         self.notify_if_surplus();
     }

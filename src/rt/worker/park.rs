@@ -81,12 +81,12 @@ impl WorkerCx {
         self.has_local_work() || driver.timers.len_hint() > 0 || driver.io.has_sockets()
     }
 
-    /// A timer or socket was just registered with this worker's own driver, or a task queued
-    /// on this worker, by this worker's thread: pay a rouse skipped when this worker woke (see
+    /// This worker's thread just registered a timer or socket with its own driver, or queued a
+    /// task here: pay a rouse skipped when this worker woke (see
     /// `driver_has_something_to_watch`), so a sibling watches what the running task leaves
     /// behind if it then blocks.
     #[inline]
-    pub(crate) fn registered_on_own_driver(&self) {
+    pub(crate) fn pay_owed_rouse(&self) {
         if self.core.rouse_owed.replace(false) {
             self.rouse_an_unbounded_sleeper();
         }
