@@ -1,5 +1,17 @@
-//! The I/O reactor of one worker: a `mio::Poll`, a `mio::Waker` that interrupts it, a timerfd
-//! that gives it sub-millisecond deadlines, and a slab of registrations.
+//! The I/O reactor of one worker: a `mio::Poll`, a `mio::Waker` that interrupts it, a slab of
+//! registrations, and a way to sleep until a deadline with sub-millisecond precision.
+//!
+//! # Sleeping until a deadline
+//!
+//! `epoll_wait` takes its timeout in milliseconds, rounded up (one reason tokio's timers fire
+//! ~1 ms late). Linux 5.11 added `epoll_pwait2`, whose timeout is a `timespec`: the reactor
+//! calls it directly on mio's epoll descriptor (mio only wraps `epoll_wait`) and decodes the
+//! events itself. One system call per sleep, and the kernel may let the wake-up share an
+//! interrupt with other timers due within the thread's timer slack (50 µs by default).
+//! On older kernels (or where a sandbox refuses the call) it falls back to a timerfd
+//! registered in the same epoll set: three system calls per timed sleep (`timerfd_settime`,
+//! `epoll_wait`, and the wake-up's bookkeeping) and a dedicated hrtimer interrupt for each.
+//! On a timer-heavy load the difference was measurable (issue 16): see DESIGN.md.
 //!
 //! # Tokens
 //!
@@ -253,25 +265,53 @@ impl Slab {
     }
 }
 
+/// How a reactor sleeps until a deadline (see the module docs).
+enum DeadlineClock {
+    /// `epoll_pwait2` with the time left as its timeout; `raw` receives the events.
+    Pwait2 { raw: Vec<libc::epoll_event> },
+    /// A timerfd in the epoll set, and mio's `epoll_wait`.
+    TimerFd { fd: TimerFd, events: Events },
+}
+
 /// The part of a reactor only its driving thread touches.
 pub(crate) struct Reactor {
     poll: mio::Poll,
-    events: Events,
     shared: Arc<ReactorShared>,
-    timerfd: TimerFd,
-    /// The deadline the timerfd is armed for, if any.
+    clock: DeadlineClock,
+    /// The deadline the next sleep must end by, if any. With the timerfd: the deadline it is
+    /// armed for (kept until it fires). With `epoll_pwait2`: the deadline the next `poll`
+    /// takes as its timeout (consumed by it).
     armed: Option<Instant>,
     wake_buf: Vec<Waker>,
 }
 
+/// Capacity of a reactor's event buffer.
+const EVENTS: usize = 1024;
+
 impl Reactor {
     pub(crate) fn new() -> io::Result<Reactor> {
+        Reactor::with_pwait2(std::env::var_os("SCRAIPE_NO_EPOLL_PWAIT2").is_none())
+    }
+
+    /// A reactor that sleeps with `epoll_pwait2` if `try_pwait2` and the kernel has it, else
+    /// with the timerfd fallback.
+    fn with_pwait2(try_pwait2: bool) -> io::Result<Reactor> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-        let timerfd = TimerFd::new()?;
-        poll.registry()
-            .register(&mut SourceFd(&timerfd.fd), TIMER_TOKEN, Interest::READABLE)?;
+        let clock = if try_pwait2 && pwait2_works(&poll) {
+            DeadlineClock::Pwait2 {
+                raw: Vec::with_capacity(EVENTS),
+            }
+        } else {
+            let fd = TimerFd::new()?;
+            poll.registry()
+                .register(&mut SourceFd(&fd.fd), TIMER_TOKEN, Interest::READABLE)?;
+            DeadlineClock::TimerFd {
+                fd,
+                events: Events::with_capacity(EVENTS),
+            }
+        };
         let shared = Arc::new(ReactorShared {
             registry,
             waker,
@@ -284,9 +324,8 @@ impl Reactor {
         });
         Ok(Reactor {
             poll,
-            events: Events::with_capacity(1024),
             shared,
-            timerfd,
+            clock,
             armed: None,
             wake_buf: Vec::new(),
         })
@@ -296,8 +335,13 @@ impl Reactor {
         &self.shared
     }
 
-    /// Makes sure the poller wakes up by `deadline` (never before it).
+    /// Makes sure the next sleep ends by `deadline` (never before it).
     pub(crate) fn arm_timer(&mut self, deadline: Option<Instant>) {
+        let DeadlineClock::TimerFd { fd, .. } = &self.clock else {
+            // `poll` turns it into its timeout: no system call here.
+            self.armed = deadline;
+            return;
+        };
         let Some(deadline) = deadline else { return };
         if matches!(self.armed, Some(armed) if armed <= deadline) {
             return; // an earlier (or equal) wake-up is already armed
@@ -307,62 +351,64 @@ impl Reactor {
         let delay = deadline
             .saturating_duration_since(now)
             .max(Duration::from_nanos(1));
-        self.timerfd.set(delay);
+        fd.set(delay);
         self.armed = Some(deadline);
     }
 
-    /// Waits for events (at most `timeout`; `None` = until woken) and wakes the tasks they
-    /// concern. Returns the number of I/O events dispatched.
+    /// Whether this reactor sleeps with `epoll_pwait2` (false: the timerfd fallback).
+    #[cfg(test)]
+    pub(crate) fn uses_pwait2(&self) -> bool {
+        matches!(self.clock, DeadlineClock::Pwait2 { .. })
+    }
+
+    /// Waits for events (at most `timeout`, and with `epoll_pwait2` at most until the armed
+    /// deadline; `None` = until woken) and wakes the tasks they concern. Returns the number of
+    /// I/O events dispatched.
     pub(crate) fn poll(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return 0,
-            // epoll_wait only fails on programming errors (bad fd); log and carry on rather than
-            // take the worker down.
-            Err(e) => {
-                log::error!("reactor poll failed: {e}");
-                return 0;
-            }
-        }
         let mut dispatched = 0;
-        {
-            let slab = self.shared.slab.lock();
-            for event in self.events.iter() {
-                match event.token() {
-                    WAKER_TOKEN => {}
-                    TIMER_TOKEN => {
-                        self.timerfd.drain();
+        match &mut self.clock {
+            DeadlineClock::Pwait2 { raw } => {
+                let timeout = match (timeout, self.armed.take()) {
+                    (t, None) => t,
+                    (t, Some(d)) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        Some(t.map_or(left, |t| t.min(left)))
+                    }
+                };
+                let n = pwait2(&self.poll, raw, timeout);
+                let slab = self.shared.slab.lock();
+                for ev in &raw[..n] {
+                    // Copies: `epoll_event` is packed on x86_64.
+                    let (events, token) = (ev.events, ev.u64);
+                    dispatched += dispatch_event(
+                        &slab,
+                        Token(token as usize),
+                        epoll_bits(events),
+                        &mut self.wake_buf,
+                    );
+                }
+            }
+            DeadlineClock::TimerFd { events, .. } => {
+                match self.poll.poll(events, timeout) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return 0,
+                    // epoll_wait only fails on programming errors (bad fd); log and carry on
+                    // rather than take the worker down.
+                    Err(e) => {
+                        log::error!("reactor poll failed: {e}");
+                        return 0;
+                    }
+                }
+                let slab = self.shared.slab.lock();
+                for event in events.iter() {
+                    if event.token() == TIMER_TOKEN {
+                        // Edge-triggered: after a re-arm (settime resets the expiry count) the
+                        // next expiry is reported again without the count ever being read.
                         self.armed = None;
+                        continue;
                     }
-                    token => {
-                        let Some(io) = slab.get(token) else { continue };
-                        let mut bits = 0;
-                        if event.is_readable() {
-                            bits |= READABLE;
-                        }
-                        if event.is_writable() {
-                            bits |= WRITABLE;
-                        }
-                        if event.is_read_closed() {
-                            bits |= READ_CLOSED;
-                        }
-                        if event.is_write_closed() {
-                            bits |= WRITE_CLOSED;
-                        }
-                        if event.is_error() {
-                            bits |= ERROR;
-                        }
-                        #[cfg(feature = "observatory")]
-                        let before = self.wake_buf.len();
-                        io.set_readiness(bits, &mut self.wake_buf);
-                        #[cfg(feature = "observatory")]
-                        super::observe::trace::reactor_event(
-                            token.0,
-                            bits,
-                            self.wake_buf.len() - before,
-                        );
-                        dispatched += 1;
-                    }
+                    dispatched +=
+                        dispatch_event(&slab, event.token(), mio_bits(event), &mut self.wake_buf);
                 }
             }
         }
@@ -542,6 +588,126 @@ pub(crate) fn shutdown_error() -> io::Error {
     io::Error::other("the scraipe runtime has shut down")
 }
 
+/// Sets the readiness of the registration `token` names (if it is still registered) and
+/// collects the wakers to wake. Returns 1 for a socket event, 0 for the waker's or a stale one.
+fn dispatch_event(slab: &Slab, token: Token, bits: usize, wake: &mut Vec<Waker>) -> usize {
+    if token == WAKER_TOKEN || token == TIMER_TOKEN {
+        return 0;
+    }
+    let Some(io) = slab.get(token) else { return 0 };
+    #[cfg(feature = "observatory")]
+    let before = wake.len();
+    io.set_readiness(bits, wake);
+    #[cfg(feature = "observatory")]
+    super::observe::trace::reactor_event(token.0, bits, wake.len() - before);
+    1
+}
+
+/// A mio event's readiness as our bits.
+fn mio_bits(event: &mio::event::Event) -> usize {
+    let mut bits = 0;
+    if event.is_readable() {
+        bits |= READABLE;
+    }
+    if event.is_writable() {
+        bits |= WRITABLE;
+    }
+    if event.is_read_closed() {
+        bits |= READ_CLOSED;
+    }
+    if event.is_write_closed() {
+        bits |= WRITE_CLOSED;
+    }
+    if event.is_error() {
+        bits |= ERROR;
+    }
+    bits
+}
+
+/// Raw epoll flags as our bits, with mio's reading of them (so both clocks agree): readable on
+/// `IN` or `PRI`; read-closed on `HUP`, or `IN` with `RDHUP`; write-closed on `HUP`, `OUT` with
+/// `ERR`, or `ERR` alone.
+fn epoll_bits(events: u32) -> usize {
+    let has = |flag: libc::c_int| events & flag as u32 != 0;
+    let mut bits = 0;
+    if has(libc::EPOLLIN) || has(libc::EPOLLPRI) {
+        bits |= READABLE;
+    }
+    if has(libc::EPOLLOUT) {
+        bits |= WRITABLE;
+    }
+    if has(libc::EPOLLHUP) || (has(libc::EPOLLIN) && has(libc::EPOLLRDHUP)) {
+        bits |= READ_CLOSED;
+    }
+    if has(libc::EPOLLHUP)
+        || (has(libc::EPOLLOUT) && has(libc::EPOLLERR))
+        || events == libc::EPOLLERR as u32
+    {
+        bits |= WRITE_CLOSED;
+    }
+    if has(libc::EPOLLERR) {
+        bits |= ERROR;
+    }
+    bits
+}
+
+/// Whether `epoll_pwait2` works here (Linux ≥ 5.11, not refused by a sandbox): one
+/// non-blocking call on the fresh epoll set.
+fn pwait2_works(poll: &mio::Poll) -> bool {
+    let mut raw = Vec::with_capacity(1);
+    pwait2_raw(poll, &mut raw, Some(Duration::ZERO)) >= 0
+}
+
+/// `epoll_pwait2` into `raw` (its capacity); returns the event count, or 0 after logging an
+/// error (`EINTR` is not one).
+fn pwait2(poll: &mio::Poll, raw: &mut Vec<libc::epoll_event>, timeout: Option<Duration>) -> usize {
+    let n = pwait2_raw(poll, raw, timeout);
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            log::error!("reactor poll failed: {e}");
+        }
+        return 0;
+    }
+    n as usize
+}
+
+/// The system call itself: the event count, or -1 with `errno` set.
+fn pwait2_raw(
+    poll: &mio::Poll,
+    raw: &mut Vec<libc::epoll_event>,
+    timeout: Option<Duration>,
+) -> libc::c_long {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    raw.clear();
+    let cap = raw.capacity().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: the epoll fd is mio's and open for `poll`'s lifetime; `raw` has room for `cap`
+    // events; `ts_ptr` is null (no timeout) or points at `ts`, alive across the call; a null
+    // sigmask with size 0 means "no mask change", as for epoll_wait.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait2,
+            poll.as_raw_fd(),
+            raw.as_mut_ptr(),
+            cap,
+            ts_ptr,
+            std::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    };
+    if n > 0 {
+        // SAFETY: the kernel initialised the first `n` (≤ cap) events.
+        unsafe { raw.set_len(n as usize) };
+    }
+    n
+}
+
 /// A CLOCK_MONOTONIC timerfd, so deadlines wake the poller with nanosecond precision instead
 /// of epoll's millisecond timeout (which rounds up: tokio's timers fire ~1 ms late for it).
 struct TimerFd {
@@ -581,13 +747,6 @@ impl TimerFd {
             log::error!("timerfd_settime failed: {}", io::Error::last_os_error());
         }
     }
-
-    /// Reads the expiry count so the fd stops being readable.
-    fn drain(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reading 8 bytes into an 8-byte buffer from our own fd.
-        unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), 8) };
-    }
 }
 
 impl AsRawFd for TimerFd {
@@ -600,5 +759,65 @@ impl Drop for TimerFd {
     fn drop(&mut self) {
         // SAFETY: we own the fd and close it once.
         unsafe { libc::close(self.fd) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of sleeping end at the armed deadline, never before it, sleep after sleep (the
+    /// timerfd is never read: edge-triggered epoll reports each expiry after a re-arm), and an
+    /// event (the waker) still ends a sleep early.
+    #[test]
+    fn both_clocks_wake_at_the_armed_deadline_and_never_before() {
+        let metrics = WorkerMetrics::default();
+        for try_pwait2 in [true, false] {
+            let mut reactor = Reactor::with_pwait2(try_pwait2).unwrap();
+            assert_eq!(
+                reactor.uses_pwait2(),
+                try_pwait2,
+                "this kernel has epoll_pwait2"
+            );
+            for _ in 0..3 {
+                let start = Instant::now();
+                let deadline = start + Duration::from_millis(3);
+                reactor.arm_timer(Some(deadline));
+                // A bounded sleep longer than the deadline: the deadline ends it.
+                reactor.poll(Some(Duration::from_secs(5)), &metrics);
+                let now = Instant::now();
+                assert!(now >= deadline, "woke {:?} early", deadline - now);
+                assert!(
+                    now - start < Duration::from_secs(2),
+                    "slept through the deadline"
+                );
+            }
+            // Nothing armed, woken by the waker: returns at once.
+            reactor.shared().unpark();
+            let start = Instant::now();
+            reactor.poll(None, &metrics);
+            assert!(start.elapsed() < Duration::from_secs(2));
+        }
+    }
+
+    /// Raw epoll flags read as mio reads them.
+    #[test]
+    fn epoll_flags_read_as_mio_reads_them() {
+        let f = |flags: &[libc::c_int]| epoll_bits(flags.iter().fold(0u32, |a, f| a | *f as u32));
+        assert_eq!(f(&[libc::EPOLLIN]), READABLE);
+        assert_eq!(f(&[libc::EPOLLPRI]), READABLE);
+        assert_eq!(f(&[libc::EPOLLOUT]), WRITABLE);
+        assert_eq!(
+            f(&[libc::EPOLLIN, libc::EPOLLRDHUP]),
+            READABLE | READ_CLOSED
+        );
+        assert_eq!(f(&[libc::EPOLLRDHUP]), 0);
+        assert_eq!(f(&[libc::EPOLLHUP]), READ_CLOSED | WRITE_CLOSED);
+        assert_eq!(
+            f(&[libc::EPOLLOUT, libc::EPOLLERR]),
+            WRITABLE | WRITE_CLOSED | ERROR
+        );
+        assert_eq!(f(&[libc::EPOLLERR]), WRITE_CLOSED | ERROR);
+        assert_eq!(f(&[libc::EPOLLIN, libc::EPOLLERR]), READABLE | ERROR);
     }
 }

@@ -201,6 +201,18 @@ fn load_tokio(rt: &tokio::runtime::Runtime) -> (f64, f64) {
     load_result(&stats, process_cpu() - c)
 }
 
+/// One run of the timer-heavy idle load on one side only, for profilers: `versus --child
+/// timer-load <ours|ours-nospin|tokio>`. Prints CPU µs per timer fired and mean lateness µs.
+pub fn child_load(side: &str) {
+    let (cpu, late) = match side {
+        "ours" => load_ours(&ours(true)),
+        "ours-nospin" => load_ours(&ours(false)),
+        "tokio" => load_tokio(&tokio_rt()),
+        other => panic!("timer-load: unknown side {other:?} (ours, ours-nospin, tokio)"),
+    };
+    println!("{side}: {cpu:.2} µs CPU per timer fired, mean lateness {late:.0} µs");
+}
+
 const TOKIO_LABEL: &str = "tokio multi_thread 2w (timer granularity 1 ms, documented)";
 
 pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
