@@ -1,5 +1,6 @@
 //! Runtime timers, TCP, blocking pool, synchronisation primitives and shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -930,4 +931,41 @@ fn a_timer_batch_whose_first_task_blocks_is_not_stranded() {
         second_late < Duration::from_millis(100),
         "the second timer task ran {second_late:?} late"
     );
+}
+
+/// A registered sleep answers from its entry, not the clock: polled again after its deadline
+/// but before its driver fired it (the task blocks its only worker past the deadline), it is
+/// still pending, and the driver's next turn completes it — no wake-up lost, never early.
+#[test]
+fn a_sleep_polled_late_but_not_yet_fired_still_completes() {
+    let rt = pool(1);
+    let polls = rt.block_on(async {
+        rt::spawn(async {
+            let deadline = Instant::now() + Duration::from_millis(2);
+            let mut sleep = std::pin::pin!(rt::sleep_until(deadline));
+            let mut polls = Vec::new();
+            std::future::poll_fn(|cx| {
+                let ready = sleep.as_mut().poll(cx).is_ready();
+                polls.push(ready);
+                if polls.len() == 1 {
+                    // Registered; now block the worker past the deadline, so nobody fires it.
+                    std::thread::sleep(Duration::from_millis(5));
+                    assert!(Instant::now() >= deadline);
+                    let again = sleep.as_mut().poll(cx).is_ready();
+                    polls.push(again);
+                }
+                if ready {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            assert!(Instant::now() >= deadline);
+            polls
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(polls, [false, false, true], "first poll, late re-poll, poll after firing");
 }
