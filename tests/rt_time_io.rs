@@ -967,5 +967,9 @@ fn a_sleep_polled_late_but_not_yet_fired_still_completes() {
         .await
         .unwrap()
     });
-    assert_eq!(polls, [false, false, true], "first poll, late re-poll, poll after firing");
+    assert_eq!(
+        polls,
+        [false, false, true],
+        "first poll, late re-poll, poll after firing"
+    );
 }

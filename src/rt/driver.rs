@@ -1,10 +1,10 @@
-//! A worker's **driver**: its reactor (mio `Poll`, timerfd, registrations) and its timer heap,
+//! A worker's **driver**: its reactor (mio `Poll`, registrations) and its timer queue,
 //! turned by one thread at a time.
 //!
 //! Every worker owns one driver and turns it itself — every `event_interval` ticks, when it runs
 //! out of tasks, and while it sleeps (it sleeps *in* `epoll_wait`, holding the driver). But a
 //! worker may be busy for a long time inside one task: a CPU loop, a blocking call. Then
-//! nothing polls its `Poll` or fires its heap, and every socket and timer registered there
+//! nothing polls its `Poll` or fires its timers, and every socket and timer registered there
 //! stalls, even with sibling workers idle. So the poller sits behind a mutex and any thread of
 //! the runtime may *try* to take it:
 //!
@@ -65,7 +65,7 @@ pub(crate) struct Driver {
     owner_sleeps_unbounded: AtomicBool,
 }
 
-/// The poller, held: arm its timerfd and sleep in it.
+/// The poller, held: arm its wake-up and sleep in it.
 pub(crate) struct Held<'a>(MutexGuard<'a, Reactor>);
 
 impl Driver {

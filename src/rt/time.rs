@@ -43,7 +43,7 @@ use super::driver::Driver;
 const PENDING: u8 = 0;
 const FIRED: u8 = 1;
 const CANCELLED: u8 = 2;
-/// The heap holding the entry was torn down (runtime shutdown) before the deadline: the `Sleep`
+/// The queue holding the entry was torn down (runtime shutdown) before the deadline: the `Sleep`
 /// must register again — which fails loudly if no runtime is left — instead of waiting forever.
 const ORPHANED: u8 = 3;
 

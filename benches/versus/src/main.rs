@@ -110,9 +110,10 @@ fn main() {
 
             Some("http-client") if args.len() >= 7 => http::child_client(&args[2..]),
             Some("mem-inflight") if args.len() >= 5 => http::child_mem_inflight(&args[2..]),
-            Some("timer-load") => {
-                timer::child_load(args.get(2).map(String::as_str).unwrap_or("ours"))
-            }
+            Some("timer-load") => timer::child_load(
+                args.get(2).map(String::as_str).unwrap_or("ours"),
+                args.get(3).and_then(|n| n.parse().ok()),
+            ),
             Some("loop") if args.len() >= 6 => runtime::child_loop(
                 &args[2],
                 args[3].parse().unwrap_or(1),

@@ -148,13 +148,13 @@ fn load_result(stats: &LoadStats, cpu_s: f64) -> (f64, f64) {
     )
 }
 
-fn load_ours(rt: &scraipe::rt::Runtime) -> (f64, f64) {
+fn load_ours(rt: &scraipe::rt::Runtime, tasks: u64) -> (f64, f64) {
     let stats = Arc::new(LoadStats::default());
     let until = Instant::now() + LOAD_FOR;
     let c = process_cpu();
     rt.block_on(async {
         let mut set = scraipe::rt::JoinSet::new();
-        for i in 0..LOAD_TASKS {
+        for i in 0..tasks {
             let stats = stats.clone();
             set.spawn(async move {
                 let mut seed = 0x9E37_79B9_7F4A_7C15 ^ (i + 1);
@@ -173,12 +173,12 @@ fn load_ours(rt: &scraipe::rt::Runtime) -> (f64, f64) {
     load_result(&stats, process_cpu() - c)
 }
 
-fn load_tokio(rt: &tokio::runtime::Runtime) -> (f64, f64) {
+fn load_tokio(rt: &tokio::runtime::Runtime, tasks: u64) -> (f64, f64) {
     let stats = Arc::new(LoadStats::default());
     let until = Instant::now() + LOAD_FOR;
     let c = process_cpu();
     rt.block_on(async {
-        let tasks: Vec<_> = (0..LOAD_TASKS)
+        let tasks: Vec<_> = (0..tasks)
             .map(|i| {
                 let stats = stats.clone();
                 tokio::spawn(async move {
@@ -202,12 +202,14 @@ fn load_tokio(rt: &tokio::runtime::Runtime) -> (f64, f64) {
 }
 
 /// One run of the timer-heavy idle load on one side only, for profilers: `versus --child
-/// timer-load <ours|ours-nospin|tokio>`. Prints CPU µs per timer fired and mean lateness µs.
-pub fn child_load(side: &str) {
+/// timer-load <ours|ours-nospin|tokio> [tasks]`. Prints CPU µs per timer fired and mean
+/// lateness µs.
+pub fn child_load(side: &str, tasks: Option<u64>) {
+    let tasks = tasks.unwrap_or(LOAD_TASKS);
     let (cpu, late) = match side {
-        "ours" => load_ours(&ours(true)),
-        "ours-nospin" => load_ours(&ours(false)),
-        "tokio" => load_tokio(&tokio_rt()),
+        "ours" => load_ours(&ours(true), tasks),
+        "ours-nospin" => load_ours(&ours(false), tasks),
+        "tokio" => load_tokio(&tokio_rt(), tasks),
         other => panic!("timer-load: unknown side {other:?} (ours, ours-nospin, tokio)"),
     };
     println!("{side}: {cpu:.2} µs CPU per timer fired, mean lateness {late:.0} µs");
@@ -277,9 +279,13 @@ pub fn run(settings: &Settings, rows: &mut Vec<Row>) {
     let mut cpu: [Runs; 3] = Default::default();
     let mut late: [Runs; 3] = Default::default();
     for _ in 0..settings.runs {
-        for (i, (c, l)) in [load_ours(&od), load_ours(&on), load_tokio(&t)]
-            .into_iter()
-            .enumerate()
+        for (i, (c, l)) in [
+            load_ours(&od, LOAD_TASKS),
+            load_ours(&on, LOAD_TASKS),
+            load_tokio(&t, LOAD_TASKS),
+        ]
+        .into_iter()
+        .enumerate()
         {
             cpu[i].push(c);
             late[i].push(l);
