@@ -92,8 +92,7 @@ impl Driver {
     }
 
     /// The owner's non-blocking turn, first half: fire due timers. Returns how many tasks woke.
-    pub(crate) fn fire_timers_as_owner(&self, metrics: &WorkerMetrics) -> usize {
-        let now = Instant::now();
+    pub(crate) fn fire_timers_as_owner(&self, now: Instant, metrics: &WorkerMetrics) -> usize {
         self.owner_turned_at.store(self.now_nanos(now), Relaxed);
         let fired = self.timers.fire_due(now);
         metrics.add_timers_fired(fired);
@@ -118,7 +117,7 @@ impl Driver {
     /// The owner's non-blocking turn: both halves.
     #[cfg(test)]
     pub(crate) fn turn_as_owner(&self, metrics: &WorkerMetrics) -> usize {
-        self.fire_timers_as_owner(metrics) + self.poll_as_owner(metrics)
+        self.fire_timers_as_owner(Instant::now(), metrics) + self.poll_as_owner(metrics)
     }
 
     /// The owner takes the poller to sleep in it (waiting for a sibling's short turn if one is
@@ -128,9 +127,8 @@ impl Driver {
     }
 
     /// The owner is back from sleeping in its driver.
-    pub(crate) fn mark_owner_turn(&self) {
-        self.owner_turned_at
-            .store(self.now_nanos(Instant::now()), Relaxed);
+    pub(crate) fn mark_owner_turn_at(&self, now: Instant) {
+        self.owner_turned_at.store(self.now_nanos(now), Relaxed);
     }
 
     /// Whether the poller is free right now: its owner is awake (running tasks or blocked in

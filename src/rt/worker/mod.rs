@@ -36,6 +36,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use crossbeam_deque::{Steal, Worker};
 
@@ -83,7 +84,9 @@ pub(crate) struct Core {
     /// Set while tasks a timer wake-up fired are queued here: until this instant they do not
     /// wake a sibling (see `park::HANDOFF_AFTER`); after it, the next task run checks whether
     /// work is still queued and wakes one then.
-    pub(super) handoff_at: Cell<Option<std::time::Instant>>,
+    pub(super) handoff_at: Cell<Option<Instant>>,
+    /// Tasks run since the hand-off deadline was last checked (see `handoff_late_timer_work`).
+    pub(super) handoff_tasks: Cell<u8>,
 }
 
 impl Core {
@@ -103,6 +106,7 @@ impl Core {
             rouse_owed: Cell::new(false),
             spin_gate: Cell::new(crate::rt::block_on::SpinGate::new()),
             handoff_at: Cell::new(None),
+            handoff_tasks: Cell::new(0),
         }
     }
 }
@@ -412,8 +416,10 @@ impl WorkerCx {
         let was = self.core.dispatching.replace(true);
         // Tasks woken by timers hand off to a sibling only after `HANDOFF_AFTER` (see park.rs);
         // tasks woken by socket events notify as usual.
-        let fired = self
-            .fire_timers_handing_off_late(|| remote.driver.fire_timers_as_owner(&remote.metrics));
+        let now = Instant::now();
+        let fired = self.fire_timers_handing_off_late(now, || {
+            remote.driver.fire_timers_as_owner(now, &remote.metrics)
+        });
         let woken = fired + remote.driver.poll_as_owner(&remote.metrics);
         self.core.dispatching.set(was);
         woken

@@ -29,6 +29,8 @@ pub(super) const COALESCE: Duration = Duration::from_micros(400);
 /// both workers a wake-up (an eventfd write, two context switches) that is longer than running
 /// the batch. If work is still queued this long after the wake-up, a sibling is woken then.
 pub(super) const HANDOFF_AFTER: Duration = Duration::from_micros(100);
+/// See `WorkerCx::handoff_late_timer_work`.
+const HANDOFF_CHECK_EVERY: u8 = 4;
 /// The most workers whose grids interleave (so the longest a coalesced timer waits is
 /// `COALESCE * MAX_INTERLEAVE` when only its own worker wakes for timers).
 const MAX_INTERLEAVE: u32 = 2;
@@ -170,11 +172,16 @@ impl WorkerCx {
     /// Runs `fire` (which fires timers onto this worker's queue) with the hand-off of what it
     /// wakes delayed by `HANDOFF_AFTER`, unless a hand-off is already pending (its deadline
     /// stands). Returns what `fire` returned: how many tasks woke.
-    pub(super) fn fire_timers_handing_off_late(&self, fire: impl FnOnce() -> usize) -> usize {
+    pub(super) fn fire_timers_handing_off_late(
+        &self,
+        now: Instant,
+        fire: impl FnOnce() -> usize,
+    ) -> usize {
         let core = &self.core;
         let pending = core.handoff_at.get();
         if pending.is_none() {
-            core.handoff_at.set(Some(Instant::now() + HANDOFF_AFTER));
+            core.handoff_at.set(Some(now + HANDOFF_AFTER));
+            core.handoff_tasks.set(0);
         }
         let fired = fire();
         if pending.is_none() && fired == 0 {
@@ -185,7 +192,9 @@ impl WorkerCx {
 
     /// Called after each task while a timer batch's hand-off is pending: once the queue is empty
     /// there is nothing to hand off; once `HANDOFF_AFTER` has passed with work still queued, the
-    /// batch is long after all and a sibling is woken the usual way.
+    /// batch is long after all and a sibling is woken the usual way. The clock is read after
+    /// every `HANDOFF_CHECK_EVERY`-th task only: timer tasks are mostly a few µs, and one read
+    /// per task was a clock read per timer fired.
     pub(super) fn handoff_late_timer_work(&self) {
         let core = &self.core;
         let Some(at) = core.handoff_at.get() else {
@@ -193,7 +202,14 @@ impl WorkerCx {
         };
         if !self.has_local_work() {
             core.handoff_at.set(None);
-        } else if Instant::now() >= at {
+            return;
+        }
+        let n = core.handoff_tasks.get().wrapping_add(1);
+        core.handoff_tasks.set(n);
+        if !n.is_multiple_of(HANDOFF_CHECK_EVERY) {
+            return;
+        }
+        if Instant::now() >= at {
             core.handoff_at.set(None);
             self.notify_if_surplus();
         }
@@ -269,6 +285,10 @@ impl WorkerCx {
         let skip =
             signal.notified.load(SeqCst) || shared.is_shutdown() || shared.has_pending_work();
         let mut margin = Duration::ZERO;
+        // The clock read on waking, reused below when nothing spun in between (one read for
+        // the driver's turn stamp, the hand-off deadline and the timers: a clock read is not
+        // free on a VM's paravirtual clock).
+        let mut woke_at = None;
         let was_dispatching = core.dispatching.replace(true);
         if !skip {
             let (wake_at, spin_to) = self.timer_wake(remote.driver.timers.next_deadline());
@@ -306,7 +326,9 @@ impl WorkerCx {
             // A rouse still owed from the last wake-up is moot: we slept in our driver since.
             core.rouse_owed.set(false);
             remote.driver.end_unbounded_sleep();
-            remote.driver.mark_owner_turn();
+            let now = Instant::now();
+            remote.driver.mark_owner_turn_at(now);
+            woke_at = Some(now);
             core.woke_from_park.set(true);
             remote.metrics.add_wakeup();
         }
@@ -316,9 +338,12 @@ impl WorkerCx {
             core.searching.set(true);
         }
         self.spin_until_close_deadline(signal, margin);
+        let now = match woke_at {
+            Some(at) if margin.is_zero() => at,
+            _ => Instant::now(),
+        };
         // Tasks the timers wake wait `HANDOFF_AFTER` before they may wake a sibling.
-        self.fire_timers_handing_off_late(|| {
-            let now = Instant::now();
+        self.fire_timers_handing_off_late(now, || {
             let fired = remote.driver.timers.fire_due(now);
             remote.metrics.add_timers_fired(fired);
             if skip {
