@@ -24,7 +24,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashSet, VecDeque};
 use std::panic::Location;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64};
+use std::sync::atomic::{fence, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -86,19 +86,18 @@ pub fn trace_limits() -> TraceLimits {
     }
 }
 
-static TRACING: AtomicBool = AtomicBool::new(false);
 static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
 
 /// Turns the scheduler trace on or off for the whole process.
 pub fn set_tracing(on: bool) {
     epoch();
-    TRACING.store(on, Relaxed);
+    super::mode::set(super::mode::TRACE, on);
 }
 
 /// True while the trace records.
 #[inline]
 pub fn is_tracing() -> bool {
-    TRACING.load(Relaxed)
+    super::mode::get() & super::mode::TRACE != 0
 }
 
 /// `CLOCK_MONOTONIC` (the clock behind `Instant` on Linux) in ns.
@@ -414,6 +413,9 @@ thread_local! {
     static RING_OWNER: RingOwner = const { RingOwner(RefCell::new(None)) };
     /// Flow ids of the wakers a reactor turn collected, in wake order.
     static PENDING_FLOWS: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
+    /// `PENDING_FLOWS` may be non-empty (a traced reactor turn filled it): lets an untraced
+    /// turn skip the clear.
+    static FLOWS_PENDING: Cell<bool> = const { Cell::new(false) };
     /// Where the next poll's task came from (set by the worker loop).
     static SOURCE: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
@@ -478,8 +480,22 @@ pub(crate) fn spawn(id: u64, location: &'static Location<'static>) {
 }
 
 /// The worker loop took a task from `source`, with `depth` tasks left in its local queue.
+#[inline(always)]
 pub(crate) fn source(source: Source, depth: usize) {
-    if is_tracing() {
+    let mode = super::mode::get();
+    if mode != 0 {
+        source_cold(source, depth, mode);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn source_cold(source: Source, depth: usize, mode: u8) {
+    if let Source::Injector | Source::StolenFrom(_) = source {
+        // The worker may have searched (spun) for this task: its poll reads the clock afresh.
+        super::timing::break_boundary();
+    }
+    if mode & super::mode::TRACE != 0 {
         SOURCE.with(|s| s.set((source.encode(), depth.min(0xFFFF) as u32)));
     }
 }
@@ -519,6 +535,8 @@ pub(crate) fn steal(from: usize, to: usize, count: usize) {
 }
 
 pub(crate) fn park(timeout: Option<Duration>) {
+    // The worker sleeps: its next poll reads the clock afresh.
+    super::timing::break_boundary();
     if is_tracing() {
         let ns = timeout.map_or(0, |t| t.as_nanos().min(u64::MAX as u128) as u64);
         record(Kind::Park, 0, ns, 0);
@@ -539,11 +557,15 @@ pub(crate) fn reactor_event(token: usize, readiness: usize, wakers: usize) {
     let flow = NEXT_FLOW.fetch_add(1, Relaxed);
     record(Kind::ReactorEvent, readiness as u32, token as u64, flow);
     PENDING_FLOWS.with(|p| p.borrow_mut().extend(std::iter::repeat_n(flow, wakers)));
+    FLOWS_PENDING.with(|f| f.set(true));
 }
 
 /// The reactor turn's wake-ups are done: forget flows whose wakers were not tasks.
+#[inline]
 pub(crate) fn end_reactor_wakes() {
-    let _ = PENDING_FLOWS.try_with(|p| p.borrow_mut().clear());
+    if FLOWS_PENDING.with(|f| f.replace(false)) {
+        let _ = PENDING_FLOWS.try_with(|p| p.borrow_mut().clear());
+    }
 }
 
 pub(crate) fn timer_fire(lateness: Duration) {
