@@ -649,7 +649,7 @@ pub fn child_loop(bench: &str, workers: usize, side: &str, secs: f64) {
 }
 
 /// Applies `VERSUS_OBSERVE` (see [`child_loop`]).
-fn observe_from_env() {
+pub fn observe_from_env() {
     let Ok(parts) = std::env::var("VERSUS_OBSERVE") else {
         return;
     };

@@ -140,7 +140,13 @@ pub enum WaitsOn {
 
 const NO_WORKER: u32 = u32::MAX;
 
-/// A channel kind a receiving poll notes (bit `kind as u8` of `TaskObs::channels`).
+/// `TaskObs::word`: the cause bits, the channel bits, the poll count.
+const CAUSE_MASK: u64 = 0xFF;
+const CHANNEL_SHIFT: u32 = 8;
+const POLLS_SHIFT: u32 = 16;
+const FLAGS_MASK: u64 = (1 << POLLS_SHIFT) - 1;
+
+/// A channel kind a receiving poll notes (bit `kind as u8` of `TaskObs::word`'s channel byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Channel {
     Oneshot = 0,
@@ -155,20 +161,19 @@ const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
 pub(crate) struct TaskObs {
     pub(crate) id: u64,
     pub(crate) location: &'static Location<'static>,
-    /// Polling thread only.
-    polls: AtomicU64,
+    /// The poller's word, written only by the one thread that may write it at that moment (see
+    /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
+    /// last poll started, left by the waker that scheduled the idle task or by the task itself
+    /// during its poll; bits 8–15 the channel kinds (`Channel`) the last poll registered with;
+    /// bits 16–63 the poll count. One word so a poll start reads and resets all three with one
+    /// load and one store.
+    word: AtomicU64,
     /// Polls caused by each source, in `WakeSource::ALL` order. Polling thread only.
     wakes: [AtomicU64; 6],
     /// Polling thread only.
     last_worker: AtomicU32,
-    /// Bit `i`: a wake from `WakeSource::ALL[i]` since the last poll started, left by the one
-    /// thread allowed to write it then (see the module docs); the poll start takes it.
-    cause: AtomicU8,
-    /// The same, for the other wakes (`fetch_or`).
+    /// Like `cause`, for the other wakes (`fetch_or`).
     late: AtomicU8,
-    /// Bit `i`: the last poll registered with a channel of kind `CHANNELS[i]`. Polling thread
-    /// only.
-    channels: AtomicU8,
     /// The latest wake by a task: its id `<< 16 | worker` (`0xFFFF`: none); 0: never.
     woken_by: AtomicU64,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
@@ -253,12 +258,10 @@ impl TaskObs {
         TaskObs {
             id,
             location,
-            polls: AtomicU64::new(0),
+            word: AtomicU64::new(0),
             wakes: Default::default(),
             last_worker: AtomicU32::new(NO_WORKER),
-            cause: AtomicU8::new(0),
             late: AtomicU8::new(0),
-            channels: AtomicU8::new(0),
             woken_by: AtomicU64::new(0),
             pending_flow: AtomicU64::new(0),
             woken_at: AtomicU64::new(0),
@@ -266,12 +269,12 @@ impl TaskObs {
     }
 
     pub(crate) fn polls(&self) -> u64 {
-        self.polls.load(Relaxed)
+        self.word.load(Relaxed) >> POLLS_SHIFT
     }
 
     /// The channels the last poll noted.
     pub(crate) fn channel_waits(&self) -> impl Iterator<Item = WaitsOn> {
-        let bits = self.channels.load(Relaxed);
+        let bits = (self.word.load(Relaxed) >> CHANNEL_SHIFT) as u8;
         CHANNELS
             .iter()
             .enumerate()
@@ -369,33 +372,26 @@ pub(crate) fn link_at_spawn() -> bool {
 #[inline(always)]
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
-    bump(&obs.polls);
-    // Take the wakes since the last poll: they caused this one. (The first poll has none.)
-    let cause = obs.cause.load(Relaxed);
+    // One more poll; the cause and channel bits are taken and cleared.
+    let word = obs.word.load(Relaxed);
+    obs.word
+        .store((word & !FLAGS_MASK) + (1 << POLLS_SHIFT), Relaxed);
+    // Count the wakes since the last poll: they caused this one. (The first poll has none.)
     let late = obs.late.load(Relaxed);
-    if cause | late != 0 {
-        take_wakes(obs, cause, late);
+    if (word & CAUSE_MASK) as u8 | late != 0 {
+        take_wakes(obs, word as u8, late);
     }
-    if obs.channels.load(Relaxed) != 0 {
-        obs.channels.store(0, Relaxed);
-    }
+    // (No worker on the blocking pool: its jobs never run on one, so storing "none" is right.)
     let (worker, slot) = WORKER.with(|w| w.get());
-    if worker != NO_WORKER && obs.last_worker.load(Relaxed) != worker {
-        obs.last_worker.store(worker, Relaxed);
-    }
+    obs.last_worker.store(worker, Relaxed);
     let prev = CTX.with(|c| c.replace(obs as *const TaskObs as usize));
     let mode = mode::get();
-    let started = if mode != 0 {
+    let cold = if mode != 0 {
         poll_start_cold(obs, mode, slot)
     } else {
         0
     };
-    PollGuard {
-        obs,
-        prev,
-        mode,
-        started,
-    }
+    PollGuard { prev, cold }
 }
 
 /// This thread starts driving worker `index` (whose watchdog slot is `slot`); the guard
@@ -412,7 +408,8 @@ impl Drop for WorkerScope {
     }
 }
 
-/// A switch is on at poll start: publish to the watchdog slot, timing, trace.
+/// A switch is on at poll start: publish to the watchdog slot, timing, trace. Returns the
+/// guard's `cold` word: the switches in its low 3 bits, the start stamp (ticks) above them.
 #[cold]
 #[inline(never)]
 fn poll_start_cold(obs: &TaskObs, mode: u8, slot: *const PollSlot) -> u64 {
@@ -433,15 +430,15 @@ fn poll_start_cold(obs: &TaskObs, mode: u8, slot: *const PollSlot) -> u64 {
         };
         trace::poll_start(obs.id, flow);
     }
-    started
+    (started << MODE_BITS) | u64::from(mode)
 }
+
+/// Bits of a `PollGuard::cold` word that hold the switches.
+const MODE_BITS: u32 = 3;
 
 /// Counts the sources of the wakes that caused this poll and clears them.
 #[inline]
 fn take_wakes(obs: &TaskObs, cause: u8, late: u8) {
-    if cause != 0 {
-        obs.cause.store(0, Relaxed);
-    }
     let late = if late != 0 {
         obs.late.swap(0, Relaxed)
     } else {
@@ -473,33 +470,29 @@ fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
 }
 
 /// A poll in progress on this thread; [`end`](PollGuard::end) must be called when it returns
-/// (the runtime catches a panicking poll, so it always is).
+/// (the runtime catches a panicking poll, so it always is). Two words, kept across the poll.
 pub(crate) struct PollGuard {
-    obs: *const TaskObs,
     /// `CTX` before this poll (the outer task of a nested poll, a driver tag).
     prev: usize,
-    /// The switches at the poll's start.
-    mode: u8,
-    /// Timing-clock ticks at the poll's start, while timing; 0: not timing.
-    started: u64,
+    /// 0 when no switch was on at the poll's start; else the switches (low `MODE_BITS` bits)
+    /// and, while timing, the start stamp above them.
+    cold: u64,
 }
 
 impl PollGuard {
-    /// The poll returned (`ready`: with the output).
+    /// The poll of `header`'s task returned (`ready`: with the output).
     #[inline(always)]
-    pub(crate) fn end(self, ready: bool) {
+    pub(crate) fn end(self, header: &Header, ready: bool) {
         CTX.with(|c| c.set(self.prev));
         let mode = mode::get();
-        if mode | self.mode != 0 {
-            self.end_cold(mode, ready);
+        if u64::from(mode) | self.cold != 0 {
+            self.end_cold(&header.obs, mode, ready);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn end_cold(self, mode: u8, ready: bool) {
-        // SAFETY: the task is still mid-poll (its poll just returned; it completes after this).
-        let obs = unsafe { &*self.obs };
+    fn end_cold(self, obs: &TaskObs, mode: u8, ready: bool) {
         if mode & TRACE != 0 {
             trace::poll_end(obs.id, ready);
         }
@@ -507,10 +500,11 @@ impl PollGuard {
         if slot.is_null() {
             return;
         }
-        if self.started != 0 {
-            timing_end(obs, self.started, slot);
+        let started = self.cold >> MODE_BITS;
+        if started != 0 {
+            timing_end(obs, started, slot);
         }
-        if (mode | self.mode) & LIVE != 0 {
+        if (mode | self.cold as u8) & LIVE != 0 {
             // SAFETY: as in `poll_start_cold`; the poll that set the slot is just ending.
             let slot_ref = unsafe { &*slot };
             let (blocked, blocked_slot) = BLOCKED.with(|b| b.get());
@@ -535,7 +529,7 @@ fn timing_end(obs: &TaskObs, started: u64, slot: *const PollSlot) {
     let took = timing::ticks_to_ns(now.saturating_sub(started));
     // The task woke itself during this poll: its wake→poll latency runs from now.
     let self_woke = 1 << WakeSource::SelfWake as u8;
-    if obs.cause.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
+    if obs.word.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
         obs.woken_at.store(now.max(1), Relaxed);
     }
     // SAFETY: as in `poll_start_cold`.
@@ -618,12 +612,12 @@ pub(crate) fn on_wake(header: &Header, scheduled: bool) {
     if ctx == obs as *const TaskObs as usize {
         // The task woke itself during its poll, outside a driver turn (the tag would make `ctx`
         // differ): this thread is its only writer.
-        let cause = obs.cause.load(Relaxed);
-        obs.cause
-            .store(cause | 1 << WakeSource::SelfWake as u8, Relaxed);
+        let word = obs.word.load(Relaxed);
+        obs.word
+            .store(word | 1 << WakeSource::SelfWake as u8, Relaxed);
         let mode = mode::get();
         if mode & (TIMING | TRACE) != 0 {
-            wake_extras(obs, WakeSource::SelfWake, cause == 0, mode);
+            wake_extras(obs, WakeSource::SelfWake, word & CAUSE_MASK == 0, mode);
         }
         return;
     }
@@ -649,9 +643,9 @@ fn on_other_wake(obs: &TaskObs, ctx: usize, scheduled: bool) {
     let mut first = false;
     if scheduled {
         // The waker that scheduled the idle task: the only writer until it is queued.
-        let cause = obs.cause.load(Relaxed);
-        obs.cause.store(cause | bit, Relaxed);
-        first = cause == 0;
+        let word = obs.word.load(Relaxed);
+        obs.word.store(word | u64::from(bit), Relaxed);
+        first = word & CAUSE_MASK == 0;
     } else if obs.late.load(Relaxed) & bit == 0 {
         obs.late.fetch_or(bit, Relaxed);
     }
@@ -691,10 +685,10 @@ fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool, mode: u8) {
 pub(crate) fn note_channel_wait(kind: Channel) {
     // SAFETY: read from this thread's `CTX` just now.
     if let Some(obs) = unsafe { ctx_task(CTX.with(|c| c.get())) } {
-        let bit = 1u8 << kind as u8;
-        let bits = obs.channels.load(Relaxed);
-        if bits & bit == 0 {
-            obs.channels.store(bits | bit, Relaxed);
+        let bit = 1u64 << (CHANNEL_SHIFT + kind as u32);
+        let word = obs.word.load(Relaxed);
+        if word & bit == 0 {
+            obs.word.store(word | bit, Relaxed);
         }
     }
 }

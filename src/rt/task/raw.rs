@@ -399,7 +399,7 @@ where
         unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
     }));
     #[cfg(feature = "observatory")]
-    observed.end(matches!(polled, Ok(Poll::Ready(_))));
+    observed.end(&cell.header, matches!(polled, Ok(Poll::Ready(_))));
 
     match polled {
         // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.
