@@ -408,21 +408,30 @@ impl Drop for WorkerScope {
     }
 }
 
-/// A switch is on at poll start: publish to the watchdog slot, timing, trace. Returns the
-/// guard's `cold` word: the switches in its low 3 bits, the start stamp (ticks) above them.
-#[cold]
+/// A switch is on at poll start: timing here (hot while it is on), publishing to the watchdog
+/// slot and the trace in `poll_start_rare`. Returns the guard's `cold` word: the switches in
+/// its low 3 bits, the start stamp (ticks) above them.
 #[inline(never)]
 fn poll_start_cold(obs: &TaskObs, mode: u8, slot: *const PollSlot) -> u64 {
-    if mode & LIVE != 0 && !slot.is_null() {
-        // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
-        // drives keeps alive for at least the duration of this poll.
-        unsafe { &*slot }.publish(obs.id, obs.location);
-    }
     let started = if mode & TIMING != 0 {
         timing_start(obs, slot)
     } else {
         0
     };
+    if mode & (LIVE | TRACE) != 0 {
+        poll_start_rare(obs, mode, slot);
+    }
+    (started << MODE_BITS) | u64::from(mode)
+}
+
+#[cold]
+#[inline(never)]
+fn poll_start_rare(obs: &TaskObs, mode: u8, slot: *const PollSlot) {
+    if mode & LIVE != 0 && !slot.is_null() {
+        // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
+        // drives keeps alive for at least the duration of this poll.
+        unsafe { &*slot }.publish(obs.id, obs.location);
+    }
     if mode & TRACE != 0 {
         let flow = match obs.pending_flow.load(Relaxed) {
             0 => 0,
@@ -430,7 +439,6 @@ fn poll_start_cold(obs: &TaskObs, mode: u8, slot: *const PollSlot) -> u64 {
         };
         trace::poll_start(obs.id, flow);
     }
-    (started << MODE_BITS) | u64::from(mode)
 }
 
 /// Bits of a `PollGuard::cold` word that hold the switches.
@@ -452,6 +460,7 @@ fn take_wakes(obs: &TaskObs, cause: u8, late: u8) {
 }
 
 /// Timing on: the wake→poll latency, and the poll's start stamp (never 0).
+#[inline]
 fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
     let now = timing::poll_start_stamp();
     // Stamped by the first `cause` wake since the previous poll start (see the module docs:
@@ -490,19 +499,28 @@ impl PollGuard {
         }
     }
 
-    #[cold]
+    /// A switch was on at the start or is on now: timing here (hot while it is on), the
+    /// trace and the watchdog slot in `end_rare`.
     #[inline(never)]
     fn end_cold(self, obs: &TaskObs, mode: u8, ready: bool) {
+        let started = self.cold >> MODE_BITS;
+        if started != 0 {
+            timing_end(obs, started);
+        }
+        if (mode | self.cold as u8) & (LIVE | TRACE) != 0 {
+            self.end_rare(obs, mode, ready);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn end_rare(self, obs: &TaskObs, mode: u8, ready: bool) {
         if mode & TRACE != 0 {
             trace::poll_end(obs.id, ready);
         }
         let slot = WORKER.with(|w| w.get()).1;
         if slot.is_null() {
             return;
-        }
-        let started = self.cold >> MODE_BITS;
-        if started != 0 {
-            timing_end(obs, started, slot);
         }
         if (mode | self.cold as u8) & LIVE != 0 {
             // SAFETY: as in `poll_start_cold`; the poll that set the slot is just ending.
@@ -524,7 +542,8 @@ impl PollGuard {
     }
 }
 
-fn timing_end(obs: &TaskObs, started: u64, slot: *const PollSlot) {
+#[inline]
+fn timing_end(obs: &TaskObs, started: u64) {
     let now = timing::poll_end_stamp();
     let took = timing::ticks_to_ns(now.saturating_sub(started));
     // The task woke itself during this poll: its wake→poll latency runs from now.
@@ -532,11 +551,11 @@ fn timing_end(obs: &TaskObs, started: u64, slot: *const PollSlot) {
     if obs.word.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
         obs.woken_at.store(now.max(1), Relaxed);
     }
-    // SAFETY: as in `poll_start_cold`.
-    let t = &unsafe { &*slot }.timing;
-    t.poll.record_owned(took);
-    t.busy_ns
-        .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
+    let slot = WORKER.with(|w| w.get()).1;
+    if !slot.is_null() {
+        // SAFETY: as in `poll_start_cold`. (Busy time is this histogram's sum.)
+        unsafe { &*slot }.timing.poll.record_owned(took);
+    }
 }
 
 /// A task on a worker entered `block_on`: while the worker drives other work the blocked task

@@ -232,10 +232,9 @@ impl HistogramSnapshot {
     }
 }
 
-/// One worker's timing, written by its thread.
+/// One worker's timing, written by its thread. (Busy time is `poll`'s sum.)
 #[derive(Default)]
 pub(crate) struct WorkerTiming {
-    pub(crate) busy_ns: AtomicU64,
     pub(crate) poll: Histogram,
     pub(crate) wake_to_poll: Histogram,
 }
@@ -257,7 +256,7 @@ pub struct WorkerTimingSnapshot {
 impl WorkerTiming {
     pub(crate) fn snapshot(&self, timer_lateness: &Histogram) -> WorkerTimingSnapshot {
         WorkerTimingSnapshot {
-            busy: Duration::from_nanos(self.busy_ns.load(Relaxed)),
+            busy: Duration::from_nanos(self.poll.sum_ns.load(Relaxed)),
             poll: self.poll.snapshot(),
             wake_to_poll: self.wake_to_poll.snapshot(),
             timer_lateness: timer_lateness.snapshot(),

@@ -483,7 +483,8 @@ pub(crate) fn spawn(id: u64, location: &'static Location<'static>) {
 #[inline(always)]
 pub(crate) fn source(source: Source, depth: usize) {
     let mode = super::mode::get();
-    if mode != 0 {
+    let far = matches!(source, Source::Injector | Source::StolenFrom(_));
+    if mode & super::mode::TRACE != 0 || (far && mode & super::mode::TIMING != 0) {
         source_cold(source, depth, mode);
     }
 }
