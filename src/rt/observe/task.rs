@@ -1,15 +1,17 @@
 //! Per-task identity and counters, and the thread-local state the runtime's hooks consult.
 //!
-//! Who writes what: every counter (`polls`, the wake counts by source), `last_worker` and the
-//! channel note only the thread polling the task — it holds `RUNNING`, so a relaxed load + store
-//! suffices and no two threads ever write a counter. A wake only leaves its *source* for the
-//! next poll to count, in one of two small fields:
+//! Who writes what: every counter (the poll count, the wake counts by source), `last_worker`
+//! and the channel note only the thread polling the task — it holds `RUNNING`, so a relaxed
+//! load + store suffices and no two threads ever write a counter. A wake only leaves its
+//! *source* for the next poll to count, in one of two places:
 //!
-//! * `cause` — written by the single thread that may write it at that moment, so a plain
-//!   (relaxed) store: the task itself waking itself during its poll (it holds `RUNNING`), or the
-//!   waker whose state transition moved the idle task to scheduled (exactly one per idle
-//!   period, before the task is queued; the poll start that reads and clears it comes after the
-//!   queue hand-off). These are nearly all wakes, and they cost no locked instruction.
+//! * the `cause` byte of the poller's word (`TaskObs::word`: cause bits, channel bits, poll
+//!   count) — written by the single thread that may write it at that moment, so a plain
+//!   (relaxed) load + store: the task itself waking itself during its poll (it holds
+//!   `RUNNING`), or the waker whose state transition moved the idle task to scheduled (exactly
+//!   one per idle period, before the task is queued; the poll start that reads and clears it
+//!   comes after the queue hand-off). These are nearly all wakes, and they cost no locked
+//!   instruction.
 //! * `late` — any other wake (the task was already scheduled, or is running on another
 //!   thread): a `fetch_or` of the source bit, skipped when the bit is already set.
 //!
@@ -19,6 +21,13 @@
 //! one; a self-wake and a wake from a plain thread count one each. Yield `k` times: `k`
 //! self-wakes. "Woken by" (the latest waking task and its worker) is a relaxed store by the
 //! waker — a fact, not a counter.
+//!
+//! **What the always-on part costs** (see DESIGN.md §1.11, "What it costs"): a spawn takes an
+//! id from a per-thread block and the spawn site from a thread-local; a poll does one load +
+//! store of the poller's word, a load of `late`, a store of `last_worker`, a swap of the
+//! one-word current-task thread-local (`CTX`) and one load of the switch byte
+//! ([`mode`](super::mode)) at each end; a self-wake is one thread-local compare and a load +
+//! store. Everything behind a switch (timing, trace, the watchdog slot) is out of line.
 
 use std::cell::Cell;
 use std::panic::Location;
