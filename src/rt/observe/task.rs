@@ -477,7 +477,7 @@ fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
     let woken = obs.woken_at.load(Relaxed);
     if woken != 0 {
         obs.woken_at.store(0, Relaxed);
-        if !slot.is_null() {
+        if !slot.is_null() && timing::is_current(woken) {
             // SAFETY: as in `poll_start_cold`.
             let t = &unsafe { &*slot }.timing;
             t.wake_to_poll

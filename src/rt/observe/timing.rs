@@ -29,6 +29,8 @@ use super::mode;
 pub fn set_timing(on: bool) {
     if on {
         calibrate();
+        // Stamps kept from an earlier timing period are stale now.
+        SINCE.store(ticks(), Relaxed);
     }
     mode::set(mode::TIMING, on);
 }
@@ -120,12 +122,23 @@ thread_local! {
     static LAST_END: Cell<u64> = const { Cell::new(0) };
 }
 
+/// When timing was last switched on (ticks). A stamp older than this is from an earlier timing
+/// period — a boundary stamp the thread kept while it polled untimed, a wake stamp whose poll
+/// came untimed — and is not used.
+static SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `stamp` was taken in the current timing period.
+#[inline]
+pub(crate) fn is_current(stamp: u64) -> bool {
+    stamp >= SINCE.load(Relaxed)
+}
+
 /// A poll starts: the shared boundary stamp, or a fresh one.
 #[inline]
 pub(crate) fn poll_start_stamp() -> u64 {
     match LAST_END.with(|c| c.replace(0)) {
-        0 => ticks(),
-        t => t,
+        t if t != 0 && is_current(t) => t,
+        _ => ticks(),
     }
 }
 
@@ -275,6 +288,25 @@ pub(crate) fn timer_fired(lateness: &Histogram, late: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_poll_boundary_stamp_is_shared_but_not_across_timing_periods() {
+        // Back to back on one thread: the end of one poll starts the next.
+        let end = poll_end_stamp();
+        assert_eq!(poll_start_stamp(), end);
+        // Taken, then timing was switched off and on (what `set_timing(true)` bumps): stale.
+        let end = poll_end_stamp();
+        std::thread::sleep(Duration::from_millis(1));
+        SINCE.store(ticks(), Relaxed);
+        assert!(poll_start_stamp() > end);
+        assert!(!is_current(end));
+        SINCE.store(0, Relaxed);
+        // Taken once: the next start without an end reads the clock.
+        let _ = poll_end_stamp();
+        let first = poll_start_stamp();
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(poll_start_stamp() > first);
+    }
 
     #[test]
     fn quantiles_bound_the_recorded_values_within_a_factor_of_two() {
