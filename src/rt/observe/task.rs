@@ -386,9 +386,16 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
     obs.word
         .store((word & !FLAGS_MASK) + (1 << POLLS_SHIFT), Relaxed);
     // Count the wakes since the last poll: they caused this one. (The first poll has none.)
+    let cause = (word & CAUSE_MASK) as u8;
     let late = obs.late.load(Relaxed);
-    if (word & CAUSE_MASK) as u8 | late != 0 {
-        take_wakes(obs, word as u8, late);
+    if late != 0 {
+        take_wakes(obs, cause);
+    } else if cause != 0 {
+        // Nearly always one source: count it here, any others out of line.
+        bump(&obs.wakes[(cause.trailing_zeros() as usize).min(5)]);
+        if cause & (cause - 1) != 0 {
+            take_wakes(obs, cause & (cause - 1));
+        }
     }
     // (No worker on the blocking pool: its jobs never run on one, so storing "none" is right.)
     let (worker, slot) = WORKER.with(|w| w.get());
@@ -453,17 +460,17 @@ fn poll_start_rare(obs: &TaskObs, mode: u8, slot: *const PollSlot) {
 /// Bits of a `PollGuard::cold` word that hold the switches.
 const MODE_BITS: u32 = 3;
 
-/// Counts the sources of the wakes that caused this poll and clears them.
-#[inline]
-fn take_wakes(obs: &TaskObs, cause: u8, late: u8) {
-    let late = if late != 0 {
-        obs.late.swap(0, Relaxed)
-    } else {
-        0
+/// Counts the sources in `cause` and in `late` (cleared here) that caused this poll.
+#[cold]
+#[inline(never)]
+fn take_wakes(obs: &TaskObs, cause: u8) {
+    let late = match obs.late.load(Relaxed) {
+        0 => 0,
+        _ => obs.late.swap(0, Relaxed),
     };
     let mut bits = cause | late;
     while bits != 0 {
-        bump(&obs.wakes[bits.trailing_zeros() as usize]);
+        bump(&obs.wakes[(bits.trailing_zeros() as usize).min(5)]);
         bits &= bits - 1;
     }
 }
