@@ -76,8 +76,9 @@ fn monotonic_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
-/// Decides the clock and calibrates the TSC, once per process.
-fn calibrate() {
+/// Decides the clock and calibrates the TSC, once per process (the first `set_timing(true)` or
+/// the trace clock's first use).
+pub(crate) fn calibrate() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
