@@ -557,7 +557,12 @@ pub(crate) fn reactor_event(token: usize, readiness: usize, wakers: usize) {
     }
     let flow = NEXT_FLOW.fetch_add(1, Relaxed);
     record(Kind::ReactorEvent, readiness as u32, token as u64, flow);
-    PENDING_FLOWS.with(|p| p.borrow_mut().extend(std::iter::repeat_n(flow, wakers)));
+    PENDING_FLOWS.with(|p| {
+        let mut p = p.borrow_mut();
+        for _ in 0..wakers {
+            p.push_back(flow);
+        }
+    });
     FLOWS_PENDING.with(|f| f.set(true));
 }
 
