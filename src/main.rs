@@ -19,6 +19,11 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();
+    #[cfg(feature = "observatory")]
+    if let Err(e) = observe_from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -26,4 +31,26 @@ fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// `SCRAIPE_OBSERVE=timing,trace` (feature `observatory`): switches the observatory's timing
+/// and scheduler trace on for the whole run, e.g. to measure what they cost end to end or to
+/// have the flight recorder filled for `--observe`.
+#[cfg(feature = "observatory")]
+fn observe_from_env() -> Result<(), String> {
+    let Ok(parts) = std::env::var("SCRAIPE_OBSERVE") else {
+        return Ok(());
+    };
+    for part in parts.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "timing" => scraipe::rt::observe::set_timing(true),
+            "trace" => scraipe::rt::observe::set_tracing(true),
+            other => {
+                return Err(format!(
+                    "SCRAIPE_OBSERVE: unknown part {other:?} (expected timing, trace)"
+                ))
+            }
+        }
+    }
+    Ok(())
 }

@@ -884,6 +884,51 @@ fn demo_observe_serves_the_live_view_and_scraipe_observe_prints_the_table() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
 
+/// `SCRAIPE_OBSERVE=timing,trace` switches both on for a CLI run (the live view says so); an
+/// unknown part is a usage error.
+#[test]
+fn scraipe_observe_env_switches_timing_and_trace_on_and_rejects_unknown_parts() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_scraipe");
+    let mut demo = Command::new(bin)
+        .args(["demo", "--pages", "20", "-t", "1", "--rows", "0"])
+        .args(["--observe", "127.0.0.1:0", "--observe-linger", "5"])
+        .env("SCRAIPE_OBSERVE", "timing, trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let addr: SocketAddr = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            let rest = line.strip_prefix("observatory: http://")?;
+            rest.split('/').next().map(str::to_string)
+        })
+        .expect("the demo printed the observatory address")
+        .parse()
+        .unwrap();
+    let (_, body) = http_get(addr, "/snapshot.json");
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(snap["tracing"], true, "{body}");
+    assert!(
+        snap["workers"][0]["timing"].is_object(),
+        "timing is off: {body}"
+    );
+
+    let out = Command::new(bin)
+        .args(["demo", "--pages", "1", "--rows", "0"])
+        .env("SCRAIPE_OBSERVE", "timing,bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SCRAIPE_OBSERVE"));
+}
+
 // ----- timing -----
 
 /// A self-wake (yield) is timed from the end of the poll that woke itself to the next poll.

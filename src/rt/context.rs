@@ -48,6 +48,7 @@ impl Drop for WorkerGuard {
 }
 
 /// Runs `f` with the worker this thread drives, if any.
+#[cfg_attr(feature = "observatory", inline(always))]
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerCx>) -> R) -> R {
     let ptr = WORKER.with(|w| w.get());
     // SAFETY: the pointer was set by `enter_worker` from a reference whose frame is still alive

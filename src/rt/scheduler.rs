@@ -179,6 +179,7 @@ impl Shared {
 
     /// Spawns a task: onto the current worker's deque when called from one of our workers,
     /// else onto the injector.
+    #[cfg_attr(feature = "observatory", inline(always))]
     pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> super::JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,

@@ -184,6 +184,7 @@ pub fn child_client(args: &[String]) {
     let remaining = until;
     let ok = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
+    crate::runtime::observe_from_env();
     let (elapsed, cpu) = match client {
         "ours" => {
             let rt = scraipe::rt::Builder::new()

@@ -13,6 +13,7 @@ mod e2e;
 
 mod http;
 mod memory;
+mod obs_ab;
 mod python;
 mod report;
 mod runtime;
@@ -46,7 +47,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: versus [--quick] [--runs N] [--json FILE] [--only runtime,bridge,timer,memory,http,e2e]\n       \
          versus --readme-table FILE.json [--readme README.md]   (print the README table, or replace it in README.md)\n       \
-         versus --compare BEFORE.json AFTER.json   (how every ratio moved between two runs)"
+         versus --compare BEFORE.json AFTER.json   (how every ratio moved between two runs)\n       \
+         versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e]   (the observatory's cost gate: interleaved A/B against a build with --features observatory)"
     );
     std::process::exit(2);
 }
@@ -131,12 +133,23 @@ fn main() {
     let mut table = None;
     let mut readme = None;
     let mut compare = None;
+    let mut obs_ab = None;
+    let mut secs = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--json" => json = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--readme-table" => table = Some(it.next().cloned().unwrap_or_else(|| usage())),
+            "--obs-ab" => obs_ab = Some(it.next().cloned().unwrap_or_else(|| usage())),
+            "--secs" => {
+                secs = Some(
+                    it.next()
+                        .and_then(|n| n.parse::<f64>().ok())
+                        .filter(|n| *n > 0.0)
+                        .unwrap_or_else(|| usage()),
+                )
+            }
             "--readme" => readme = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--compare" => {
                 let before = it.next().cloned().unwrap_or_else(|| usage());
@@ -163,6 +176,10 @@ fn main() {
             "-h" | "--help" => usage(),
             _ => usage(),
         }
+    }
+    if let Some(dir) = obs_ab {
+        obs_ab::run(&dir, runs.unwrap_or(7), secs.unwrap_or(1.0), only);
+        return;
     }
     if let Some(paths) = compare {
         let load = |p: &String| -> serde_json::Value {

@@ -649,7 +649,7 @@ pub fn child_loop(bench: &str, workers: usize, side: &str, secs: f64) {
 }
 
 /// Applies `VERSUS_OBSERVE` (see [`child_loop`]).
-fn observe_from_env() {
+pub fn observe_from_env() {
     let Ok(parts) = std::env::var("VERSUS_OBSERVE") else {
         return;
     };
@@ -658,8 +658,19 @@ fn observe_from_env() {
         match part {
             "timing" => scraipe::rt::observe::set_timing(true),
             "trace" => scraipe::rt::observe::set_tracing(true),
+            // The trace with a flight recorder of its size cap only (no minimum age), to see
+            // what the default 2 s window costs in cache traffic.
+            "trace-capped" => {
+                scraipe::rt::observe::set_trace_limits(scraipe::rt::observe::TraceLimits {
+                    min_age: std::time::Duration::ZERO,
+                    ..Default::default()
+                });
+                scraipe::rt::observe::set_tracing(true)
+            }
             "counters" => {} // always on with the feature
-            other => panic!("VERSUS_OBSERVE: unknown part {other:?} (timing, trace, counters)"),
+            other => panic!(
+                "VERSUS_OBSERVE: unknown part {other:?} (timing, trace, trace-capped, counters)"
+            ),
         }
     }
     #[cfg(not(feature = "observatory"))]

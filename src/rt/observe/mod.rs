@@ -19,6 +19,7 @@
 //! assert!(rt.handle().observe_snapshot().tasks.iter().all(|t| t.id != id));
 //! ```
 
+pub(crate) mod mode;
 pub(crate) mod serve;
 pub(crate) mod snapshot;
 pub(crate) mod task;
@@ -34,8 +35,8 @@ pub use trace::{is_tracing, set_trace_limits, set_tracing, trace_json, trace_lim
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{
-    blocking_section, enter_worker, note_channel_wait, on_wake, poll_start, SpawnSite, TaskObs,
-    WakeScope, WorkerScope,
+    blocking_section, enter_worker, link_at_spawn, note_channel_wait, on_wake, poll_start, Channel,
+    SpawnSite, TaskObs, WakeScope, WorkerScope,
 };
 pub(crate) use watchdog::PollSlot;
 

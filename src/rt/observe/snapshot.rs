@@ -6,7 +6,7 @@
 //! # "Waits on" is found where the wakers are
 //!
 //! Before the walk, the snapshot scans every worker's reactor — each registration's reader and
-//! writer waiter lists — and every worker's timer heap (pending entries), and indexes the wakers
+//! writer waiter lists — and every worker's timer queue (pending entries), and indexes the wakers
 //! it finds by their data pointer ([`Waker::data`]). A task's waker points at its header, so a
 //! task waits on exactly the sockets and timers whose lists hold a waker with its header's
 //! address: what it really waits on, whoever registered the waker and whenever. Channels keep
@@ -67,7 +67,7 @@ pub struct TaskInfo {
     /// The task (and its worker, when it ran on one) whose wake came last.
     pub woken_by: Option<(u64, Option<usize>)>,
     /// What holds its waker: sockets and timers found in the reactors' waiter lists and the
-    /// timer heaps, then channels its last poll registered with (meaningful while `Idle`).
+    /// timer queues, then channels its last poll registered with (meaningful while `Idle`).
     pub waits_on: Vec<WaitsOn>,
     /// References in the state word (list + join handle + queue/runner + wakers).
     pub refs: usize,

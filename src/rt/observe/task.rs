@@ -1,15 +1,17 @@
 //! Per-task identity and counters, and the thread-local state the runtime's hooks consult.
 //!
-//! Who writes what: every counter (`polls`, the wake counts by source), `last_worker` and the
-//! channel note only the thread polling the task — it holds `RUNNING`, so a relaxed load + store
-//! suffices and no two threads ever write a counter. A wake only leaves its *source* for the
-//! next poll to count, in one of two small fields:
+//! Who writes what: every counter (the poll count, the wake counts by source), `last_worker`
+//! and the channel note only the thread polling the task — it holds `RUNNING`, so a relaxed
+//! load + store suffices and no two threads ever write a counter. A wake only leaves its
+//! *source* for the next poll to count, in one of two places:
 //!
-//! * `cause` — written by the single thread that may write it at that moment, so a plain
-//!   (relaxed) store: the task itself waking itself during its poll (it holds `RUNNING`), or the
-//!   waker whose state transition moved the idle task to scheduled (exactly one per idle
-//!   period, before the task is queued; the poll start that reads and clears it comes after the
-//!   queue hand-off). These are nearly all wakes, and they cost no locked instruction.
+//! * the `cause` byte of the poller's word (`TaskObs::word`: cause bits, channel bits, poll
+//!   count) — written by the single thread that may write it at that moment, so a plain
+//!   (relaxed) load + store: the task itself waking itself during its poll (it holds
+//!   `RUNNING`), or the waker whose state transition moved the idle task to scheduled (exactly
+//!   one per idle period, before the task is queued; the poll start that reads and clears it
+//!   comes after the queue hand-off). These are nearly all wakes, and they cost no locked
+//!   instruction.
 //! * `late` — any other wake (the task was already scheduled, or is running on another
 //!   thread): a `fetch_or` of the source bit, skipped when the bit is already set.
 //!
@@ -19,14 +21,22 @@
 //! one; a self-wake and a wake from a plain thread count one each. Yield `k` times: `k`
 //! self-wakes. "Woken by" (the latest waking task and its worker) is a relaxed store by the
 //! waker — a fact, not a counter.
+//!
+//! **What the always-on part costs** (see DESIGN.md §1.11, "What it costs"): a spawn takes an
+//! id from a per-thread block and the spawn site from a thread-local; a poll does one load +
+//! store of the poller's word, a load of `late`, a store of `last_worker`, a swap of the
+//! one-word current-task thread-local (`CTX`) and one load of the switch byte
+//! ([`mode`](super::mode)) at each end; a self-wake is one thread-local compare and a load +
+//! store. Everything behind a switch (timing, trace, the watchdog slot) is out of line.
 
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::watchdog::{self, PollSlot};
+use super::mode::{self, LIVE, TIMING, TRACE};
+use super::watchdog::PollSlot;
 use super::{timing, trace};
 use crate::rt::task::Header;
 
@@ -110,7 +120,7 @@ impl WakeCounts {
 }
 
 /// Something that holds a parked task's waker. Sockets and timers are found by scanning every
-/// reactor's waiter lists and every timer heap for the task's waker at snapshot time; channels
+/// reactor's waiter lists and every timer queue for the task's waker at snapshot time; channels
 /// are noted by the receiving poll (see [`snapshot`](super::snapshot)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WaitsOn {
@@ -125,7 +135,7 @@ pub enum WaitsOn {
     },
     /// A timer (`sleep`, `timeout`, `interval`).
     Timer {
-        /// The worker whose timer heap holds it.
+        /// The worker whose timer queue holds it.
         worker: usize,
         /// When it fires.
         deadline: Instant,
@@ -139,88 +149,128 @@ pub enum WaitsOn {
 
 const NO_WORKER: u32 = u32::MAX;
 
-/// The channel kinds a poll can note, one bit each in `TaskObs::channels`.
+/// `TaskObs::word`: the cause bits, the channel bits, the poll count.
+const CAUSE_MASK: u64 = 0xFF;
+const CHANNEL_SHIFT: u32 = 8;
+const POLLS_SHIFT: u32 = 16;
+const FLAGS_MASK: u64 = (1 << POLLS_SHIFT) - 1;
+
+/// A channel kind a receiving poll notes (bit `kind as u8` of `TaskObs::word`'s channel byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Channel {
+    Oneshot = 0,
+    Mpsc = 1,
+    Semaphore = 2,
+}
+
+/// The names of the channel kinds, by bit.
 const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
 
 /// The observatory's part of a task header.
 pub(crate) struct TaskObs {
     pub(crate) id: u64,
     pub(crate) location: &'static Location<'static>,
-    /// Polling thread only.
-    polls: AtomicU64,
+    /// The poller's word, written only by the one thread that may write it at that moment (see
+    /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
+    /// last poll started, left by the waker that scheduled the idle task or by the task itself
+    /// during its poll; bits 8–15 the channel kinds (`Channel`) the last poll registered with;
+    /// bits 16–63 the poll count. One word so a poll start reads and resets all three with one
+    /// load and one store.
+    word: AtomicU64,
     /// Polls caused by each source, in `WakeSource::ALL` order. Polling thread only.
     wakes: [AtomicU64; 6],
     /// Polling thread only.
     last_worker: AtomicU32,
-    /// Bit `i`: a wake from `WakeSource::ALL[i]` since the last poll started, left by the one
-    /// thread allowed to write it then (see the module docs); the poll start takes it.
-    cause: AtomicU8,
-    /// The same, for the other wakes (`fetch_or`).
+    /// Like `cause`, for the other wakes (`fetch_or`).
     late: AtomicU8,
-    /// Bit `i`: the last poll registered with a channel of kind `CHANNELS[i]`. Polling thread
-    /// only.
-    channels: AtomicU8,
     /// The latest wake by a task: its id `<< 16 | worker` (`0xFFFF`: none); 0: never.
     woken_by: AtomicU64,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
     pending_flow: AtomicU64,
-    /// When the first wake since the last poll came (trace clock, ns; 0: none), while timing.
+    /// When the first wake since the last poll came (timing clock ticks; 0: none), while
+    /// timing.
     woken_at: AtomicU64,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Task ids are handed to threads in blocks of this many, so a spawn takes one with a
+/// thread-local increment instead of a locked `fetch_add` on a line every spawning thread
+/// shares. (Ids stay unique in the process; they rise per thread, not globally.)
+const ID_BLOCK: u64 = 1024;
+
+/// Low bits of `CTX`: wakes on this thread come from a reactor turn or a timer firing.
+const TAG_MASK: usize = 3;
+const TAG_REACTOR: usize = 1;
+const TAG_TIMER: usize = 2;
+
 thread_local! {
     /// The outermost spawn entry point's caller on this thread (see [`SpawnSite`]).
     static SPAWN_SITE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
-    /// The task this thread is polling (`obs` null: none).
-    static CURRENT: Cell<Current> = const { Cell::new(Current::NONE) };
-    /// Set while a reactor or timer heap dispatches its wake-ups.
-    static DRIVER_WAKE: Cell<Option<WakeSource>> = const { Cell::new(None) };
+    /// The task this thread is polling (the address of its `TaskObs`; 0: none), and in the
+    /// low two bits (a `TaskObs` is 8-aligned) the driver whose wake-ups are being dispatched
+    /// (`TAG_*`). One word: a self-wake is recognised by one compare — the tag makes a wake
+    /// inside a driver turn differ from the task's own address.
+    static CTX: Cell<usize> = const { Cell::new(0) };
+    /// The worker this thread drives: its index and watchdog slot (null: none).
+    static WORKER: Cell<(u32, *const PollSlot)> = const { Cell::new((NO_WORKER, std::ptr::null())) };
+    /// The task blocked in `block_on` on this thread while the worker drives other work, and
+    /// its worker's slot (see [`blocking_section`]).
+    static BLOCKED: Cell<(usize, *const PollSlot)> = const { Cell::new((0, std::ptr::null())) };
+    /// This thread's block of task ids: the next one and the block's end.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// What a thread is polling: three words, copied in and out of the thread-local on every poll.
-#[derive(Clone, Copy)]
-struct Current {
-    /// The task's part of its header; null: none.
-    obs: *const TaskObs,
-    /// The worker's watchdog slot; null: not on a worker (blocking pool, a plain thread).
-    slot: *const PollSlot,
-    worker: u32,
+/// The task of a `CTX` value (its tag bits ignored).
+///
+/// # Safety
+/// `ctx` was read from `CTX` on this thread while that task is still mid-poll here (`CTX`
+/// names a task only from its poll start to its poll end, which restores the outer value).
+#[inline(always)]
+unsafe fn ctx_task<'a>(ctx: usize) -> Option<&'a TaskObs> {
+    // SAFETY: forwarded from the caller: a non-zero address is a live, mid-poll task's.
+    unsafe { ((ctx & !TAG_MASK) as *const TaskObs).as_ref() }
 }
 
-impl Current {
-    const NONE: Current = Current {
-        obs: std::ptr::null(),
-        slot: std::ptr::null(),
-        worker: NO_WORKER,
-    };
+/// The next task id of this thread's block (a new block every `ID_BLOCK` spawns).
+#[inline]
+fn next_id() -> u64 {
+    IDS.with(|ids| {
+        let (next, end) = ids.get();
+        if next != end {
+            ids.set((next + 1, end));
+            next
+        } else {
+            new_id_block(ids)
+        }
+    })
+}
 
-    /// The task, while it is mid-poll on this thread.
-    fn task(&self) -> Option<&TaskObs> {
-        // SAFETY: `obs` is only non-null while its task is mid-poll on this thread (set by
-        // `poll_start`, restored by `PollGuard::end`), so the header is alive.
-        unsafe { self.obs.as_ref() }
-    }
+#[cold]
+fn new_id_block(ids: &Cell<(u64, u64)>) -> u64 {
+    let start = NEXT_ID.fetch_add(ID_BLOCK, Relaxed);
+    ids.set((start + 1, start + ID_BLOCK));
+    start
 }
 
 impl TaskObs {
     /// Identity for a task being allocated: the spawn site recorded by the entry point, or —
     /// for internal spawns that have none — the allocation's own caller.
+    #[inline]
     #[track_caller]
     pub(crate) fn new() -> TaskObs {
         let location = SPAWN_SITE.with(|s| s.get()).unwrap_or(Location::caller());
-        let id = NEXT_ID.fetch_add(1, Relaxed);
-        trace::spawn(id, location);
+        let id = next_id();
+        if mode::get() & TRACE != 0 {
+            trace::spawn(id, location);
+        }
         TaskObs {
             id,
             location,
-            polls: AtomicU64::new(0),
+            word: AtomicU64::new(0),
             wakes: Default::default(),
             last_worker: AtomicU32::new(NO_WORKER),
-            cause: AtomicU8::new(0),
             late: AtomicU8::new(0),
-            channels: AtomicU8::new(0),
             woken_by: AtomicU64::new(0),
             pending_flow: AtomicU64::new(0),
             woken_at: AtomicU64::new(0),
@@ -228,12 +278,12 @@ impl TaskObs {
     }
 
     pub(crate) fn polls(&self) -> u64 {
-        self.polls.load(Relaxed)
+        self.word.load(Relaxed) >> POLLS_SHIFT
     }
 
     /// The channels the last poll noted.
     pub(crate) fn channel_waits(&self) -> impl Iterator<Item = WaitsOn> {
-        let bits = self.channels.load(Relaxed);
+        let bits = (self.word.load(Relaxed) >> CHANNEL_SHIFT) as u8;
         CHANNELS
             .iter()
             .enumerate()
@@ -272,7 +322,7 @@ impl TaskObs {
 
 /// Adds one to a counter only the calling thread writes: a relaxed load + store, no locked
 /// read-modify-write.
-#[inline]
+#[inline(always)]
 fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
@@ -290,6 +340,7 @@ pub(crate) struct SpawnSite {
 }
 
 impl SpawnSite {
+    #[inline(always)]
     pub(crate) fn enter(location: &'static Location<'static>) -> SpawnSite {
         let outermost = SPAWN_SITE.with(|s| {
             if s.get().is_none() {
@@ -304,6 +355,7 @@ impl SpawnSite {
 }
 
 impl Drop for SpawnSite {
+    #[inline(always)]
     fn drop(&mut self) {
         if self.outermost {
             SPAWN_SITE.with(|s| s.set(None));
@@ -311,291 +363,372 @@ impl Drop for SpawnSite {
     }
 }
 
+/// Whether a new task joins the task table at spawn (only while a live reader exists; else,
+/// as without the feature, when it first parks — a task that completes in its first poll
+/// never touches the owned-task list's lock).
+#[inline(always)]
+pub(crate) fn link_at_spawn() -> bool {
+    mode::get() & LIVE != 0
+}
+
 /// Marks the start of a poll on this thread; [`PollGuard::end`] marks its end (and restores
 /// the outer task when a poll nests inside another through `block_on`).
+///
+/// With only the counters on, this is: the poll counter (load + store), the pending wake
+/// sources (two byte loads), the channel note (a byte load), the worker's index (a
+/// thread-local load) against `last_worker`, the current task (a thread-local swap) and the
+/// switches (one byte load).
 #[inline(always)]
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
-    bump(&obs.polls);
-    // Take the wakes since the last poll: they caused this one. (The first poll has none.)
-    let cause = obs.cause.load(Relaxed);
+    // One more poll; the cause and channel bits are taken and cleared.
+    let word = obs.word.load(Relaxed);
+    obs.word
+        .store((word & !FLAGS_MASK) + (1 << POLLS_SHIFT), Relaxed);
+    // Count the wakes since the last poll: they caused this one. (The first poll has none.)
+    let cause = (word & CAUSE_MASK) as u8;
     let late = obs.late.load(Relaxed);
-    if cause | late != 0 {
-        take_wakes(obs, cause, late);
-    }
-    if obs.channels.load(Relaxed) != 0 {
-        obs.channels.store(0, Relaxed);
-    }
-    // The worker this thread drives, if any (kept in `CURRENT` by `enter_worker`).
-    let outer = CURRENT.with(|c| c.get());
-    let (worker, slot) = (outer.worker, outer.slot);
-    if worker != NO_WORKER {
-        if obs.last_worker.load(Relaxed) != worker {
-            obs.last_worker.store(worker, Relaxed);
-        }
-        if watchdog::slots_read() {
-            // SAFETY: the slot lives in the runtime's shared state, which the worker this
-            // thread drives keeps alive for at least the duration of this poll.
-            unsafe { &*slot }.publish(obs.id, obs.location);
+    if late != 0 {
+        take_wakes(obs, cause);
+    } else if cause != 0 {
+        // Nearly always one source: count it here, any others out of line.
+        bump(&obs.wakes[(cause.trailing_zeros() as usize).min(5)]);
+        if cause & (cause - 1) != 0 {
+            take_wakes(obs, cause & (cause - 1));
         }
     }
-    let started = if timing::is_timing() {
-        timing_start(obs, slot)
+    // (No worker on the blocking pool: its jobs never run on one, so storing "none" is right.)
+    let (worker, slot) = WORKER.with(|w| w.get());
+    obs.last_worker.store(worker, Relaxed);
+    let prev = CTX.with(|c| c.replace(obs as *const TaskObs as usize));
+    let mode = mode::get();
+    let cold = if mode != 0 {
+        poll_start_cold(obs, mode, slot)
     } else {
         0
     };
-    if trace::is_tracing() {
-        trace_poll_start(obs);
-    }
-    CURRENT.with(|c| c.set(Current { obs, slot, worker }));
-    PollGuard {
-        obs,
-        prev: outer,
-        started,
-    }
+    PollGuard { prev, cold }
 }
 
 /// This thread starts driving worker `index` (whose watchdog slot is `slot`); the guard
 /// restores what it drove before.
 pub(crate) fn enter_worker(index: usize, slot: &PollSlot) -> WorkerScope {
-    let prev = CURRENT.with(|c| c.get());
-    CURRENT.with(|c| {
-        c.set(Current {
-            obs: prev.obs,
-            slot,
-            worker: index as u32,
-        })
-    });
-    WorkerScope(prev)
+    WorkerScope(WORKER.with(|w| w.replace((index as u32, slot))))
 }
 
-pub(crate) struct WorkerScope(Current);
+pub(crate) struct WorkerScope((u32, *const PollSlot));
 
 impl Drop for WorkerScope {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
+        WORKER.with(|w| w.set(self.0));
     }
 }
 
-#[cold]
-fn trace_poll_start(obs: &TaskObs) {
-    let flow = match obs.pending_flow.load(Relaxed) {
-        0 => 0,
-        _ => obs.pending_flow.swap(0, Relaxed),
-    };
-    trace::poll_start(obs.id, flow);
-}
-
-/// Counts the sources of the wakes that caused this poll and clears them.
-#[inline]
-fn take_wakes(obs: &TaskObs, cause: u8, late: u8) {
-    if cause != 0 {
-        obs.cause.store(0, Relaxed);
-    }
-    let late = if late != 0 {
-        obs.late.swap(0, Relaxed)
+/// A switch is on at poll start: timing here (hot while it is on), publishing to the watchdog
+/// slot and the trace in `poll_start_rare`. Returns the guard's `cold` word: the switches in
+/// its low 3 bits, the start stamp (ticks) above them.
+#[inline(never)]
+fn poll_start_cold(obs: &TaskObs, mode: u8, slot: *const PollSlot) -> u64 {
+    let started = if mode & TIMING != 0 {
+        timing_start(obs, slot)
     } else {
         0
     };
+    if mode & (LIVE | TRACE) != 0 {
+        poll_start_rare(obs, mode, slot);
+    }
+    (started << MODE_BITS) | u64::from(mode)
+}
+
+#[cold]
+#[inline(never)]
+fn poll_start_rare(obs: &TaskObs, mode: u8, slot: *const PollSlot) {
+    if mode & LIVE != 0 && !slot.is_null() {
+        // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
+        // drives keeps alive for at least the duration of this poll.
+        unsafe { &*slot }.publish(obs.id, obs.location);
+    }
+    if mode & TRACE != 0 {
+        let flow = match obs.pending_flow.load(Relaxed) {
+            0 => 0,
+            _ => obs.pending_flow.swap(0, Relaxed),
+        };
+        trace::poll_start(obs.id, flow);
+    }
+}
+
+/// Bits of a `PollGuard::cold` word that hold the switches.
+const MODE_BITS: u32 = 3;
+
+/// Counts the sources in `cause` and in `late` (cleared here) that caused this poll.
+#[cold]
+#[inline(never)]
+fn take_wakes(obs: &TaskObs, cause: u8) {
+    let late = match obs.late.load(Relaxed) {
+        0 => 0,
+        _ => obs.late.swap(0, Relaxed),
+    };
     let mut bits = cause | late;
     while bits != 0 {
-        bump(&obs.wakes[bits.trailing_zeros() as usize]);
+        bump(&obs.wakes[(bits.trailing_zeros() as usize).min(5)]);
         bits &= bits - 1;
     }
 }
 
-/// Timing on: the wake→poll latency, and the poll's start on the trace clock (never 0).
-#[cold]
+/// Timing on: the wake→poll latency, and the poll's start stamp (never 0).
+#[inline]
 fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
-    let now = trace::now_ns();
+    let now = timing::poll_start_stamp();
     // Stamped by the first `cause` wake since the previous poll start (see the module docs:
     // only `cause` writers write it), read once.
     let woken = obs.woken_at.load(Relaxed);
     if woken != 0 {
         obs.woken_at.store(0, Relaxed);
-        if !slot.is_null() {
-            // SAFETY: as in `poll_start`.
+        if !slot.is_null() && timing::is_current(woken) {
+            // SAFETY: as in `poll_start_cold`.
             let t = &unsafe { &*slot }.timing;
             t.wake_to_poll
-                .record_owned(Duration::from_nanos(now.saturating_sub(woken)));
+                .record_owned(timing::ticks_to_ns(now.saturating_sub(woken)));
         }
     }
     now.max(1)
 }
 
 /// A poll in progress on this thread; [`end`](PollGuard::end) must be called when it returns
-/// (the runtime catches a panicking poll, so it always is).
+/// (the runtime catches a panicking poll, so it always is). Two words, kept across the poll.
 pub(crate) struct PollGuard {
-    obs: *const TaskObs,
-    prev: Current,
-    /// Trace-clock ns at the poll's start, while timing; 0: not timing.
-    started: u64,
+    /// `CTX` before this poll (the outer task of a nested poll, a driver tag).
+    prev: usize,
+    /// 0 when no switch was on at the poll's start; else the switches (low `MODE_BITS` bits)
+    /// and, while timing, the start stamp above them.
+    cold: u64,
 }
 
 impl PollGuard {
-    /// The poll returned (`ready`: with the output).
+    /// The poll of `header`'s task returned (`ready`: with the output).
     #[inline(always)]
-    pub(crate) fn end(self, ready: bool) {
-        // SAFETY: the task is still mid-poll (its poll just returned; it completes after this).
-        let obs = unsafe { &*self.obs };
-        let cur = CURRENT.with(|c| c.replace(self.prev));
-        if trace::is_tracing() {
+    pub(crate) fn end(self, header: &Header, ready: bool) {
+        CTX.with(|c| c.set(self.prev));
+        let mode = mode::get();
+        if u64::from(mode) | self.cold != 0 {
+            self.end_cold(&header.obs, mode, ready);
+        }
+    }
+
+    /// A switch was on at the start or is on now: timing here (hot while it is on), the
+    /// trace and the watchdog slot in `end_rare`.
+    #[inline(never)]
+    fn end_cold(self, obs: &TaskObs, mode: u8, ready: bool) {
+        let started = self.cold >> MODE_BITS;
+        if started != 0 {
+            timing_end(obs, started);
+        }
+        if (mode | self.cold as u8) & (LIVE | TRACE) != 0 {
+            self.end_rare(obs, mode, ready);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn end_rare(self, obs: &TaskObs, mode: u8, ready: bool) {
+        if mode & TRACE != 0 {
             trace::poll_end(obs.id, ready);
         }
-        if self.started != 0 && !cur.slot.is_null() {
-            timing_end(obs, self.started, cur.slot);
+        let slot = WORKER.with(|w| w.get()).1;
+        if slot.is_null() {
+            return;
         }
-        if !cur.slot.is_null() && watchdog::slots_read() {
-            // SAFETY: as in `poll_start`; the poll that set the slot is just ending.
-            let slot = unsafe { &*cur.slot };
-            match self.prev.task() {
-                // The outer task is running again (its nested block_on polled us); its
-                // watchdog clock restarts now.
-                Some(outer) if self.prev.slot == cur.slot => slot.publish(outer.id, outer.location),
-                _ => slot.clear(),
+        if (mode | self.cold as u8) & LIVE != 0 {
+            // SAFETY: as in `poll_start_cold`; the poll that set the slot is just ending.
+            let slot_ref = unsafe { &*slot };
+            let (blocked, blocked_slot) = BLOCKED.with(|b| b.get());
+            // SAFETY: `prev` is the outer frame's `CTX`, whose task is mid-poll further up
+            // this stack.
+            match unsafe { ctx_task(self.prev) } {
+                // The outer task is running again (its nested block_on polled us on its own
+                // worker); its watchdog clock restarts now.
+                Some(outer)
+                    if std::ptr::eq(outer, blocked as *const TaskObs) && blocked_slot == slot =>
+                {
+                    slot_ref.publish(outer.id, outer.location)
+                }
+                _ => slot_ref.clear(),
             }
         }
     }
 }
 
-#[cold]
-fn timing_end(obs: &TaskObs, started: u64, slot: *const PollSlot) {
-    let now = trace::now_ns();
-    let took = now.saturating_sub(started);
+#[inline]
+fn timing_end(obs: &TaskObs, started: u64) {
+    let now = timing::poll_end_stamp();
+    let took = timing::ticks_to_ns(now.saturating_sub(started));
     // The task woke itself during this poll: its wake→poll latency runs from now.
     let self_woke = 1 << WakeSource::SelfWake as u8;
-    if obs.cause.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
+    if obs.word.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
         obs.woken_at.store(now.max(1), Relaxed);
     }
-    // SAFETY: as in `poll_start`.
-    let t = &unsafe { &*slot }.timing;
-    t.poll.record_owned(Duration::from_nanos(took));
-    t.busy_ns
-        .store(t.busy_ns.load(Relaxed).wrapping_add(took), Relaxed);
+    let slot = WORKER.with(|w| w.get()).1;
+    if !slot.is_null() {
+        // SAFETY: as in `poll_start_cold`. (Busy time is this histogram's sum.)
+        unsafe { &*slot }.timing.poll.record_owned(took);
+    }
 }
 
 /// A task on a worker entered `block_on`: while the worker drives other work the blocked task
 /// is not "in a long poll". The guard publishes it again when `block_on` returns.
 pub(crate) fn blocking_section() -> BlockingSection {
-    let cur = CURRENT.with(|c| c.get());
-    if !cur.obs.is_null() && !cur.slot.is_null() {
-        // SAFETY: see `poll_start`.
-        unsafe { &*cur.slot }.clear();
+    let task = CTX.with(|c| c.get()) & !TAG_MASK;
+    let slot = WORKER.with(|w| w.get()).1;
+    if task != 0 && !slot.is_null() {
+        // SAFETY: see `poll_start_cold`.
+        unsafe { &*slot }.clear();
     }
     trace::block_on(true);
-    BlockingSection { cur }
+    timing::break_boundary();
+    let prev = BLOCKED.with(|b| b.replace((task, slot)));
+    BlockingSection { task, slot, prev }
 }
 
 pub(crate) struct BlockingSection {
-    cur: Current,
+    task: usize,
+    slot: *const PollSlot,
+    prev: (usize, *const PollSlot),
 }
 
 impl Drop for BlockingSection {
     fn drop(&mut self) {
         trace::block_on(false);
-        if let (Some(task), false) = (self.cur.task(), self.cur.slot.is_null()) {
-            // SAFETY: the task is still mid-poll on this stack, and its worker alive.
-            unsafe { &*self.cur.slot }.publish(task.id, task.location)
+        timing::break_boundary();
+        BLOCKED.with(|b| b.set(self.prev));
+        // SAFETY: the task is still mid-poll on this stack.
+        let task = unsafe { ctx_task(self.task) };
+        if let (Some(task), false) = (task, self.slot.is_null()) {
+            // Only for a reader: a slot left published with nobody reading would be stale
+            // when one comes.
+            if super::watchdog::slots_read() {
+                // SAFETY: its worker is alive while it is mid-poll.
+                unsafe { &*self.slot }.publish(task.id, task.location)
+            }
         }
     }
 }
 
 /// While it lives, wakes on this thread are attributed to a reactor turn or a timer firing.
-pub(crate) struct WakeScope(Option<WakeSource>);
+pub(crate) struct WakeScope(usize);
 
 impl WakeScope {
+    #[inline]
     pub(crate) fn enter(source: WakeSource) -> WakeScope {
-        WakeScope(DRIVER_WAKE.with(|d| d.replace(Some(source))))
+        let tag = match source {
+            WakeSource::Timer => TAG_TIMER,
+            _ => TAG_REACTOR,
+        };
+        // A driver turn takes time: the next poll on this thread reads the clock afresh.
+        timing::break_boundary();
+        WakeScope(CTX.with(|c| c.replace((c.get() & !TAG_MASK) | tag)))
     }
 }
 
 impl Drop for WakeScope {
+    #[inline]
     fn drop(&mut self) {
         trace::end_reactor_wakes();
-        DRIVER_WAKE.with(|d| d.set(self.0));
+        CTX.with(|c| c.set(self.0));
     }
 }
 
 /// Notes a wake of `header`'s task (its source, for the next poll to count) and remembers which
 /// task caused it. `scheduled`: this wake moved the idle task to scheduled (the task is not in
 /// a queue yet).
-#[inline]
+#[inline(always)]
 pub(crate) fn on_wake(header: &Header, scheduled: bool) {
     let obs = &header.obs;
-    let cur = CURRENT.with(|c| c.get());
-    if std::ptr::eq(cur.obs, obs) && DRIVER_WAKE.with(|d| d.get()).is_none() {
-        // The task woke itself during its poll: this thread is its only writer.
-        let cause = obs.cause.load(Relaxed);
-        obs.cause
-            .store(cause | 1 << WakeSource::SelfWake as u8, Relaxed);
-        if timing::is_timing() | trace::is_tracing() {
-            wake_extras(obs, WakeSource::SelfWake, cause == 0);
+    let ctx = CTX.with(|c| c.get());
+    if ctx == obs as *const TaskObs as usize {
+        // The task woke itself during its poll, outside a driver turn (the tag would make `ctx`
+        // differ): this thread is its only writer.
+        let word = obs.word.load(Relaxed);
+        obs.word
+            .store(word | 1 << WakeSource::SelfWake as u8, Relaxed);
+        let mode = mode::get();
+        if mode & (TIMING | TRACE) != 0 {
+            wake_extras(obs, WakeSource::SelfWake, word & CAUSE_MASK == 0, mode);
         }
         return;
     }
-    on_other_wake(obs, cur, DRIVER_WAKE.with(|d| d.get()), scheduled);
+    on_other_wake(obs, ctx, scheduled);
 }
 
 /// A wake by anything but the task itself.
 #[inline(never)]
-fn on_other_wake(obs: &TaskObs, cur: Current, driver: Option<WakeSource>, scheduled: bool) {
-    let source = match (driver, cur.task()) {
-        (Some(driver), _) => driver,
-        (None, Some(_)) if cur.worker == NO_WORKER => WakeSource::Outside,
-        (None, Some(_)) if cur.worker == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
-        (None, Some(_)) => WakeSource::OtherWorker,
-        (None, None) => WakeSource::Outside,
+fn on_other_wake(obs: &TaskObs, ctx: usize, scheduled: bool) {
+    // SAFETY: `ctx` was just read from this thread's `CTX`.
+    let waker = unsafe { ctx_task(ctx) };
+    let source = match (ctx & TAG_MASK, waker) {
+        (TAG_REACTOR, _) => WakeSource::Reactor,
+        (TAG_TIMER, _) => WakeSource::Timer,
+        (_, None) => WakeSource::Outside,
+        (_, Some(_)) => match WORKER.with(|w| w.get()).0 {
+            NO_WORKER => WakeSource::Outside,
+            w if w == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
+            _ => WakeSource::OtherWorker,
+        },
     };
     let bit = 1u8 << source as u8;
     let mut first = false;
     if scheduled {
         // The waker that scheduled the idle task: the only writer until it is queued.
-        let cause = obs.cause.load(Relaxed);
-        obs.cause.store(cause | bit, Relaxed);
-        first = cause == 0;
+        let word = obs.word.load(Relaxed);
+        obs.word.store(word | u64::from(bit), Relaxed);
+        first = word & CAUSE_MASK == 0;
     } else if obs.late.load(Relaxed) & bit == 0 {
         obs.late.fetch_or(bit, Relaxed);
     }
-    if let Some(waker) = cur.task().filter(|t| !std::ptr::eq(*t, obs)) {
-        let packed = (waker.id << 16) | u64::from(cur.worker.min(0xFFFF));
+    if let Some(waker) = waker.filter(|t| !std::ptr::eq(*t, obs)) {
+        let worker = WORKER.with(|w| w.get()).0;
+        let packed = (waker.id << 16) | u64::from(worker.min(0xFFFF));
         if obs.woken_by.load(Relaxed) != packed {
             obs.woken_by.store(packed, Relaxed);
         }
     }
-    if timing::is_timing() || trace::is_tracing() || source == WakeSource::Reactor {
-        wake_extras(obs, source, first);
+    let mode = mode::get();
+    if mode & (TIMING | TRACE) != 0 {
+        wake_extras(obs, source, first, mode);
     }
 }
 
 /// Timing and trace of a wake; `first`: the first `cause` wake since the last poll started.
 #[cold]
-fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool) {
+#[inline(never)]
+fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool, mode: u8) {
     // A self-wake is stamped by the poll's end instead (`timing_end`): the task cannot run
     // again before that, and the clock is read there anyway.
-    if first && source != WakeSource::SelfWake && timing::is_timing() {
-        obs.woken_at.store(trace::now_ns(), Relaxed);
+    if first && source != WakeSource::SelfWake && mode & TIMING != 0 {
+        obs.woken_at.store(timing::ticks().max(1), Relaxed);
     }
-    let flow = trace::wake(obs.id, source as usize, source == WakeSource::Reactor);
-    if flow != 0 {
-        obs.pending_flow.store(flow, Relaxed);
+    if mode & TRACE != 0 {
+        let flow = trace::wake(obs.id, source as usize, source == WakeSource::Reactor);
+        if flow != 0 {
+            obs.pending_flow.store(flow, Relaxed);
+        }
     }
 }
 
-/// The task being polled registered its waker with a channel of `kind` (`"oneshot"`, `"mpsc"`
-/// or `"semaphore"`). Sockets and timers need no note: the snapshot finds them.
-pub(crate) fn note_channel_wait(kind: &'static str) {
-    if let Some(obs) = CURRENT.with(|c| c.get()).task() {
-        let bit = CHANNELS
-            .iter()
-            .position(|k| *k == kind)
-            .map_or(0, |i| 1u8 << i);
-        let bits = obs.channels.load(Relaxed);
-        if bits & bit == 0 {
-            obs.channels.store(bits | bit, Relaxed);
+/// The task being polled registered its waker with a channel of `kind`. Sockets and timers
+/// need no note: the snapshot finds them.
+#[inline]
+pub(crate) fn note_channel_wait(kind: Channel) {
+    // SAFETY: read from this thread's `CTX` just now.
+    if let Some(obs) = unsafe { ctx_task(CTX.with(|c| c.get())) } {
+        let bit = 1u64 << (CHANNEL_SHIFT + kind as u32);
+        let word = obs.word.load(Relaxed);
+        if word & bit == 0 {
+            obs.word.store(word | bit, Relaxed);
         }
     }
 }
 
 pub(crate) fn current() -> Option<(u64, &'static Location<'static>)> {
-    CURRENT.with(|c| c.get()).task().map(|t| (t.id, t.location))
+    // SAFETY: read from this thread's `CTX` just now.
+    unsafe { ctx_task(CTX.with(|c| c.get())) }.map(|t| (t.id, t.location))
 }

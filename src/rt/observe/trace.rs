@@ -24,7 +24,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashSet, VecDeque};
 use std::panic::Location;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64};
+use std::sync::atomic::{fence, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -86,46 +86,41 @@ pub fn trace_limits() -> TraceLimits {
     }
 }
 
-static TRACING: AtomicBool = AtomicBool::new(false);
 static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
 
 /// Turns the scheduler trace on or off for the whole process.
 pub fn set_tracing(on: bool) {
     epoch();
-    TRACING.store(on, Relaxed);
+    super::mode::set(super::mode::TRACE, on);
 }
 
 /// True while the trace records.
 #[inline]
 pub fn is_tracing() -> bool {
-    TRACING.load(Relaxed)
+    super::mode::get() & super::mode::TRACE != 0
 }
 
-/// `CLOCK_MONOTONIC` (the clock behind `Instant` on Linux) in ns.
-#[inline]
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
-
-/// The trace clock's zero, in `monotonic_ns`.
+/// The trace clock's zero, in timing-clock ticks. Initialising it decides and calibrates the
+/// clock (`timing::calibrate`), before any record is written: every ring calls it when it is
+/// made, and `set_tracing` before recording starts.
 fn epoch() -> u64 {
     static EPOCH: OnceLock<u64> = OnceLock::new();
-    *EPOCH.get_or_init(monotonic_ns)
+    *EPOCH.get_or_init(|| {
+        super::timing::calibrate();
+        super::timing::ticks()
+    })
 }
 
-/// The trace clock: ns since the first use. One vDSO `clock_gettime` and integer arithmetic
-/// (`Instant::elapsed` costs several times as many instructions: it is read on every record).
-#[inline]
+/// The trace clock: ns since its zero. Records store raw ticks — one `rdtsc` per record where
+/// the kernel keeps time with the TSC (see [`timing`](super::timing)), a `clock_gettime`
+/// elsewhere — and are converted to ns when read, on the exporting thread.
 pub(crate) fn now_ns() -> u64 {
-    monotonic_ns().saturating_sub(epoch())
+    ticks_since_epoch_to_ns(super::timing::ticks())
+}
+
+/// A raw record stamp in ns since the trace clock's zero.
+fn ticks_since_epoch_to_ns(ticks: u64) -> u64 {
+    super::timing::ticks_to_ns(ticks.saturating_sub(epoch()))
 }
 
 /// What a record says. The payload fields `a`, `b` and the 24-bit `w` are per kind.
@@ -206,6 +201,7 @@ impl Source {
 /// A decoded record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Record {
+    /// ns since the trace clock's zero (slots keep raw ticks; `Ring::read` converts).
     pub(crate) ts: u64,
     pub(crate) kind: Kind,
     pub(crate) w: u32,
@@ -245,7 +241,7 @@ impl Segment {
         }
     }
 
-    /// The timestamp of its last record (it is full when this is asked).
+    /// The raw stamp (ticks) of its last record (it is full when this is asked).
     fn newest_ts(&self) -> u64 {
         self.slots.last().map_or(0, |s| s.ts.load(Relaxed))
     }
@@ -284,6 +280,8 @@ impl Ring {
         segment_len: usize,
         limits: Option<TraceLimits>,
     ) -> Ring {
+        // Fixes the clock before this ring's first record (see `epoch`).
+        epoch();
         let segment_len = segment_len.max(1);
         let first = Arc::new(Segment::new(segment_len));
         Ring {
@@ -316,7 +314,7 @@ impl Ring {
         slot.seq.store(2 * pos + 1, Relaxed);
         // Orders the odd marker before the field stores (the seqlock writer's fence).
         fence(Release);
-        slot.ts.store(now_ns(), Relaxed);
+        slot.ts.store(super::timing::ticks(), Relaxed);
         slot.head
             .store(u64::from(kind as u8) | (u64::from(w) << 8), Relaxed);
         slot.a.store(a, Relaxed);
@@ -335,12 +333,13 @@ impl Ring {
         let floor = limits.capacity.div_ceil(len).max(1);
         let most = limits.max_capacity.div_ceil(len).max(floor) + 1;
         let min_age = limits.min_age.as_nanos().min(u128::from(u64::MAX)) as u64;
-        let now = now_ns();
+        let now = super::timing::ticks();
         let mut segments = self.segments.lock();
         let mut reuse = None;
         while segments.len() > floor {
             let front = segments.front().expect("more than floor");
-            let aged = now.saturating_sub(front.newest_ts()) >= min_age;
+            let age = super::timing::ticks_to_ns(now.saturating_sub(front.newest_ts()));
+            let aged = age >= min_age;
             if !aged && segments.len() < most {
                 break;
             }
@@ -375,7 +374,7 @@ impl Ring {
                     continue;
                 };
                 let record = Record {
-                    ts,
+                    ts: ticks_since_epoch_to_ns(ts),
                     kind,
                     w: (head >> 8) as u32,
                     a,
@@ -414,6 +413,9 @@ thread_local! {
     static RING_OWNER: RingOwner = const { RingOwner(RefCell::new(None)) };
     /// Flow ids of the wakers a reactor turn collected, in wake order.
     static PENDING_FLOWS: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
+    /// `PENDING_FLOWS` may be non-empty (a traced reactor turn filled it): lets an untraced
+    /// turn skip the clear.
+    static FLOWS_PENDING: Cell<bool> = const { Cell::new(false) };
     /// Where the next poll's task came from (set by the worker loop).
     static SOURCE: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
@@ -478,8 +480,23 @@ pub(crate) fn spawn(id: u64, location: &'static Location<'static>) {
 }
 
 /// The worker loop took a task from `source`, with `depth` tasks left in its local queue.
+#[inline(always)]
 pub(crate) fn source(source: Source, depth: usize) {
-    if is_tracing() {
+    let mode = super::mode::get();
+    let far = matches!(source, Source::Injector | Source::StolenFrom(_));
+    if mode & super::mode::TRACE != 0 || (far && mode & super::mode::TIMING != 0) {
+        source_cold(source, depth, mode);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn source_cold(source: Source, depth: usize, mode: u8) {
+    if let Source::Injector | Source::StolenFrom(_) = source {
+        // The worker may have searched (spun) for this task: its poll reads the clock afresh.
+        super::timing::break_boundary();
+    }
+    if mode & super::mode::TRACE != 0 {
         SOURCE.with(|s| s.set((source.encode(), depth.min(0xFFFF) as u32)));
     }
 }
@@ -519,6 +536,8 @@ pub(crate) fn steal(from: usize, to: usize, count: usize) {
 }
 
 pub(crate) fn park(timeout: Option<Duration>) {
+    // The worker sleeps: its next poll reads the clock afresh.
+    super::timing::break_boundary();
     if is_tracing() {
         let ns = timeout.map_or(0, |t| t.as_nanos().min(u64::MAX as u128) as u64);
         record(Kind::Park, 0, ns, 0);
@@ -538,12 +557,21 @@ pub(crate) fn reactor_event(token: usize, readiness: usize, wakers: usize) {
     }
     let flow = NEXT_FLOW.fetch_add(1, Relaxed);
     record(Kind::ReactorEvent, readiness as u32, token as u64, flow);
-    PENDING_FLOWS.with(|p| p.borrow_mut().extend(std::iter::repeat_n(flow, wakers)));
+    PENDING_FLOWS.with(|p| {
+        let mut p = p.borrow_mut();
+        for _ in 0..wakers {
+            p.push_back(flow);
+        }
+    });
+    FLOWS_PENDING.with(|f| f.set(true));
 }
 
 /// The reactor turn's wake-ups are done: forget flows whose wakers were not tasks.
+#[inline]
 pub(crate) fn end_reactor_wakes() {
-    let _ = PENDING_FLOWS.try_with(|p| p.borrow_mut().clear());
+    if FLOWS_PENDING.with(|f| f.replace(false)) {
+        let _ = PENDING_FLOWS.try_with(|p| p.borrow_mut().clear());
+    }
 }
 
 pub(crate) fn timer_fire(lateness: Duration) {

@@ -22,7 +22,7 @@
 
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -89,32 +89,16 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// How many readers of the poll slots exist (watchdogs and live-view servers in the process).
-/// Without one, workers skip publishing: the slots would be written for nobody.
-static SLOT_READERS: AtomicUsize = AtomicUsize::new(0);
-
-/// True while some watchdog or live view reads the poll slots.
+/// True while some watchdog or live view reads the poll slots. Without one, workers skip
+/// publishing: the slots would be written for nobody.
 #[inline]
 pub(crate) fn slots_read() -> bool {
-    SLOT_READERS.load(Relaxed) != 0
+    super::mode::get() & super::mode::LIVE != 0
 }
 
 /// Registers a reader of the poll slots for its lifetime. Polls that started before the first
 /// reader registered are not shown to it (they end unpublished).
-pub(crate) struct SlotReader(());
-
-impl SlotReader {
-    pub(crate) fn new() -> SlotReader {
-        SLOT_READERS.fetch_add(1, Relaxed);
-        SlotReader(())
-    }
-}
-
-impl Drop for SlotReader {
-    fn drop(&mut self) {
-        SLOT_READERS.fetch_sub(1, Relaxed);
-    }
-}
+pub(crate) use super::mode::LiveReader as SlotReader;
 
 /// What one worker is polling. Written only by that worker's thread, on every poll: aligned to
 /// its own cache lines so the neighbouring fields of `Remote` (which other workers write) do

@@ -148,7 +148,7 @@ impl<T> UnboundedReceiver<T> {
             return Poll::Ready(None);
         }
         #[cfg(feature = "observatory")]
-        crate::rt::observe::note_channel_wait("mpsc");
+        crate::rt::observe::note_channel_wait(crate::rt::observe::Channel::Mpsc);
         match &state.rx_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => state.rx_waker = Some(cx.waker().clone()),

@@ -186,7 +186,7 @@ impl<T> Future for Receiver<T> {
             return self.ready(state);
         }
         #[cfg(feature = "observatory")]
-        crate::rt::observe::note_channel_wait("oneshot");
+        crate::rt::observe::note_channel_wait(crate::rt::observe::Channel::Oneshot);
         if state & RX_WAKER != 0 {
             // SAFETY: with RX_WAKER set the slot is only read, by either side.
             let same = unsafe { &*inner.waker.get() }

@@ -199,7 +199,7 @@ impl Future for AcquireFuture<'_> {
             let outcome = waiter.outcome.load(Acquire);
             if outcome == WAITING {
                 #[cfg(feature = "observatory")]
-                crate::rt::observe::note_channel_wait("semaphore");
+                crate::rt::observe::note_channel_wait(crate::rt::observe::Channel::Semaphore);
                 match &*slot {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *slot = Some(cx.waker().clone()),
@@ -223,7 +223,7 @@ impl Future for AcquireFuture<'_> {
             return Poll::Ready(Ok(()));
         }
         #[cfg(feature = "observatory")]
-        crate::rt::observe::note_channel_wait("semaphore");
+        crate::rt::observe::note_channel_wait(crate::rt::observe::Channel::Semaphore);
         let waiter = Arc::new(Waiter {
             outcome: AtomicU8::new(WAITING),
             waker: Mutex::new(Some(cx.waker().clone())),

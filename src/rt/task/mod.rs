@@ -188,6 +188,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// With the `observatory` feature it is linked here, so the task table shows tasks that were
 /// spawned but never polled; the entry is `None` when the list was already closed (shutdown)
 /// and the task was cancelled at once.
+#[cfg_attr(feature = "observatory", inline(always))]
 pub(crate) fn spawn_task<F, S>(future: F, scheduler: S) -> (Option<Notified>, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
@@ -199,7 +200,7 @@ where
     let handle = unsafe { JoinHandle::from_raw(raw) };
     #[cfg(feature = "observatory")]
     // SAFETY: the queue entry's reference keeps the task alive.
-    if !unsafe { raw::link_at_spawn::<F, S>(raw) } {
+    if crate::rt::observe::link_at_spawn() && !unsafe { raw::link_at_spawn::<F, S>(raw) } {
         // Dropping the unrun entry cancels the task.
         drop(notified);
         return (None, handle);

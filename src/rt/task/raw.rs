@@ -207,26 +207,50 @@ impl Drop for OwnedRef {
 
 /// Allocates a task. Returns the run-queue entry and the join handle's pointer: two references.
 /// (The owned-task list takes its own when the task first parks: see `LINKED`.)
+#[cfg_attr(feature = "observatory", inline(always))]
 pub(crate) fn allocate<F, S>(future: F, scheduler: S) -> (Notified, NonNull<Header>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
+    #[cfg(not(feature = "observatory"))]
     let cell = Box::new(Cell {
         header: Header {
             state: State::new(2),
             vtable: vtable::<F, S>(),
             links: UnsafeCell::new(Links::default()),
             awaiter: UnsafeCell::new(None),
-            #[cfg(feature = "observatory")]
-            obs: crate::rt::observe::TaskObs::new(),
         },
         scheduler,
         stage: UnsafeCell::new(Stage {
             future: ManuallyDrop::new(future),
         }),
     });
+    // With the observatory the header is 2.5 times as large, and `Box::new` of the whole cell
+    // built it on the stack and copied it (a `memcpy` per spawn): write the fields in place.
+    #[cfg(feature = "observatory")]
+    let cell = {
+        let mut cell = Box::<Cell<F, S>>::new_uninit();
+        let p = cell.as_mut_ptr();
+        // SAFETY: `p` points to an allocation sized and aligned for a `Cell<F, S>`; each field
+        // is written exactly once (through raw places, never reading the uninitialised
+        // memory), so the cell is initialised when `assume_init` runs.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).header).write(Header {
+                state: State::new(2),
+                vtable: vtable::<F, S>(),
+                links: UnsafeCell::new(Links::default()),
+                awaiter: UnsafeCell::new(None),
+                obs: crate::rt::observe::TaskObs::new(),
+            });
+            std::ptr::addr_of_mut!((*p).scheduler).write(scheduler);
+            std::ptr::addr_of_mut!((*p).stage).write(UnsafeCell::new(Stage {
+                future: ManuallyDrop::new(future),
+            }));
+            cell.assume_init()
+        }
+    };
     // SAFETY: Box::into_raw never returns null; `Cell` is repr(C) with the header first, so the
     // cell pointer is also a header pointer.
     let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell)).cast::<Header>() };
@@ -375,7 +399,7 @@ where
         unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
     }));
     #[cfg(feature = "observatory")]
-    observed.end(matches!(polled, Ok(Poll::Ready(_))));
+    observed.end(&cell.header, matches!(polled, Ok(Poll::Ready(_))));
 
     match polled {
         // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.

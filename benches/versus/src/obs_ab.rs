@@ -1,0 +1,280 @@
+//! `versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e]`: the
+//! observatory's cost gate (issue 15) as interleaved A/B runs.
+//!
+//! The running binary is side A (built without the feature, e.g. `target/release/versus`);
+//! `ON_TARGET_DIR/release/versus` is side B (`CARGO_TARGET_DIR=target/obs cargo build --release
+//! -p versus --features observatory`, and `-p scraipe --features observatory` for the e2e row's
+//! `scraipe`). Every round runs each row once per configuration, in turn — off, counters on
+//! (always on with the feature), + timing (`VERSUS_OBSERVE=timing`), + trace — so drifting
+//! machine load hits all sides alike; the table gives the median of the rounds and the cost
+//! as median time per op (on) / median time per op (off) − 1.
+//!
+//! Gate rows (the issue's budget): counters on the runtime rows spawn_many_local, yield_many,
+//! chained_spawn, ping_pong at 1 and 2 workers (≤ 3 %); timing on ping_pong and the 1 KiB HTTP
+//! row (≤ 3 %); trace on the HTTP and end-to-end rows (≤ 5 %).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// One configuration of one side.
+#[derive(Clone, Copy, PartialEq)]
+enum Config {
+    Off,
+    Counters,
+    Timing,
+    Trace,
+}
+
+impl Config {
+    fn name(self) -> &'static str {
+        match self {
+            Config::Off => "off",
+            Config::Counters => "counters",
+            Config::Timing => "+timing",
+            Config::Trace => "+trace",
+        }
+    }
+    fn observe(self) -> &'static str {
+        match self {
+            Config::Timing => "timing",
+            Config::Trace => "trace",
+            _ => "",
+        }
+    }
+}
+
+/// A row: what it runs and the configurations its gate needs.
+struct Row {
+    name: String,
+    configs: Vec<Config>,
+    /// Time per op in µs, per configuration (index as in `configs`), one value per round.
+    samples: Vec<Vec<f64>>,
+    run: Box<dyn Fn(Config) -> Result<f64, String>>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Runs `bin` with `args` and `VERSUS_OBSERVE` / `SCRAIPE_OBSERVE` set for `config`; returns
+/// stdout's last line.
+fn run_child(
+    bin: &Path,
+    args: &[&str],
+    config: Config,
+    cpus: Option<&str>,
+) -> Result<String, String> {
+    let mut cmd = match cpus {
+        Some(c) if crate::have("taskset") => {
+            let mut cmd = Command::new("taskset");
+            cmd.arg("-c").arg(c).arg(bin);
+            cmd
+        }
+        _ => Command::new(bin),
+    };
+    let out = cmd
+        .args(args)
+        .env("VERSUS_OBSERVE", config.observe())
+        .env("SCRAIPE_OBSERVE", config.observe())
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} {args:?} failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string())
+}
+
+pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
+    let wanted = |g: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == g));
+    let off_versus = std::env::current_exe().expect("current exe");
+    let off_dir = off_versus.parent().expect("exe dir").to_path_buf();
+    let on_versus = PathBuf::from(on_dir).join("release/versus");
+    if !on_versus.exists() {
+        eprintln!(
+            "versus --obs-ab: {} not found (build it with CARGO_TARGET_DIR={on_dir} cargo build --release -p versus --features observatory)",
+            on_versus.display()
+        );
+        std::process::exit(2);
+    }
+    let bin = move |c: Config| {
+        if c == Config::Off {
+            off_versus.clone()
+        } else {
+            on_versus.clone()
+        }
+    };
+    let secs_s = format!("{secs}");
+    let mut rows: Vec<Row> = Vec::new();
+    if wanted("runtime") {
+        for bench in [
+            "spawn_many_local",
+            "yield_many",
+            "chained_spawn",
+            "ping_pong",
+        ] {
+            for workers in [1usize, 2] {
+                let mut configs = vec![Config::Off, Config::Counters];
+                if bench == "ping_pong" {
+                    configs.push(Config::Timing);
+                }
+                let (bin, secs_s) = (bin.clone(), secs_s.clone());
+                rows.push(Row {
+                    name: format!("{bench} {workers}w"),
+                    samples: vec![Vec::new(); configs.len()],
+                    configs,
+                    run: Box::new(move |c| {
+                        let w = workers.to_string();
+                        let args = ["--child", "loop", bench, &w, "ours", &secs_s];
+                        let line = run_child(&bin(c), &args, c, None)?;
+                        let n: f64 = line
+                            .trim()
+                            .parse()
+                            .map_err(|_| format!("loop printed {line:?}"))?;
+                        Ok(secs * 1e6 / n)
+                    }),
+                });
+            }
+        }
+    }
+    // HTTP and e2e need a server that is the same for every side: nginx when installed, else
+    // the feature-off binary's demo server.
+    let mut servers = Vec::new();
+    if wanted("http") {
+        let server = crate::http::start_nginx()
+            .or_else(|e| {
+                eprintln!("  nginx: {e}; using the demo server");
+                crate::http::start_demo_server()
+            })
+            .expect("an HTTP server starts");
+        let url = format!("{}/bytes/1024", server.base);
+        let name = format!("GET 1 KiB, {} (1w client, 64 conns)", server.name);
+        servers.push(server);
+        let (bin, secs_s) = (bin.clone(), secs_s.clone());
+        rows.push(Row {
+            name,
+            configs: vec![Config::Off, Config::Counters, Config::Timing, Config::Trace],
+            samples: vec![Vec::new(); 4],
+            run: Box::new(move |c| {
+                let args = ["--child", "http-client", "ours", "1", &url, &secs_s, "64"];
+                let line = run_child(&bin(c), &args, c, Some("0"))?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).map_err(|_| format!("client printed {line:?}"))?;
+                if v["failed"].as_u64() != Some(0) {
+                    return Err(format!("requests failed: {line}"));
+                }
+                Ok(1e6 / v["rps"].as_f64().unwrap_or(f64::NAN))
+            }),
+        });
+    }
+    if wanted("e2e") {
+        let off_cli = off_dir.join("scraipe");
+        let on_cli = PathBuf::from(on_dir).join("release/scraipe");
+        if !off_cli.exists() || !on_cli.exists() {
+            eprintln!(
+                "  e2e skipped: needs {} and {} (cargo build --release --bin scraipe, with and without --features observatory)",
+                off_cli.display(),
+                on_cli.display()
+            );
+        } else {
+            const PAGES: usize = 5_000;
+            let server = crate::http::start_demo_server_with(&["plain", &PAGES.to_string()])
+                .expect("the demo server starts");
+            let links =
+                std::env::temp_dir().join(format!("versus-obs-ab-{}.txt", std::process::id()));
+            let list: Vec<String> = (0..PAGES)
+                .map(|i| format!("{}/page/{i}", server.base))
+                .collect();
+            std::fs::write(&links, list.join("\n")).expect("links file");
+            servers.push(server);
+            rows.push(Row {
+                name: format!("e2e scrape {PAGES} pages (1 thread, 64 concurrent)"),
+                configs: vec![Config::Off, Config::Counters, Config::Trace],
+                samples: vec![Vec::new(); 3],
+                run: Box::new(move |c| {
+                    let cli = if c == Config::Off { &off_cli } else { &on_cli };
+                    let started = Instant::now();
+                    let mut cmd = if crate::have("taskset") {
+                        let mut cmd = Command::new("taskset");
+                        cmd.args(["-c", "0"]).arg(cli);
+                        cmd
+                    } else {
+                        Command::new(cli)
+                    };
+                    let out = cmd
+                        .args(["scrape", "--threads", "1", "--output", "/dev/null"])
+                        .args(["--analyzer", "none", "--concurrency", "64", "--input"])
+                        .arg(&links)
+                        .env("SCRAIPE_OBSERVE", c.observe())
+                        .output()
+                        .map_err(|e| e.to_string())?;
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    match crate::e2e::parse_summary(&stderr) {
+                        Some((ok, total, _))
+                            if out.status.success() && ok == PAGES && total == PAGES =>
+                        {
+                            Ok(elapsed * 1e6 / PAGES as f64)
+                        }
+                        _ => Err(format!("e2e run failed: {}", stderr.trim())),
+                    }
+                }),
+            });
+        }
+    }
+    let started = Instant::now();
+    for round in 0..runs {
+        eprintln!(
+            "round {}/{runs} ({:.0} s)",
+            round + 1,
+            started.elapsed().as_secs_f64()
+        );
+        for row in rows.iter_mut() {
+            for (i, c) in row.configs.clone().into_iter().enumerate() {
+                match (row.run)(c) {
+                    Ok(v) => row.samples[i].push(v),
+                    Err(e) => eprintln!("  {} {}: {e}", row.name, c.name()),
+                }
+            }
+        }
+    }
+    drop(servers);
+    println!(
+        "observatory cost, interleaved A/B: {runs} rounds, {secs} s per runtime/HTTP run, median time per op (µs), load average {:?}\n",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    println!("| row | off | counters | + timing | + trace |");
+    println!("|---|---:|---:|---:|---:|");
+    for row in &rows {
+        let off = median(&row.samples[0]);
+        let mut cells = vec![format!("{off:.3}")];
+        for c in [Config::Counters, Config::Timing, Config::Trace] {
+            match row.configs.iter().position(|x| *x == c) {
+                Some(i) => {
+                    let m = median(&row.samples[i]);
+                    cells.push(format!("{m:.3} ({:+.1} %)", (m / off - 1.0) * 100.0));
+                }
+                None => cells.push("—".into()),
+            }
+        }
+        println!("| {} | {} |", row.name, cells.join(" | "));
+    }
+}
