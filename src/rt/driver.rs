@@ -2,7 +2,7 @@
 //! turned by one thread at a time.
 //!
 //! Every worker owns one driver and turns it itself — every `event_interval` ticks, when it runs
-//! out of tasks, and while it sleeps (it sleeps *in* `epoll_wait`, holding the driver). But a
+//! out of tasks, and while it sleeps (it sleeps *in* its epoll wait, holding the driver). But a
 //! worker may be busy for a long time inside one task: a CPU loop, a blocking call. Then
 //! nothing polls its `Poll` or fires its timers, and every socket and timer registered there
 //! stalls, even with sibling workers idle. So the poller sits behind a mutex and any thread of

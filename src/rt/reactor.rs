@@ -4,14 +4,16 @@
 //! # Sleeping until a deadline
 //!
 //! `epoll_wait` takes its timeout in milliseconds, rounded up (one reason tokio's timers fire
-//! ~1 ms late). Linux 5.11 added `epoll_pwait2`, whose timeout is a `timespec`: the reactor
-//! calls it directly on mio's epoll descriptor (mio only wraps `epoll_wait`) and decodes the
-//! events itself. One system call per sleep, and the kernel may let the wake-up share an
-//! interrupt with other timers due within the thread's timer slack (50 µs by default).
-//! On older kernels (or where a sandbox refuses the call) it falls back to a timerfd
-//! registered in the same epoll set: three system calls per timed sleep (`timerfd_settime`,
-//! `epoll_wait`, and the wake-up's bookkeeping) and a dedicated hrtimer interrupt for each.
-//! On a timer-heavy load the difference was measurable (issue 16): see DESIGN.md.
+//! ~1 ms late). Linux 5.11 added `epoll_pwait2`, whose timeout is a `timespec`: one system call
+//! per sleep, with nanosecond resolution. On older kernels (or where a sandbox refuses the
+//! call, or with `SCRAIPE_NO_EPOLL_PWAIT2` set) the reactor falls back to a timerfd registered
+//! in the same epoll set: `timerfd_settime` + `epoll_wait` per timed sleep (the timerfd is
+//! never read: edge-triggered epoll reports its next expiry after a re-arm). On a timer-heavy
+//! load the difference was measurable (issue 16): see DESIGN.md.
+//!
+//! Either way the reactor waits on mio's epoll descriptor itself (mio's `Poll::poll` offers
+//! only `epoll_wait`) and decodes the events as mio does (`epoll_bits`); mio registers the
+//! sources.
 //!
 //! # Tokens
 //!
@@ -44,7 +46,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Token};
+use mio::{Interest, Token};
 use parking_lot::Mutex;
 
 use super::metrics::WorkerMetrics;
@@ -265,19 +267,15 @@ impl Slab {
     }
 }
 
-/// How a reactor sleeps until a deadline (see the module docs).
-enum DeadlineClock {
-    /// `epoll_pwait2` with the time left as its timeout; `raw` receives the events.
-    Pwait2 { raw: Vec<libc::epoll_event> },
-    /// A timerfd in the epoll set, and mio's `epoll_wait`.
-    TimerFd { fd: TimerFd, events: Events },
-}
-
 /// The part of a reactor only its driving thread touches.
 pub(crate) struct Reactor {
     poll: mio::Poll,
     shared: Arc<ReactorShared>,
-    clock: DeadlineClock,
+    /// The timerfd fallback (see the module docs); `None`: sleeps end by `epoll_pwait2`'s
+    /// timeout.
+    timerfd: Option<TimerFd>,
+    /// Receives the events of one wait.
+    events: Vec<libc::epoll_event>,
     /// The deadline the next sleep must end by, if any. With the timerfd: the deadline it is
     /// armed for (kept until it fires). With `epoll_pwait2`: the deadline the next `poll`
     /// takes as its timeout (consumed by it).
@@ -299,18 +297,13 @@ impl Reactor {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-        let clock = if try_pwait2 && pwait2_works(&poll) {
-            DeadlineClock::Pwait2 {
-                raw: Vec::with_capacity(EVENTS),
-            }
+        let timerfd = if try_pwait2 && pwait2_works(&poll) {
+            None
         } else {
             let fd = TimerFd::new()?;
             poll.registry()
                 .register(&mut SourceFd(&fd.fd), TIMER_TOKEN, Interest::READABLE)?;
-            DeadlineClock::TimerFd {
-                fd,
-                events: Events::with_capacity(EVENTS),
-            }
+            Some(fd)
         };
         let shared = Arc::new(ReactorShared {
             registry,
@@ -325,7 +318,8 @@ impl Reactor {
         Ok(Reactor {
             poll,
             shared,
-            clock,
+            timerfd,
+            events: Vec::with_capacity(EVENTS),
             armed: None,
             wake_buf: Vec::new(),
         })
@@ -337,7 +331,7 @@ impl Reactor {
 
     /// Makes sure the next sleep ends by `deadline` (never before it).
     pub(crate) fn arm_timer(&mut self, deadline: Option<Instant>) {
-        let DeadlineClock::TimerFd { fd, .. } = &self.clock else {
+        let Some(fd) = &self.timerfd else {
             // `poll` turns it into its timeout: no system call here.
             self.armed = deadline;
             return;
@@ -358,57 +352,39 @@ impl Reactor {
     /// Whether this reactor sleeps with `epoll_pwait2` (false: the timerfd fallback).
     #[cfg(test)]
     pub(crate) fn uses_pwait2(&self) -> bool {
-        matches!(self.clock, DeadlineClock::Pwait2 { .. })
+        self.timerfd.is_none()
     }
 
     /// Waits for events (at most `timeout`, and with `epoll_pwait2` at most until the armed
     /// deadline; `None` = until woken) and wakes the tasks they concern. Returns the number of
     /// I/O events dispatched.
     pub(crate) fn poll(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
+        let n = if self.timerfd.is_some() {
+            wait(&self.poll, &mut self.events, timeout, false)
+        } else {
+            let timeout = match (timeout, self.armed.take()) {
+                (t, None) => t,
+                (t, Some(d)) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    Some(t.map_or(left, |t| t.min(left)))
+                }
+            };
+            wait(&self.poll, &mut self.events, timeout, true)
+        };
         let mut dispatched = 0;
-        match &mut self.clock {
-            DeadlineClock::Pwait2 { raw } => {
-                let timeout = match (timeout, self.armed.take()) {
-                    (t, None) => t,
-                    (t, Some(d)) => {
-                        let left = d.saturating_duration_since(Instant::now());
-                        Some(t.map_or(left, |t| t.min(left)))
+        {
+            let slab = self.shared.slab.lock();
+            for ev in &self.events[..n] {
+                // Copies: `epoll_event` is packed on x86_64.
+                let (events, token) = (ev.events, Token(ev.u64 as usize));
+                match token {
+                    WAKER_TOKEN => {}
+                    // The fallback's deadline passed: a later one may be armed now.
+                    TIMER_TOKEN => self.armed = None,
+                    token => {
+                        dispatched +=
+                            dispatch_event(&slab, token, epoll_bits(events), &mut self.wake_buf)
                     }
-                };
-                let n = pwait2(&self.poll, raw, timeout);
-                let slab = self.shared.slab.lock();
-                for ev in &raw[..n] {
-                    // Copies: `epoll_event` is packed on x86_64.
-                    let (events, token) = (ev.events, ev.u64);
-                    dispatched += dispatch_event(
-                        &slab,
-                        Token(token as usize),
-                        epoll_bits(events),
-                        &mut self.wake_buf,
-                    );
-                }
-            }
-            DeadlineClock::TimerFd { events, .. } => {
-                match self.poll.poll(events, timeout) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return 0,
-                    // epoll_wait only fails on programming errors (bad fd); log and carry on
-                    // rather than take the worker down.
-                    Err(e) => {
-                        log::error!("reactor poll failed: {e}");
-                        return 0;
-                    }
-                }
-                let slab = self.shared.slab.lock();
-                for event in events.iter() {
-                    if event.token() == TIMER_TOKEN {
-                        // Edge-triggered: after a re-arm (settime resets the expiry count) the
-                        // next expiry is reported again without the count ever being read.
-                        self.armed = None;
-                        continue;
-                    }
-                    dispatched +=
-                        dispatch_event(&slab, event.token(), mio_bits(event), &mut self.wake_buf);
                 }
             }
         }
@@ -588,12 +564,9 @@ pub(crate) fn shutdown_error() -> io::Error {
     io::Error::other("the scraipe runtime has shut down")
 }
 
-/// Sets the readiness of the registration `token` names (if it is still registered) and
-/// collects the wakers to wake. Returns 1 for a socket event, 0 for the waker's or a stale one.
+/// Sets the readiness of the socket `token` names (if it is still registered) and collects the
+/// wakers to wake. Returns 1 for a socket's event, 0 for a stale one.
 fn dispatch_event(slab: &Slab, token: Token, bits: usize, wake: &mut Vec<Waker>) -> usize {
-    if token == WAKER_TOKEN || token == TIMER_TOKEN {
-        return 0;
-    }
     let Some(io) = slab.get(token) else { return 0 };
     #[cfg(feature = "observatory")]
     let before = wake.len();
@@ -603,28 +576,7 @@ fn dispatch_event(slab: &Slab, token: Token, bits: usize, wake: &mut Vec<Waker>)
     1
 }
 
-/// A mio event's readiness as our bits.
-fn mio_bits(event: &mio::event::Event) -> usize {
-    let mut bits = 0;
-    if event.is_readable() {
-        bits |= READABLE;
-    }
-    if event.is_writable() {
-        bits |= WRITABLE;
-    }
-    if event.is_read_closed() {
-        bits |= READ_CLOSED;
-    }
-    if event.is_write_closed() {
-        bits |= WRITE_CLOSED;
-    }
-    if event.is_error() {
-        bits |= ERROR;
-    }
-    bits
-}
-
-/// Raw epoll flags as our bits, with mio's reading of them (so both clocks agree): readable on
+/// Raw epoll flags as our bits, read as mio reads them: readable on
 /// `IN` or `PRI`; read-closed on `HUP`, or `IN` with `RDHUP`; write-closed on `HUP`, `OUT` with
 /// `ERR`, or `ERR` alone.
 fn epoll_bits(events: u32) -> usize {
@@ -654,14 +606,21 @@ fn epoll_bits(events: u32) -> usize {
 /// Whether `epoll_pwait2` works here (Linux ≥ 5.11, not refused by a sandbox): one
 /// non-blocking call on the fresh epoll set.
 fn pwait2_works(poll: &mio::Poll) -> bool {
-    let mut raw = Vec::with_capacity(1);
-    pwait2_raw(poll, &mut raw, Some(Duration::ZERO)) >= 0
+    let mut events = Vec::with_capacity(1);
+    wait_raw(poll, &mut events, Some(Duration::ZERO), true) >= 0
 }
 
-/// `epoll_pwait2` into `raw` (its capacity); returns the event count, or 0 after logging an
-/// error (`EINTR` is not one).
-fn pwait2(poll: &mio::Poll, raw: &mut Vec<libc::epoll_event>, timeout: Option<Duration>) -> usize {
-    let n = pwait2_raw(poll, raw, timeout);
+/// Waits on `poll`'s epoll set for events into `events` (up to its capacity) with
+/// `epoll_pwait2` (`ns_timeout`) or `epoll_wait` (the timeout rounded up to whole ms, as mio
+/// does). Returns the event count, or 0 after logging an error (`EINTR` is not one: epoll only
+/// fails on programming errors, and a worker carries on rather than go down).
+fn wait(
+    poll: &mio::Poll,
+    events: &mut Vec<libc::epoll_event>,
+    timeout: Option<Duration>,
+    ns_timeout: bool,
+) -> usize {
+    let n = wait_raw(poll, events, timeout, ns_timeout);
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
@@ -673,37 +632,50 @@ fn pwait2(poll: &mio::Poll, raw: &mut Vec<libc::epoll_event>, timeout: Option<Du
 }
 
 /// The system call itself: the event count, or -1 with `errno` set.
-fn pwait2_raw(
+fn wait_raw(
     poll: &mio::Poll,
-    raw: &mut Vec<libc::epoll_event>,
+    events: &mut Vec<libc::epoll_event>,
     timeout: Option<Duration>,
+    ns_timeout: bool,
 ) -> libc::c_long {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    raw.clear();
-    let cap = raw.capacity().min(libc::c_int::MAX as usize) as libc::c_int;
-    // SAFETY: the epoll fd is mio's and open for `poll`'s lifetime; `raw` has room for `cap`
-    // events; `ts_ptr` is null (no timeout) or points at `ts`, alive across the call; a null
-    // sigmask with size 0 means "no mask change", as for epoll_wait.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_epoll_pwait2,
-            poll.as_raw_fd(),
-            raw.as_mut_ptr(),
-            cap,
-            ts_ptr,
-            std::ptr::null::<libc::sigset_t>(),
-            0usize,
-        )
+    events.clear();
+    let cap = events.capacity().min(libc::c_int::MAX as usize) as libc::c_int;
+    let fd = poll.as_raw_fd();
+    let n = if ns_timeout {
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: the epoll fd is mio's and open for `poll`'s lifetime; `events` has room for
+        // `cap` events; `ts_ptr` is null (no timeout) or points at `ts`, alive across the call;
+        // a null sigmask with size 0 means "no mask change", as for epoll_wait.
+        unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                fd,
+                events.as_mut_ptr(),
+                cap,
+                ts_ptr,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        }
+    } else {
+        let ms = timeout.map_or(-1, |d| {
+            d.checked_add(Duration::from_nanos(999_999))
+                .unwrap_or(d)
+                .as_millis()
+                .min(libc::c_int::MAX as u128) as libc::c_int
+        });
+        // SAFETY: as above, without the timespec.
+        libc::c_long::from(unsafe { libc::epoll_wait(fd, events.as_mut_ptr(), cap, ms) })
     };
     if n > 0 {
         // SAFETY: the kernel initialised the first `n` (≤ cap) events.
-        unsafe { raw.set_len(n as usize) };
+        unsafe { events.set_len(n as usize) };
     }
     n
 }

@@ -6,8 +6,8 @@
 //! [`BUCKET_NS`], about 131 µs) to the entries due in it, each with its exact deadline. A hashed
 //! wheel rounds every deadline to its slot width (tokio's wheel has 1 ms slots, one reason its
 //! timers fire late); here the bucket only decides *where* an entry waits, the entry keeps its
-//! exact deadline, and the earliest deadline of each bucket is kept, so with the reactor's
-//! timerfd a timer can still fire within microseconds of its deadline.
+//! exact deadline, and the earliest deadline of each bucket is kept, so a worker that sleeps
+//! until it (with a nanosecond timeout, see `reactor.rs`) fires a timer within microseconds.
 //!
 //! Why not a binary heap (what this module used until issue 16)? On a timer-heavy load a worker
 //! sleeps between firings, and its caches go cold meanwhile; a heap pop walks ~2·log2(n) items
@@ -20,8 +20,8 @@
 //! bucket fires, and the map is compacted when dead entries outnumber live ones, so memory stays
 //! proportional to live timers.
 //!
-//! A timer never fires early: an entry is marked fired only once `Instant::now() >= deadline`,
-//! and `Sleep` re-checks the clock itself.
+//! A timer never fires early: an entry is marked fired only once `Instant::now() >= deadline`;
+//! a `Sleep` completes when its entry has fired, or (before it registers) when the clock says so.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,7 +57,6 @@ pub(crate) struct TimerEntry {
 /// holds an entry that is not yet due (those are scanned again at the next firing), wide
 /// enough that a coalesced wake-up (`COALESCE`, 400 µs) takes a few buckets, not one per timer.
 const BUCKET_SHIFT: u32 = 17;
-#[cfg(test)]
 const BUCKET_NS: u64 = 1 << BUCKET_SHIFT;
 
 /// One registered deadline in a bucket: nanoseconds since the queue's base, and the entry.
@@ -70,6 +69,20 @@ struct Item {
 struct Bucket {
     earliest: u64,
     items: Vec<Item>,
+}
+
+impl Bucket {
+    /// After entries left: makes `earliest` exact again. False when none is left (the caller
+    /// removes the bucket).
+    fn settle(&mut self) -> bool {
+        match self.items.iter().map(|i| i.at).min() {
+            Some(at) => {
+                self.earliest = at;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A worker's timers. Locked by its owner when firing and by whoever registers a timer (the
@@ -161,25 +174,14 @@ impl TimerQueue {
         if first.get().earliest > now_ns {
             return None;
         }
-        let bucket_end = (*first.key() << BUCKET_SHIFT) | ((1 << BUCKET_SHIFT) - 1);
-        let due = if bucket_end <= now_ns {
+        // Every deadline in a bucket whose last nanosecond is not after `now` has passed.
+        let due = if (*first.key() << BUCKET_SHIFT) | (BUCKET_NS - 1) <= now_ns {
             first.remove().items
         } else {
             let bucket = first.get_mut();
-            let mut due = Vec::new();
-            let mut i = 0;
-            while i < bucket.items.len() {
-                if bucket.items[i].at <= now_ns {
-                    due.push(bucket.items.swap_remove(i));
-                } else {
-                    i += 1;
-                }
-            }
-            match bucket.items.iter().map(|i| i.at).min() {
-                Some(earliest) => bucket.earliest = earliest,
-                None => {
-                    first.remove();
-                }
+            let due: Vec<Item> = bucket.items.extract_if(.., |i| i.at <= now_ns).collect();
+            if !bucket.settle() {
+                first.remove();
             }
             due
         };
@@ -242,16 +244,14 @@ impl TimerQueue {
                 .items
                 .retain(|i| i.entry.state.load(Acquire) != CANCELLED);
             let dropped = before - bucket.items.len();
-            let earliest = bucket.items.iter().map(|i| i.at).min();
-            match earliest {
-                Some(at) => bucket.earliest = at,
-                None => {
-                    first.remove();
-                }
+            let alive = bucket.settle();
+            let earliest = bucket.earliest;
+            if !alive {
+                first.remove();
             }
             q.len -= dropped;
-            if let Some(at) = earliest {
-                return Some(self.to_instant(at));
+            if alive {
+                return Some(self.to_instant(earliest));
             }
         }
     }
@@ -292,17 +292,14 @@ impl Buckets {
     fn compact(&mut self) {
         self.map.retain(|_, b| {
             b.items.retain(|i| i.entry.state.load(Acquire) == PENDING);
-            if let Some(min) = b.items.iter().map(|i| i.at).min() {
-                b.earliest = min;
-            }
-            !b.items.is_empty()
+            b.settle()
         });
         self.len = self.map.values().map(|b| b.items.len()).sum();
         self.compact_at = (self.len * 2).max(1024);
     }
 }
 
-/// The heap was closed by runtime shutdown.
+/// The queue was closed by runtime shutdown.
 #[derive(Debug)]
 pub(crate) struct Closed;
 

@@ -101,6 +101,14 @@ fn tool_version(program: &str, arg: &str) -> Option<String> {
         .filter(|l| !l.is_empty())
 }
 
+/// A flag's value that must be a positive number (else the usage text and exit 2).
+fn positive<T: std::str::FromStr + PartialOrd + Default>(value: Option<&String>) -> T {
+    value
+        .and_then(|v| v.parse::<T>().ok())
+        .filter(|v| *v > T::default())
+        .unwrap_or_else(|| usage())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
@@ -142,28 +150,14 @@ fn main() {
             "--json" => json = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--readme-table" => table = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--obs-ab" => obs_ab = Some(it.next().cloned().unwrap_or_else(|| usage())),
-            "--secs" => {
-                secs = Some(
-                    it.next()
-                        .and_then(|n| n.parse::<f64>().ok())
-                        .filter(|n| *n > 0.0)
-                        .unwrap_or_else(|| usage()),
-                )
-            }
+            "--secs" => secs = Some(positive::<f64>(it.next())),
             "--readme" => readme = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--compare" => {
                 let before = it.next().cloned().unwrap_or_else(|| usage());
                 let after = it.next().cloned().unwrap_or_else(|| usage());
                 compare = Some((before, after));
             }
-            "--runs" => {
-                runs = Some(
-                    it.next()
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .filter(|n| *n > 0)
-                        .unwrap_or_else(|| usage()),
-                )
-            }
+            "--runs" => runs = Some(positive::<usize>(it.next())),
             "--only" => {
                 only = Some(
                     it.next()

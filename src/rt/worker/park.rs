@@ -39,11 +39,11 @@ const MAX_INTERLEAVE: u32 = 2;
 /// at `epoch`, shifted by `lane` of `lanes` phases. Never before `deadline`, at most one period
 /// after it.
 ///
-/// Why a grid, and why lanes: workers whose timer queues are all busy each wake on their own lane of
-/// one runtime-wide grid, and a worker that wakes fires its sleeping siblings' due timers too
-/// (`WorkerCx::fire_siblings_timers`). With two busy workers each waking every 800 µs, half a
-/// period apart, every timer still fires on the next 400 µs tick of either worker — the
-/// lateness of one worker waking every 400 µs, at half the wake-ups.
+/// Why a grid, and why lanes: workers whose timer queues are all busy each wake on their own
+/// lane of one runtime-wide grid, and a worker that wakes fires its sleeping siblings' due
+/// timers too (`WorkerCx::fire_siblings_timers`). With two busy workers each waking every
+/// 800 µs, half a period apart, every timer still fires on the next 400 µs tick of either
+/// worker — the lateness of one worker waking every 400 µs, at half the wake-ups.
 fn coalesced_wake(deadline: Instant, epoch: Instant, lane: u32, lanes: u32) -> Instant {
     let lanes = lanes.max(1);
     let period = COALESCE * lanes;
