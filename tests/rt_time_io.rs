@@ -973,3 +973,111 @@ fn a_sleep_polled_late_but_not_yet_fired_still_completes() {
         "first poll, late re-poll, poll after firing"
     );
 }
+
+/// Runs `tasks` tasks sleeping 1–5 ms in a loop until `end`; the first one to wake after
+/// `block_at` blocks its worker (with `std::thread::sleep`) for `block_for`. Returns, for every
+/// timer, (deadline, when its task ran again).
+fn timer_loop_with_one_block(
+    rt: &Runtime,
+    tasks: u64,
+    end: Instant,
+    block_at: Instant,
+    block_for: Duration,
+) -> Vec<(Instant, Instant)> {
+    let blocked = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..tasks)
+        .map(|i| {
+            let blocked = blocked.clone();
+            rt.spawn(async move {
+                let mut fires = Vec::new();
+                let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                while Instant::now() < end {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let deadline = Instant::now() + Duration::from_micros(1_000 + x % 4_000);
+                    rt::sleep_until(deadline).await;
+                    let now = Instant::now();
+                    fires.push((deadline, now));
+                    if now >= block_at && !blocked.swap(true, Ordering::SeqCst) {
+                        std::thread::sleep(block_for);
+                    }
+                }
+                fires
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
+}
+
+/// With many timers pending, one worker ticks for the runtime and its siblings sleep without a
+/// timer of their own (issue 16: one thread pays the timer wake-ups). The sibling's dead man's
+/// switch still covers the ticker: when the task the ticker runs blocks for 300 ms, timers keep
+/// firing — the sibling wakes, turns the blocked worker's driver and steals its queue.
+#[test]
+fn one_worker_ticks_for_many_timers_and_a_blocked_ticker_is_covered() {
+    let rt = pool(2);
+    // Quiet phase: no blocking. Count each worker's wake-ups from its driver.
+    let before = rt.handle().metrics();
+    let end = Instant::now() + Duration::from_millis(400);
+    let fires =
+        timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
+    let after = rt.handle().metrics();
+    let wakeups: Vec<u64> = after
+        .workers
+        .iter()
+        .zip(&before.workers)
+        .map(|(a, b)| a.wakeups - b.wakeups)
+        .collect();
+    eprintln!("{} timers, wake-ups per worker {wakeups:?}", fires.len());
+    assert!(fires.len() > 10_000, "only {} timers fired", fires.len());
+    let (most, least) = (
+        *wakeups.iter().max().unwrap(),
+        *wakeups.iter().min().unwrap(),
+    );
+    // Before the ticker, each worker woke on its own lane: ~1,250 wake-ups per second each.
+    assert!(
+        least * 5 < most,
+        "both workers wake for timers: {wakeups:?} wake-ups"
+    );
+
+    // Now the task on the ticker blocks for 300 ms.
+    let start = Instant::now();
+    let block_at = start + Duration::from_millis(100);
+    let fires = timer_loop_with_one_block(
+        &rt,
+        300,
+        start + Duration::from_millis(600),
+        block_at,
+        Duration::from_millis(300),
+    );
+    // Timers due well inside the blocked window (leaving 20 ms for the block to start).
+    let window: Vec<Duration> = fires
+        .iter()
+        .filter(|(d, _)| {
+            *d > block_at + Duration::from_millis(20) && *d < block_at + Duration::from_millis(280)
+        })
+        .map(|(d, at)| *at - *d)
+        .collect();
+    let on_time = window
+        .iter()
+        .filter(|l| **l < Duration::from_millis(20))
+        .count();
+    eprintln!(
+        "while the ticker blocked: {} timers due, {on_time} ran within 20 ms",
+        window.len()
+    );
+    assert!(
+        window.len() > 2_000,
+        "only {} timers due while blocked",
+        window.len()
+    );
+    assert!(
+        on_time * 10 >= window.len() * 9,
+        "{on_time} of {} timers ran within 20 ms while the ticker blocked",
+        window.len()
+    );
+}

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 
 use super::metrics::WorkerMetrics;
-use super::reactor::{Reactor, ReactorShared};
+use super::reactor::{Reactor, ReactorShared, TimerFd};
 use super::time::TimerQueue;
 
 /// How long a driver may go unturned by its awake owner before an idle sibling turns it; also
@@ -63,6 +63,18 @@ pub(crate) struct Driver {
     epoch: Instant,
     /// The owner sleeps in this driver with no time bound (see the module docs).
     owner_sleeps_unbounded: AtomicBool,
+    /// The owner sleeps *relying* on a sibling that ticks for the runtime's timers (see
+    /// `worker/park.rs`): the ticker fires this driver's due timers on its ticks and keeps
+    /// pushing `watch` back.
+    relying: AtomicBool,
+    /// A dead man's switch in this driver's epoll set: it ends a relying owner's sleep if the
+    /// ticker stops pushing it back (it blocked in a task, or stopped ticking).
+    watch: TimerFd,
+    /// When `watch` expires, in nanoseconds since `epoch` (0: not armed).
+    watch_at: AtomicU64,
+    /// While the owner sleeps as the runtime's ticker: the tick it will wake at, in nanoseconds
+    /// since `epoch`, plus one (0: none).
+    tick_at: AtomicU64,
 }
 
 /// The poller, held: arm its wake-up and sleep in it.
@@ -71,6 +83,8 @@ pub(crate) struct Held<'a>(MutexGuard<'a, Reactor>);
 impl Driver {
     pub(crate) fn new() -> std::io::Result<Driver> {
         let reactor = Reactor::new()?;
+        let watch = TimerFd::new()?;
+        reactor.shared().register_watch(&watch)?;
         Ok(Driver {
             io: reactor.shared().clone(),
             poller: Mutex::new(reactor),
@@ -78,7 +92,72 @@ impl Driver {
             owner_turned_at: AtomicU64::new(0),
             epoch: Instant::now(),
             owner_sleeps_unbounded: AtomicBool::new(false),
+            relying: AtomicBool::new(false),
+            watch,
+            watch_at: AtomicU64::new(0),
+            tick_at: AtomicU64::new(0),
         })
+    }
+
+    fn instant(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// The owner is about to sleep relying on the ticker (or is awake again: `false`). The
+    /// store is ordered before the caller's look at the ticker's `tick_at` (see
+    /// `publish_tick`: a Dekker pair).
+    pub(crate) fn set_relying(&self, relying: bool) {
+        self.relying.store(relying, Relaxed);
+        if relying {
+            fence(SeqCst);
+        }
+    }
+
+    /// Whether the owner sleeps (or is about to) relying on the ticker.
+    pub(crate) fn is_relying(&self) -> bool {
+        self.relying.load(Relaxed)
+    }
+
+    /// Arms the watch to expire at `at` (never before it).
+    pub(crate) fn arm_watch(&self, at: Instant) {
+        let nanos = self.now_nanos(at).max(1);
+        if self.watch_at.swap(nanos, Relaxed) != nanos {
+            self.watch.set_at(at);
+        }
+    }
+
+    /// The ticker, going to sleep until `tick`: if this driver's owner relies on it and its
+    /// watch would expire within `STALL` of that tick, push the watch to `2 * STALL` after it.
+    /// So a ticker that keeps ticking re-arms each sibling's watch about once per `STALL`
+    /// (always behind its own next tick: cheap, see `reactor::TickClocks`), and one that
+    /// stops is noticed within `2 * STALL` of its last tick.
+    pub(crate) fn push_watch(&self, tick: Instant) {
+        if !self.is_relying() {
+            return;
+        }
+        let at = self.watch_at.load(Relaxed);
+        if at != 0 && self.instant(at) >= tick + STALL {
+            return;
+        }
+        self.arm_watch(tick + 2 * STALL);
+    }
+
+    /// The owner, as the runtime's ticker, sleeps until `tick` (`None`: it is awake, or sleeps
+    /// without ticking). Ordered before the caller's look at its siblings' `relying` flags.
+    pub(crate) fn publish_tick(&self, tick: Option<Instant>) {
+        let v = tick.map_or(0, |t| self.now_nanos(t) + 1);
+        self.tick_at.store(v, Relaxed);
+        if tick.is_some() {
+            fence(SeqCst);
+        }
+    }
+
+    /// The tick the owner sleeps until as the runtime's ticker, if it does.
+    pub(crate) fn tick_at(&self) -> Option<Instant> {
+        match self.tick_at.load(Relaxed) {
+            0 => None,
+            v => Some(self.instant(v - 1)),
+        }
     }
 
     /// When this driver was created: the runtime's coalesced timer grid starts at worker 0's
@@ -185,6 +264,14 @@ impl Held<'_> {
     /// Makes the sleep end by `deadline` (never before).
     pub(crate) fn arm_timer(&mut self, deadline: Option<Instant>) {
         self.0.arm_timer(deadline)
+    }
+
+    /// Makes the sleep end at the grid tick `wake`, keeping `then` armed behind it (see
+    /// `Reactor::arm_ticks`); falls back to `arm_timer`.
+    pub(crate) fn arm_ticks(&mut self, wake: Instant, then: Instant) {
+        if !self.0.arm_ticks(wake, then) {
+            self.0.arm_timer(Some(wake));
+        }
     }
 
     /// Sleeps until an event, a wake-up, the armed timer, or `timeout`.

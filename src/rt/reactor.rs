@@ -59,6 +59,10 @@ const _: () = assert!(
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const TIMER_TOKEN: Token = Token(usize::MAX - 1);
+/// The driver's watch (`Driver::arm_watch`): like the waker, its event only ends a sleep.
+pub(crate) const WATCH_TOKEN: Token = Token(usize::MAX - 2);
+/// The ticker's two clocks (`Reactor::arm_ticks`).
+const CLOCK_TOKENS: [Token; 2] = [Token(usize::MAX - 3), Token(usize::MAX - 4)];
 
 /// Readiness bits.
 const READABLE: usize = 1 << 0;
@@ -202,6 +206,12 @@ impl ReactorShared {
         slab.entries.len() > slab.free.len()
     }
 
+    /// Registers the driver's watch (`Driver::arm_watch`): its expiry ends the owner's sleep.
+    pub(crate) fn register_watch(&self, watch: &TimerFd) -> io::Result<()> {
+        self.registry
+            .register(&mut SourceFd(&watch.fd), WATCH_TOKEN, Interest::READABLE)
+    }
+
     /// Interrupts the owner's `poll`, or makes its next one return at once.
     pub(crate) fn unpark(&self) {
         self.unparks
@@ -280,7 +290,24 @@ pub(crate) struct Reactor {
     /// armed for (kept until it fires). With `epoll_pwait2`: the deadline the next `poll`
     /// takes as its timeout (consumed by it).
     armed: Option<Instant>,
+    /// The ticker's clocks, made on first use (see `arm_ticks`).
+    clocks: Option<TickClocks>,
     wake_buf: Vec<Waker>,
+}
+
+/// Two timerfds a worker that ticks for the runtime (see `worker/park.rs`) keeps armed at its
+/// next two grid ticks, re-arming only the one that fired, to the tick after the other's.
+///
+/// Why two: on the VM this was measured on, arming a timer that becomes the earliest on its CPU
+/// is what a timed sleep mostly costs (the kernel reprograms the CPU's timer, which traps to
+/// the hypervisor, charged to the arming thread). A timer armed *behind* a pending one needs no
+/// reprogramming; the reprogram for the next tick then happens in the timer interrupt, which no
+/// thread of ours pays for. A bare loop waking every 400 µs: 24–32 µs of CPU per wake-up with one
+/// one-shot timeout, 12–14 µs with two clocks taking turns (DESIGN.md §1.5b, fourth pass).
+struct TickClocks {
+    fds: [TimerFd; 2],
+    /// When each is armed to expire; `None` once its expiry was reported (or never armed).
+    at: [Option<Instant>; 2],
 }
 
 /// Capacity of a reactor's event buffer.
@@ -321,8 +348,45 @@ impl Reactor {
             timerfd,
             events: Vec::with_capacity(EVENTS),
             armed: None,
+            clocks: None,
             wake_buf: Vec::new(),
         })
+    }
+
+    /// Makes the next sleep end at the grid tick `wake` (never before it), with the second
+    /// clock armed at `then`, the tick after (see [`TickClocks`]). In the steady state of a
+    /// timer-heavy load, `wake` is the tick the other clock is already armed for, and the one
+    /// system call made here re-arms the clock that just fired, behind it. Returns false if
+    /// the clocks cannot be made (file descriptors exhausted); the caller arms the one-shot
+    /// timer instead.
+    pub(crate) fn arm_ticks(&mut self, wake: Instant, then: Instant) -> bool {
+        if self.clocks.is_none() {
+            match TickClocks::new(&self.poll) {
+                Ok(c) => self.clocks = Some(c),
+                Err(e) => {
+                    log::warn!("cannot make the tick clocks, sleeping with a timeout: {e}");
+                    return false;
+                }
+            }
+        }
+        let Some(c) = self.clocks.as_mut() else {
+            return false;
+        };
+        // The clock to end this sleep: one already armed for `wake`, else one that is not
+        // armed for `then` (a clock armed for neither is stale: re-armed either way).
+        let first = match c.at.iter().position(|a| *a == Some(wake)) {
+            Some(i) => i,
+            None => {
+                let i = if c.at[0] == Some(then) { 1 } else { 0 };
+                c.set(i, wake);
+                i
+            }
+        };
+        let other = 1 - first;
+        if c.at[other] != Some(then) && then > wake {
+            c.set(other, then);
+        }
+        true
     }
 
     pub(crate) fn shared(&self) -> &Arc<ReactorShared> {
@@ -378,9 +442,14 @@ impl Reactor {
                 // Copies: `epoll_event` is packed on x86_64.
                 let (events, token) = (ev.events, Token(ev.u64 as usize));
                 match token {
-                    WAKER_TOKEN => {}
+                    WAKER_TOKEN | WATCH_TOKEN => {}
                     // The fallback's deadline passed: a later one may be armed now.
                     TIMER_TOKEN => self.armed = None,
+                    t if CLOCK_TOKENS.contains(&t) => {
+                        if let Some(c) = self.clocks.as_mut() {
+                            c.at[usize::from(t == CLOCK_TOKENS[1])] = None;
+                        }
+                    }
                     token => {
                         dispatched +=
                             dispatch_event(&slab, token, epoll_bits(events), &mut self.wake_buf)
@@ -680,14 +749,35 @@ fn wait_raw(
     n
 }
 
+impl TickClocks {
+    fn new(poll: &mio::Poll) -> io::Result<TickClocks> {
+        let fds = [TimerFd::new()?, TimerFd::new()?];
+        for (fd, token) in fds.iter().zip(CLOCK_TOKENS) {
+            poll.registry()
+                .register(&mut SourceFd(&fd.fd), token, Interest::READABLE)?;
+        }
+        Ok(TickClocks {
+            fds,
+            at: [None, None],
+        })
+    }
+
+    fn set(&mut self, i: usize, at: Instant) {
+        self.fds[i].set_at(at);
+        self.at[i] = Some(at);
+    }
+}
+
 /// A CLOCK_MONOTONIC timerfd, so deadlines wake the poller with nanosecond precision instead
 /// of epoll's millisecond timeout (which rounds up: tokio's timers fire ~1 ms late for it).
-struct TimerFd {
+/// Registered edge-triggered and never read: re-arming resets its count, and each expiry
+/// reports a new edge.
+pub(crate) struct TimerFd {
     fd: RawFd,
 }
 
 impl TimerFd {
-    fn new() -> io::Result<TimerFd> {
+    pub(crate) fn new() -> io::Result<TimerFd> {
         // SAFETY: plain syscall with constant flags.
         let fd = unsafe {
             libc::timerfd_create(
@@ -699,6 +789,14 @@ impl TimerFd {
             return Err(io::Error::last_os_error());
         }
         Ok(TimerFd { fd })
+    }
+
+    /// One-shot expiry at `at` (never before: the delay is taken from a fresh clock read).
+    pub(crate) fn set_at(&self, at: Instant) {
+        let delay = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
+        self.set(delay);
     }
 
     /// One-shot expiry `delay` from now.

@@ -78,6 +78,9 @@ pub(crate) struct Shared {
     /// Built with `worker_threads(0)`: one core, driven by callers of block_on/tick.
     pub(crate) without_worker_threads: bool,
     next_remote: AtomicUsize,
+    /// The worker that ticks for the runtime's timers when they are many (`NO_TICKER`: none);
+    /// see `worker/park.rs`.
+    pub(crate) ticker: AtomicUsize,
     /// Tasks spawned, and tasks completed, by threads that are not workers of this runtime
     /// (workers count theirs in their own `WorkerMetrics`, without a locked instruction).
     /// `RuntimeMetrics::live_tasks` is spawned minus completed: the owned-task list only holds
@@ -85,6 +88,9 @@ pub(crate) struct Shared {
     pub(crate) spawned_elsewhere: AtomicU64,
     pub(crate) completed_elsewhere: AtomicU64,
 }
+
+/// `Shared::ticker` when no worker ticks.
+pub(crate) const NO_TICKER: usize = usize::MAX;
 
 /// The parts of a worker other threads may touch.
 pub(crate) struct Remote {
@@ -132,6 +138,7 @@ impl Shared {
             idle_cores: Mutex::new(Vec::new()),
             without_worker_threads: worker_threads == 0,
             next_remote: AtomicUsize::new(0),
+            ticker: AtomicUsize::new(NO_TICKER),
             spawned_elsewhere: AtomicU64::new(0),
             completed_elsewhere: AtomicU64::new(0),
         });

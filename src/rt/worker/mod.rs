@@ -418,7 +418,14 @@ impl WorkerCx {
         // tasks woken by socket events notify as usual.
         let now = Instant::now();
         let fired = self.fire_timers_handing_off_late(now, || {
-            remote.driver.fire_timers_as_owner(now, &remote.metrics)
+            let own = remote.driver.fire_timers_as_owner(now, &remote.metrics);
+            // The ticker serves the timers of siblings asleep relying on it while it is busy
+            // too, not only on its ticks (see park.rs).
+            if self.shared.ticker.load(Relaxed) == self.core.index {
+                own + self.fire_siblings_timers(now)
+            } else {
+                own
+            }
         });
         let woken = fired + remote.driver.poll_as_owner(&remote.metrics);
         self.core.dispatching.set(was);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Signal, WorkerCx};
 use crate::rt::driver::STALL;
+use crate::rt::scheduler::NO_TICKER;
 
 /// The longest a worker sleeps while it blocks on a future of a runtime without worker threads
 /// (a *guest*, see `WorkerCx::drive`): nobody else drives the guest's timers and sockets.
@@ -31,29 +32,32 @@ pub(super) const COALESCE: Duration = Duration::from_micros(400);
 pub(super) const HANDOFF_AFTER: Duration = Duration::from_micros(100);
 /// See `WorkerCx::handoff_late_timer_work`.
 const HANDOFF_CHECK_EVERY: u8 = 4;
-/// The most workers whose grids interleave (so the longest a coalesced timer waits is
-/// `COALESCE * MAX_INTERLEAVE` when only its own worker wakes for timers).
-const MAX_INTERLEAVE: u32 = 2;
+/// What a worker arms for its timers before it sleeps (`WorkerCx::timer_plan`).
+#[derive(Clone, Copy)]
+enum TimerPlan {
+    /// No timer to wake for.
+    Nothing,
+    /// Wake at `wake`: a deadline, or `margin` before one, spun to after waking.
+    Deadline { wake: Instant, margin: Duration },
+    /// This worker ticks for the runtime: wake at the grid tick `wake`.
+    Tick { wake: Instant },
+    /// The ticker fires our timers: sleep until our watch, armed for `watch`, ends the sleep.
+    Rely { watch: Instant },
+}
 
-/// The first tick at or after `deadline` of a grid of period `COALESCE * lanes` that starts
-/// at `epoch`, shifted by `lane` of `lanes` phases. Never before `deadline`, at most one period
-/// after it.
+/// The first tick at or after `deadline` of the runtime's grid of period `COALESCE` that
+/// starts at `epoch`. Never before `deadline`, at most one period after it.
 ///
-/// Why a grid, and why lanes: workers whose timer queues are all busy each wake on their own
-/// lane of one runtime-wide grid, and a worker that wakes fires its sleeping siblings' due
-/// timers too (`WorkerCx::fire_siblings_timers`). With two busy workers each waking every
-/// 800 µs, half a period apart, every timer still fires on the next 400 µs tick of either
-/// worker — the lateness of one worker waking every 400 µs, at half the wake-ups.
-fn coalesced_wake(deadline: Instant, epoch: Instant, lane: u32, lanes: u32) -> Instant {
-    let lanes = lanes.max(1);
-    let period = COALESCE * lanes;
-    let start = epoch + COALESCE * (lane % lanes);
-    let Some(since) = deadline.checked_duration_since(start) else {
-        return start.max(deadline);
+/// Why a grid: every timer due between two ticks fires on one wake-up, and the ticks are the
+/// same for every deadline, so the ticker's next wake-up is usually the tick its second clock
+/// is already armed for (`Reactor::arm_ticks`).
+fn coalesced_wake(deadline: Instant, epoch: Instant) -> Instant {
+    let Some(since) = deadline.checked_duration_since(epoch) else {
+        return epoch.max(deadline);
     };
-    let period_ns = period.as_nanos();
+    let period_ns = COALESCE.as_nanos();
     let ticks = since.as_nanos().div_ceil(period_ns);
-    let wake = start + Duration::from_nanos((ticks * period_ns) as u64);
+    let wake = epoch + Duration::from_nanos((ticks * period_ns) as u64);
     debug_assert!(wake >= deadline);
     wake
 }
@@ -129,7 +133,7 @@ impl WorkerCx {
         let spin = self.shared.config.spin_before_park;
         let mut gate = self.core.spin_gate.get();
         // A timer due within the spin would end it as a "find": park instead, with the timer
-        // armed (see `timer_wake`); spinning to timers is the timer policy's call, not this
+        // armed (see `timer_plan`); spinning to timers is the timer policy's call, not this
         // spin's (on a timer-heavy load it would otherwise spin between every two timers).
         let timer_soon = self
             .remote()
@@ -218,7 +222,7 @@ impl WorkerCx {
     /// Having woken from our driver anyway, fires the due timers of siblings asleep in theirs:
     /// their own coalesced wake-up may still be up to a grid period away (see
     /// `coalesced_wake`). The tasks land on our queue, as with `assist_unattended_drivers`.
-    fn fire_siblings_timers(&self, now: Instant) -> usize {
+    pub(super) fn fire_siblings_timers(&self, now: Instant) -> usize {
         let index = self.core.index;
         let was = self.core.dispatching.replace(true);
         let mut fired = 0;
@@ -233,43 +237,91 @@ impl WorkerCx {
         fired
     }
 
-    /// When to wake for the next timer, and whether to spin to it (see `COALESCE`).
-    fn timer_wake(&self, deadline: Option<Instant>) -> (Option<Instant>, Duration) {
-        let config = &self.shared.config;
-        let Some(deadline) = deadline else {
-            return (None, Duration::ZERO);
-        };
+    /// What to arm for this worker's timers before it sleeps (see `TimerPlan`).
+    ///
+    /// With few timers pending and nobody ticking, a worker wakes for its own next deadline
+    /// (spinning its last `timer_spin_window` if it is near). A worker with more than
+    /// `FEW_TIMERS` pending claims the runtime's *ticker* role (`Shared::ticker`): it wakes on
+    /// the `COALESCE` grid for its own timers and those of every sibling asleep relying on it,
+    /// and fires them all when it wakes (`fire_siblings_timers`). Its siblings then sleep
+    /// without a timer of their own, behind a watch the ticker keeps pushing back. One thread
+    /// pays the runtime's timer wake-ups, on two clocks taking turns (`Reactor::arm_ticks`),
+    /// instead of every worker paying its own.
+    fn timer_plan(&self) -> TimerPlan {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let remote = self.remote();
+        let own = remote.driver.timers.next_deadline();
         let margin = config.timer_spin_window;
+        let spin_to = |deadline: Instant| TimerPlan::Deadline {
+            wake: deadline.checked_sub(margin).unwrap_or(deadline),
+            margin,
+        };
         if config.precise_timers {
-            return (
-                Some(deadline.checked_sub(margin).unwrap_or(deadline)),
-                margin,
-            );
+            return own.map_or(TimerPlan::Nothing, spin_to);
         }
-        let pending = self.remote().driver.timers.len_hint();
-        if pending > FEW_TIMERS {
-            // Our lane among the busy workers (those with many timers pending, us included).
-            let (mut lane, mut lanes) = (0, 0);
-            for (i, r) in self.shared.remotes.iter().enumerate() {
-                if i == self.core.index || r.driver.timers.len_hint() > FEW_TIMERS {
-                    if i < self.core.index {
-                        lane += 1;
+        let me = self.core.index;
+        let epoch = shared.remotes[0].driver.epoch();
+        let mut ticker = shared.ticker.load(Relaxed);
+        if ticker == NO_TICKER && remote.driver.timers.len_hint() > FEW_TIMERS {
+            ticker = match shared
+                .ticker
+                .compare_exchange(NO_TICKER, me, Relaxed, Relaxed)
+            {
+                Ok(_) => me,
+                Err(other) => other,
+            };
+        }
+        if ticker == me {
+            let mut next = own;
+            for (i, r) in shared.remotes.iter().enumerate() {
+                if i != me && r.driver.is_relying() {
+                    if let Some(d) = r.driver.timers.next_deadline() {
+                        next = Some(next.map_or(d, |n| n.min(d)));
                     }
-                    lanes += 1;
                 }
             }
-            let lanes = lanes.min(MAX_INTERLEAVE);
-            let epoch = self.shared.remotes[0].driver.epoch();
-            let wake = coalesced_wake(deadline, epoch, lane, lanes);
-            return (Some(wake), Duration::ZERO);
+            return match next {
+                Some(d) => TimerPlan::Tick {
+                    wake: coalesced_wake(d, epoch),
+                },
+                None => {
+                    // Nothing left to tick for: let whoever has many timers next take over.
+                    shared.ticker.store(NO_TICKER, Relaxed);
+                    TimerPlan::Nothing
+                }
+            };
         }
-        if deadline.saturating_duration_since(Instant::now()) > NEAR_DEADLINE {
-            return (Some(deadline), Duration::ZERO);
+        if ticker != NO_TICKER {
+            // Announced before we look at the ticker's next tick (a Dekker pair with
+            // `Driver::publish_tick`): either the ticker sees us relying and counts our
+            // deadlines and pushes our watch, or we see its tick and time our watch by it.
+            remote.driver.set_relying(true);
+            let their_tick = shared.remotes[ticker].driver.tick_at();
+            let now = Instant::now();
+            // Should the ticker stop (blocked in a task), we wake this long after its tick.
+            let guard = match their_tick {
+                Some(t) => (now + 2 * STALL).max(t + STALL),
+                None => now + 2 * STALL,
+            };
+            // A deadline of ours before the ticker's next tick is ours to wake for.
+            let watch = match own.map(|d| coalesced_wake(d, epoch)) {
+                Some(o) if their_tick.is_none_or(|t| o < t) => o.min(guard),
+                _ => guard,
+            };
+            return TimerPlan::Rely { watch };
         }
-        (
-            Some(deadline.checked_sub(margin).unwrap_or(deadline)),
-            margin,
-        )
+        match own {
+            None => TimerPlan::Nothing,
+            // A long sleep or a timeout does not need its last 50 µs.
+            Some(d) if d.saturating_duration_since(Instant::now()) > NEAR_DEADLINE => {
+                TimerPlan::Deadline {
+                    wake: d,
+                    margin: Duration::ZERO,
+                }
+            }
+            Some(d) => spin_to(d),
+        }
     }
 
     fn park(&self, signal: &Signal, has_guest: bool) {
@@ -291,8 +343,15 @@ impl WorkerCx {
         let mut woke_at = None;
         let was_dispatching = core.dispatching.replace(true);
         if !skip {
-            let (wake_at, spin_to) = self.timer_wake(remote.driver.timers.next_deadline());
-            margin = spin_to;
+            let plan = self.timer_plan();
+            let wake_at = match plan {
+                TimerPlan::Deadline { wake, margin: m } => {
+                    margin = m;
+                    Some(wake)
+                }
+                TimerPlan::Tick { wake } => Some(wake),
+                TimerPlan::Rely { .. } | TimerPlan::Nothing => None,
+            };
             // Sleep at most STALL while a sibling is awake: if it is stuck in a task, its
             // driver needs us (see driver.rs). A guest runtime needs its turns too. A timer
             // due within STALL bounds the sleep already: such a sleep is not announced as
@@ -300,6 +359,10 @@ impl WorkerCx {
             // (on a timer-heavy load that was one eventfd wake-up per timer wake-up).
             let timeout = if has_guest {
                 Some(GUEST_TURN)
+            } else if matches!(plan, TimerPlan::Rely { .. }) {
+                // The watch bounds the sleep, and stands in for the `STALL` bound: the ticker
+                // pushes it back only while it keeps ticking.
+                None
             } else if wake_at.is_some_and(|w| w.saturating_duration_since(Instant::now()) <= STALL)
             {
                 None
@@ -313,9 +376,22 @@ impl WorkerCx {
                 }
             };
             let mut held = remote.driver.hold();
-            // Waking `margin` early (where it is cheap, see `timer_wake`): the kernel's wake-up
-            // latency (tens of µs on a VM) is then spent before the deadline, not after it.
-            held.arm_timer(wake_at);
+            match plan {
+                TimerPlan::Tick { wake } => {
+                    held.arm_ticks(wake, wake + COALESCE);
+                    remote.driver.publish_tick(Some(wake));
+                    for (i, r) in shared.remotes.iter().enumerate() {
+                        if i != core.index {
+                            r.driver.push_watch(wake);
+                        }
+                    }
+                }
+                TimerPlan::Rely { watch } => remote.driver.arm_watch(watch),
+                // Waking `margin` early (where it is cheap, see `timer_plan`): the kernel's
+                // wake-up latency (tens of µs on a VM) is then spent before the deadline.
+                TimerPlan::Deadline { wake, .. } => held.arm_timer(Some(wake)),
+                TimerPlan::Nothing => {}
+            }
             remote.metrics.add_park();
             #[cfg(feature = "observatory")]
             crate::rt::observe::trace::park(timeout);
@@ -323,6 +399,11 @@ impl WorkerCx {
             #[cfg(feature = "observatory")]
             crate::rt::observe::trace::unpark();
             drop(held);
+            match plan {
+                TimerPlan::Tick { .. } => remote.driver.publish_tick(None),
+                TimerPlan::Rely { .. } => remote.driver.set_relying(false),
+                _ => {}
+            }
             // A rouse still owed from the last wake-up is moot: we slept in our driver since.
             core.rouse_owed.set(false);
             remote.driver.end_unbounded_sleep();
@@ -363,27 +444,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coalesced_wake_is_never_early_at_most_one_period_late_and_on_its_lane() {
+    fn coalesced_wake_is_never_early_and_at_most_one_period_late() {
         let epoch = Instant::now();
-        for lanes in 1..=2u32 {
-            let period = COALESCE * lanes;
-            for lane in 0..lanes {
-                for us in [0u64, 1, 399, 400, 401, 799, 800, 1234, 55_555] {
-                    let deadline = epoch + Duration::from_micros(us);
-                    let wake = coalesced_wake(deadline, epoch, lane, lanes);
-                    assert!(wake >= deadline, "early: {us} µs, lane {lane}/{lanes}");
-                    assert!(wake - deadline <= period, "{us} µs, lane {lane}/{lanes}");
-                    let phase = (wake - epoch).as_nanos() % period.as_nanos();
-                    assert_eq!(phase, (COALESCE * lane).as_nanos(), "{us} µs");
-                }
-            }
+        for us in [0u64, 1, 399, 400, 401, 799, 800, 1234, 55_555] {
+            let deadline = epoch + Duration::from_micros(us);
+            let wake = coalesced_wake(deadline, epoch);
+            assert!(wake >= deadline, "early: {us} µs");
+            assert!(wake - deadline <= COALESCE, "{us} µs");
+            assert_eq!(
+                (wake - epoch).as_nanos() % COALESCE.as_nanos(),
+                0,
+                "{us} µs"
+            );
         }
         // Deadlines between two ticks share one wake-up: that is the point.
-        let a = coalesced_wake(epoch + Duration::from_micros(10), epoch, 0, 1);
-        let b = coalesced_wake(epoch + Duration::from_micros(390), epoch, 0, 1);
+        let a = coalesced_wake(epoch + Duration::from_micros(10), epoch);
+        let b = coalesced_wake(epoch + Duration::from_micros(390), epoch);
         assert_eq!(a, b);
-        // A deadline before the epoch (or before the lane starts) is not moved earlier.
-        let early = epoch + Duration::from_micros(100);
-        assert_eq!(coalesced_wake(early, epoch, 1, 2), epoch + COALESCE);
+        // A deadline before the epoch is not moved earlier.
+        let early = epoch - Duration::from_micros(100);
+        assert_eq!(coalesced_wake(early, epoch), epoch);
     }
 }
