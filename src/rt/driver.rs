@@ -126,6 +126,22 @@ impl Driver {
         }
     }
 
+    /// The owner is awake again after a sleep relying on the ticker: whatever its watch is
+    /// armed for, the next `arm_watch` re-arms it (an expiry may be stale by then).
+    pub(crate) fn forget_watch(&self) {
+        self.watch_at.store(0, Relaxed);
+    }
+
+    /// Whether the owner is awake but has not turned this driver for `STALL`: stuck in a task,
+    /// as far as its siblings can tell.
+    pub(crate) fn is_stalled(&self) -> bool {
+        self.is_unheld()
+            && self
+                .now_nanos(Instant::now())
+                .saturating_sub(self.owner_turned_at.load(Relaxed))
+                >= STALL.as_nanos() as u64
+    }
+
     /// The ticker, going to sleep until `tick`: if this driver's owner relies on it and its
     /// watch would expire within `STALL` of that tick, push the watch to `2 * STALL` after it.
     /// So a ticker that keeps ticking re-arms each sibling's watch about once per `STALL`

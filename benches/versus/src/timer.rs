@@ -170,7 +170,16 @@ fn load_ours(rt: &scraipe::rt::Runtime, tasks: u64) -> (f64, f64) {
         }
         while set.join_next().await.is_some() {}
     });
-    load_result(&stats, process_cpu() - c)
+    let r = load_result(&stats, process_cpu() - c);
+    if std::env::var_os("VERSUS_DEBUG").is_some() {
+        for w in rt.handle().metrics().workers {
+            eprintln!(
+                "  polls {} steals {} parks {} wakeups {} timers {} unparks {}",
+                w.polls, w.steals, w.parks, w.wakeups, w.timers_fired, w.unpark_requests
+            );
+        }
+    }
+    r
 }
 
 fn load_tokio(rt: &tokio::runtime::Runtime, tasks: u64) -> (f64, f64) {

@@ -24,7 +24,7 @@ const NEAR_DEADLINE: Duration = Duration::from_millis(20);
 /// every timer due by then in one go: the wake-up (tens of µs of kernel and cache work) is
 /// shared by all of them instead of paid by each. `COALESCE` is the spacing of the ticks the
 /// runtime as a whole wakes on; see `coalesced_wake`.
-pub(super) const COALESCE: Duration = Duration::from_micros(400);
+pub(super) const COALESCE: Duration = Duration::from_micros(450);
 /// Tasks fired by a timer wake-up wake no sibling at once: they are usually short (a loop
 /// iteration, a retry, a timeout's cleanup), and waking a sibling to steal half of a batch costs
 /// both workers a wake-up (an eventfd write, two context switches) that is longer than running
@@ -263,11 +263,16 @@ impl WorkerCx {
         let me = self.core.index;
         let epoch = shared.remotes[0].driver.epoch();
         let mut ticker = shared.ticker.load(Relaxed);
-        if ticker == NO_TICKER && remote.driver.timers.len_hint() > FEW_TIMERS {
-            ticker = match shared
-                .ticker
-                .compare_exchange(NO_TICKER, me, Relaxed, Relaxed)
-            {
+        // Many timers and nobody ticking: we tick. A ticker stuck in a task (its driver
+        // unturned for `STALL`) hands the role to whoever notices, so the runtime's timers go
+        // back onto the grid instead of waiting for the watches.
+        let claim = if ticker == NO_TICKER {
+            remote.driver.timers.len_hint() > FEW_TIMERS
+        } else {
+            ticker != me && shared.remotes[ticker].driver.is_stalled()
+        };
+        if claim {
+            ticker = match shared.ticker.compare_exchange(ticker, me, Relaxed, Relaxed) {
                 Ok(_) => me,
                 Err(other) => other,
             };
@@ -401,7 +406,10 @@ impl WorkerCx {
             drop(held);
             match plan {
                 TimerPlan::Tick { .. } => remote.driver.publish_tick(None),
-                TimerPlan::Rely { .. } => remote.driver.set_relying(false),
+                TimerPlan::Rely { .. } => {
+                    remote.driver.set_relying(false);
+                    remote.driver.forget_watch();
+                }
                 _ => {}
             }
             // A rouse still owed from the last wake-up is moot: we slept in our driver since.
