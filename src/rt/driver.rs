@@ -28,6 +28,10 @@
 //!   flag and the driver's lock form a Dekker pair (SeqCst fences on both sides): either the
 //!   sleeper sees the owner's driver unheld and bounds its sleep, or the owner sees the flag.
 //!
+//! * a worker that sleeps *relying* on the runtime's ticker (see `worker/park.rs`) announces
+//!   no unbounded sleep and is never roused: its *watch*, a timerfd in this driver's epoll set
+//!   that the ticker pushes back each time it ticks, ends its sleep if the ticker stops.
+//!
 //! An idle runtime has every driver held by a sleeping owner, so nobody wakes periodically
 //! (test `idle_runtime_burns_no_cpu`). Tests: `blocked_worker_timers_fire_on_an_idle_sibling`,
 //! `blocked_worker_sockets_are_served_by_an_idle_sibling`.
