@@ -1,8 +1,12 @@
 //! Measures the cold path of the sync bridge (issue 16): a plain thread sleeps `gap`, then
 //! `handle.spawn(async { 1 }).join()`. Prints median, p99, process CPU and context switches per
-//! round trip.
+//! round trip, and each worker's wake-ups per round trip.
 //!
-//! `cargo run --release --example cold_path -- [workers] [gap_us] [n]`
+//! With a fourth argument `wake`, the cross-thread wake of `versus` instead: a task spawned
+//! first awaits a oneshot, the plain thread sleeps `gap` and sends; timed from the send until
+//! the task runs (CPU counts the whole cycle, spawn included).
+//!
+//! `cargo run --release --example cold_path -- [workers] [gap_us] [n] [wake]`
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +29,10 @@ fn switches() -> (i64, i64) {
 }
 
 fn main() {
+    let wake = std::env::args().nth(4).as_deref() == Some("wake");
     let args: Vec<u64> = std::env::args()
         .skip(1)
+        .take(3)
         .map(|a| a.parse().unwrap())
         .collect();
     let workers = *args.first().unwrap_or(&1) as usize;
@@ -49,7 +55,22 @@ fn main() {
             .collect()
     };
     let wakeups_before = wakeups(&rt);
+    let (back, ran) = std::sync::mpsc::channel::<f64>();
     for _ in 0..n {
+        if wake {
+            let c = cpu_us();
+            let (tx, rx) = scraipe::rt::sync::oneshot::channel::<Instant>();
+            let back = back.clone();
+            drop(h.spawn(async move {
+                let sent = rx.await.unwrap();
+                let _ = back.send(sent.elapsed().as_nanos() as f64 / 1000.0);
+            }));
+            std::thread::sleep(gap);
+            let _ = tx.send(Instant::now());
+            v.push(ran.recv().unwrap());
+            cpu += cpu_us() - c;
+            continue;
+        }
         std::thread::sleep(gap);
         let c = cpu_us();
         let t = Instant::now();
