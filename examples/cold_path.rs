@@ -54,6 +54,7 @@ fn main() {
             .map(|w| w.wakeups)
             .collect()
     };
+    let m0 = rt.handle().metrics();
     let wakeups_before = wakeups(&rt);
     let (back, ran) = std::sync::mpsc::channel::<f64>();
     for _ in 0..n {
@@ -84,6 +85,19 @@ fn main() {
         .zip(&wakeups_before)
         .map(|(a, b)| format!("{:.2}", (a - b) as f64 / n as f64))
         .collect();
+    if std::env::var_os("COLD_PATH_DEBUG").is_some() {
+        for (a, b) in rt.handle().metrics().workers.iter().zip(&m0.workers) {
+            let per = |x: u64, y: u64| (x - y) as f64 / n as f64;
+            eprintln!(
+                "  per op: polls {:.2} steals {:.2} parks {:.2} wake-ups {:.2} unpark requests {:.2}",
+                per(a.polls, b.polls),
+                per(a.steals, b.steals),
+                per(a.parks, b.parks),
+                per(a.wakeups, b.wakeups),
+                per(a.unpark_requests, b.unpark_requests)
+            );
+        }
+    }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
         "workers {workers} gap {gap:?}: median {:.1} µs p99 {:.1} µs cpu/rt {:.1} µs, \
