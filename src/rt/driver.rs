@@ -225,6 +225,12 @@ impl Driver {
         Held(self.poller.lock())
     }
 
+    /// When the owner last turned this driver (or the driver was made): a clock reading from
+    /// the past, so a lower bound of now.
+    pub(crate) fn turn_stamp(&self) -> Instant {
+        self.instant(self.owner_turned_at.load(Relaxed))
+    }
+
     /// The owner is back from sleeping in its driver.
     pub(crate) fn mark_owner_turn_at(&self, now: Instant) {
         self.owner_turned_at.store(self.now_nanos(now), Relaxed);

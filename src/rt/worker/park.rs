@@ -24,7 +24,7 @@ const NEAR_DEADLINE: Duration = Duration::from_millis(20);
 /// every timer due by then in one go: the wake-up (tens of µs of kernel and cache work) is
 /// shared by all of them instead of paid by each. `COALESCE` is the spacing of the ticks the
 /// runtime as a whole wakes on; see `coalesced_wake`.
-pub(super) const COALESCE: Duration = Duration::from_micros(450);
+pub(super) const COALESCE: Duration = Duration::from_micros(500);
 /// Tasks fired by a timer wake-up wake no sibling at once: they are usually short (a loop
 /// iteration, a retry, a timeout's cleanup), and waking a sibling to steal half of a batch costs
 /// both workers a wake-up (an eventfd write, two context switches) that is longer than running
