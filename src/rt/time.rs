@@ -92,6 +92,174 @@ impl Bucket {
     }
 }
 
+/// How many buckets the ring of a [`Wheel`] holds: 512 × 131 µs, about 67 ms ahead.
+const SLOTS: usize = 512;
+const SLOT_WORDS: usize = SLOTS / 64;
+
+/// The buckets of a queue by number, in order: a ring of `SLOTS` for buckets `cursor ..
+/// cursor + SLOTS` (where nearly every timer of a busy worker lands — the sleeps, delays and
+/// timeouts of the next 67 ms — so an insert is an index, not a walk down a tree whose nodes a
+/// worker that slept has to fetch from memory again), and an ordered map for later ones,
+/// moved into the ring as the cursor reaches them.
+///
+/// Invariants: a ring slot `i` holds at most one bucket, numbered `k ≡ i (mod SLOTS)` with
+/// `cursor <= k < cursor + SLOTS`, and `occupied` has bit `i` set exactly then; every bucket in
+/// `later` is numbered `cursor + SLOTS` or more. So the first bucket is the first occupied slot
+/// from the cursor on (wrapping), else `later`'s first. No bucket is empty.
+struct Wheel {
+    ring: Box<[Option<(u64, Bucket)>]>,
+    occupied: [u64; SLOT_WORDS],
+    cursor: u64,
+    later: BTreeMap<u64, Bucket>,
+}
+
+impl Wheel {
+    fn new() -> Wheel {
+        Wheel {
+            ring: (0..SLOTS).map(|_| None).collect(),
+            occupied: [0; SLOT_WORDS],
+            cursor: 0,
+            later: BTreeMap::new(),
+        }
+    }
+
+    fn slot(key: u64) -> usize {
+        (key as usize) & (SLOTS - 1)
+    }
+
+    fn mark(&mut self, i: usize, on: bool) {
+        let bit = 1u64 << (i % 64);
+        if on {
+            self.occupied[i / 64] |= bit;
+        } else {
+            self.occupied[i / 64] &= !bit;
+        }
+    }
+
+    /// The first occupied ring slot from the cursor's on, wrapping around.
+    fn first_slot(&self) -> Option<usize> {
+        let start = Self::slot(self.cursor);
+        let (w0, b0) = (start / 64, start % 64);
+        let here = self.occupied[w0] & (!0u64 << b0);
+        if here != 0 {
+            return Some(w0 * 64 + here.trailing_zeros() as usize);
+        }
+        for step in 1..=SLOT_WORDS {
+            let w = (w0 + step) % SLOT_WORDS;
+            let mut bits = self.occupied[w];
+            if step == SLOT_WORDS {
+                // Back at the first word: only the slots before the cursor's.
+                bits &= !(!0u64 << b0);
+            }
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+        }
+        None
+    }
+
+    /// The first bucket and its number.
+    fn first(&self) -> Option<(u64, &Bucket)> {
+        match self.first_slot() {
+            Some(i) => self.ring[i].as_ref().map(|(k, b)| (*k, b)),
+            None => self.later.iter().next().map(|(k, b)| (*k, b)),
+        }
+    }
+
+    fn first_mut(&mut self) -> Option<(u64, &mut Bucket)> {
+        match self.first_slot() {
+            Some(i) => self.ring[i].as_mut().map(|(k, b)| (*k, b)),
+            None => self.later.iter_mut().next().map(|(k, b)| (*k, b)),
+        }
+    }
+
+    /// Bucket `key` (a number before the cursor counts as the cursor's: due as soon), made by
+    /// `make` if there is none.
+    fn get_or_insert(&mut self, key: u64, make: impl FnOnce() -> Bucket) -> &mut Bucket {
+        let key = key.max(self.cursor);
+        if key - self.cursor >= SLOTS as u64 {
+            return self.later.entry(key).or_insert_with(make);
+        }
+        let i = Self::slot(key);
+        if self.ring[i].is_none() {
+            self.ring[i] = Some((key, make()));
+            self.mark(i, true);
+        }
+        let (k, bucket) = self.ring[i].as_mut().expect("just filled");
+        debug_assert_eq!(*k, key, "two buckets in one ring slot");
+        bucket
+    }
+
+    /// Takes bucket `key` (a number `first`/`first_mut` returned) out.
+    fn remove(&mut self, key: u64) -> Bucket {
+        let i = Self::slot(key);
+        if matches!(&self.ring[i], Some((k, _)) if *k == key) {
+            self.mark(i, false);
+            return self.ring[i].take().expect("checked").1;
+        }
+        self.later
+            .remove(&key)
+            .expect("removing a bucket that is not there")
+    }
+
+    /// Moves the cursor to bucket `to`; the caller has taken every bucket numbered before it.
+    /// Buckets of `later` that now fall inside the ring move into it.
+    fn advance(&mut self, to: u64) {
+        if to <= self.cursor {
+            return;
+        }
+        debug_assert!(self.first().is_none_or(|(k, _)| k >= to));
+        self.cursor = to;
+        while let Some(entry) = self.later.first_entry() {
+            if *entry.key() - self.cursor >= SLOTS as u64 {
+                break;
+            }
+            let (key, bucket) = entry.remove_entry();
+            let i = Self::slot(key);
+            debug_assert!(
+                self.ring[i].is_none(),
+                "a later bucket lands on a live slot"
+            );
+            self.ring[i] = Some((key, bucket));
+            self.mark(i, true);
+        }
+    }
+
+    /// Every bucket, in no particular order.
+    fn buckets(&self) -> impl Iterator<Item = &Bucket> {
+        self.ring
+            .iter()
+            .flatten()
+            .map(|(_, b)| b)
+            .chain(self.later.values())
+    }
+
+    /// Keeps the buckets for which `keep` returns true.
+    fn retain(&mut self, mut keep: impl FnMut(&mut Bucket) -> bool) {
+        for i in 0..SLOTS {
+            if let Some((_, bucket)) = &mut self.ring[i] {
+                if !keep(bucket) {
+                    self.ring[i] = None;
+                    self.mark(i, false);
+                }
+            }
+        }
+        self.later.retain(|_, b| keep(b));
+    }
+
+    fn into_buckets(self) -> Vec<Bucket> {
+        let mut all: Vec<Bucket> = self
+            .ring
+            .into_vec()
+            .into_iter()
+            .flatten()
+            .map(|(_, b)| b)
+            .collect();
+        all.extend(self.later.into_values());
+        all
+    }
+}
+
 /// A worker's timers. Locked by its owner when firing and by whoever registers a timer (the
 /// owner itself, or rarely a thread outside the runtime).
 pub(crate) struct TimerQueue {
@@ -104,13 +272,13 @@ pub(crate) struct TimerQueue {
 }
 
 struct Buckets {
-    map: BTreeMap<u64, Bucket>,
+    wheel: Wheel,
     /// Emptied bucket vectors kept for new buckets (at most `SPARE_VECS`): a bucket fills up
     /// one push at a time, and growing a fresh vector each time — three or four reallocations
     /// for the ~20 timers of a timer-heavy load's bucket, then a free — was a few per cent of
     /// that load's CPU.
     spare: Vec<Vec<Item>>,
-    /// Entries in `map`, cancelled ones not yet dropped included.
+    /// Entries in `wheel`, cancelled ones not yet dropped included.
     len: usize,
     /// `len` after the last compaction; the next one happens at twice that.
     compact_at: usize,
@@ -123,7 +291,7 @@ impl TimerQueue {
     pub(crate) fn new() -> TimerQueue {
         TimerQueue {
             inner: Mutex::new(Buckets {
-                map: BTreeMap::new(),
+                wheel: Wheel::new(),
                 spare: Vec::new(),
                 len: 0,
                 compact_at: 1024,
@@ -157,11 +325,12 @@ impl TimerQueue {
         if q.len >= q.compact_at {
             q.compact();
         }
-        let earliest = q.map.first_key_value().is_none_or(|(_, b)| at < b.earliest);
+        let earliest = q.wheel.first().is_none_or(|(_, b)| at < b.earliest);
         let q = &mut *q;
-        let bucket = q.map.entry(at >> BUCKET_SHIFT).or_insert_with(|| Bucket {
+        let spare = &mut q.spare;
+        let bucket = q.wheel.get_or_insert(at >> BUCKET_SHIFT, || Bucket {
             earliest: at,
-            items: q.spare.pop().unwrap_or_default(),
+            items: spare.pop().unwrap_or_default(),
         });
         bucket.earliest = bucket.earliest.min(at);
         bucket.items.push(Item { at, entry });
@@ -194,19 +363,24 @@ impl TimerQueue {
             q.recycle(v);
         }
         let q = &mut *q;
-        let mut first = q.map.first_entry()?;
-        if first.get().earliest > now_ns {
+        let now_key = now_ns >> BUCKET_SHIFT;
+        let Some((key, first)) = q.wheel.first_mut() else {
+            q.wheel.advance(now_key);
+            return None;
+        };
+        if first.earliest > now_ns {
+            // Nothing more is due: every bucket before `now`'s has been taken.
+            q.wheel.advance(now_key.min(key));
             return None;
         }
         // Every deadline in a bucket whose last nanosecond is not after `now` has passed.
-        let due = if (*first.key() << BUCKET_SHIFT) | (BUCKET_NS - 1) <= now_ns {
-            first.remove().items
+        let due = if (key << BUCKET_SHIFT) | (BUCKET_NS - 1) <= now_ns {
+            q.wheel.remove(key).items
         } else {
-            let bucket = first.get_mut();
             let mut due = q.spare.pop().unwrap_or_default();
-            due.extend(bucket.items.extract_if(.., |i| i.at <= now_ns));
-            if !bucket.settle() {
-                let emptied = first.remove().items;
+            due.extend(first.items.extract_if(.., |i| i.at <= now_ns));
+            if !first.settle() {
+                let emptied = q.wheel.remove(key).items;
                 q.recycle(emptied);
             }
             due
@@ -249,7 +423,7 @@ impl TimerQueue {
     #[cfg(feature = "observatory")]
     pub(crate) fn for_each_waiter(&self, mut f: impl FnMut(Instant, &Waker)) {
         let q = self.inner.lock();
-        for item in q.map.values().flat_map(|b| b.items.iter()) {
+        for item in q.wheel.buckets().flat_map(|b| b.items.iter()) {
             if item.entry.state.load(Acquire) == PENDING {
                 if let Some(w) = &*item.entry.waker.lock() {
                     f(self.to_instant(item.at), w);
@@ -263,8 +437,7 @@ impl TimerQueue {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut q = self.inner.lock();
         loop {
-            let mut first = q.map.first_entry()?;
-            let bucket = first.get_mut();
+            let (key, bucket) = q.wheel.first_mut()?;
             let before = bucket.items.len();
             bucket
                 .items
@@ -273,7 +446,7 @@ impl TimerQueue {
             let alive = bucket.settle();
             let earliest = bucket.earliest;
             if !alive {
-                first.remove();
+                q.wheel.remove(key);
             }
             q.len -= dropped;
             if alive {
@@ -292,13 +465,13 @@ impl TimerQueue {
     /// blocked on a timer of this runtime is told (see `Sleep::poll`) rather than left hanging.
     /// Tasks of the runtime are being cancelled anyway; their wake-ups are discarded.
     pub(crate) fn orphan_all(&self) {
-        let map = {
+        let buckets = {
             let mut q = self.inner.lock();
             q.closed = true;
             q.len = 0;
-            std::mem::take(&mut q.map)
+            std::mem::replace(&mut q.wheel, Wheel::new()).into_buckets()
         };
-        for item in map.into_values().flat_map(|b| b.items) {
+        for item in buckets.into_iter().flat_map(|b| b.items) {
             if item
                 .entry
                 .state
@@ -324,11 +497,11 @@ impl Buckets {
 
     /// Drops cancelled entries (and buckets left empty), keeping each bucket's earliest exact.
     fn compact(&mut self) {
-        self.map.retain(|_, b| {
+        self.wheel.retain(|b| {
             b.items.retain(|i| i.entry.state.load(Acquire) == PENDING);
             b.settle()
         });
-        self.len = self.map.values().map(|b| b.items.len()).sum();
+        self.len = self.wheel.buckets().map(|b| b.items.len()).sum();
         self.compact_at = (self.len * 2).max(1024);
     }
 }
@@ -785,7 +958,7 @@ mod tests {
         q.insert(later, entry(&count)).unwrap();
         {
             let inner = q.inner.lock();
-            let bucket = inner.map.values().next().expect("the new bucket");
+            let bucket = inner.wheel.buckets().next().expect("the new bucket");
             assert_eq!(bucket.items.len(), 1);
             assert!(
                 bucket.items.capacity() >= 20,
@@ -801,5 +974,68 @@ mod tests {
         q.fire_due(later + Duration::from_secs(1));
         assert!(q.inner.lock().spare.len() <= SPARE_VECS);
         assert_eq!(q.len_hint(), 0);
+    }
+
+    /// The ring and the ordered map behind it against a plain list: random inserts (before the
+    /// cursor, inside the ring, far beyond it), cancellations, and clock steps small and large
+    /// (past the ring's 67 ms). After every step the same entries have fired — exactly those
+    /// due — and `next_deadline` is the earliest live deadline.
+    #[test]
+    fn the_wheel_agrees_with_a_plain_list() {
+        let q = TimerQueue::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let mut model: Vec<(Arc<TimerEntry>, u64)> = Vec::new();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut now = 0u64;
+        for step in 0..if cfg!(miri) { 60 } else { 3_000 } {
+            for _ in 0..rand(40) {
+                let at = match rand(10) {
+                    0 => now.saturating_sub(rand(1_000_000)),
+                    1 => now + 60_000_000 + rand(5_000_000_000),
+                    _ => now + rand(60_000_000),
+                };
+                let e = entry(&count);
+                q.insert(q.base + Duration::from_nanos(at), e.clone())
+                    .unwrap();
+                model.push((e, at));
+            }
+            for _ in 0..rand(5) {
+                if !model.is_empty() {
+                    let i = rand(model.len() as u64) as usize;
+                    let _ = model[i]
+                        .0
+                        .state
+                        .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire);
+                }
+            }
+            now += match rand(20) {
+                0 => rand(200_000_000),
+                _ => rand(600_000),
+            };
+            q.fire_due(q.base + Duration::from_nanos(now));
+            model.retain(|(e, at)| match e.state.load(Acquire) {
+                FIRED => {
+                    assert!(*at <= now, "step {step}: fired {} ns early", at - now);
+                    false
+                }
+                CANCELLED => false,
+                _ => {
+                    assert!(*at > now, "step {step}: due at {at}, now {now}, not fired");
+                    true
+                }
+            });
+            let next = model.iter().map(|(_, at)| *at).min();
+            assert_eq!(
+                q.next_deadline(),
+                next.map(|at| q.base + Duration::from_nanos(at)),
+                "step {step}"
+            );
+        }
     }
 }
