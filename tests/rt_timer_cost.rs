@@ -91,7 +91,7 @@ fn timer_heavy_idle_load_is_cheap_by_default_and_precise_on_opt_in() {
     // Wake-ups are what a timer-heavy load pays for (issue 16). Before the workers shared one
     // coalescing grid and timer batches stopped waking siblings at once, this debug build made
     // ~0.17 wake-ups and ~0.18 eventfd wake-up requests per timer; with a grid lane per worker
-    // ~0.06 and ~0.00; with one ticker on a 450 µs grid ~0.05 and ~0.00.
+    // ~0.06 and ~0.00; with one ticker on a 500 µs grid ~0.05 and ~0.00.
     assert!(
         d.wakeups_per_timer < 0.10,
         "{:.3} wake-ups per timer",

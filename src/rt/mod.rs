@@ -234,10 +234,10 @@ impl Builder {
     /// Microsecond timer precision everywhere (default off). Off, a worker spends its
     /// [`timer_spin_window`](Builder::timer_spin_window) spinning only when at most a handful
     /// of timers are pending on it and the next deadline is at most 20 ms away; with many
-    /// timers pending one worker wakes for everyone's on the ticks of a 450 µs grid and fires
+    /// timers pending one worker wakes for everyone's on the ticks of a 500 µs grid and fires
     /// everything due while its siblings sleep, so a timer-heavy, mostly idle load (thousands
-    /// of polite delays and timeouts) costs one or two microseconds of CPU per timer — about
-    /// what tokio's 1 ms wheel costs — and fires ~225 µs late on average (under a millisecond
+    /// of polite delays and timeouts) costs one or two microseconds of CPU per timer — a little
+    /// less than tokio's 1 ms wheel — and fires ~250 µs late on average (under a millisecond
     /// at worst), instead of spinning a core. On, every timer gets the early wake-up and spin:
     /// a few microseconds late, at up to `timer_spin_window` of CPU per timer.
     ///

@@ -2,8 +2,9 @@
 //!
 //! # Why buckets of exact deadlines
 //!
-//! Each worker keeps its timers in an ordered map from a *bucket* (the deadline in units of
-//! [`BUCKET_NS`], about 131 µs) to the entries due in it, each with its exact deadline. A hashed
+//! Each worker keeps its timers in *buckets* (the deadline in units of [`BUCKET_NS`], about
+//! 131 µs), each holding the entries due in it with their exact deadlines: a ring of the next
+//! 512 buckets ([`Wheel`]; an insert is an index) and an ordered map for later ones. A hashed
 //! wheel rounds every deadline to its slot width (tokio's wheel has 1 ms slots, one reason its
 //! timers fire late); here the bucket only decides *where* an entry waits, the entry keeps its
 //! exact deadline, and the earliest deadline of each bucket is kept, so a worker that sleeps
@@ -13,11 +14,10 @@
 //! sleeps between firings, and its caches go cold meanwhile; a heap pop walks ~2·log2(n) items
 //! spread over the array, most of them cache misses, for every timer fired. Measured on 1,000
 //! tasks sleeping 1–50 ms in a loop, heap pops were a quarter of the runtime's CPU. A bucket
-//! fires as one contiguous vector, taken out of the map under the lock and woken outside it;
-//! inserting walks two or three B-tree nodes that the previous insert left warm.
+//! fires as one contiguous vector, taken out under the lock and woken outside it.
 //!
 //! Cancelling (dropping a `Sleep`) only flips a flag in its entry; the dead entry leaves when its
-//! bucket fires, and the map is compacted when dead entries outnumber live ones, so memory stays
+//! bucket fires, and the queue is compacted when dead entries outnumber live ones, so memory stays
 //! proportional to live timers.
 //!
 //! A timer never fires early: an entry is marked fired only once `Instant::now() >= deadline`;
@@ -55,7 +55,7 @@ pub(crate) struct TimerEntry {
 
 /// Width of a bucket: 2^17 ns, about 131 µs. Narrow enough that the first bucket rarely
 /// holds an entry that is not yet due (those are scanned again at the next firing), wide
-/// enough that a coalesced wake-up (`COALESCE`, 400 µs) takes a few buckets, not one per timer.
+/// enough that a coalesced wake-up (`COALESCE`, 500 µs) takes a few buckets, not one per timer.
 const BUCKET_SHIFT: u32 = 17;
 const BUCKET_NS: u64 = 1 << BUCKET_SHIFT;
 /// How many emptied bucket vectors a queue keeps for reuse, and the largest it keeps.
