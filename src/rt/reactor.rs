@@ -437,7 +437,9 @@ impl Reactor {
         };
         let mut dispatched = 0;
         {
-            let slab = self.shared.slab.lock();
+            // Taken at the first socket event: a wake-up by the waker or a clock alone (every
+            // sync-bridge hand-off, every timer tick) needs no slab.
+            let mut slab = None;
             for ev in &self.events[..n] {
                 // Copies: `epoll_event` is packed on x86_64.
                 let (events, token) = (ev.events, Token(ev.u64 as usize));
@@ -451,8 +453,9 @@ impl Reactor {
                         }
                     }
                     token => {
+                        let slab = slab.get_or_insert_with(|| self.shared.slab.lock());
                         dispatched +=
-                            dispatch_event(&slab, token, epoll_bits(events), &mut self.wake_buf)
+                            dispatch_event(slab, token, epoll_bits(events), &mut self.wake_buf)
                     }
                 }
             }

@@ -27,10 +27,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU8;
-#[cfg(test)]
-use std::sync::atomic::Ordering::Release;
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -264,6 +262,13 @@ impl Wheel {
 /// owner itself, or rarely a thread outside the runtime).
 pub(crate) struct TimerQueue {
     inner: Mutex<Buckets>,
+    /// `Buckets::len` and the earliest deadline held (`u64::MAX`: none), published under the
+    /// lock for readers that must not take it: a worker with no timer due — every sync-bridge
+    /// wake-up, most driver turns — checks these two words instead of locking the queue two or
+    /// three times per turn. The earliest is a lower bound: entries only leave under the lock,
+    /// which publishes it again.
+    len_pub: AtomicUsize,
+    earliest_pub: AtomicU64,
     /// Deadlines are kept as nanoseconds since this instant (a `u64` covers 584 years).
     base: Instant,
     /// How late timers fired (feature `observatory`, while timing is on).
@@ -297,10 +302,20 @@ impl TimerQueue {
                 compact_at: 1024,
                 closed: false,
             }),
+            len_pub: AtomicUsize::new(0),
+            earliest_pub: AtomicU64::new(u64::MAX),
             base: Instant::now(),
             #[cfg(feature = "observatory")]
             lateness: Default::default(),
         }
+    }
+
+    /// Publishes `q`'s length and, if known, its earliest deadline (else looks it up).
+    fn publish(&self, q: &Buckets, earliest: Option<u64>) {
+        self.len_pub.store(q.len, Relaxed);
+        let earliest =
+            earliest.unwrap_or_else(|| q.wheel.first().map_or(u64::MAX, |(_, b)| b.earliest));
+        self.earliest_pub.store(earliest, Release);
     }
 
     /// `deadline` as nanoseconds since `base` (a deadline before `base` counts as `base`: it is
@@ -324,6 +339,7 @@ impl TimerQueue {
         }
         if q.len >= q.compact_at {
             q.compact();
+            self.publish(&q, None);
         }
         let earliest = q.wheel.first().is_none_or(|(_, b)| at < b.earliest);
         let q = &mut *q;
@@ -335,12 +351,19 @@ impl TimerQueue {
         bucket.earliest = bucket.earliest.min(at);
         bucket.items.push(Item { at, entry });
         q.len += 1;
+        self.len_pub.store(q.len, Relaxed);
+        if at < self.earliest_pub.load(Relaxed) {
+            self.earliest_pub.store(at, Release);
+        }
         Ok(earliest)
     }
 
     /// Fires every timer whose deadline has passed. Returns how many tasks were woken.
     pub(crate) fn fire_due(&self, now: Instant) -> usize {
         let now_ns = self.to_ns(now);
+        if self.earliest_pub.load(Acquire) > now_ns {
+            return 0;
+        }
         let mut fired = 0;
         let mut spent = None;
         while let Some(mut due) = self.take_due(now_ns, spent.take()) {
@@ -366,11 +389,14 @@ impl TimerQueue {
         let now_key = now_ns >> BUCKET_SHIFT;
         let Some((key, first)) = q.wheel.first_mut() else {
             q.wheel.advance(now_key);
+            self.publish(q, Some(u64::MAX));
             return None;
         };
         if first.earliest > now_ns {
             // Nothing more is due: every bucket before `now`'s has been taken.
+            let earliest = first.earliest;
             q.wheel.advance(now_key.min(key));
+            self.publish(q, Some(earliest));
             return None;
         }
         // Every deadline in a bucket whose last nanosecond is not after `now` has passed.
@@ -386,6 +412,7 @@ impl TimerQueue {
             due
         };
         q.len -= due.len();
+        self.publish(q, None);
         Some(due)
     }
 
@@ -435,6 +462,9 @@ impl TimerQueue {
     /// The earliest pending deadline. Cancelled entries in the first bucket are dropped on
     /// the way (a worker would otherwise wake for a timeout that was cancelled long ago).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        if self.len_pub.load(Acquire) == 0 {
+            return None;
+        }
         let mut q = self.inner.lock();
         loop {
             let (key, bucket) = q.wheel.first_mut()?;
@@ -450,7 +480,12 @@ impl TimerQueue {
             }
             q.len -= dropped;
             if alive {
+                self.publish(&q, Some(earliest));
                 return Some(self.to_instant(earliest));
+            }
+            if q.len == 0 {
+                self.publish(&q, Some(u64::MAX));
+                return None;
             }
         }
     }
@@ -458,7 +493,7 @@ impl TimerQueue {
     /// How many entries the queue holds (cancelled ones not yet dropped included): a cheap hint
     /// of how busy this worker's timers are.
     pub(crate) fn len_hint(&self) -> usize {
-        self.inner.lock().len
+        self.len_pub.load(Relaxed)
     }
 
     /// Runtime shutdown: drops every entry and wakes its sleeper, marked orphaned, so a thread
@@ -469,6 +504,7 @@ impl TimerQueue {
             let mut q = self.inner.lock();
             q.closed = true;
             q.len = 0;
+            self.publish(&q, Some(u64::MAX));
             std::mem::replace(&mut q.wheel, Wheel::new()).into_buckets()
         };
         for item in buckets.into_iter().flat_map(|b| b.items) {
