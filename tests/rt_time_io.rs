@@ -1081,3 +1081,31 @@ fn one_worker_ticks_for_many_timers_and_a_blocked_ticker_is_covered() {
         window.len()
     );
 }
+
+/// After a timer-heavy phase the runtime goes quiet: the ticker gives up its role when no timer
+/// is left, its spare clock and the siblings' watches end at most one sleep each, and nothing
+/// keeps waking (an idle runtime burns no CPU, whatever ran before).
+#[test]
+fn after_a_timer_heavy_phase_the_runtime_goes_quiet() {
+    let rt = pool(2);
+    let end = Instant::now() + Duration::from_millis(200);
+    let fires =
+        timer_loop_with_one_block(&rt, 200, end, end + Duration::from_secs(60), Duration::ZERO);
+    assert!(fires.len() > 5_000, "only {} timers fired", fires.len());
+    // The loops end by `end + 5 ms`; leave the leftovers time to expire.
+    std::thread::sleep(Duration::from_millis(50));
+    let before = rt.handle().metrics();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rt.handle().metrics();
+    let wakeups: Vec<u64> = after
+        .workers
+        .iter()
+        .zip(&before.workers)
+        .map(|(a, b)| a.wakeups - b.wakeups)
+        .collect();
+    eprintln!("wake-ups per worker in 500 ms of idleness: {wakeups:?}");
+    assert!(
+        wakeups.iter().sum::<u64>() <= 4,
+        "an idle runtime keeps waking: {wakeups:?}"
+    );
+}
