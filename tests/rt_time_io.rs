@@ -1020,28 +1020,57 @@ fn timer_loop_with_one_block(
 #[test]
 fn one_worker_ticks_for_many_timers_and_a_blocked_ticker_is_covered() {
     let rt = pool(2);
-    // Quiet phase: no blocking. Count each worker's wake-ups from its driver.
-    let before = rt.handle().metrics();
-    let end = Instant::now() + Duration::from_millis(400);
-    let fires =
-        timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
-    let after = rt.handle().metrics();
-    let wakeups: Vec<u64> = after
-        .workers
-        .iter()
-        .zip(&before.workers)
-        .map(|(a, b)| a.wakeups - b.wakeups)
-        .collect();
-    eprintln!("{} timers, wake-ups per worker {wakeups:?}", fires.len());
-    assert!(fires.len() > 10_000, "only {} timers fired", fires.len());
-    let (most, least) = (
-        *wakeups.iter().max().unwrap(),
-        *wakeups.iter().min().unwrap(),
-    );
-    // Before the ticker, each worker woke on its own lane: ~1,250 wake-ups per second each.
+    // Quiet phase: no blocking. Count each worker's wake-ups from its driver. On a machine
+    // whose CPUs are saturated by other work the ticker gets preempted for more than `STALL`
+    // and the role moves to its sibling (by design), which blurs the split; so up to five
+    // attempts, and the split must show in one. (With two busy loops saturating both CPUs of
+    // the 2-CPU test machine, one run in four needed a second attempt.) Every attempt must show one worker's worth of
+    // wake-ups in all: ~2,000 per second on the 500 µs grid, not one grid per worker.
+    let mut split = Vec::new();
+    for attempt in 1..=5 {
+        let before = rt.handle().metrics();
+        let start = Instant::now();
+        let end = start + Duration::from_millis(400);
+        let fires =
+            timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
+        let elapsed = start.elapsed();
+        let after = rt.handle().metrics();
+        // Wake-ups a worker did not get an eventfd request for: its own timers (a sibling
+        // handing it part of a long batch is an eventfd request, and counted apart).
+        let timer_wakeups: Vec<u64> = after
+            .workers
+            .iter()
+            .zip(&before.workers)
+            .map(|(a, b)| {
+                (a.wakeups - b.wakeups).saturating_sub(a.unpark_requests - b.unpark_requests)
+            })
+            .collect();
+        eprintln!(
+            "attempt {attempt}: {} timers in {elapsed:?}, wake-ups without an eventfd request \
+             per worker {timer_wakeups:?}",
+            fires.len()
+        );
+        assert!(fires.len() > 10_000, "only {} timers fired", fires.len());
+        let ticks = elapsed.as_micros() as u64 / 500;
+        let total: u64 = timer_wakeups.iter().sum();
+        assert!(
+            total * 10 <= ticks * 14,
+            "{total} timer wake-ups for {ticks} grid ticks: {timer_wakeups:?}"
+        );
+        let (most, least) = (
+            *timer_wakeups.iter().max().unwrap(),
+            *timer_wakeups.iter().min().unwrap(),
+        );
+        split = timer_wakeups;
+        // Before the ticker, each worker woke on its own lane of the grid: as often as the other.
+        if least * 5 < most {
+            break;
+        }
+    }
+    let (most, least) = (*split.iter().max().unwrap(), *split.iter().min().unwrap());
     assert!(
         least * 5 < most,
-        "both workers wake for timers: {wakeups:?} wake-ups"
+        "both workers wake for timers: {split:?} wake-ups"
     );
 
     // Now the task on the ticker blocks for 300 ms.
@@ -1108,4 +1137,28 @@ fn after_a_timer_heavy_phase_the_runtime_goes_quiet() {
         wakeups.iter().sum::<u64>() <= 4,
         "an idle runtime keeps waking: {wakeups:?}"
     );
+}
+
+/// A sleep that is already due at its first poll completes there, and still keeps the driver
+/// it was given: an `Interval` whose ticks were due when polled inside the runtime can be
+/// ticked later from a thread outside it. (Found under load by
+/// `a_registered_interval_keeps_its_driver_outside_the_runtime`, which this makes
+/// deterministic: the due path used to drop the driver.)
+#[test]
+fn a_sleep_due_at_its_first_poll_keeps_its_driver() {
+    let rt = pool(1);
+    let mut every = rt.block_on(async {
+        let mut every = rt::interval(Duration::from_millis(1));
+        every.tick().await;
+        std::thread::sleep(Duration::from_millis(5));
+        // Due before it is polled: completes in its first poll.
+        every.tick().await;
+        every
+    });
+    std::thread::spawn(move || {
+        rt::block_on(every.tick());
+    })
+    .join()
+    .expect("ticking outside the runtime panicked");
+    drop(rt);
 }

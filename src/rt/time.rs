@@ -635,6 +635,9 @@ impl Future for Sleep {
             _ => Instant::now() >= deadline,
         };
         if due {
+            // Keep the driver: a reset sleep (an `Interval`'s next tick) goes back to it, even
+            // when polled from a thread outside the runtime.
+            self.driver = driver;
             self.cancel();
             return Poll::Ready(());
         }
