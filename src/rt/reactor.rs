@@ -15,6 +15,12 @@
 //! only `epoll_wait`) and decodes the events as mio does (`epoll_bits`); mio registers the
 //! sources.
 //!
+//! Two more kinds of timerfd live in the set, both registered edge-triggered and never read:
+//! the *tick clocks* of a worker that ticks for the runtime's timers ([`TickClocks`], made on
+//! first use), and the driver's *watch* (`WATCH_TOKEN`, see `driver.rs`), which only ends a
+//! sleep. Each worker holds an epoll fd, an eventfd, the watch, the two clocks once it has
+//! ticked, and the one-shot timerfd on the fallback path.
+//!
 //! # Tokens
 //!
 //! A mio token is `generation << 32 | slot`. When a socket is dropped its slot is freed and its
@@ -199,7 +205,7 @@ impl ReactorShared {
     }
 
     /// Whether any socket is registered. With none, a non-blocking poll can only find the
-    /// waker's or the timerfd's event, which the next blocking poll reports just as well (an
+    /// waker's or a timerfd's event, which the next blocking poll reports just as well (an
     /// edge stays queued until some `epoll_wait` collects it), so the driver skips that poll.
     pub(crate) fn has_sockets(&self) -> bool {
         let slab = self.slab.lock();
