@@ -1162,3 +1162,43 @@ fn a_sleep_due_at_its_first_poll_keeps_its_driver() {
     .expect("ticking outside the runtime panicked");
     drop(rt);
 }
+
+/// Four workers on a timer-heavy load: still one grid's worth of timer wake-ups in all, not
+/// one per worker, and the timers fire on time (every relying sibling's watch is pushed, every
+/// relying sibling's due timers are fired by the ticker).
+#[test]
+fn four_workers_share_one_ticker() {
+    let rt = pool(4);
+    let before = rt.handle().metrics();
+    let start = Instant::now();
+    let end = start + Duration::from_millis(300);
+    let fires =
+        timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
+    let elapsed = start.elapsed();
+    let after = rt.handle().metrics();
+    let timer_wakeups: Vec<u64> = after
+        .workers
+        .iter()
+        .zip(&before.workers)
+        .map(|(a, b)| (a.wakeups - b.wakeups).saturating_sub(a.unpark_requests - b.unpark_requests))
+        .collect();
+    let mut late: Vec<Duration> = fires.iter().map(|(d, at)| *at - *d).collect();
+    late.sort();
+    let median = late[late.len() / 2];
+    eprintln!(
+        "{} timers in {elapsed:?}, median {median:?} late, wake-ups without an eventfd request \
+         per worker {timer_wakeups:?}",
+        fires.len()
+    );
+    assert!(fires.len() > 10_000, "only {} timers fired", fires.len());
+    assert!(
+        median < Duration::from_millis(1),
+        "median lateness {median:?}"
+    );
+    let ticks = elapsed.as_micros() as u64 / 500;
+    let total: u64 = timer_wakeups.iter().sum();
+    assert!(
+        total * 10 <= ticks * 14,
+        "{total} timer wake-ups for {ticks} grid ticks: {timer_wakeups:?}"
+    );
+}
