@@ -1013,6 +1013,41 @@ fn timer_loop_with_one_block(
         .collect()
 }
 
+/// Each worker's count `f` from `before` to `after`.
+fn per_worker(
+    before: &rt::RuntimeMetrics,
+    after: &rt::RuntimeMetrics,
+    f: fn(&rt::WorkerStats) -> u64,
+) -> Vec<u64> {
+    after
+        .workers
+        .iter()
+        .zip(&before.workers)
+        .map(|(a, b)| f(a) - f(b))
+        .collect()
+}
+
+/// Each worker's wake-ups from its driver that came without an eventfd request: its timers (a
+/// sibling handing it part of a long batch is an eventfd request, and counted apart).
+fn timer_wakeups(before: &rt::RuntimeMetrics, after: &rt::RuntimeMetrics) -> Vec<u64> {
+    per_worker(before, after, |w| w.wakeups)
+        .iter()
+        .zip(per_worker(before, after, |w| w.unpark_requests))
+        .map(|(w, u)| w.saturating_sub(u))
+        .collect()
+}
+
+/// One grid's worth of timer wake-ups in all over `elapsed` (ticks every 500 µs), not one grid
+/// per worker: at most 1.4 wake-ups per tick.
+fn assert_one_grid(timer_wakeups: &[u64], elapsed: Duration) {
+    let ticks = elapsed.as_micros() as u64 / 500;
+    let total: u64 = timer_wakeups.iter().sum();
+    assert!(
+        total * 10 <= ticks * 14,
+        "{total} timer wake-ups for {ticks} grid ticks: {timer_wakeups:?}"
+    );
+}
+
 /// With many timers pending, one worker ticks for the runtime and its siblings sleep without a
 /// timer of their own (issue 16: one thread pays the timer wake-ups). The sibling's dead man's
 /// switch still covers the ticker: when the task the ticker runs blocks for 300 ms, timers keep
@@ -1034,29 +1069,14 @@ fn one_worker_ticks_for_many_timers_and_a_blocked_ticker_is_covered() {
         let fires =
             timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
         let elapsed = start.elapsed();
-        let after = rt.handle().metrics();
-        // Wake-ups a worker did not get an eventfd request for: its own timers (a sibling
-        // handing it part of a long batch is an eventfd request, and counted apart).
-        let timer_wakeups: Vec<u64> = after
-            .workers
-            .iter()
-            .zip(&before.workers)
-            .map(|(a, b)| {
-                (a.wakeups - b.wakeups).saturating_sub(a.unpark_requests - b.unpark_requests)
-            })
-            .collect();
+        let timer_wakeups = timer_wakeups(&before, &rt.handle().metrics());
         eprintln!(
             "attempt {attempt}: {} timers in {elapsed:?}, wake-ups without an eventfd request \
              per worker {timer_wakeups:?}",
             fires.len()
         );
         assert!(fires.len() > 10_000, "only {} timers fired", fires.len());
-        let ticks = elapsed.as_micros() as u64 / 500;
-        let total: u64 = timer_wakeups.iter().sum();
-        assert!(
-            total * 10 <= ticks * 14,
-            "{total} timer wake-ups for {ticks} grid ticks: {timer_wakeups:?}"
-        );
+        assert_one_grid(&timer_wakeups, elapsed);
         let (most, least) = (
             *timer_wakeups.iter().max().unwrap(),
             *timer_wakeups.iter().min().unwrap(),
@@ -1125,13 +1145,7 @@ fn after_a_timer_heavy_phase_the_runtime_goes_quiet() {
     std::thread::sleep(Duration::from_millis(50));
     let before = rt.handle().metrics();
     std::thread::sleep(Duration::from_millis(500));
-    let after = rt.handle().metrics();
-    let wakeups: Vec<u64> = after
-        .workers
-        .iter()
-        .zip(&before.workers)
-        .map(|(a, b)| a.wakeups - b.wakeups)
-        .collect();
+    let wakeups = per_worker(&before, &rt.handle().metrics(), |w| w.wakeups);
     eprintln!("wake-ups per worker in 500 ms of idleness: {wakeups:?}");
     assert!(
         wakeups.iter().sum::<u64>() <= 4,
@@ -1175,13 +1189,7 @@ fn four_workers_share_one_ticker() {
     let fires =
         timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
     let elapsed = start.elapsed();
-    let after = rt.handle().metrics();
-    let timer_wakeups: Vec<u64> = after
-        .workers
-        .iter()
-        .zip(&before.workers)
-        .map(|(a, b)| (a.wakeups - b.wakeups).saturating_sub(a.unpark_requests - b.unpark_requests))
-        .collect();
+    let timer_wakeups = timer_wakeups(&before, &rt.handle().metrics());
     let mut late: Vec<Duration> = fires.iter().map(|(d, at)| *at - *d).collect();
     late.sort();
     let median = late[late.len() / 2];
@@ -1195,10 +1203,5 @@ fn four_workers_share_one_ticker() {
         median < Duration::from_millis(1),
         "median lateness {median:?}"
     );
-    let ticks = elapsed.as_micros() as u64 / 500;
-    let total: u64 = timer_wakeups.iter().sum();
-    assert!(
-        total * 10 <= ticks * 14,
-        "{total} timer wake-ups for {ticks} grid ticks: {timer_wakeups:?}"
-    );
+    assert_one_grid(&timer_wakeups, elapsed);
 }

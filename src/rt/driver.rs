@@ -139,9 +139,13 @@ impl Driver {
     /// Whether the owner is awake but has not turned this driver for `STALL`: stuck in a task,
     /// as far as its siblings can tell.
     pub(crate) fn is_stalled(&self) -> bool {
+        self.is_stalled_at(Instant::now())
+    }
+
+    fn is_stalled_at(&self, now: Instant) -> bool {
         self.is_unheld()
             && self
-                .now_nanos(Instant::now())
+                .now_nanos(now)
                 .saturating_sub(self.owner_turned_at.load(Relaxed))
                 >= STALL.as_nanos() as u64
     }
@@ -245,12 +249,8 @@ impl Driver {
     /// A sibling's turn, taken only if the driver is unattended (see the module docs). Returns
     /// how many tasks it woke; they were scheduled on the calling worker.
     pub(crate) fn turn_if_unattended(&self, metrics: &WorkerMetrics) -> usize {
-        if !self.is_unheld() {
-            return 0;
-        }
         let now = Instant::now();
-        let last = self.owner_turned_at.load(Relaxed);
-        if self.now_nanos(now).saturating_sub(last) < STALL.as_nanos() as u64 {
+        if !self.is_stalled_at(now) {
             return 0;
         }
         let Some(mut reactor) = self.poller.try_lock() else {

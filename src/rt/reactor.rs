@@ -214,8 +214,7 @@ impl ReactorShared {
 
     /// Registers the driver's watch (`Driver::arm_watch`): its expiry ends the owner's sleep.
     pub(crate) fn register_watch(&self, watch: &TimerFd) -> io::Result<()> {
-        self.registry
-            .register(&mut SourceFd(&watch.fd), WATCH_TOKEN, Interest::READABLE)
+        watch.register(&self.registry, WATCH_TOKEN)
     }
 
     /// Interrupts the owner's `poll`, or makes its next one return at once.
@@ -334,8 +333,7 @@ impl Reactor {
             None
         } else {
             let fd = TimerFd::new()?;
-            poll.registry()
-                .register(&mut SourceFd(&fd.fd), TIMER_TOKEN, Interest::READABLE)?;
+            fd.register(poll.registry(), TIMER_TOKEN)?;
             Some(fd)
         };
         let shared = Arc::new(ReactorShared {
@@ -366,17 +364,15 @@ impl Reactor {
     /// the clocks cannot be made (file descriptors exhausted); the caller arms the one-shot
     /// timer instead.
     pub(crate) fn arm_ticks(&mut self, wake: Instant, then: Instant) -> bool {
-        if self.clocks.is_none() {
-            match TickClocks::new(&self.poll) {
-                Ok(c) => self.clocks = Some(c),
+        let c = match &mut self.clocks {
+            Some(c) => c,
+            None => match TickClocks::new(&self.poll) {
+                Ok(c) => self.clocks.insert(c),
                 Err(e) => {
                     log::warn!("cannot make the tick clocks, sleeping with a timeout: {e}");
                     return false;
                 }
-            }
-        }
-        let Some(c) = self.clocks.as_mut() else {
-            return false;
+            },
         };
         // The clock to end this sleep: one already armed for `wake`, else one that is not
         // armed for `then` (a clock armed for neither is stale: re-armed either way).
@@ -410,12 +406,7 @@ impl Reactor {
         if matches!(self.armed, Some(armed) if armed <= deadline) {
             return; // an earlier (or equal) wake-up is already armed
         }
-        // Relative arming from a fresh `now`: the expiry is at least `now + (deadline - now)`.
-        let now = Instant::now();
-        let delay = deadline
-            .saturating_duration_since(now)
-            .max(Duration::from_nanos(1));
-        fd.set(delay);
+        fd.set_at(deadline);
         self.armed = Some(deadline);
     }
 
@@ -762,8 +753,7 @@ impl TickClocks {
     fn new(poll: &mio::Poll) -> io::Result<TickClocks> {
         let fds = [TimerFd::new()?, TimerFd::new()?];
         for (fd, token) in fds.iter().zip(CLOCK_TOKENS) {
-            poll.registry()
-                .register(&mut SourceFd(&fd.fd), token, Interest::READABLE)?;
+            fd.register(poll.registry(), token)?;
         }
         Ok(TickClocks {
             fds,
@@ -798,6 +788,11 @@ impl TimerFd {
             return Err(io::Error::last_os_error());
         }
         Ok(TimerFd { fd })
+    }
+
+    /// Adds it to an epoll set (edge-triggered, as mio registers everything) under `token`.
+    fn register(&self, registry: &mio::Registry, token: Token) -> io::Result<()> {
+        registry.register(&mut SourceFd(&self.fd), token, Interest::READABLE)
     }
 
     /// One-shot expiry at `at` (never before: the delay is taken from a fresh clock read).
