@@ -1059,8 +1059,9 @@ fn one_worker_ticks_for_many_timers_and_a_blocked_ticker_is_covered() {
     // whose CPUs are saturated by other work the ticker gets preempted for more than `STALL`
     // and the role moves to its sibling (by design), which blurs the split; so up to five
     // attempts, and the split must show in one. (With two busy loops saturating both CPUs of
-    // the 2-CPU test machine, one run in four needed a second attempt.) Every attempt must show one worker's worth of
-    // wake-ups in all: ~2,000 per second on the 500 µs grid, not one grid per worker.
+    // the 2-CPU test machine, four runs of three attempts each: two passed at the first, one
+    // at the second, one not in three.) Every attempt must show one worker's worth of wake-ups
+    // in all: ~2,000 per second on the 500 µs grid, not one grid per worker.
     let mut split = Vec::new();
     for attempt in 1..=5 {
         let before = rt.handle().metrics();
