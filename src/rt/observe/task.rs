@@ -532,6 +532,10 @@ impl PollGuard {
     #[inline(never)]
     fn end_rare(self, obs: &TaskObs, mode: u8, ready: bool) {
         if mode & TRACE != 0 {
+            // The task woke itself during this poll (the self-wake left only its bit).
+            if obs.word.load(Relaxed) & 1 << WakeSource::SelfWake as u8 != 0 {
+                trace::wake(obs.id, WakeSource::SelfWake as usize, false);
+            }
             trace::poll_end(obs.id, ready);
         }
         let slot = WORKER.with(|w| w.get()).1;
@@ -637,31 +641,33 @@ impl Drop for WakeScope {
     }
 }
 
-/// Notes a wake of `header`'s task (its source, for the next poll to count) and remembers which
-/// task caused it. `scheduled`: this wake moved the idle task to scheduled (the task is not in
-/// a queue yet).
+/// Notes a self-wake: the task `header` is mid-poll on this thread, outside a driver turn (a
+/// driver's tag would make `CTX` differ from the task's address). Returns false for every
+/// other wake, which the caller reports with [`on_other_wake`] after its state transition.
+///
+/// One thread-local compare, and for a self-wake a load + store of the poller's word (this
+/// thread is its only writer while the task runs). The self-wake's timing and trace records
+/// are made by the poll's end (`timing_end`, `end_rare`), which finds the bit: no switch is
+/// checked here.
 #[inline(always)]
-pub(crate) fn on_wake(header: &Header, scheduled: bool) {
+pub(crate) fn note_self_wake(header: &Header) -> bool {
     let obs = &header.obs;
-    let ctx = CTX.with(|c| c.get());
-    if ctx == obs as *const TaskObs as usize {
-        // The task woke itself during its poll, outside a driver turn (the tag would make `ctx`
-        // differ): this thread is its only writer.
-        let word = obs.word.load(Relaxed);
-        obs.word
-            .store(word | 1 << WakeSource::SelfWake as u8, Relaxed);
-        let mode = mode::get();
-        if mode & (TIMING | TRACE) != 0 {
-            wake_extras(obs, WakeSource::SelfWake, word & CAUSE_MASK == 0, mode);
-        }
-        return;
+    if CTX.with(|c| c.get()) != obs as *const TaskObs as usize {
+        return false;
     }
-    on_other_wake(obs, ctx, scheduled);
+    let word = obs.word.load(Relaxed);
+    obs.word
+        .store(word | 1 << WakeSource::SelfWake as u8, Relaxed);
+    true
 }
 
-/// A wake by anything but the task itself.
+/// Notes a wake of `header`'s task by anything but the task itself (its source, for the next
+/// poll to count) and remembers which task caused it. `scheduled`: this wake moved the idle
+/// task to scheduled (the task is not in a queue yet, so this runs before it can be polled).
 #[inline(never)]
-fn on_other_wake(obs: &TaskObs, ctx: usize, scheduled: bool) {
+pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
+    let obs = &header.obs;
+    let ctx = CTX.with(|c| c.get());
     // SAFETY: `ctx` was just read from this thread's `CTX`.
     let waker = unsafe { ctx_task(ctx) };
     let source = match (ctx & TAG_MASK, waker) {
@@ -701,9 +707,8 @@ fn on_other_wake(obs: &TaskObs, ctx: usize, scheduled: bool) {
 #[cold]
 #[inline(never)]
 fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool, mode: u8) {
-    // A self-wake is stamped by the poll's end instead (`timing_end`): the task cannot run
-    // again before that, and the clock is read there anyway.
-    if first && source != WakeSource::SelfWake && mode & TIMING != 0 {
+    // (Self-wakes never come here: the poll's end stamps and traces them.)
+    if first && mode & TIMING != 0 {
         obs.woken_at.store(timing::ticks().max(1), Relaxed);
     }
     if mode & TRACE != 0 {

@@ -479,13 +479,14 @@ pub(crate) fn spawn(id: u64, location: &'static Location<'static>) {
     }
 }
 
-/// The worker loop took a task from `source`, with `depth` tasks left in its local queue.
+/// The worker loop took a task from `source`, with `depth()` tasks left in its local queue
+/// (a closure: the deque's length is two atomic loads, paid only while tracing).
 #[inline(always)]
-pub(crate) fn source(source: Source, depth: usize) {
+pub(crate) fn source(source: Source, depth: impl FnOnce() -> usize) {
     let mode = super::mode::get();
     let far = matches!(source, Source::Injector | Source::StolenFrom(_));
     if mode & super::mode::TRACE != 0 || (far && mode & super::mode::TIMING != 0) {
-        source_cold(source, depth, mode);
+        source_cold(source, depth(), mode);
     }
 }
 

@@ -649,10 +649,16 @@ unsafe fn waker_wake(data: *const ()) {
     // SAFETY: the waker owns one reference; it is either moved into the queue or dropped.
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
-        let action = ptr.as_ref().state.transition_to_notified_by_val();
-        // Before the task can be queued (and polled): see `observe::task`.
+        // A self-wake (the task mid-poll on this thread) is noted before the transition, which
+        // then only marks the running task notified; any other wake after it, and before the
+        // task can be queued (and polled): see `observe::task`.
         #[cfg(feature = "observatory")]
-        crate::rt::observe::on_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
+        let self_wake = crate::rt::observe::note_self_wake(ptr.as_ref());
+        let action = ptr.as_ref().state.transition_to_notified_by_val();
+        #[cfg(feature = "observatory")]
+        if !self_wake {
+            crate::rt::observe::on_other_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
+        }
         match action {
             WakeAction::Schedule => (ptr.as_ref().vtable.schedule)(ptr),
             WakeAction::None => drop_reference(ptr),
@@ -666,10 +672,21 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: the borrowed waker keeps the task alive; a scheduled task got its own reference.
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
-        let action = ptr.as_ref().state.transition_to_notified_by_ref();
-        // Before the task can be queued (and polled): see `observe::task`.
+        // As in `waker_wake`. A self-wake returns at once: the running task is only marked
+        // notified (its runner requeues it after the poll), so the hook's result need not
+        // live across the transition.
         #[cfg(feature = "observatory")]
-        crate::rt::observe::on_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
+        if crate::rt::observe::note_self_wake(ptr.as_ref()) {
+            let action = ptr.as_ref().state.transition_to_notified_by_ref();
+            debug_assert!(
+                matches!(action, WakeAction::None),
+                "a running task is never queued by a wake"
+            );
+            return;
+        }
+        let action = ptr.as_ref().state.transition_to_notified_by_ref();
+        #[cfg(feature = "observatory")]
+        crate::rt::observe::on_other_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
         if let WakeAction::Schedule = action {
             (ptr.as_ref().vtable.schedule)(ptr)
         }

@@ -316,7 +316,7 @@ impl WorkerCx {
             // crossbeam's 32) goes to the back of our FIFO deque, behind the local work.
             if let Some(task) = self.steal_injected_batch() {
                 #[cfg(feature = "observatory")]
-                observe::trace::source(observe::trace::Source::Injector, core.local.len());
+                observe::trace::source(observe::trace::Source::Injector, || core.local.len());
                 return Some(task);
             }
         } else {
@@ -327,7 +327,7 @@ impl WorkerCx {
             if polls < config.max_lifo_polls {
                 core.lifo_polls.set(polls + 1);
                 #[cfg(feature = "observatory")]
-                observe::trace::source(observe::trace::Source::Lifo, core.local.len());
+                observe::trace::source(observe::trace::Source::Lifo, || core.local.len());
                 return Some(task);
             }
             core.local.push(task);
@@ -335,12 +335,12 @@ impl WorkerCx {
         core.lifo_polls.set(0);
         if let Some(task) = core.local.pop() {
             #[cfg(feature = "observatory")]
-            observe::trace::source(observe::trace::Source::Local, core.local.len());
+            observe::trace::source(observe::trace::Source::Local, || core.local.len());
             return Some(task);
         }
         if let Some(task) = self.steal_injected_batch() {
             #[cfg(feature = "observatory")]
-            observe::trace::source(observe::trace::Source::Injector, core.local.len());
+            observe::trace::source(observe::trace::Source::Injector, || core.local.len());
             return Some(task);
         }
         self.take_deferred()
@@ -479,7 +479,7 @@ impl WorkerCx {
                         {
                             observe::trace::steal(idx, core.index, moved);
                             let from = observe::trace::Source::StolenFrom(idx);
-                            observe::trace::source(from, core.local.len());
+                            observe::trace::source(from, || core.local.len());
                         }
                         return Some(t);
                     }
