@@ -155,8 +155,8 @@ fn info(header: &Header, blocking: bool, waits: &mut HashMap<usize, Vec<WaitsOn>
         .unwrap_or_default();
     waits_on.extend(obs.channel_waits());
     TaskInfo {
-        id: obs.id,
-        location: obs.location,
+        id: obs.id(),
+        location: obs.location(),
         status,
         blocking,
         polls: obs.polls(),

@@ -31,8 +31,8 @@
 
 use std::cell::Cell;
 use std::panic::Location;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Instant;
 
 use super::mode::{self, LIVE, TIMING, TRACE};
@@ -149,11 +149,18 @@ pub enum WaitsOn {
 
 const NO_WORKER: u32 = u32::MAX;
 
-/// `TaskObs::word`: the cause bits, the channel bits, the poll count.
+/// `TaskObs::word`: the cause bits (0–7), the channel bits (8–10), the last worker + 1
+/// (11–23; 0: none), the poll count (24–63).
 const CAUSE_MASK: u64 = 0xFF;
+const SELF_BIT: u64 = 1 << WakeSource::SelfWake as u8;
 const CHANNEL_SHIFT: u32 = 8;
-const POLLS_SHIFT: u32 = 16;
+const WORKER_SHIFT: u32 = 11;
+const WORKER_BITS: u64 = 0x1FFF;
+const POLLS_SHIFT: u32 = 24;
+/// The bits a poll start replaces: cause, channels, worker.
 const FLAGS_MASK: u64 = (1 << POLLS_SHIFT) - 1;
+/// A poll count field this full is carried into `Ext::polls_carried` before it can wrap.
+const POLLS_FULL: u64 = !FLAGS_MASK;
 
 /// A channel kind a receiving poll notes (bit `kind as u8` of `TaskObs::word`'s channel byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,10 +173,27 @@ pub(crate) enum Channel {
 /// The names of the channel kinds, by bit.
 const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
 
-/// The observatory's part of a task header.
+/// `TaskObs::id_late`: the task id in the low bits, the `late` source bits in the top byte.
+const LATE_SHIFT: u32 = 56;
+const ID_MASK: u64 = (1 << LATE_SHIFT) - 1;
+
+/// `TaskObs::site`: tagged with this bit, the word is a `*const Ext` (which holds the spawn
+/// site) instead of the `&'static Location` itself.
+const EXT_TAG: usize = 1;
+const _: () = assert!(std::mem::align_of::<Location<'static>>() > EXT_TAG);
+
+/// The observatory's part of a task header: three words, in the task's own allocation.
+///
+/// Why so few: the whole record in the header (104 bytes) made tasks with small futures cost
+/// as much more as the observatory's code did — a task of the runtime benchmarks went from a
+/// 72–96-byte allocation to 176–200 bytes, past the allocator's cheapest size classes (glibc's
+/// fast bins end at 128-byte chunks) and twice the cache lines per task; a header padded by
+/// 104 bytes *without* any observatory code measured the same +8 % on spawn_many_local and
+/// +15 % on ping_pong at 2 workers. So only what every task needs from its spawn on lives
+/// here (identity, the poller's word, the `late` bits); the counters live in an [`Ext`] that
+/// a task gets when it first parks (a task that completes in its first poll never needs one:
+/// its first poll has no cause to count) or whenever something needs it earlier.
 pub(crate) struct TaskObs {
-    pub(crate) id: u64,
-    pub(crate) location: &'static Location<'static>,
     /// The poller's word, written only by the one thread that may write it at that moment (see
     /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
     /// last poll started, left by the waker that scheduled the idle task or by the task itself
@@ -177,12 +201,24 @@ pub(crate) struct TaskObs {
     /// bits 16–63 the poll count. One word so a poll start reads and resets all three with one
     /// load and one store.
     word: AtomicU64,
-    /// Polls caused by each source, in `WakeSource::ALL` order. Polling thread only.
-    wakes: [AtomicU64; 6],
-    /// Polling thread only.
-    last_worker: AtomicU32,
-    /// Like `cause`, for the other wakes (`fetch_or`).
-    late: AtomicU8,
+    /// The task id (bits 0–55, fixed at spawn) and `late` (bits 56–63): like `cause`, for the
+    /// other wakes (`fetch_or`; the poll start takes them with `fetch_and`).
+    id_late: AtomicU64,
+    /// The spawn site (`&'static Location`), or once the task has an [`Ext`], that `Ext`'s
+    /// address tagged with `EXT_TAG` (installed by one CAS, freed with the task).
+    site: AtomicUsize,
+}
+
+/// The rest of a task's record, given to a task the first time something other than its own
+/// poll wakes it (see [`TaskObs`]), or when the trace or timing needs it.
+///
+/// 120 bytes (a 128-byte allocation), with the counters in the middle: records of tasks that
+/// different workers poll often sit next to each other (they were handed out in a row), and
+/// with 32 bytes of margin on both sides two neighbours' counters are more than a cache line
+/// apart.
+#[repr(C)]
+struct Ext {
+    location: &'static Location<'static>,
     /// The latest wake by a task: its id `<< 16 | worker` (`0xFFFF`: none); 0: never.
     woken_by: AtomicU64,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
@@ -190,6 +226,80 @@ pub(crate) struct TaskObs {
     /// When the first wake since the last poll came (timing clock ticks; 0: none), while
     /// timing.
     woken_at: AtomicU64,
+    /// Polls caused by each source other than the task itself, in `WakeSource::ALL` order
+    /// (index 0, the self-wake, is not kept: see [`TaskObs::wake_counts`]). Polling thread only.
+    wakes: [AtomicU64; 6],
+    /// Polls caused by at least one source other than the task itself. Polling thread only.
+    others: AtomicU64,
+    /// Of those, polls the task's own wake caused as well. Polling thread only.
+    also_self: AtomicU64,
+    /// Polls after the first with no recorded cause (none are expected; kept so the self-wake
+    /// count stays exact if one happens). Polling thread only.
+    uncaused: AtomicU64,
+    /// Polls carried out of `TaskObs::word`'s 40-bit count. Polling thread only.
+    polls_carried: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Ext>() == 112);
+
+impl Ext {
+    fn new(location: &'static Location<'static>) -> Ext {
+        Ext {
+            location,
+            woken_by: AtomicU64::new(0),
+            pending_flow: AtomicU64::new(0),
+            woken_at: AtomicU64::new(0),
+            wakes: Default::default(),
+            others: AtomicU64::new(0),
+            also_self: AtomicU64::new(0),
+            uncaused: AtomicU64::new(0),
+            polls_carried: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Spare `Ext`s a thread keeps for its next installs: a task that parks takes one and gives it
+/// back when it is freed, so a steady state of tasks woken by others (ping_pong's) costs no
+/// allocator calls — with many such tasks alive, glibc's paths for 128-byte blocks cost ~350
+/// instructions per ping_pong round, a third of the counters' whole cost there. At most
+/// 4,096 per thread (512 KiB).
+const SPARE_EXTS: usize = 4096;
+
+thread_local! {
+    /// Boxes, not `Ext`s: each is handed out as the address a task keeps (`site`).
+    #[allow(clippy::vec_box)]
+    static SPARES: std::cell::RefCell<Vec<Box<Ext>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A cleared `Ext` for a task spawned at `location`: a spare if this thread has one.
+#[inline]
+fn take_ext(location: &'static Location<'static>) -> Box<Ext> {
+    let spare = SPARES
+        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten();
+    match spare {
+        Some(mut ext) => {
+            *ext = Ext::new(location);
+            ext
+        }
+        None => Box::new(Ext::new(location)),
+    }
+}
+
+/// Keeps `ext` for this thread's next install, or frees it (the thread has enough, or is
+/// exiting).
+#[inline]
+fn give_back(ext: Box<Ext>) {
+    let mut ext = Some(ext);
+    let _ = SPARES.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if s.len() < SPARE_EXTS {
+                s.push(ext.take().expect("given back once"));
+            }
+        }
+    });
+    drop(ext);
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -265,20 +375,61 @@ impl TaskObs {
             trace::spawn(id, location);
         }
         TaskObs {
-            id,
-            location,
             word: AtomicU64::new(0),
-            wakes: Default::default(),
-            last_worker: AtomicU32::new(NO_WORKER),
-            late: AtomicU8::new(0),
-            woken_by: AtomicU64::new(0),
-            pending_flow: AtomicU64::new(0),
-            woken_at: AtomicU64::new(0),
+            id_late: AtomicU64::new(id),
+            site: AtomicUsize::new(location as *const Location<'static> as usize),
+        }
+    }
+
+    /// The task's id: unique in the process.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id_late.load(Relaxed) & ID_MASK
+    }
+
+    /// Where the task was spawned.
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        match self.ext() {
+            Some(ext) => ext.location,
+            // SAFETY: an untagged `site` is the `&'static Location` stored at spawn.
+            None => unsafe { &*(self.site.load(Acquire) as *const Location<'static>) },
+        }
+    }
+
+    /// The task's `Ext`, if it has one.
+    #[inline(always)]
+    fn ext(&self) -> Option<&Ext> {
+        ext_of(self.site.load(Acquire))
+    }
+
+    /// The task's `Ext`, installed now if it has none. Any thread may call this: the CAS that
+    /// installs it publishes it (`Release`), and a thread that loses the race frees its own.
+    #[cold]
+    #[inline(never)]
+    fn ext_or_install(&self) -> &Ext {
+        let site = self.site.load(Acquire);
+        if let Some(ext) = ext_of(site) {
+            return ext;
+        }
+        // SAFETY: untagged: the spawn site.
+        let fresh = Box::into_raw(take_ext(unsafe { &*(site as *const Location<'static>) }));
+        match self
+            .site
+            .compare_exchange(site, fresh as usize | EXT_TAG, AcqRel, Acquire)
+        {
+            // SAFETY: just installed; freed only when the task is (`Drop`).
+            Ok(_) => unsafe { &*fresh },
+            Err(theirs) => {
+                // SAFETY: ours was never shared.
+                give_back(unsafe { Box::from_raw(fresh) });
+                ext_of(theirs).expect("a task's spawn site only ever changes to its Ext")
+            }
         }
     }
 
     pub(crate) fn polls(&self) -> u64 {
-        self.word.load(Relaxed) >> POLLS_SHIFT
+        let carried = self.ext().map_or(0, |e| e.polls_carried.load(Relaxed));
+        (self.word.load(Relaxed) >> POLLS_SHIFT) + carried
     }
 
     /// The channels the last poll noted.
@@ -291,10 +442,25 @@ impl TaskObs {
             .map(|(_, kind)| WaitsOn::Channel { kind })
     }
 
+    /// Polls caused by each source. The self-wakes are not counted on their own (a yield loop
+    /// would write the task's `Ext` on every poll): every poll after the first has a cause, so
+    /// they are the polls that had no other one — `polls − 1 − others − uncaused` — plus those
+    /// that had the task's own wake as well as another (`also_self`). (Read from another thread
+    /// while the task is mid-poll-start, a count can be one ahead of another.)
     pub(crate) fn wake_counts(&self) -> WakeCounts {
-        let w = |i: usize| self.wakes[i].load(Relaxed);
+        let polls = self.polls();
+        let Some(ext) = self.ext() else {
+            // Never woken by anything but itself: every poll after the first was a self-wake.
+            return WakeCounts {
+                self_wake: polls.saturating_sub(1),
+                ..WakeCounts::default()
+            };
+        };
+        let w = |i: usize| ext.wakes[i].load(Relaxed);
+        let not_self = ext.others.load(Relaxed) + ext.uncaused.load(Relaxed);
         WakeCounts {
-            self_wake: w(0),
+            self_wake: polls.saturating_sub(1).saturating_sub(not_self)
+                + ext.also_self.load(Relaxed),
             same_worker: w(1),
             other_worker: w(2),
             reactor: w(3),
@@ -304,12 +470,12 @@ impl TaskObs {
     }
 
     pub(crate) fn last_worker(&self) -> Option<usize> {
-        worker_opt(self.last_worker.load(Relaxed))
+        last_worker_of(self.word.load(Relaxed))
     }
 
     /// The task (and its worker) behind the latest wake by a task, if any.
     pub(crate) fn woken_by(&self) -> Option<(u64, Option<usize>)> {
-        match self.woken_by.load(Relaxed) {
+        match self.ext()?.woken_by.load(Relaxed) {
             0 => None,
             packed => {
                 let worker = (packed & 0xFFFF) as u32;
@@ -320,11 +486,49 @@ impl TaskObs {
     }
 }
 
+impl Drop for TaskObs {
+    fn drop(&mut self) {
+        if let Some(ext) = ext_of(*self.site.get_mut()) {
+            // SAFETY: installed by `ext_or_install` from a `Box`; the task is being freed, so
+            // nothing else can reach it.
+            give_back(unsafe { Box::from_raw(ext as *const Ext as *mut Ext) });
+        }
+    }
+}
+
+/// The worker a poller's word names (`None`: not polled on a worker yet).
+#[inline(always)]
+fn last_worker_of(word: u64) -> Option<usize> {
+    match (word >> WORKER_SHIFT) & WORKER_BITS {
+        0 => None,
+        w => Some(w as usize - 1),
+    }
+}
+
+/// The `Ext` a `TaskObs::site` value points to, if it is tagged.
+#[inline(always)]
+fn ext_of<'a>(site: usize) -> Option<&'a Ext> {
+    // SAFETY: a tagged `site` is the address of a live `Ext`, which lives as long as its task
+    // (the caller's borrow of the task bounds `'a`).
+    (site & EXT_TAG != 0).then(|| unsafe { &*((site & !EXT_TAG) as *const Ext) })
+}
+
+/// The `id_late` bit of a source bit.
+#[inline(always)]
+fn late_bit(bit: u8) -> u64 {
+    u64::from(bit) << LATE_SHIFT
+}
+
 /// Adds one to a counter only the calling thread writes: a relaxed load + store, no locked
 /// read-modify-write.
 #[inline(always)]
 fn bump(counter: &AtomicU64) {
-    counter.store(counter.load(Relaxed) + 1, Relaxed);
+    bump_by(counter, 1);
+}
+
+#[inline(always)]
+fn bump_by(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed) + n, Relaxed);
 }
 
 fn worker_opt(w: u32) -> Option<usize> {
@@ -374,32 +578,16 @@ pub(crate) fn link_at_spawn() -> bool {
 /// Marks the start of a poll on this thread; [`PollGuard::end`] marks its end (and restores
 /// the outer task when a poll nests inside another through `block_on`).
 ///
-/// With only the counters on, this is: the poll counter (load + store), the pending wake
-/// sources (two byte loads), the channel note (a byte load), the worker's index (a
-/// thread-local load) against `last_worker`, the current task (a thread-local swap) and the
-/// switches (one byte load).
+/// With only the counters on, this is: one load + store of the poller's word (the poll count,
+/// the cause and channel bits taken and cleared, the worker's index from a thread-local), a
+/// load of `late`, the current task (a thread-local swap) and the switches (one byte load).
+/// A first poll, and a poll its own wake alone caused (a yield loop's), count nothing else;
+/// any other cause is counted out of line, in the task's `Ext`.
 #[inline(always)]
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
-    // One more poll; the cause and channel bits are taken and cleared.
-    let word = obs.word.load(Relaxed);
-    obs.word
-        .store((word & !FLAGS_MASK) + (1 << POLLS_SHIFT), Relaxed);
-    // Count the wakes since the last poll: they caused this one. (The first poll has none.)
-    let cause = (word & CAUSE_MASK) as u8;
-    let late = obs.late.load(Relaxed);
-    if late != 0 {
-        take_wakes(obs, cause);
-    } else if cause != 0 {
-        // Nearly always one source: count it here, any others out of line.
-        bump(&obs.wakes[(cause.trailing_zeros() as usize).min(5)]);
-        if cause & (cause - 1) != 0 {
-            take_wakes(obs, cause & (cause - 1));
-        }
-    }
-    // (No worker on the blocking pool: its jobs never run on one, so storing "none" is right.)
     let (worker, slot) = WORKER.with(|w| w.get());
-    obs.last_worker.store(worker, Relaxed);
+    count_poll(obs, worker);
     let prev = CTX.with(|c| c.replace(obs as *const TaskObs as usize));
     let mode = mode::get();
     let cold = if mode != 0 {
@@ -446,32 +634,72 @@ fn poll_start_rare(obs: &TaskObs, mode: u8, slot: *const PollSlot) {
     if mode & LIVE != 0 && !slot.is_null() {
         // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
         // drives keeps alive for at least the duration of this poll.
-        unsafe { &*slot }.publish(obs.id, obs.location);
+        unsafe { &*slot }.publish(obs.id(), obs.location());
     }
     if mode & TRACE != 0 {
-        let flow = match obs.pending_flow.load(Relaxed) {
-            0 => 0,
-            _ => obs.pending_flow.swap(0, Relaxed),
+        let flow = match obs.ext() {
+            Some(ext) if ext.pending_flow.load(Relaxed) != 0 => ext.pending_flow.swap(0, Relaxed),
+            _ => 0,
         };
-        trace::poll_start(obs.id, flow);
+        trace::poll_start(obs.id(), flow);
     }
 }
 
 /// Bits of a `PollGuard::cold` word that hold the switches.
 const MODE_BITS: u32 = 3;
 
-/// Counts the sources in `cause` and in `late` (cleared here) that caused this poll.
+/// The counting half of [`poll_start`]: one more poll of `obs`'s task, on `worker`.
+#[inline(always)]
+fn count_poll(obs: &TaskObs, worker: u32) {
+    // One more poll, on this worker; the cause and channel bits are taken and cleared. (No
+    // worker on the blocking pool: `NO_WORKER + 1` wraps to 0, "none".)
+    let word = obs.word.load(Relaxed);
+    let on = u64::from(worker.wrapping_add(1)) & WORKER_BITS;
+    obs.word.store(
+        (word & !FLAGS_MASK).wrapping_add(1 << POLLS_SHIFT) | on << WORKER_SHIFT,
+        Relaxed,
+    );
+    let cause = word & CAUSE_MASK;
+    let late = obs.id_late.load(Relaxed) >> LATE_SHIFT;
+    let counted = cause == SELF_BIT || (cause == 0 && word >> POLLS_SHIFT == 0);
+    if late != 0 || !counted || word >= POLLS_FULL {
+        count_causes(obs, word);
+    }
+}
+
+/// Counts what caused a poll that is not a first poll or a lone self-wake's (`word`: the
+/// poller's word before this poll started), taking `late` (cleared here); and carries a full
+/// poll count into the `Ext`.
 #[cold]
 #[inline(never)]
-fn take_wakes(obs: &TaskObs, cause: u8) {
-    let late = match obs.late.load(Relaxed) {
+fn count_causes(obs: &TaskObs, word: u64) {
+    let late = match obs.id_late.load(Relaxed) >> LATE_SHIFT {
         0 => 0,
-        _ => obs.late.swap(0, Relaxed),
+        _ => obs.id_late.fetch_and(ID_MASK, Relaxed) >> LATE_SHIFT,
     };
-    let mut bits = cause | late;
-    while bits != 0 {
-        bump(&obs.wakes[(bits.trailing_zeros() as usize).min(5)]);
-        bits &= bits - 1;
+    let bits = (word & CAUSE_MASK) | late;
+    let first = word >> POLLS_SHIFT == 0;
+    if word >= POLLS_FULL {
+        // The count in the word wrapped to 0 with this poll's increment; its bits are gone.
+        let ext = obs.ext_or_install();
+        bump_by(&ext.polls_carried, 1 << (64 - POLLS_SHIFT));
+    }
+    if bits == SELF_BIT || (bits == 0 && first) {
+        return;
+    }
+    let ext = obs.ext_or_install();
+    if bits == 0 {
+        bump(&ext.uncaused);
+        return;
+    }
+    bump(&ext.others);
+    if bits & SELF_BIT != 0 {
+        bump(&ext.also_self);
+    }
+    let mut others = bits & !SELF_BIT;
+    while others != 0 {
+        bump(&ext.wakes[(others.trailing_zeros() as usize).min(5)]);
+        others &= others - 1;
     }
 }
 
@@ -480,10 +708,13 @@ fn take_wakes(obs: &TaskObs, cause: u8) {
 fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
     let now = timing::poll_start_stamp();
     // Stamped by the first `cause` wake since the previous poll start (see the module docs:
-    // only `cause` writers write it), read once.
-    let woken = obs.woken_at.load(Relaxed);
+    // only `cause` writers write it), read once. (No `Ext`: never woken.)
+    let Some(ext) = obs.ext() else {
+        return now.max(1);
+    };
+    let woken = ext.woken_at.load(Relaxed);
     if woken != 0 {
-        obs.woken_at.store(0, Relaxed);
+        ext.woken_at.store(0, Relaxed);
         if !slot.is_null() && timing::is_current(woken) {
             // SAFETY: as in `poll_start_cold`.
             let t = &unsafe { &*slot }.timing;
@@ -534,9 +765,9 @@ impl PollGuard {
         if mode & TRACE != 0 {
             // The task woke itself during this poll (the self-wake left only its bit).
             if obs.word.load(Relaxed) & 1 << WakeSource::SelfWake as u8 != 0 {
-                trace::wake(obs.id, WakeSource::SelfWake as usize, false);
+                trace::wake(obs.id(), WakeSource::SelfWake as usize, false);
             }
-            trace::poll_end(obs.id, ready);
+            trace::poll_end(obs.id(), ready);
         }
         let slot = WORKER.with(|w| w.get()).1;
         if slot.is_null() {
@@ -554,7 +785,7 @@ impl PollGuard {
                 Some(outer)
                     if std::ptr::eq(outer, blocked as *const TaskObs) && blocked_slot == slot =>
                 {
-                    slot_ref.publish(outer.id, outer.location)
+                    slot_ref.publish(outer.id(), outer.location())
                 }
                 _ => slot_ref.clear(),
             }
@@ -568,8 +799,12 @@ fn timing_end(obs: &TaskObs, started: u64) {
     let took = timing::ticks_to_ns(now.saturating_sub(started));
     // The task woke itself during this poll: its wake→poll latency runs from now.
     let self_woke = 1 << WakeSource::SelfWake as u8;
-    if obs.word.load(Relaxed) & self_woke != 0 && obs.woken_at.load(Relaxed) == 0 {
-        obs.woken_at.store(now.max(1), Relaxed);
+    if obs.word.load(Relaxed) & self_woke != 0 {
+        // (A first poll's self-wake: the task is about to park for the first time.)
+        let ext = obs.ext_or_install();
+        if ext.woken_at.load(Relaxed) == 0 {
+            ext.woken_at.store(now.max(1), Relaxed);
+        }
     }
     let slot = WORKER.with(|w| w.get()).1;
     if !slot.is_null() {
@@ -611,7 +846,7 @@ impl Drop for BlockingSection {
             // when one comes.
             if super::watchdog::slots_read() {
                 // SAFETY: its worker is alive while it is mid-poll.
-                unsafe { &*self.slot }.publish(task.id, task.location)
+                unsafe { &*self.slot }.publish(task.id(), task.location())
             }
         }
     }
@@ -676,7 +911,9 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
         (_, None) => WakeSource::Outside,
         (_, Some(_)) => match WORKER.with(|w| w.get()).0 {
             NO_WORKER => WakeSource::Outside,
-            w if w == obs.last_worker.load(Relaxed) => WakeSource::SameWorker,
+            w if Some(w as usize) == last_worker_of(obs.word.load(Relaxed)) => {
+                WakeSource::SameWorker
+            }
             _ => WakeSource::OtherWorker,
         },
     };
@@ -687,14 +924,15 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
         let word = obs.word.load(Relaxed);
         obs.word.store(word | u64::from(bit), Relaxed);
         first = word & CAUSE_MASK == 0;
-    } else if obs.late.load(Relaxed) & bit == 0 {
-        obs.late.fetch_or(bit, Relaxed);
+    } else if obs.id_late.load(Relaxed) & late_bit(bit) == 0 {
+        obs.id_late.fetch_or(late_bit(bit), Relaxed);
     }
     if let Some(waker) = waker.filter(|t| !std::ptr::eq(*t, obs)) {
         let worker = WORKER.with(|w| w.get()).0;
-        let packed = (waker.id << 16) | u64::from(worker.min(0xFFFF));
-        if obs.woken_by.load(Relaxed) != packed {
-            obs.woken_by.store(packed, Relaxed);
+        let packed = (waker.id() << 16) | u64::from(worker.min(0xFFFF));
+        let ext = obs.ext_or_install();
+        if ext.woken_by.load(Relaxed) != packed {
+            ext.woken_by.store(packed, Relaxed);
         }
     }
     let mode = mode::get();
@@ -709,12 +947,14 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
 fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool, mode: u8) {
     // (Self-wakes never come here: the poll's end stamps and traces them.)
     if first && mode & TIMING != 0 {
-        obs.woken_at.store(timing::ticks().max(1), Relaxed);
+        obs.ext_or_install()
+            .woken_at
+            .store(timing::ticks().max(1), Relaxed);
     }
     if mode & TRACE != 0 {
-        let flow = trace::wake(obs.id, source as usize, source == WakeSource::Reactor);
+        let flow = trace::wake(obs.id(), source as usize, source == WakeSource::Reactor);
         if flow != 0 {
-            obs.pending_flow.store(flow, Relaxed);
+            obs.ext_or_install().pending_flow.store(flow, Relaxed);
         }
     }
 }
@@ -735,5 +975,102 @@ pub(crate) fn note_channel_wait(kind: Channel) {
 
 pub(crate) fn current() -> Option<(u64, &'static Location<'static>)> {
     // SAFETY: read from this thread's `CTX` just now.
-    unsafe { ctx_task(CTX.with(|c| c.get())) }.map(|t| (t.id, t.location))
+    unsafe { ctx_task(CTX.with(|c| c.get())) }.map(|t| (t.id(), t.location()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Marks a self-wake the way `note_self_wake` does for a task mid-poll.
+    fn self_wake(obs: &TaskObs) {
+        obs.word.fetch_or(SELF_BIT, Relaxed);
+    }
+
+    /// Marks a wake from `source` that found the task running or queued (`late`).
+    fn late_wake(obs: &TaskObs, source: WakeSource) {
+        obs.id_late.fetch_or(late_bit(1 << source as u8), Relaxed);
+    }
+
+    #[test]
+    fn lone_self_wakes_are_counted_without_an_ext() {
+        let obs = TaskObs::new();
+        count_poll(&obs, 0);
+        for _ in 0..5 {
+            self_wake(&obs);
+            count_poll(&obs, 1);
+        }
+        assert_eq!(obs.polls(), 6);
+        assert_eq!(obs.wake_counts().self_wake, 5);
+        assert_eq!(obs.wake_counts().total(), 5);
+        assert_eq!(obs.last_worker(), Some(1));
+        assert!(obs.ext().is_none(), "a yield loop never needs its Ext");
+    }
+
+    #[test]
+    fn self_wakes_stay_exact_next_to_other_sources() {
+        let obs = TaskObs::new();
+        count_poll(&obs, 0); // 1: first poll
+        self_wake(&obs);
+        count_poll(&obs, 0); // 2: self
+        late_wake(&obs, WakeSource::Outside);
+        count_poll(&obs, 0); // 3: outside
+        self_wake(&obs);
+        late_wake(&obs, WakeSource::Timer);
+        late_wake(&obs, WakeSource::Outside);
+        count_poll(&obs, 0); // 4: self + timer + outside
+        self_wake(&obs);
+        count_poll(&obs, 0); // 5: self
+        count_poll(&obs, 0); // 6: no recorded cause
+        let w = obs.wake_counts();
+        assert_eq!(obs.polls(), 6);
+        assert_eq!(
+            (w.self_wake, w.outside, w.timer, w.same_worker, w.total()),
+            (3, 2, 1, 0, 6),
+            "{w:?}"
+        );
+        // The uncaused sixth poll is counted apart, not as a self-wake.
+        assert_eq!(obs.ext().unwrap().uncaused.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_full_poll_count_carries_into_the_ext() {
+        let obs = TaskObs::new();
+        let full = (1u64 << (64 - POLLS_SHIFT)) - 1;
+        obs.word.store(full << POLLS_SHIFT | SELF_BIT, Relaxed);
+        assert_eq!(obs.polls(), full);
+        count_poll(&obs, NO_WORKER);
+        assert_eq!(
+            obs.polls(),
+            full + 1,
+            "no poll lost when the word's count wraps"
+        );
+        assert_eq!(obs.word.load(Relaxed) >> POLLS_SHIFT, 0);
+        assert_eq!(obs.wake_counts().self_wake, full);
+        assert_eq!(obs.last_worker(), None);
+        self_wake(&obs);
+        count_poll(&obs, 2);
+        assert_eq!(obs.polls(), full + 2);
+        assert_eq!(obs.wake_counts().self_wake, full + 1);
+        assert_eq!(obs.last_worker(), Some(2));
+    }
+
+    #[test]
+    fn the_ext_keeps_the_spawn_site_and_is_recycled() {
+        let obs = TaskObs::new();
+        let site = obs.location();
+        late_wake(&obs, WakeSource::Reactor);
+        count_poll(&obs, 0);
+        count_poll(&obs, 0);
+        let ext = obs.ext().expect("a reactor wake is counted in the Ext") as *const Ext;
+        assert!(std::ptr::eq(obs.location(), site));
+        assert_eq!(obs.wake_counts().reactor, 1);
+        drop(obs);
+        // The next install on this thread takes the one just given back, cleared.
+        let again = TaskObs::new();
+        let reused = again.ext_or_install();
+        assert!(std::ptr::eq(reused, ext));
+        assert_eq!(reused.wakes[WakeSource::Reactor as usize].load(Relaxed), 0);
+        assert_eq!(again.wake_counts(), WakeCounts::default());
+    }
 }

@@ -136,7 +136,7 @@ impl<T> JoinHandle<T> {
     /// [`Handle::observe_snapshot`](crate::rt::Handle::observe_snapshot).
     #[cfg(feature = "observatory")]
     pub fn id(&self) -> u64 {
-        self.header().obs.id
+        self.header().obs.id()
     }
 
     /// True once the task has finished (with output, panic or cancellation).
