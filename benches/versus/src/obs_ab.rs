@@ -5,8 +5,8 @@
 //! `ON_TARGET_DIR/release/versus` is side B (`CARGO_TARGET_DIR=target/obs cargo build --release
 //! -p versus --features observatory`, and `-p scraipe --features observatory` for the e2e row's
 //! `scraipe`). Every round runs each row once per configuration, in turn — off, counters on
-//! (always on with the feature), + timing (`VERSUS_OBSERVE=timing`), + trace — so drifting
-//! machine load hits all sides alike; the table gives the median of the rounds and the cost
+//! (always on with the feature), + timing (`VERSUS_OBSERVE=timing`), + trace, starting with a
+//! different one each round — so drifting machine load hits all sides alike; the table gives the median of the rounds and the cost
 //! as median time per op (on) / median time per op (off) − 1.
 //!
 //! Gate rows (the budget): counters on the runtime rows spawn_many_local, yield_many,
@@ -248,7 +248,12 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
             started.elapsed().as_secs_f64()
         );
         for row in rows.iter_mut() {
-            for (i, c) in row.configs.clone().into_iter().enumerate() {
+            // Each round starts with a different configuration: the first run after another
+            // row pays for what that row left behind (the e2e row's first run after the HTTP
+            // row's 64 connections took twice as long, whichever side it was).
+            let n = row.configs.len();
+            for i in (0..n).map(|k| (k + round) % n) {
+                let c = row.configs[i];
                 match (row.run)(c) {
                     Ok(v) => row.samples[i].push(v),
                     Err(e) => eprintln!("  {} {}: {e}", row.name, c.name()),

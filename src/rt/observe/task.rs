@@ -1,33 +1,41 @@
 //! Per-task identity and counters, and the thread-local state the runtime's hooks consult.
 //!
-//! Who writes what: every counter (the poll count, the wake counts by source), `last_worker`
+//! **Where it lives.** Three words in the task header ([`TaskObs`]: the poller's word, the id
+//! with the `late` bits, the spawn site) and, for a task something other than itself has
+//! woken, an [`Ext`] the spawn-site word then points to (the counters by source, "woken by",
+//! the trace's and timing's per-task stamps). See `TaskObs` for why the header part is small.
+//!
+//! Who writes what: every counter (the poll count, the wake counts by source), the last worker
 //! and the channel note only the thread polling the task — it holds `RUNNING`, so a relaxed
 //! load + store suffices and no two threads ever write a counter. A wake only leaves its
 //! *source* for the next poll to count, in one of two places:
 //!
-//! * the `cause` byte of the poller's word (`TaskObs::word`: cause bits, channel bits, poll
-//!   count) — written by the single thread that may write it at that moment, so a plain
-//!   (relaxed) load + store: the task itself waking itself during its poll (it holds
+//! * the `cause` byte of the poller's word (`TaskObs::word`: cause bits, channel bits, last
+//!   worker, poll count) — written by the single thread that may write it at that moment, so a
+//!   plain (relaxed) load + store: the task itself waking itself during its poll (it holds
 //!   `RUNNING`), or the waker whose state transition moved the idle task to scheduled (exactly
 //!   one per idle period, before the task is queued; the poll start that reads and clears it
 //!   comes after the queue hand-off). These are nearly all wakes, and they cost no locked
 //!   instruction.
-//! * `late` — any other wake (the task was already scheduled, or is running on another
-//!   thread): a `fetch_or` of the source bit, skipped when the bit is already set.
+//! * `late` (the top byte of `TaskObs::id_late`) — any other wake (the task was already
+//!   scheduled, or is running on another thread): a `fetch_or` of the source bit, skipped when
+//!   the bit is already set.
 //!
-//! The poll start reads both, clears them and bumps the counter of every source present. So a
-//! counter counts **polls caused by that source**, not raw `wake` calls: several wakes before
-//! one poll count once per distinct source — three wakes from one thread before the poll count
-//! one; a self-wake and a wake from a plain thread count one each. Yield `k` times: `k`
-//! self-wakes. "Woken by" (the latest waking task and its worker) is a relaxed store by the
-//! waker — a fact, not a counter.
+//! The poll start reads both and clears them. So a counter counts **polls caused by that
+//! source**, not raw `wake` calls: several wakes before one poll count once per distinct
+//! source — three wakes from one thread before the poll count one; a self-wake and a wake from
+//! a plain thread count one each. Yield `k` times: `k` self-wakes. A poll caused by the task's
+//! own wake alone counts nothing but the poll: self-wakes are derived from the poll count (see
+//! [`TaskObs::wake_counts`]), so a yield loop never leaves the header. "Woken by" (the latest
+//! waking task and its worker) is a relaxed store by the waker — a fact, not a counter.
 //!
 //! **What the always-on part costs** (see DESIGN.md §1.11, "What it costs"): a spawn takes an
-//! id from a per-thread block and the spawn site from a thread-local; a poll does one load +
-//! store of the poller's word, a load of `late`, a store of `last_worker`, a swap of the
-//! one-word current-task thread-local (`CTX`) and one load of the switch byte
-//! ([`mode`](super::mode)) at each end; a self-wake is one thread-local compare and a load +
-//! store. Everything behind a switch (timing, trace, the watchdog slot) is out of line.
+//! id from a per-thread block and the spawn site from a thread-local and writes three words; a
+//! poll does one load + store of the poller's word, a load of `late`, a swap of the one-word
+//! current-task thread-local (`CTX`) and one load of the switch byte ([`mode`](super::mode))
+//! at each end; a self-wake is one thread-local compare and a load + store. A wake by another
+//! task or thread, and the next poll's count of it, write the `Ext` (out of line). Everything
+//! behind a switch (timing, trace, the watchdog slot) is out of line.
 
 use std::cell::Cell;
 use std::panic::Location;
