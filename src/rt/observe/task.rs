@@ -40,7 +40,7 @@
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicPtr, AtomicU64};
 use std::time::Instant;
 
 use super::mode::{self, LIVE, TIMING, TRACE};
@@ -185,8 +185,9 @@ const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
 const LATE_SHIFT: u32 = 56;
 const ID_MASK: u64 = (1 << LATE_SHIFT) - 1;
 
-/// `TaskObs::site`: tagged with this bit, the word is a `*const Ext` (which holds the spawn
-/// site) instead of the `&'static Location` itself.
+/// `TaskObs::site`: tagged with this bit, the pointer is an `Ext` (which holds the spawn site)
+/// instead of the `&'static Location` itself. (Tagged with `map_addr`, so the pointer keeps
+/// its provenance: the `Ext` is freed through it.)
 const EXT_TAG: usize = 1;
 const _: () = assert!(std::mem::align_of::<Location<'static>>() > EXT_TAG);
 
@@ -214,7 +215,7 @@ pub(crate) struct TaskObs {
     id_late: AtomicU64,
     /// The spawn site (`&'static Location`), or once the task has an [`Ext`], that `Ext`'s
     /// address tagged with `EXT_TAG` (installed by one CAS, freed with the task).
-    site: AtomicUsize,
+    site: AtomicPtr<()>,
 }
 
 /// The rest of a task's record, given to a task the first time something other than its own
@@ -385,7 +386,7 @@ impl TaskObs {
         TaskObs {
             word: AtomicU64::new(0),
             id_late: AtomicU64::new(id),
-            site: AtomicUsize::new(location as *const Location<'static> as usize),
+            site: AtomicPtr::new(location as *const Location<'static> as *mut ()),
         }
     }
 
@@ -421,10 +422,8 @@ impl TaskObs {
         }
         // SAFETY: untagged: the spawn site.
         let fresh = Box::into_raw(take_ext(unsafe { &*(site as *const Location<'static>) }));
-        match self
-            .site
-            .compare_exchange(site, fresh as usize | EXT_TAG, AcqRel, Acquire)
-        {
+        let tagged = fresh.map_addr(|a| a | EXT_TAG).cast::<()>();
+        match self.site.compare_exchange(site, tagged, AcqRel, Acquire) {
             // SAFETY: just installed; freed only when the task is (`Drop`).
             Ok(_) => unsafe { &*fresh },
             Err(theirs) => {
@@ -496,10 +495,10 @@ impl TaskObs {
 
 impl Drop for TaskObs {
     fn drop(&mut self) {
-        if let Some(ext) = ext_of(*self.site.get_mut()) {
-            // SAFETY: installed by `ext_or_install` from a `Box`; the task is being freed, so
-            // nothing else can reach it.
-            give_back(unsafe { Box::from_raw(ext as *const Ext as *mut Ext) });
+        if let Some(ext) = ext_ptr(*self.site.get_mut()) {
+            // SAFETY: installed by `ext_or_install` from `Box::into_raw` (this is that pointer,
+            // untagged); the task is being freed, so nothing else can reach it.
+            give_back(unsafe { Box::from_raw(ext) });
         }
     }
 }
@@ -515,10 +514,16 @@ fn last_worker_of(word: u64) -> Option<usize> {
 
 /// The `Ext` a `TaskObs::site` value points to, if it is tagged.
 #[inline(always)]
-fn ext_of<'a>(site: usize) -> Option<&'a Ext> {
-    // SAFETY: a tagged `site` is the address of a live `Ext`, which lives as long as its task
-    // (the caller's borrow of the task bounds `'a`).
-    (site & EXT_TAG != 0).then(|| unsafe { &*((site & !EXT_TAG) as *const Ext) })
+fn ext_of<'a>(site: *mut ()) -> Option<&'a Ext> {
+    // SAFETY: a tagged `site` points to a live `Ext`, which lives as long as its task (the
+    // caller's borrow of the task bounds `'a`).
+    ext_ptr(site).map(|p| unsafe { &*p })
+}
+
+/// The `Ext` pointer in a tagged `TaskObs::site` value.
+#[inline(always)]
+fn ext_ptr(site: *mut ()) -> Option<*mut Ext> {
+    (site.addr() & EXT_TAG != 0).then(|| site.map_addr(|a| a & !EXT_TAG).cast::<Ext>())
 }
 
 /// The `id_late` bit of a source bit.
