@@ -158,7 +158,8 @@ pub enum WaitsOn {
 const NO_WORKER: u32 = u32::MAX;
 
 /// `TaskObs::word`: the cause bits (0–7), the channel bits (8–10), the last worker + 1
-/// (11–23; 0: none), the poll count (24–63).
+/// (11–23; 0: none; all ones: a worker index past 8,189, not recorded), the poll count
+/// (24–63).
 const CAUSE_MASK: u64 = 0xFF;
 const SELF_BIT: u64 = 1 << WakeSource::SelfWake as u8;
 const CHANNEL_SHIFT: u32 = 8;
@@ -507,7 +508,7 @@ impl Drop for TaskObs {
 #[inline(always)]
 fn last_worker_of(word: u64) -> Option<usize> {
     match (word >> WORKER_SHIFT) & WORKER_BITS {
-        0 => None,
+        0 | WORKER_BITS => None,
         w => Some(w as usize - 1),
     }
 }
@@ -667,7 +668,7 @@ fn count_poll(obs: &TaskObs, worker: u32) {
     // One more poll, on this worker; the cause and channel bits are taken and cleared. (No
     // worker on the blocking pool: `NO_WORKER + 1` wraps to 0, "none".)
     let word = obs.word.load(Relaxed);
-    let on = u64::from(worker.wrapping_add(1)) & WORKER_BITS;
+    let on = u64::from(worker.wrapping_add(1)).min(WORKER_BITS);
     obs.word.store(
         (word & !FLAGS_MASK).wrapping_add(1 << POLLS_SHIFT) | on << WORKER_SHIFT,
         Relaxed,
@@ -1066,6 +1067,26 @@ mod tests {
         assert_eq!(obs.polls(), full + 2);
         assert_eq!(obs.wake_counts().self_wake, full + 1);
         assert_eq!(obs.last_worker(), Some(2));
+    }
+
+    #[test]
+    fn worker_indexes_past_the_words_field_are_not_misattributed() {
+        let obs = TaskObs::new();
+        count_poll(&obs, 8189);
+        assert_eq!(obs.last_worker(), Some(8189));
+        count_poll(&obs, 8190);
+        assert_eq!(
+            obs.last_worker(),
+            None,
+            "too large for the word: unknown, not another worker"
+        );
+        count_poll(&obs, 70_000);
+        assert_eq!(obs.last_worker(), None);
+        assert_eq!(
+            obs.polls(),
+            3,
+            "the worker field never spills into the poll count"
+        );
     }
 
     #[test]
