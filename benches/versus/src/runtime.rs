@@ -645,6 +645,17 @@ pub fn child_loop(bench: &str, workers: usize, side: &str, secs: f64) {
         }
         n += 1;
     }
+    if side == "ours" && std::env::var_os("VERSUS_DEBUG").is_some() {
+        for w in o.handle().metrics().workers {
+            eprintln!(
+                "  per op: polls {} steals {} parks {} wakeups {}",
+                w.polls / n.max(1),
+                w.steals / n.max(1),
+                w.parks / n.max(1),
+                w.wakeups / n.max(1)
+            );
+        }
+    }
     println!("{n}");
 }
 
