@@ -1037,6 +1037,31 @@ fn timer_wakeups(before: &rt::RuntimeMetrics, after: &rt::RuntimeMetrics) -> Vec
         .collect()
 }
 
+/// `tasks` sleeping loops for `window` with nothing blocked: the fires, how long the window
+/// really took, and each worker's timer wake-ups over it.
+fn timer_window(
+    rt: &rt::Runtime,
+    tasks: u64,
+    window: Duration,
+) -> (Vec<(Instant, Instant)>, Duration, Vec<u64>) {
+    let before = rt.handle().metrics();
+    let start = Instant::now();
+    let end = start + window;
+    let fires = timer_loop_with_one_block(
+        rt,
+        tasks,
+        end,
+        end + Duration::from_secs(60),
+        Duration::ZERO,
+    );
+    let elapsed = start.elapsed();
+    (
+        fires,
+        elapsed,
+        timer_wakeups(&before, &rt.handle().metrics()),
+    )
+}
+
 /// One grid's worth of timer wake-ups in all over `elapsed` (ticks every 500 µs), not one grid
 /// per worker: at most 1.4 wake-ups per tick.
 fn assert_one_grid(timer_wakeups: &[u64], elapsed: Duration) {
@@ -1064,13 +1089,7 @@ fn one_worker_ticks_for_many_timers_and_a_blocked_ticker_is_covered() {
     // in all: ~2,000 per second on the 500 µs grid, not one grid per worker.
     let mut split = Vec::new();
     for attempt in 1..=5 {
-        let before = rt.handle().metrics();
-        let start = Instant::now();
-        let end = start + Duration::from_millis(400);
-        let fires =
-            timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
-        let elapsed = start.elapsed();
-        let timer_wakeups = timer_wakeups(&before, &rt.handle().metrics());
+        let (fires, elapsed, timer_wakeups) = timer_window(&rt, 300, Duration::from_millis(400));
         eprintln!(
             "attempt {attempt}: {} timers in {elapsed:?}, wake-ups without an eventfd request \
              per worker {timer_wakeups:?}",
@@ -1184,13 +1203,7 @@ fn a_sleep_due_at_its_first_poll_keeps_its_driver() {
 #[test]
 fn four_workers_share_one_ticker() {
     let rt = pool(4);
-    let before = rt.handle().metrics();
-    let start = Instant::now();
-    let end = start + Duration::from_millis(300);
-    let fires =
-        timer_loop_with_one_block(&rt, 300, end, end + Duration::from_secs(60), Duration::ZERO);
-    let elapsed = start.elapsed();
-    let timer_wakeups = timer_wakeups(&before, &rt.handle().metrics());
+    let (fires, elapsed, timer_wakeups) = timer_window(&rt, 300, Duration::from_millis(300));
     let mut late: Vec<Duration> = fires.iter().map(|(d, at)| *at - *d).collect();
     late.sort();
     let median = late[late.len() / 2];

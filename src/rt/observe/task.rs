@@ -201,15 +201,16 @@ const _: () = assert!(std::mem::align_of::<Location<'static>>() > EXT_TAG);
 /// 104 bytes *without* any observatory code measured the same +8 % on spawn_many_local and
 /// +15 % on ping_pong at 2 workers. So only what every task needs from its spawn on lives
 /// here (identity, the poller's word, the `late` bits); the counters live in an [`Ext`] that
-/// a task gets when it first parks (a task that completes in its first poll never needs one:
-/// its first poll has no cause to count) or whenever something needs it earlier.
+/// a task gets the first time something other than itself wakes it, or the trace or timing
+/// needs it. A task that completes in its first poll, or only ever wakes itself (a yield
+/// loop: its self-wakes are derived), never gets one.
 pub(crate) struct TaskObs {
     /// The poller's word, written only by the one thread that may write it at that moment (see
     /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
     /// last poll started, left by the waker that scheduled the idle task or by the task itself
-    /// during its poll; bits 8–15 the channel kinds (`Channel`) the last poll registered with;
-    /// bits 16–63 the poll count. One word so a poll start reads and resets all three with one
-    /// load and one store.
+    /// during its poll; bits 8–10 the channel kinds (`Channel`) the last poll registered with;
+    /// bits 11–23 the worker that polled last (see `WORKER_SHIFT`); bits 24–63 the poll count.
+    /// One word so a poll start reads and resets all of them with one load and one store.
     word: AtomicU64,
     /// The task id (bits 0–55, fixed at spawn) and `late` (bits 56–63): like `cause`, for the
     /// other wakes (`fetch_or`; the poll start takes them with `fetch_and`).
@@ -222,10 +223,10 @@ pub(crate) struct TaskObs {
 /// The rest of a task's record, given to a task the first time something other than its own
 /// poll wakes it (see [`TaskObs`]), or when the trace or timing needs it.
 ///
-/// 120 bytes (a 128-byte allocation), with the counters in the middle: records of tasks that
-/// different workers poll often sit next to each other (they were handed out in a row), and
-/// with 32 bytes of margin on both sides two neighbours' counters are more than a cache line
-/// apart.
+/// 112 bytes (a 128-byte allocation), with the counters a poll writes (`wakes`, `others`,
+/// `also_self`: offsets 32–96) in the middle: records of tasks that different workers poll
+/// often sit next to each other (they were handed out in a row), and 128 bytes apart two
+/// neighbours' counters are a full cache line apart, so they never share one.
 #[repr(C)]
 struct Ext {
     location: &'static Location<'static>,
@@ -268,8 +269,8 @@ impl Ext {
     }
 }
 
-/// Spare `Ext`s a thread keeps for its next installs: a task that parks takes one and gives it
-/// back when it is freed, so a steady state of tasks woken by others (ping_pong's) costs no
+/// Spare `Ext`s a thread keeps for its next installs: a task that needs one takes it and gives
+/// it back when it is freed, so a steady state of tasks woken by others (ping_pong's) costs no
 /// allocator calls — with many such tasks alive, glibc's paths for 128-byte blocks cost ~350
 /// instructions per ping_pong round, a third of the counters' whole cost there. At most
 /// 4,096 per thread (512 KiB).
@@ -677,17 +678,18 @@ fn count_poll(obs: &TaskObs, worker: u32) {
     let late = obs.id_late.load(Relaxed) >> LATE_SHIFT;
     let counted = cause == SELF_BIT || (cause == 0 && word >> POLLS_SHIFT == 0);
     if late != 0 || !counted || word >= POLLS_FULL {
-        count_causes(obs, word);
+        count_causes(obs, word, late);
     }
 }
 
 /// Counts what caused a poll that is not a first poll or a lone self-wake's (`word`: the
-/// poller's word before this poll started), taking `late` (cleared here); and carries a full
-/// poll count into the `Ext`.
+/// poller's word before this poll started; `late`: the late bits the poll start saw, taken
+/// here); and carries a full poll count into the `Ext`.
 #[cold]
 #[inline(never)]
-fn count_causes(obs: &TaskObs, word: u64) {
-    let late = match obs.id_late.load(Relaxed) >> LATE_SHIFT {
+fn count_causes(obs: &TaskObs, word: u64, late: u64) {
+    // (A late wake that arrives after the poll start's load is counted by the next poll.)
+    let late = match late {
         0 => 0,
         _ => obs.id_late.fetch_and(ID_MASK, Relaxed) >> LATE_SHIFT,
     };
@@ -778,7 +780,7 @@ impl PollGuard {
     fn end_rare(self, obs: &TaskObs, mode: u8, ready: bool) {
         if mode & TRACE != 0 {
             // The task woke itself during this poll (the self-wake left only its bit).
-            if obs.word.load(Relaxed) & 1 << WakeSource::SelfWake as u8 != 0 {
+            if obs.word.load(Relaxed) & SELF_BIT != 0 {
                 trace::wake(obs.id(), WakeSource::SelfWake as usize, false);
             }
             trace::poll_end(obs.id(), ready);
@@ -812,9 +814,8 @@ fn timing_end(obs: &TaskObs, started: u64) {
     let now = timing::poll_end_stamp();
     let took = timing::ticks_to_ns(now.saturating_sub(started));
     // The task woke itself during this poll: its wake→poll latency runs from now.
-    let self_woke = 1 << WakeSource::SelfWake as u8;
-    if obs.word.load(Relaxed) & self_woke != 0 {
-        // (A first poll's self-wake: the task is about to park for the first time.)
+    if obs.word.load(Relaxed) & SELF_BIT != 0 {
+        // (A task only ever woken by itself has no `Ext` yet.)
         let ext = obs.ext_or_install();
         if ext.woken_at.load(Relaxed) == 0 {
             ext.woken_at.store(now.max(1), Relaxed);
@@ -905,8 +906,7 @@ pub(crate) fn note_self_wake(header: &Header) -> bool {
         return false;
     }
     let word = obs.word.load(Relaxed);
-    obs.word
-        .store(word | 1 << WakeSource::SelfWake as u8, Relaxed);
+    obs.word.store(word | SELF_BIT, Relaxed);
     true
 }
 
