@@ -35,7 +35,8 @@ fn main() -> ExitCode {
 
 /// `SCRAIPE_OBSERVE=timing,trace` (feature `observatory`): switches the observatory's timing
 /// and scheduler trace on for the whole run, e.g. to measure what they cost end to end or to
-/// have the flight recorder filled for `--observe`.
+/// have the flight recorder filled for `--observe`. `timing=N` times one poll in N instead of
+/// sampling adaptively (`timing=1`: every poll).
 #[cfg(feature = "observatory")]
 fn observe_from_env() -> Result<(), String> {
     let Ok(parts) = std::env::var("SCRAIPE_OBSERVE") else {
@@ -44,10 +45,24 @@ fn observe_from_env() -> Result<(), String> {
     for part in parts.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part {
             "timing" => scraipe::rt::observe::set_timing(true),
+            // Timing of one poll (and wake) in N instead of the adaptive sampling; 1: all.
+            p if p.starts_with("timing=") => {
+                let n = p["timing=".len()..]
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        format!("SCRAIPE_OBSERVE: {p:?}: timing=N takes a whole number N ≥ 1")
+                    })?;
+                scraipe::rt::observe::set_timing_sampling(
+                    scraipe::rt::observe::TimingSampling::OneIn(n),
+                );
+                scraipe::rt::observe::set_timing(true)
+            }
             "trace" => scraipe::rt::observe::set_tracing(true),
             other => {
                 return Err(format!(
-                    "SCRAIPE_OBSERVE: unknown part {other:?} (expected timing, trace)"
+                    "SCRAIPE_OBSERVE: unknown part {other:?} (expected timing, timing=N, trace)"
                 ))
             }
         }

@@ -668,6 +668,16 @@ pub fn observe_from_env() {
     for part in parts.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part {
             "timing" => scraipe::rt::observe::set_timing(true),
+            // Timing of one poll in N instead of the adaptive default.
+            p if p.starts_with("timing=") => {
+                let n = p["timing=".len()..]
+                    .parse()
+                    .expect("VERSUS_OBSERVE: timing=N takes a number");
+                scraipe::rt::observe::set_timing_sampling(
+                    scraipe::rt::observe::TimingSampling::OneIn(n),
+                );
+                scraipe::rt::observe::set_timing(true)
+            }
             "trace" => scraipe::rt::observe::set_tracing(true),
             // The trace with a flight recorder of its size cap only (no minimum age), to see
             // what the default 2 s window costs in cache traffic.
@@ -680,7 +690,7 @@ pub fn observe_from_env() {
             }
             "counters" => {} // always on with the feature
             other => panic!(
-                "VERSUS_OBSERVE: unknown part {other:?} (timing, trace, trace-capped, counters)"
+                "VERSUS_OBSERVE: unknown part {other:?} (timing, timing=N, trace, trace-capped, counters)"
             ),
         }
     }

@@ -30,7 +30,10 @@ pub(crate) mod watchdog;
 pub use serve::ObserveServer;
 pub use snapshot::{Snapshot, TaskInfo, TaskStatus};
 pub use task::{WaitsOn, WakeCounts, WakeSource};
-pub use timing::{is_timing, set_timing, HistogramSnapshot, WorkerTimingSnapshot};
+pub use timing::{
+    is_timing, set_timing, set_timing_sampling, timing_sampling, HistogramSnapshot, TimingSampling,
+    WorkerTimingSnapshot, ADAPTIVE_SPACING,
+};
 pub use trace::{is_tracing, set_trace_limits, set_tracing, trace_json, trace_limits, TraceLimits};
 pub use watchdog::LongPoll;
 

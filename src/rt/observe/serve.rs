@@ -154,7 +154,11 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
                 let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
                 json!({
                     "busy_ms": t.busy.as_secs_f64() * 1e3,
-                    "polls": t.poll.count(),
+                    "sampling": match t.sampling {
+                        super::TimingSampling::Adaptive => "adaptive".to_string(),
+                        super::TimingSampling::OneIn(n) => format!("1 in {n}"),
+                    },
+                    "timed_polls": t.poll.count(),
                     "poll_p50_ms": ms(t.poll.quantile(0.5)),
                     "poll_p99_ms": ms(t.poll.quantile(0.99)),
                     "wake_to_poll_p50_ms": ms(t.wake_to_poll.quantile(0.5)),

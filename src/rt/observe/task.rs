@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64};
 use std::time::Instant;
 
 use super::mode::{self, LIVE, TIMING, TRACE};
+use super::timing::WorkerTiming;
 use super::watchdog::PollSlot;
 use super::{timing, trace};
 use crate::rt::task::Header;
@@ -157,10 +158,13 @@ pub enum WaitsOn {
 
 const NO_WORKER: u32 = u32::MAX;
 
-/// `TaskObs::word`: the cause bits (0–7), the channel bits (8–10), the last worker + 1
-/// (11–23; 0: none; all ones: a worker index past 8,189, not recorded), the poll count
-/// (24–63).
-const CAUSE_MASK: u64 = 0xFF;
+/// `TaskObs::word`: the cause bits (0–5, one per `WakeSource`), `STAMPED` (7), the channel
+/// bits (8–10), the last worker + 1 (11–23; 0: none; all ones: a worker index past 8,189, not
+/// recorded), the poll count (24–63).
+const CAUSE_MASK: u64 = 0x3F;
+/// Timing sampled the wake that scheduled the task (or its self-wake): `Ext::woken_at` holds
+/// the wake's stamp for the next poll start.
+const STAMPED: u64 = 1 << 7;
 const SELF_BIT: u64 = 1 << WakeSource::SelfWake as u8;
 const CHANNEL_SHIFT: u32 = 8;
 const WORKER_SHIFT: u32 = 11;
@@ -602,11 +606,21 @@ pub(crate) fn link_at_spawn() -> bool {
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
     let (worker, slot) = WORKER.with(|w| w.get());
-    count_poll(obs, worker);
+    let word = count_poll(obs, worker);
     let prev = CTX.with(|c| c.replace(obs as *const TaskObs as usize));
     let mode = mode::get();
     let cold = if mode != 0 {
-        poll_start_cold(obs, mode, slot)
+        // Timing alone, the common poll: untimed, no stamped wake, a stretch open.
+        // SAFETY: as in `poll_start_rare`.
+        if mode == TIMING
+            && word & STAMPED == 0
+            && !slot.is_null()
+            && unsafe { &*slot }.timing.skip_poll()
+        {
+            u64::from(TIMING)
+        } else {
+            poll_start_cold(obs, word, mode, slot)
+        }
     } else {
         0
     };
@@ -619,21 +633,36 @@ pub(crate) fn enter_worker(index: usize, slot: &PollSlot) -> WorkerScope {
     WorkerScope(WORKER.with(|w| w.replace((index as u32, slot))))
 }
 
+/// The worker this thread drives stops running tasks for now (it goes to sleep, or the thread
+/// stops driving it): its run stretch ends (if one is open: timing may be off by now).
+pub(crate) fn close_run_stretch() {
+    let slot = WORKER.with(|w| w.get()).1;
+    if !slot.is_null() {
+        // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
+        // drives keeps alive.
+        unsafe { &*slot }.timing.close_stretch();
+    }
+}
+
 pub(crate) struct WorkerScope((u32, *const PollSlot));
 
 impl Drop for WorkerScope {
     fn drop(&mut self) {
+        // The thread stops driving this worker: its run stretch ends here.
+        close_run_stretch();
         WORKER.with(|w| w.set(self.0));
     }
 }
 
-/// A switch is on at poll start: timing here (hot while it is on), publishing to the watchdog
-/// slot and the trace in `poll_start_rare`. Returns the guard's `cold` word: the switches in
-/// its low 3 bits, the start stamp (ticks) above them.
+/// A switch is on at poll start (`word`: the poller's word before it), and this is not the
+/// common untimed poll with timing alone on: timing here, publishing to the watchdog slot and
+/// the trace in `poll_start_rare`. Returns the guard's `cold` word: the switches in its low 3
+/// bits, the start stamp (ticks) of a timed poll above them.
 #[inline(never)]
-fn poll_start_cold(obs: &TaskObs, mode: u8, slot: *const PollSlot) -> u64 {
-    let started = if mode & TIMING != 0 {
-        timing_start(obs, slot)
+fn poll_start_cold(obs: &TaskObs, word: u64, mode: u8, slot: *const PollSlot) -> u64 {
+    let started = if mode & TIMING != 0 && !slot.is_null() {
+        // SAFETY: as in `poll_start_rare`.
+        timing_start(obs, word, &unsafe { &*slot }.timing)
     } else {
         0
     };
@@ -663,9 +692,10 @@ fn poll_start_rare(obs: &TaskObs, mode: u8, slot: *const PollSlot) {
 /// Bits of a `PollGuard::cold` word that hold the switches.
 const MODE_BITS: u32 = 3;
 
-/// The counting half of [`poll_start`]: one more poll of `obs`'s task, on `worker`.
+/// The counting half of [`poll_start`]: one more poll of `obs`'s task, on `worker`. Returns
+/// the poller's word as it was before.
 #[inline(always)]
-fn count_poll(obs: &TaskObs, worker: u32) {
+fn count_poll(obs: &TaskObs, worker: u32) -> u64 {
     // One more poll, on this worker; the cause and channel bits are taken and cleared. (No
     // worker on the blocking pool: `NO_WORKER + 1` wraps to 0, "none".)
     let word = obs.word.load(Relaxed);
@@ -680,6 +710,7 @@ fn count_poll(obs: &TaskObs, worker: u32) {
     if late != 0 || !counted || word >= POLLS_FULL {
         count_causes(obs, word, late);
     }
+    word
 }
 
 /// Counts what caused a poll that is not a first poll or a lone self-wake's (`word`: the
@@ -719,26 +750,43 @@ fn count_causes(obs: &TaskObs, word: u64, late: u64) {
     }
 }
 
-/// Timing on: the wake→poll latency, and the poll's start stamp (never 0).
+/// Timing on, on a worker (`timing`: its histograms): opens the worker's run stretch if none
+/// is open, records the wake→poll latency of a stamped wake (`word`: the poller's word before
+/// this poll), and decides whether to time this poll. Returns its start stamp if it is timed
+/// (never 0), else 0. Reads the clock only for one of those three.
 #[inline]
-fn timing_start(obs: &TaskObs, slot: *const PollSlot) -> u64 {
-    let now = timing::poll_start_stamp();
-    // Stamped by the first `cause` wake since the previous poll start (see the module docs:
-    // only `cause` writers write it), read once. (No `Ext`: never woken.)
-    let Some(ext) = obs.ext() else {
-        return now.max(1);
-    };
-    let woken = ext.woken_at.load(Relaxed);
-    if woken != 0 {
-        ext.woken_at.store(0, Relaxed);
-        if !slot.is_null() && timing::is_current(woken) {
-            // SAFETY: as in `poll_start_cold`.
-            let t = &unsafe { &*slot }.timing;
-            t.wake_to_poll
-                .record_owned(timing::ticks_to_ns(now.saturating_sub(woken)));
+fn timing_start(obs: &TaskObs, word: u64, timing: &WorkerTiming) -> u64 {
+    let (timed, stretch_open) = timing.poll_starts();
+    if !(timed || !stretch_open || word & STAMPED != 0) {
+        return 0;
+    }
+    let now = timing::ticks().max(1);
+    // The first poll of a stretch (the worker woke up, or timing was just switched on) is
+    // timed too: the clock is read anyway, and the gap left from before a pause is stale.
+    let timed = timed || !stretch_open;
+    if timed {
+        timing.timed(now);
+    }
+    if !stretch_open {
+        timing.open_stretch(now);
+    }
+    if word & STAMPED != 0 {
+        // Stamped by the wake that scheduled this poll (only it writes the word then), or by
+        // this task's previous poll's end: either happened before this poll started.
+        if let Some(ext) = obs.ext() {
+            let woken = ext.woken_at.load(Relaxed);
+            if timing::is_current(woken) {
+                timing
+                    .wake_to_poll
+                    .record_owned(timing::ticks_to_ns(now.saturating_sub(woken)));
+            }
         }
     }
-    now.max(1)
+    if timed {
+        now
+    } else {
+        0
+    }
 }
 
 /// A poll in progress on this thread; [`end`](PollGuard::end) must be called when it returns
@@ -757,13 +805,14 @@ impl PollGuard {
     pub(crate) fn end(self, header: &Header, ready: bool) {
         CTX.with(|c| c.set(self.prev));
         let mode = mode::get();
-        if u64::from(mode) | self.cold != 0 {
+        // Nothing to do for an untimed poll when timing is the only switch.
+        if (u64::from(mode) | self.cold) & !u64::from(TIMING) != 0 {
             self.end_cold(&header.obs, mode, ready);
         }
     }
 
-    /// A switch was on at the start or is on now: timing here (hot while it is on), the
-    /// trace and the watchdog slot in `end_rare`.
+    /// The poll was timed, or the trace or the live view was on at its start or is on now:
+    /// timing here, the trace and the watchdog slot in `end_rare`.
     #[inline(never)]
     fn end_cold(self, obs: &TaskObs, mode: u8, ready: bool) {
         let started = self.cold >> MODE_BITS;
@@ -809,21 +858,22 @@ impl PollGuard {
     }
 }
 
+/// The end of a timed poll that started at `started`.
 #[inline]
 fn timing_end(obs: &TaskObs, started: u64) {
-    let now = timing::poll_end_stamp();
+    let now = timing::ticks();
     let took = timing::ticks_to_ns(now.saturating_sub(started));
-    // The task woke itself during this poll: its wake→poll latency runs from now.
-    if obs.word.load(Relaxed) & SELF_BIT != 0 {
+    // The task woke itself during this poll: its wake→poll latency runs from now. (The poller
+    // is the word's only writer until the poll's state transition, which comes after this.)
+    let word = obs.word.load(Relaxed);
+    if word & SELF_BIT != 0 {
         // (A task only ever woken by itself has no `Ext` yet.)
-        let ext = obs.ext_or_install();
-        if ext.woken_at.load(Relaxed) == 0 {
-            ext.woken_at.store(now.max(1), Relaxed);
-        }
+        obs.ext_or_install().woken_at.store(now.max(1), Relaxed);
+        obs.word.store(word | STAMPED, Relaxed);
     }
     let slot = WORKER.with(|w| w.get()).1;
     if !slot.is_null() {
-        // SAFETY: as in `poll_start_cold`. (Busy time is this histogram's sum.)
+        // SAFETY: as in `poll_start_cold`.
         unsafe { &*slot }.timing.poll.record_owned(took);
     }
 }
@@ -838,7 +888,6 @@ pub(crate) fn blocking_section() -> BlockingSection {
         unsafe { &*slot }.clear();
     }
     trace::block_on(true);
-    timing::break_boundary();
     let prev = BLOCKED.with(|b| b.replace((task, slot)));
     BlockingSection { task, slot, prev }
 }
@@ -852,7 +901,6 @@ pub(crate) struct BlockingSection {
 impl Drop for BlockingSection {
     fn drop(&mut self) {
         trace::block_on(false);
-        timing::break_boundary();
         BLOCKED.with(|b| b.set(self.prev));
         // SAFETY: the task is still mid-poll on this stack.
         let task = unsafe { ctx_task(self.task) };
@@ -877,8 +925,6 @@ impl WakeScope {
             WakeSource::Timer => TAG_TIMER,
             _ => TAG_REACTOR,
         };
-        // A driver turn takes time: the next poll on this thread reads the clock afresh.
-        timing::break_boundary();
         WakeScope(CTX.with(|c| c.replace((c.get() & !TAG_MASK) | tag)))
     }
 }
@@ -950,20 +996,28 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
         }
     }
     let mode = mode::get();
-    if mode & (TIMING | TRACE) != 0 {
-        wake_extras(obs, source, first, mode);
+    if mode != 0 {
+        let stamp = match first && mode & TIMING != 0 {
+            true => timing::sample_wake(),
+            false => 0,
+        };
+        if stamp != 0 || mode & TRACE != 0 {
+            wake_extras(obs, source, stamp, mode);
+        }
     }
 }
 
-/// Timing and trace of a wake; `first`: the first `cause` wake since the last poll started.
+/// Timing and trace of a wake; `stamp` (not 0): timing samples this wake, which scheduled the
+/// idle task (the word's only writer until the task is queued, which comes after this) and is
+/// the first `cause` wake since its last poll started, at that stamp.
 #[cold]
 #[inline(never)]
-fn wake_extras(obs: &TaskObs, source: WakeSource, first: bool, mode: u8) {
+fn wake_extras(obs: &TaskObs, source: WakeSource, stamp: u64, mode: u8) {
     // (Self-wakes never come here: the poll's end stamps and traces them.)
-    if first && mode & TIMING != 0 {
-        obs.ext_or_install()
-            .woken_at
-            .store(timing::ticks().max(1), Relaxed);
+    if stamp != 0 {
+        obs.ext_or_install().woken_at.store(stamp, Relaxed);
+        let word = obs.word.load(Relaxed);
+        obs.word.store(word | STAMPED, Relaxed);
     }
     if mode & TRACE != 0 {
         let flow = trace::wake(obs.id(), source as usize, source == WakeSource::Reactor);

@@ -483,23 +483,15 @@ pub(crate) fn spawn(id: u64, location: &'static Location<'static>) {
 /// (a closure: the deque's length is two atomic loads, paid only while tracing).
 #[inline(always)]
 pub(crate) fn source(source: Source, depth: impl FnOnce() -> usize) {
-    let mode = super::mode::get();
-    let far = matches!(source, Source::Injector | Source::StolenFrom(_));
-    if mode & super::mode::TRACE != 0 || (far && mode & super::mode::TIMING != 0) {
-        source_cold(source, depth(), mode);
+    if is_tracing() {
+        source_cold(source, depth());
     }
 }
 
 #[cold]
 #[inline(never)]
-fn source_cold(source: Source, depth: usize, mode: u8) {
-    if let Source::Injector | Source::StolenFrom(_) = source {
-        // The worker may have searched (spun) for this task: its poll reads the clock afresh.
-        super::timing::break_boundary();
-    }
-    if mode & super::mode::TRACE != 0 {
-        SOURCE.with(|s| s.set((source.encode(), depth.min(0xFFFF) as u32)));
-    }
+fn source_cold(source: Source, depth: usize) {
+    SOURCE.with(|s| s.set((source.encode(), depth.min(0xFFFF) as u32)));
 }
 
 pub(crate) fn poll_start(id: u64, flow: u64) {
@@ -537,8 +529,8 @@ pub(crate) fn steal(from: usize, to: usize, count: usize) {
 }
 
 pub(crate) fn park(timeout: Option<Duration>) {
-    // The worker sleeps: its next poll reads the clock afresh.
-    super::timing::break_boundary();
+    // The worker sleeps: its run stretch ends.
+    super::task::close_run_stretch();
     if is_tracing() {
         let ns = timeout.map_or(0, |t| t.as_nanos().min(u64::MAX as u128) as u64);
         record(Kind::Park, 0, ns, 0);
