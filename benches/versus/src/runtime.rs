@@ -688,9 +688,20 @@ pub fn observe_from_env() {
                 });
                 scraipe::rt::observe::set_tracing(true)
             }
+            // The trace with another hard limit of records per thread than the default.
+            p if p.starts_with("trace-max=") => {
+                let n = p["trace-max=".len()..]
+                    .parse()
+                    .expect("VERSUS_OBSERVE: trace-max=N takes a number");
+                scraipe::rt::observe::set_trace_limits(scraipe::rt::observe::TraceLimits {
+                    max_capacity: n,
+                    ..Default::default()
+                });
+                scraipe::rt::observe::set_tracing(true)
+            }
             "counters" => {} // always on with the feature
             other => panic!(
-                "VERSUS_OBSERVE: unknown part {other:?} (timing, timing=N, trace, trace-capped, counters)"
+                "VERSUS_OBSERVE: unknown part {other:?} (timing, timing=N, trace, trace-capped, trace-max=N, counters)"
             ),
         }
     }
