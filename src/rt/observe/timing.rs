@@ -73,6 +73,17 @@ pub(crate) fn ticks() -> u64 {
     monotonic_ns()
 }
 
+/// The clock if it is the TSC (one `rdtsc`, no call); `None` elsewhere.
+#[inline(always)]
+pub(crate) fn tsc_ticks() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    if USE_TSC.load(Relaxed) {
+        // SAFETY: `rdtsc` has no preconditions and exists on every x86_64 CPU.
+        return Some(unsafe { core::arch::x86_64::_rdtsc() });
+    }
+    None
+}
+
 /// A tick difference in ns.
 #[inline(always)]
 pub(crate) fn ticks_to_ns(ticks: u64) -> u64 {

@@ -331,18 +331,48 @@ impl Ring {
         // SAFETY: only the owning thread calls `push` (see the `Sync` impl), so this is the
         // only reference to the writer state.
         let writer = unsafe { &mut *self.writer.get() };
-        let pos = writer.pos;
         if writer.index == self.segment_len {
-            writer.seg = self.next_segment();
-            writer.index = 0;
-            // Before any slot of the new round (the slots' Release stores publish it).
-            writer.seg.first_pos.store(pos, Relaxed);
+            self.start_segment(writer);
         }
+        self.write(writer, super::timing::ticks(), kind, w, a, b);
+    }
+
+    /// [`push`](Self::push) when it calls nothing else: the segment has room and the clock
+    /// is one `rdtsc` (most records; see `record`). Returns false, having written nothing,
+    /// when it is not so.
+    #[inline(always)]
+    fn try_push_leaf(&self, kind: Kind, w: u32, a: u64, b: u64) -> bool {
+        // SAFETY: as in `push`.
+        let writer = unsafe { &mut *self.writer.get() };
+        let Some(ts) = super::timing::tsc_ticks() else {
+            return false;
+        };
+        if writer.index == self.segment_len {
+            return false;
+        }
+        self.write(writer, ts, kind, w, a, b);
+        true
+    }
+
+    /// The writer's segment is full: moves it to the next one.
+    #[cold]
+    #[inline(never)]
+    fn start_segment(&self, writer: &mut Writer) {
+        writer.seg = self.next_segment();
+        writer.index = 0;
+        // Before any slot of the new round (the slots' Release stores publish it).
+        writer.seg.first_pos.store(writer.pos, Relaxed);
+    }
+
+    /// Writes the record into the writer's next slot (which exists: `index < segment_len`).
+    #[inline(always)]
+    fn write(&self, writer: &mut Writer, ts: u64, kind: Kind, w: u32, a: u64, b: u64) {
+        let pos = writer.pos;
         let slot = &writer.seg.slots[writer.index];
         slot.seq.store(2 * pos + 1, Relaxed);
         // Orders the odd marker before the field stores (the seqlock writer's fence).
         fence(Release);
-        slot.ts.store(super::timing::ticks(), Relaxed);
+        slot.ts.store(ts, Relaxed);
         slot.head
             .store(u64::from(kind as u8) | (u64::from(w) << 8), Relaxed);
         slot.a.store(a, Relaxed);
@@ -463,8 +493,22 @@ impl Drop for RingOwner {
 /// Rings of threads that have exited are dropped once this many rings exist.
 const MAX_RINGS: usize = 256;
 
+/// Appends a record to this thread's ring. The common case — a ring exists, its segment has
+/// room, the clock is the TSC — is a leaf (no call, so no registers to save); the rest is in
+/// `record_slow`.
 #[inline]
 fn record(kind: Kind, w: u32, a: u64, b: u64) {
+    let ring = RING.with(|r| r.get());
+    // SAFETY: non-null only while `RING_OWNER` keeps the ring alive (see `RING`).
+    if !ring.is_null() && unsafe { &*ring }.try_push_leaf(kind, w, a, b) {
+        return;
+    }
+    record_slow(kind, w, a, b)
+}
+
+#[cold]
+#[inline(never)]
+fn record_slow(kind: Kind, w: u32, a: u64, b: u64) {
     let mut ring = RING.with(|r| r.get());
     if ring.is_null() {
         ring = new_ring();
