@@ -144,8 +144,8 @@ pub(crate) fn calibrate() {
 }
 
 /// When timing was last switched on (ticks). A stamp older than this is from an earlier timing
-/// period — a boundary stamp the thread kept while it polled untimed, a wake stamp whose poll
-/// came untimed — and is not used.
+/// period — a run stretch left open when timing was switched off, a wake stamp whose poll came
+/// untimed — and is not used.
 static SINCE: AtomicU64 = AtomicU64::new(0);
 
 /// Whether `stamp` was taken in the current timing period.
@@ -160,7 +160,7 @@ pub enum TimingSampling {
     #[default]
     /// The default: about one sample per [`ADAPTIVE_SPACING`] of wall time, per worker (polls)
     /// and per waking thread (wakes) — every poll of a worker whose polls are that far apart,
-    /// one in tens when they come back to back.
+    /// about one in 100 when 100-ns polls come back to back.
     Adaptive,
     /// One poll in `n` (and one wake in `n`), at random gaps of mean `n`; `OneIn(1)` times
     /// every poll and stamps every wake.

@@ -50,8 +50,8 @@ impl Default for TraceLimits {
     ///
     /// The hard limit is what a busy thread's ring grows to, and the ring is written
     /// sequentially: past the core's L2 cache (2 MiB here), every record's line comes from
-    /// further out. 131,072 records (5 MiB) cost the HTTP benchmark's trace twice as much
-    /// (+13 % against +6.5 %, see DESIGN.md).
+    /// further out. With 131,072 records (5 MiB) the HTTP benchmark's trace cost +13.8 %,
+    /// with 32,768 +10.1 % (21 interleaved rounds, see DESIGN.md).
     fn default() -> Self {
         TraceLimits {
             capacity: 1 << 14,
@@ -383,8 +383,8 @@ impl Ring {
     }
 
     /// The writer's segment is full: recycle the oldest one or add one (the flight-recorder
-    /// rule of the module docs). Once per `segment_len` records: out of line, so `push` stays
-    /// a leaf.
+    /// rule of the module docs). Once per `segment_len` records: out of line, so `record`'s
+    /// common path stays a leaf.
     #[cold]
     #[inline(never)]
     fn next_segment(&self) -> Arc<Segment> {
