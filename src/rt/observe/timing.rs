@@ -214,10 +214,10 @@ struct Sampler {
 impl Sampler {
     /// A sample was taken at `now` (ticks): draws the next gap. Adaptive: its mean is the
     /// events per `ADAPTIVE_SPACING` at the rate since the last sample (1 after a pause), or,
-    /// when that is more, its average with the previous mean; `OneIn(n)`: `n`. The gap is uniform in
-    /// `1..=2 * mean - 1`, so a workload whose polls repeat with the mean's length is not
-    /// always sampled at the same point. `seed`: distinct per sampler.
-    /// `sampling`: `SAMPLING`'s value.
+    /// when that is more, its average with the previous mean; `OneIn(n)`: `n`. The gap is
+    /// uniform in `1..=2 * mean - 1`, so a workload whose polls repeat with the mean's length
+    /// is not always sampled at the same point. `seed`: distinct per sampler; `sampling`:
+    /// `SAMPLING`'s value.
     #[cold]
     fn sampled(&mut self, now: u64, seed: usize, sampling: u32) {
         let mean = match sampling {
