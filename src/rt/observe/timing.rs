@@ -65,12 +65,7 @@ static NS_PER_TICK_Q32: AtomicU64 = AtomicU64::new(1 << 32);
 /// boot). Convert differences with [`ticks_to_ns`].
 #[inline(always)]
 pub(crate) fn ticks() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if USE_TSC.load(Relaxed) {
-        // SAFETY: `rdtsc` has no preconditions and exists on every x86_64 CPU.
-        return unsafe { core::arch::x86_64::_rdtsc() };
-    }
-    monotonic_ns()
+    tsc_ticks().unwrap_or_else(monotonic_ns)
 }
 
 /// The clock if it is the TSC (one `rdtsc`, no call); `None` elsewhere.

@@ -104,16 +104,7 @@ thread_local! {
 /// A flow id unique in the process (never 0).
 #[inline]
 fn next_flow() -> u64 {
-    FLOWS.with(|f| {
-        let (next, end) = f.get();
-        if next != end {
-            f.set((next + 1, end));
-            return next;
-        }
-        let start = NEXT_FLOW.fetch_add(FLOW_BLOCK, Relaxed);
-        f.set((start + 1, start + FLOW_BLOCK));
-        start
-    })
+    FLOWS.with(|f| super::task::next_in_block(f, &NEXT_FLOW, FLOW_BLOCK))
 }
 
 /// Turns the scheduler trace on or off for the whole process.
