@@ -699,9 +699,22 @@ pub fn observe_from_env() {
                 });
                 scraipe::rt::observe::set_tracing(true)
             }
+            // The trace with a ring of exactly N records per thread (size cap = hard limit,
+            // no minimum age), to see how the ring's size alone moves its cost.
+            p if p.starts_with("trace-ring=") => {
+                let n = p["trace-ring=".len()..]
+                    .parse()
+                    .expect("VERSUS_OBSERVE: trace-ring=N takes a number");
+                scraipe::rt::observe::set_trace_limits(scraipe::rt::observe::TraceLimits {
+                    capacity: n,
+                    min_age: std::time::Duration::ZERO,
+                    max_capacity: n,
+                });
+                scraipe::rt::observe::set_tracing(true)
+            }
             "counters" => {} // always on with the feature
             other => panic!(
-                "VERSUS_OBSERVE: unknown part {other:?} (timing, timing=N, trace, trace-capped, trace-max=N, counters)"
+                "VERSUS_OBSERVE: unknown part {other:?} (timing, timing=N, trace, trace-capped, trace-max=N, trace-ring=N, counters)"
             ),
         }
     }

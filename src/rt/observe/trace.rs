@@ -31,7 +31,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-/// Records per segment: the unit a ring grows, recycles and frees by (40 KiB).
+/// Records per segment: the unit a ring grows, recycles and frees by (32 KiB).
 pub const SEGMENT: usize = 1024;
 
 /// The flight recorder's limits, per recording thread (see the [module docs](self)).
@@ -46,12 +46,13 @@ pub struct TraceLimits {
 }
 
 impl Default for TraceLimits {
-    /// 16,384 records (640 KiB), 2 s, at most 32,768 records (1.25 MiB) per thread.
+    /// 16,384 records (512 KiB), 2 s, at most 32,768 records (1 MiB) per thread.
     ///
     /// The hard limit is what a busy thread's ring grows to, and the ring is written
     /// sequentially: past the core's L2 cache (2 MiB here), every record's line comes from
     /// further out. With 131,072 records (5 MiB) the HTTP benchmark's trace cost +13.8 %,
-    /// with 32,768 +10.1 % (21 interleaved rounds, see DESIGN.md).
+    /// with 32,768 +10.1 % (21 interleaved rounds, see DESIGN.md; records were 40 bytes then,
+    /// 32 now).
     fn default() -> Self {
         TraceLimits {
             capacity: 1 << 14,
@@ -228,12 +229,27 @@ pub(crate) struct Record {
     pub(crate) b: u64,
 }
 
+/// One record: 32 bytes, two to a cache line (a 40-byte slot spread records over more lines
+/// and cost the HTTP row's trace more; see DESIGN.md §1.11).
+#[repr(C, align(32))]
 struct Slot {
+    /// The seqlock word: bits 0–31 the sequence number (`2 × position + 1` while the slot is
+    /// written, `2 × position + 2` once it is, truncated to 32 bits), bits 32–39 the kind,
+    /// bits 40–63 `w`. The kind and `w` ride in the word the writer stores last anyway.
     seq: AtomicU64,
+    /// The raw stamp (timing-clock ticks).
     ts: AtomicU64,
-    head: AtomicU64,
     a: AtomicU64,
     b: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
+
+/// The low 32 bits a slot's seqlock word holds for `2 × pos + add` (`add`: 1 while the record
+/// at `pos` is written, 2 once it is).
+#[inline(always)]
+fn seq32(pos: u64, add: u64) -> u64 {
+    (2 * pos + add) & 0xFFFF_FFFF
 }
 
 /// A run of slots, filled in order.
@@ -251,7 +267,6 @@ impl Segment {
                 .map(|_| Slot {
                     seq: AtomicU64::new(0),
                     ts: AtomicU64::new(0),
-                    head: AtomicU64::new(0),
                     a: AtomicU64::new(0),
                     b: AtomicU64::new(0),
                 })
@@ -360,15 +375,14 @@ impl Ring {
     fn write(&self, writer: &mut Writer, ts: u64, kind: Kind, w: u32, a: u64, b: u64) {
         let pos = writer.pos;
         let slot = &writer.seg.slots[writer.index];
-        slot.seq.store(2 * pos + 1, Relaxed);
+        slot.seq.store(seq32(pos, 1), Relaxed);
         // Orders the odd marker before the field stores (the seqlock writer's fence).
         fence(Release);
         slot.ts.store(ts, Relaxed);
-        slot.head
-            .store(u64::from(kind as u8) | (u64::from(w) << 8), Relaxed);
         slot.a.store(a, Relaxed);
         slot.b.store(b, Relaxed);
-        slot.seq.store(2 * pos + 2, Release);
+        let head = u64::from(kind as u8) | (u64::from(w & 0xFF_FFFF) << 8);
+        slot.seq.store(seq32(pos, 2) | head << 32, Release);
         writer.index += 1;
         writer.pos = pos + 1;
     }
@@ -405,50 +419,56 @@ impl Ring {
     /// The records still in the ring, oldest first; slots being overwritten are skipped.
     pub(crate) fn read(&self) -> Vec<Record> {
         let segments: Vec<Arc<Segment>> = self.segments.lock().iter().cloned().collect();
-        let mut out: Vec<(u64, Record)> = Vec::with_capacity(segments.len() * self.segment_len);
+        // (index in its segment, then position; seqlock word; record)
+        let mut out: Vec<(u64, u64, Record)> =
+            Vec::with_capacity(segments.len() * self.segment_len);
         for seg in &segments {
             let from = out.len();
-            for slot in seg.slots.iter() {
-                let seq = slot.seq.load(Acquire);
-                if seq == 0 || seq % 2 == 1 {
+            for (index, slot) in seg.slots.iter().enumerate() {
+                let word = slot.seq.load(Acquire);
+                if word % 2 == 1 {
                     continue;
                 }
                 let ts = slot.ts.load(Relaxed);
-                let head = slot.head.load(Relaxed);
                 let a = slot.a.load(Relaxed);
                 let b = slot.b.load(Relaxed);
                 // Orders the field loads before the re-check (the seqlock reader's fence).
                 fence(Acquire);
-                if slot.seq.load(Relaxed) != seq {
+                if slot.seq.load(Relaxed) != word {
                     continue;
                 }
-                let Some(kind) = Kind::from_u8(head as u8) else {
-                    continue;
+                let Some(kind) = Kind::from_u8((word >> 32) as u8) else {
+                    continue; // never written
                 };
                 let record = Record {
                     ts: ticks_since_epoch_to_ns(ts),
                     kind,
-                    w: (head >> 8) as u32,
+                    w: (word >> 40) as u32,
                     a,
                     b,
                 };
-                out.push((seq / 2 - 1, record));
+                out.push((index as u64, word, record));
             }
             // Read after the slots: if any slot of a new round was seen, this is that round's
-            // start, and the previous round's leftovers (older positions) are dropped — they
-            // would leave a hole in the history. (The recycled segment was the oldest.)
+            // start. A slot of this round holds position `first + index`, which its sequence
+            // number confirms; any other is a leftover of an older round (dropped: it would
+            // leave a hole in the history; the recycled segment was the oldest). (A 32-bit
+            // sequence number could only mistake a leftover exactly a multiple of 2^31
+            // records older for a record of this round.)
             let first = seg.first_pos.load(Acquire);
             let mut keep = from;
             for j in from..out.len() {
-                if out[j].0 >= first {
-                    out.swap(keep, j);
+                let (index, word, record) = out[j];
+                let pos = first + index;
+                if word & 0xFFFF_FFFF == seq32(pos, 2) {
+                    out[keep] = (pos, word, record);
                     keep += 1;
                 }
             }
             out.truncate(keep);
         }
-        out.sort_unstable_by_key(|(pos, _)| *pos);
-        out.into_iter().map(|(_, r)| r).collect()
+        out.sort_unstable_by_key(|(pos, _, _)| *pos);
+        out.into_iter().map(|(_, _, r)| r).collect()
     }
 }
 
@@ -848,6 +868,28 @@ mod tests {
         assert!((64..=80).contains(&last.len()), "{} kept", last.len());
         let from = N + 1 - last.len() as u64;
         assert_eq!(last, (from..=N).collect::<Vec<_>>());
+    }
+
+    /// A slot keeps 32 bits of its sequence number: a ring whose positions pass 2^31 (the
+    /// number wraps) still returns its records in order, and drops its writer segment's
+    /// leftovers of the previous round.
+    #[test]
+    fn records_past_the_32_bit_sequence_wrap_stay_ordered() {
+        let ring = Ring::new("test".into(), 0, 16, limits(32, Duration::ZERO, 32));
+        // The kept records straddle position 2^31 − 1, whose sequence number is 2^32 ≡ 0.
+        let start = (1u64 << 31) - 70;
+        // SAFETY: this thread is the ring's only writer, and nothing else touches it yet.
+        unsafe { &mut *ring.writer.get() }.pos = start;
+        ring.segments.lock()[0].first_pos.store(start, Relaxed);
+        for i in 0..100u64 {
+            ring.push(Kind::Wake, 7, start + i, !(start + i));
+        }
+        let recs = ring.read();
+        // 100 written through 16-slot segments, at most 3 segments kept: the last 100 % 16 = 4
+        // of the writer's segment and two full ones before it.
+        let got: Vec<u64> = recs.iter().map(|r| r.a).collect();
+        assert_eq!(got, (start + 100 - 36..start + 100).collect::<Vec<_>>());
+        assert!(recs.iter().all(|r| r.b == !r.a && r.w == 7 && r.kind == Kind::Wake));
     }
 
     /// Young records are kept past the size cap, up to the hard limit; once they age, the ring
