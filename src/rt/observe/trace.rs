@@ -14,9 +14,10 @@
 //! so memory returns to `capacity` after a burst.
 //!
 //! A slot is a seqlock: the writer stores an odd sequence number, the fields, then the even
-//! number that names the record's position (`2 × position + 2`); a reader keeps a slot only when
-//! it reads the same even number before and after the fields. A record being overwritten while
-//! it is read is skipped, never returned torn.
+//! number that names the record's position (`2 × position + 2`, its low 32 bits, in the same
+//! word as the record's kind); a reader keeps a slot only when it reads the same word before
+//! and after the fields, and the number matches the position the slot has in its segment's
+//! current round. A record being overwritten while it is read is skipped, never returned torn.
 //!
 //! Recording is off until [`set_tracing`]`(true)`; while off each hook costs one relaxed load.
 
