@@ -337,13 +337,40 @@ thread_local! {
     /// (`TAG_*`). One word: a self-wake is recognised by one compare — the tag makes a wake
     /// inside a driver turn differ from the task's own address.
     static CTX: Cell<usize> = const { Cell::new(0) };
-    /// The worker this thread drives: its index and watchdog slot (null: none).
-    static WORKER: Cell<(u32, *const PollSlot)> = const { Cell::new((NO_WORKER, std::ptr::null())) };
+    /// The worker this thread drives (see [`Driving`]).
+    static WORKER: Cell<Driving> = const { Cell::new(Driving::NONE) };
     /// The task blocked in `block_on` on this thread while the worker drives other work, and
     /// its worker's slot (see [`blocking_section`]).
     static BLOCKED: Cell<(usize, *const PollSlot)> = const { Cell::new((0, std::ptr::null())) };
     /// This thread's block of task ids: the next one and the block's end.
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// The worker a thread drives, as its hooks need it.
+#[derive(Clone, Copy)]
+struct Driving {
+    /// Its index (`NO_WORKER`: none).
+    index: u32,
+    /// Its index as the poller's word's worker field ([`worker_bits`]), ready for a poll start
+    /// to `or` in.
+    bits: u64,
+    /// Its watchdog slot (null: none).
+    slot: *const PollSlot,
+}
+
+impl Driving {
+    const NONE: Driving = Driving {
+        index: NO_WORKER,
+        bits: 0,
+        slot: std::ptr::null(),
+    };
+}
+
+/// Worker `index` in the poller's word's worker field: `index + 1`, all ones past 8,189 (not
+/// recorded), 0 for `NO_WORKER` (a thread of the blocking pool or `block_on`: none).
+#[inline]
+fn worker_bits(index: u32) -> u64 {
+    u64::from(index.wrapping_add(1)).min(WORKER_BITS) << WORKER_SHIFT
 }
 
 /// The task of a `CTX` value (its tag bits ignored).
@@ -396,7 +423,9 @@ impl TaskObs {
             trace::spawn(id, location);
         }
         TaskObs {
-            word: AtomicU64::new(0),
+            // The first poll looks like a lone self-wake's, so a poll start tells both apart
+            // from the rest with one compare (`count_poll`; `count_causes` drops the bit).
+            word: AtomicU64::new(SELF_BIT),
             id_late: AtomicU64::new(id),
             site: AtomicPtr::new(location as *const Location<'static> as *mut ()),
         }
@@ -611,8 +640,8 @@ pub(crate) fn link_at_spawn() -> bool {
 #[inline(always)]
 pub(crate) fn poll_start(header: &Header) -> PollGuard {
     let obs = &header.obs;
-    let (worker, slot) = WORKER.with(|w| w.get());
-    let word = count_poll(obs, worker);
+    let Driving { bits, slot, .. } = WORKER.with(|w| w.get());
+    let word = count_poll(obs, bits);
     let prev = CTX.with(|c| c.replace(obs as *const TaskObs as usize));
     let mode = mode::get();
     let cold = if mode != 0 {
@@ -636,13 +665,20 @@ pub(crate) fn poll_start(header: &Header) -> PollGuard {
 /// This thread starts driving worker `index` (whose watchdog slot is `slot`); the guard
 /// restores what it drove before.
 pub(crate) fn enter_worker(index: usize, slot: &PollSlot) -> WorkerScope {
-    WorkerScope(WORKER.with(|w| w.replace((index as u32, slot))))
+    let index = u32::try_from(index).unwrap_or(NO_WORKER - 1);
+    WorkerScope(WORKER.with(|w| {
+        w.replace(Driving {
+            index,
+            bits: worker_bits(index),
+            slot,
+        })
+    }))
 }
 
 /// The worker this thread drives stops running tasks for now (it goes to sleep, or the thread
 /// stops driving it): its run stretch ends (if one is open: timing may be off by now).
 pub(crate) fn close_run_stretch() {
-    let slot = WORKER.with(|w| w.get()).1;
+    let slot = WORKER.with(|w| w.get()).slot;
     if !slot.is_null() {
         // SAFETY: the slot lives in the runtime's shared state, which the worker this thread
         // drives keeps alive.
@@ -650,7 +686,7 @@ pub(crate) fn close_run_stretch() {
     }
 }
 
-pub(crate) struct WorkerScope((u32, *const PollSlot));
+pub(crate) struct WorkerScope(Driving);
 
 impl Drop for WorkerScope {
     fn drop(&mut self) {
@@ -698,40 +734,43 @@ fn poll_start_rare(obs: &TaskObs, mode: u8, slot: *const PollSlot) {
 /// Bits of a `PollGuard::cold` word that hold the switches.
 const MODE_BITS: u32 = 3;
 
-/// The counting half of [`poll_start`]: one more poll of `obs`'s task, on `worker`. Returns
-/// the poller's word as it was before.
+/// The counting half of [`poll_start`]: one more poll of `obs`'s task, on the worker whose
+/// word field is `worker` ([`worker_bits`]). Returns the poller's word as it was before.
 #[inline(always)]
-fn count_poll(obs: &TaskObs, worker: u32) -> u64 {
-    // One more poll, on this worker; the cause and channel bits are taken and cleared. (No
-    // worker on the blocking pool: `NO_WORKER + 1` wraps to 0, "none".)
+fn count_poll(obs: &TaskObs, worker: u64) -> u64 {
+    // One more poll, on this worker; the cause and channel bits are taken and cleared.
     let word = obs.word.load(Relaxed);
-    let on = u64::from(worker.wrapping_add(1)).min(WORKER_BITS);
-    obs.word.store(
-        (word & !FLAGS_MASK).wrapping_add(1 << POLLS_SHIFT) | on << WORKER_SHIFT,
-        Relaxed,
-    );
-    let cause = word & CAUSE_MASK;
-    let late = obs.id_late.load(Relaxed) >> LATE_SHIFT;
-    let counted = cause == SELF_BIT || (cause == 0 && word >> POLLS_SHIFT == 0);
-    if late != 0 || !counted || word >= POLLS_FULL {
-        count_causes(obs, word, late);
+    obs.word
+        .store((word & !FLAGS_MASK).wrapping_add(1 << POLLS_SHIFT) | worker, Relaxed);
+    // The common poll counts nothing else: its cause is the task's own wake alone (or it is
+    // the first poll, marked so at spawn), no late wake came, and the count does not wrap.
+    if word & CAUSE_MASK != SELF_BIT
+        || obs.id_late.load(Relaxed) > ID_MASK
+        || word >= POLLS_FULL
+    {
+        count_causes(obs, word);
     }
     word
 }
 
 /// Counts what caused a poll that is not a first poll or a lone self-wake's (`word`: the
-/// poller's word before this poll started; `late`: the late bits the poll start saw, taken
-/// here); and carries a full poll count into the `Ext`.
+/// poller's word before this poll started), taking the late bits; and carries a full poll
+/// count into the `Ext`.
 #[cold]
 #[inline(never)]
-fn count_causes(obs: &TaskObs, word: u64, late: u64) {
-    // (A late wake that arrives after the poll start's load is counted by the next poll.)
-    let late = match late {
-        0 => 0,
-        _ => obs.id_late.fetch_and(ID_MASK, Relaxed) >> LATE_SHIFT,
+fn count_causes(obs: &TaskObs, word: u64) {
+    // (A late wake that arrives after this is counted by the next poll.)
+    let late = match obs.id_late.load(Relaxed) > ID_MASK {
+        false => 0,
+        true => obs.id_late.fetch_and(ID_MASK, Relaxed) >> LATE_SHIFT,
     };
-    let bits = (word & CAUSE_MASK) | late;
     let first = word >> POLLS_SHIFT == 0;
+    // A first poll's self bit is the mark `TaskObs::new` left, not a wake.
+    let own = match first {
+        true => word & CAUSE_MASK & !SELF_BIT,
+        false => word & CAUSE_MASK,
+    };
+    let bits = own | late;
     if word >= POLLS_FULL {
         // The count in the word wrapped to 0 with this poll's increment; its bits are gone.
         let ext = obs.ext_or_install();
@@ -840,7 +879,7 @@ impl PollGuard {
             }
             trace::poll_end(obs.id(), ready);
         }
-        let slot = WORKER.with(|w| w.get()).1;
+        let slot = WORKER.with(|w| w.get()).slot;
         if slot.is_null() {
             return;
         }
@@ -877,7 +916,7 @@ fn timing_end(obs: &TaskObs, started: u64) {
         obs.ext_or_install().woken_at.store(now.max(1), Relaxed);
         obs.word.store(word | STAMPED, Relaxed);
     }
-    let slot = WORKER.with(|w| w.get()).1;
+    let slot = WORKER.with(|w| w.get()).slot;
     if !slot.is_null() {
         // SAFETY: as in `poll_start_cold`.
         unsafe { &*slot }.timing.poll.record_owned(took);
@@ -888,7 +927,7 @@ fn timing_end(obs: &TaskObs, started: u64) {
 /// is not "in a long poll". The guard publishes it again when `block_on` returns.
 pub(crate) fn blocking_section() -> BlockingSection {
     let task = CTX.with(|c| c.get()) & !TAG_MASK;
-    let slot = WORKER.with(|w| w.get()).1;
+    let slot = WORKER.with(|w| w.get()).slot;
     if task != 0 && !slot.is_null() {
         // SAFETY: see `poll_start_cold`.
         unsafe { &*slot }.clear();
@@ -975,7 +1014,7 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
         (TAG_REACTOR, _) => WakeSource::Reactor,
         (TAG_TIMER, _) => WakeSource::Timer,
         (_, None) => WakeSource::Outside,
-        (_, Some(_)) => match WORKER.with(|w| w.get()).0 {
+        (_, Some(_)) => match WORKER.with(|w| w.get()).index {
             NO_WORKER => WakeSource::Outside,
             w if Some(w as usize) == last_worker_of(obs.word.load(Relaxed)) => {
                 WakeSource::SameWorker
@@ -994,7 +1033,7 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
         obs.id_late.fetch_or(late_bit(bit), Relaxed);
     }
     if let Some(waker) = waker.filter(|t| !std::ptr::eq(*t, obs)) {
-        let worker = WORKER.with(|w| w.get()).0;
+        let worker = WORKER.with(|w| w.get()).index;
         let packed = (waker.id() << 16) | u64::from(worker.min(0xFFFF));
         let ext = obs.ext_or_install();
         if ext.woken_by.load(Relaxed) != packed {
@@ -1069,10 +1108,10 @@ mod tests {
     #[test]
     fn lone_self_wakes_are_counted_without_an_ext() {
         let obs = TaskObs::new();
-        count_poll(&obs, 0);
+        count_poll(&obs, worker_bits(0));
         for _ in 0..5 {
             self_wake(&obs);
-            count_poll(&obs, 1);
+            count_poll(&obs, worker_bits(1));
         }
         assert_eq!(obs.polls(), 6);
         assert_eq!(obs.wake_counts().self_wake, 5);
@@ -1081,21 +1120,39 @@ mod tests {
         assert!(obs.ext().is_none(), "a yield loop never needs its Ext");
     }
 
+    /// `TaskObs::new` marks the first poll as if self-woken (so the common poll start is one
+    /// compare): that mark is never counted as a wake.
+    #[test]
+    fn the_first_polls_mark_is_not_a_self_wake() {
+        let quiet = TaskObs::new();
+        count_poll(&quiet, worker_bits(0));
+        assert_eq!((quiet.polls(), quiet.wake_counts().total()), (1, 0));
+        assert!(quiet.ext().is_none(), "a first poll counts nothing out of line");
+
+        // Woken by another thread before its first poll (it was still scheduled: a late wake).
+        let woken = TaskObs::new();
+        late_wake(&woken, WakeSource::Outside);
+        count_poll(&woken, worker_bits(0));
+        let w = woken.wake_counts();
+        assert_eq!((w.outside, w.self_wake, w.total()), (1, 0, 1), "{w:?}");
+        assert_eq!(woken.ext().unwrap().also_self.load(Relaxed), 0);
+    }
+
     #[test]
     fn self_wakes_stay_exact_next_to_other_sources() {
         let obs = TaskObs::new();
-        count_poll(&obs, 0); // 1: first poll
+        count_poll(&obs, worker_bits(0)); // 1: first poll
         self_wake(&obs);
-        count_poll(&obs, 0); // 2: self
+        count_poll(&obs, worker_bits(0)); // 2: self
         late_wake(&obs, WakeSource::Outside);
-        count_poll(&obs, 0); // 3: outside
+        count_poll(&obs, worker_bits(0)); // 3: outside
         self_wake(&obs);
         late_wake(&obs, WakeSource::Timer);
         late_wake(&obs, WakeSource::Outside);
-        count_poll(&obs, 0); // 4: self + timer + outside
+        count_poll(&obs, worker_bits(0)); // 4: self + timer + outside
         self_wake(&obs);
-        count_poll(&obs, 0); // 5: self
-        count_poll(&obs, 0); // 6: no recorded cause
+        count_poll(&obs, worker_bits(0)); // 5: self
+        count_poll(&obs, worker_bits(0)); // 6: no recorded cause
         let w = obs.wake_counts();
         assert_eq!(obs.polls(), 6);
         assert_eq!(
@@ -1113,7 +1170,7 @@ mod tests {
         let full = (1u64 << (64 - POLLS_SHIFT)) - 1;
         obs.word.store(full << POLLS_SHIFT | SELF_BIT, Relaxed);
         assert_eq!(obs.polls(), full);
-        count_poll(&obs, NO_WORKER);
+        count_poll(&obs, worker_bits(NO_WORKER));
         assert_eq!(
             obs.polls(),
             full + 1,
@@ -1123,7 +1180,7 @@ mod tests {
         assert_eq!(obs.wake_counts().self_wake, full);
         assert_eq!(obs.last_worker(), None);
         self_wake(&obs);
-        count_poll(&obs, 2);
+        count_poll(&obs, worker_bits(2));
         assert_eq!(obs.polls(), full + 2);
         assert_eq!(obs.wake_counts().self_wake, full + 1);
         assert_eq!(obs.last_worker(), Some(2));
@@ -1132,15 +1189,15 @@ mod tests {
     #[test]
     fn worker_indexes_past_the_words_field_are_not_misattributed() {
         let obs = TaskObs::new();
-        count_poll(&obs, 8189);
+        count_poll(&obs, worker_bits(8189));
         assert_eq!(obs.last_worker(), Some(8189));
-        count_poll(&obs, 8190);
+        count_poll(&obs, worker_bits(8190));
         assert_eq!(
             obs.last_worker(),
             None,
             "too large for the word: unknown, not another worker"
         );
-        count_poll(&obs, 70_000);
+        count_poll(&obs, worker_bits(70_000));
         assert_eq!(obs.last_worker(), None);
         assert_eq!(
             obs.polls(),
@@ -1154,8 +1211,8 @@ mod tests {
         let obs = TaskObs::new();
         let site = obs.location();
         late_wake(&obs, WakeSource::Reactor);
-        count_poll(&obs, 0);
-        count_poll(&obs, 0);
+        count_poll(&obs, worker_bits(0));
+        count_poll(&obs, worker_bits(0));
         let ext = obs.ext().expect("a reactor wake is counted in the Ext") as *const Ext;
         assert!(std::ptr::eq(obs.location(), site));
         assert_eq!(obs.wake_counts().reactor, 1);
