@@ -131,13 +131,19 @@ impl BlockingPool {
         let _ = self.inner.runtime.set(shared);
     }
 
-    pub(crate) fn spawn<F, R>(&self, f: F) -> JoinHandle<R>
+    pub(crate) fn spawn<F, R>(
+        &self,
+        f: F,
+        #[cfg(feature = "observatory")] site: super::SpawnLoc,
+    ) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (notified, handle) =
+        let (notified, handle) = super::sited!(
             task::spawn_task(BlockingTask(Some(f)), BlockingSchedule(self.inner.clone()));
+            site
+        );
         if let Some(n) = notified {
             push(&self.inner, n);
         }

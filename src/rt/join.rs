@@ -198,7 +198,6 @@ impl<T: Send + 'static> JoinSet<T> {
     where
         F: Future<Output = T> + Send + 'static,
     {
-        super::spawn_site!();
         self.insert(super::spawn(future));
     }
 
@@ -208,7 +207,6 @@ impl<T: Send + 'static> JoinSet<T> {
     where
         F: Future<Output = T> + Send + 'static,
     {
-        super::spawn_site!();
         self.insert(handle.spawn(future));
     }
 }

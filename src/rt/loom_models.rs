@@ -108,7 +108,7 @@ impl Queue {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (notified, handle) = task::spawn_task(future, self.clone());
+        let (notified, handle) = crate::rt::sited!(task::spawn_task(future, self.clone()); std::panic::Location::caller());
         if let Some(n) = notified {
             self.schedule(n);
         }
@@ -448,13 +448,13 @@ fn wake_races_runtime_shutdown_and_drop() {
         });
         let gate = Gate::new();
         let drops = Arc::new(AtomicUsize::new(0));
-        let (first, mut h) = task::spawn_task(
+        let (first, mut h) = crate::rt::sited!(task::spawn_task(
             Gated {
                 gate: gate.clone(),
                 drops: drops.clone(),
             },
-            RtSched(rt.clone()),
-        );
+            RtSched(rt.clone())
+        ); std::panic::Location::caller());
         // Run it once so it parks on the gate, its waker stored there.
         first.expect("list open").run();
         let waker_thread = thread::spawn(move || gate.open());

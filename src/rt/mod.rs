@@ -86,8 +86,43 @@ use blocking::BlockingPool;
 use scheduler::{Config, Shared};
 use shutdown::{ExitLatch, LatchGuard};
 
-/// At a public spawn entry point (marked `#[cfg_attr(feature = "observatory", track_caller)]`):
-/// records the caller as the spawn site of the task about to be allocated on this thread.
+/// Where a task was spawned, as the spawn path carries it down to the task's allocation (the
+/// observatory's; the parameter exists only with the feature: `#[cfg]` on the parameter).
+#[cfg(feature = "observatory")]
+pub(crate) type SpawnLoc = &'static std::panic::Location<'static>;
+
+/// A call along the spawn path: with the `observatory` feature the spawn site is passed as
+/// one more, last argument; without it the call is written exactly as if the parameter had
+/// never existed (so the compiled-out runtime is the same code, token for token).
+///
+/// The site is usually `std::panic::Location::caller()` in a function marked
+/// `#[cfg_attr(feature = "observatory", track_caller)]`: its caller is then the spawn site,
+/// and `#[track_caller]` passes through nested entry points (`JoinSet::spawn` → `spawn`
+/// reports the `JoinSet::spawn` caller).
+#[cfg(feature = "observatory")]
+macro_rules! sited {
+    ($recv:ident . $($method:ident).+ ( $($arg:expr),* ); $site:expr) => {
+        $recv.$($method).+($($arg,)* $site)
+    };
+    ($($f:ident)::+ ( $($arg:expr),* ); $site:expr) => {
+        $($f)::+($($arg,)* $site)
+    };
+}
+#[cfg(not(feature = "observatory"))]
+macro_rules! sited {
+    ($recv:ident . $($method:ident).+ ( $($arg:expr),* ); $site:expr) => {
+        $recv.$($method).+($($arg),*)
+    };
+    ($($f:ident)::+ ( $($arg:expr),* ); $site:expr) => {
+        $($f)::+($($arg),*)
+    };
+}
+pub(crate) use sited;
+
+/// At a public spawn entry point whose spawn path crosses a closure or a trait object (where
+/// `#[track_caller]` cannot follow, e.g. an executor's `submit`): records the caller as the
+/// spawn site of the task about to be allocated on this thread, over the `SpawnLoc` the path
+/// carries.
 macro_rules! spawn_site {
     () => {
         #[cfg(feature = "observatory")]
@@ -456,7 +491,6 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        spawn_site!();
         self.handle.spawn(future)
     }
 
@@ -467,7 +501,6 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_site!();
         self.handle.spawn_blocking(f)
     }
 
@@ -586,8 +619,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        spawn_site!();
-        self.shared.spawn(future)
+        sited!(self.shared.spawn(future); std::panic::Location::caller())
     }
 
     /// Runs `f` on the blocking pool and returns a handle to its result. Use it for work that
@@ -598,8 +630,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_site!();
-        self.shared.blocking.spawn(f)
+        sited!(self.shared.blocking.spawn(f); std::panic::Location::caller())
     }
 
     /// Runs a future to completion on the calling thread, with this runtime as the current one.
@@ -732,9 +763,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    spawn_site!();
+    #[cfg(feature = "observatory")]
+    let site = std::panic::Location::caller();
     // Straight to the current runtime, without cloning a `Handle` on the way.
-    context::with_current_shared(|shared| shared.spawn(future)).unwrap_or_else(|| {
+    context::with_current_shared(|shared| sited!(shared.spawn(future); site)).unwrap_or_else(|| {
         panic!(
             "scraipe::rt::spawn called outside a scraipe runtime: call it from a task, inside \
              Runtime::block_on, or after Handle::enter (or use Handle::spawn)"
@@ -752,7 +784,6 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    spawn_site!();
     Handle::current().spawn_blocking(f)
 }
 

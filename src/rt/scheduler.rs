@@ -187,13 +187,17 @@ impl Shared {
     /// Spawns a task: onto the current worker's deque when called from one of our workers,
     /// else onto the injector.
     #[cfg_attr(feature = "observatory", inline(always))]
-    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> super::JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(
+        self: &Arc<Self>,
+        future: F,
+        #[cfg(feature = "observatory")] site: super::SpawnLoc,
+    ) -> super::JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let scheduler = TaskScheduler(self.clone());
-        let (notified, handle) = super::task::spawn_task(future, scheduler);
+        let (notified, handle) = super::sited!(super::task::spawn_task(future, scheduler); site);
         context::with_worker(|w| match w {
             Some(w) if Arc::ptr_eq(&w.shared, self) => {
                 w.remote().metrics.add_spawned();

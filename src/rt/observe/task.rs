@@ -30,7 +30,8 @@
 //! waking task and its worker) is a relaxed store by the waker — a fact, not a counter.
 //!
 //! **What the always-on part costs** (see DESIGN.md §1.11, "What it costs"): a spawn takes an
-//! id from a per-thread block and the spawn site from a thread-local and writes three words; a
+//! id from a per-thread block, checks a thread-local for a recorded spawn site (the executors'),
+//! and writes three words; a
 //! poll does one load + store of the poller's word, a load of `late`, a swap of the one-word
 //! current-task thread-local (`CTX`) and one load of the switch byte ([`mode`](super::mode))
 //! at each end; a self-wake is one thread-local compare and a load + store. A wake by another
@@ -412,12 +413,11 @@ fn new_block(block: &Cell<(u64, u64)>, shared: &AtomicU64, size: u64) -> u64 {
 }
 
 impl TaskObs {
-    /// Identity for a task being allocated: the spawn site recorded by the entry point, or —
-    /// for internal spawns that have none — the allocation's own caller.
+    /// Identity for a task being allocated at `site` (the spawn path's caller), unless an
+    /// entry point the path's `#[track_caller]` cannot follow recorded its own ([`SpawnSite`]).
     #[inline]
-    #[track_caller]
-    pub(crate) fn new() -> TaskObs {
-        let location = SPAWN_SITE.with(|s| s.get()).unwrap_or(Location::caller());
+    pub(crate) fn new(site: &'static Location<'static>) -> TaskObs {
+        let location = SPAWN_SITE.with(|s| s.get()).unwrap_or(site);
         let id = next_id();
         if mode::get() & TRACE != 0 {
             trace::spawn(id, location);
@@ -589,10 +589,11 @@ fn worker_opt(w: u32) -> Option<usize> {
     (w != NO_WORKER).then_some(w as usize)
 }
 
-/// Records the caller of a public spawn entry point for the allocation it leads to. The
-/// outermost entry point wins (`JoinSet::spawn` → `spawn` → `Handle::spawn` reports the
-/// `JoinSet::spawn` caller), so entry points need not thread `#[track_caller]` through every
-/// internal function and closure.
+/// Records the caller of a public spawn entry point for the allocation it leads to, where the
+/// spawn path crosses a trait object or a closure that `#[track_caller]` cannot follow (the
+/// executors' `submit` and `spawn_blocking`); elsewhere the path carries the site as a
+/// parameter (`rt::sited!`). The outermost entry point wins, and a recorded site wins over the
+/// carried one.
 pub(crate) struct SpawnSite {
     outermost: bool,
 }
@@ -740,14 +741,13 @@ const MODE_BITS: u32 = 3;
 fn count_poll(obs: &TaskObs, worker: u64) -> u64 {
     // One more poll, on this worker; the cause and channel bits are taken and cleared.
     let word = obs.word.load(Relaxed);
-    obs.word
-        .store((word & !FLAGS_MASK).wrapping_add(1 << POLLS_SHIFT) | worker, Relaxed);
+    obs.word.store(
+        (word & !FLAGS_MASK).wrapping_add(1 << POLLS_SHIFT) | worker,
+        Relaxed,
+    );
     // The common poll counts nothing else: its cause is the task's own wake alone (or it is
     // the first poll, marked so at spawn), no late wake came, and the count does not wrap.
-    if word & CAUSE_MASK != SELF_BIT
-        || obs.id_late.load(Relaxed) > ID_MASK
-        || word >= POLLS_FULL
-    {
+    if word & CAUSE_MASK != SELF_BIT || obs.id_late.load(Relaxed) > ID_MASK || word >= POLLS_FULL {
         count_causes(obs, word);
     }
     word
@@ -1107,7 +1107,7 @@ mod tests {
 
     #[test]
     fn lone_self_wakes_are_counted_without_an_ext() {
-        let obs = TaskObs::new();
+        let obs = TaskObs::new(Location::caller());
         count_poll(&obs, worker_bits(0));
         for _ in 0..5 {
             self_wake(&obs);
@@ -1124,13 +1124,16 @@ mod tests {
     /// compare): that mark is never counted as a wake.
     #[test]
     fn the_first_polls_mark_is_not_a_self_wake() {
-        let quiet = TaskObs::new();
+        let quiet = TaskObs::new(Location::caller());
         count_poll(&quiet, worker_bits(0));
         assert_eq!((quiet.polls(), quiet.wake_counts().total()), (1, 0));
-        assert!(quiet.ext().is_none(), "a first poll counts nothing out of line");
+        assert!(
+            quiet.ext().is_none(),
+            "a first poll counts nothing out of line"
+        );
 
         // Woken by another thread before its first poll (it was still scheduled: a late wake).
-        let woken = TaskObs::new();
+        let woken = TaskObs::new(Location::caller());
         late_wake(&woken, WakeSource::Outside);
         count_poll(&woken, worker_bits(0));
         let w = woken.wake_counts();
@@ -1140,7 +1143,7 @@ mod tests {
 
     #[test]
     fn self_wakes_stay_exact_next_to_other_sources() {
-        let obs = TaskObs::new();
+        let obs = TaskObs::new(Location::caller());
         count_poll(&obs, worker_bits(0)); // 1: first poll
         self_wake(&obs);
         count_poll(&obs, worker_bits(0)); // 2: self
@@ -1166,7 +1169,7 @@ mod tests {
 
     #[test]
     fn a_full_poll_count_carries_into_the_ext() {
-        let obs = TaskObs::new();
+        let obs = TaskObs::new(Location::caller());
         let full = (1u64 << (64 - POLLS_SHIFT)) - 1;
         obs.word.store(full << POLLS_SHIFT | SELF_BIT, Relaxed);
         assert_eq!(obs.polls(), full);
@@ -1188,7 +1191,7 @@ mod tests {
 
     #[test]
     fn worker_indexes_past_the_words_field_are_not_misattributed() {
-        let obs = TaskObs::new();
+        let obs = TaskObs::new(Location::caller());
         count_poll(&obs, worker_bits(8189));
         assert_eq!(obs.last_worker(), Some(8189));
         count_poll(&obs, worker_bits(8190));
@@ -1208,7 +1211,7 @@ mod tests {
 
     #[test]
     fn the_ext_keeps_the_spawn_site_and_is_recycled() {
-        let obs = TaskObs::new();
+        let obs = TaskObs::new(Location::caller());
         let site = obs.location();
         late_wake(&obs, WakeSource::Reactor);
         count_poll(&obs, worker_bits(0));
@@ -1218,7 +1221,7 @@ mod tests {
         assert_eq!(obs.wake_counts().reactor, 1);
         drop(obs);
         // The next install on this thread takes the one just given back, cleared.
-        let again = TaskObs::new();
+        let again = TaskObs::new(Location::caller());
         let reused = again.ext_or_install();
         assert!(std::ptr::eq(reused, ext));
         assert_eq!(reused.wakes[WakeSource::Reactor as usize].load(Relaxed), 0);

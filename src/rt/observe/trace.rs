@@ -890,7 +890,9 @@ mod tests {
         // of the writer's segment and two full ones before it.
         let got: Vec<u64> = recs.iter().map(|r| r.a).collect();
         assert_eq!(got, (start + 100 - 36..start + 100).collect::<Vec<_>>());
-        assert!(recs.iter().all(|r| r.b == !r.a && r.w == 7 && r.kind == Kind::Wake));
+        assert!(recs
+            .iter()
+            .all(|r| r.b == !r.a && r.w == 7 && r.kind == Kind::Wake));
     }
 
     /// Young records are kept past the size cap, up to the hard limit; once they age, the ring

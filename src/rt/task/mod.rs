@@ -189,13 +189,17 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// spawned but never polled; the entry is `None` when the list was already closed (shutdown)
 /// and the task was cancelled at once.
 #[cfg_attr(feature = "observatory", inline(always))]
-pub(crate) fn spawn_task<F, S>(future: F, scheduler: S) -> (Option<Notified>, JoinHandle<F::Output>)
+pub(crate) fn spawn_task<F, S>(
+    future: F,
+    scheduler: S,
+    #[cfg(feature = "observatory")] site: crate::rt::SpawnLoc,
+) -> (Option<Notified>, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let (notified, raw) = raw::allocate(future, scheduler);
+    let (notified, raw) = crate::rt::sited!(raw::allocate(future, scheduler); site);
     // SAFETY: `raw` is the handle's reference of a task with output `F::Output`.
     let handle = unsafe { JoinHandle::from_raw(raw) };
     #[cfg(feature = "observatory")]

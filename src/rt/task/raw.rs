@@ -208,7 +208,11 @@ impl Drop for OwnedRef {
 /// Allocates a task. Returns the run-queue entry and the join handle's pointer: two references.
 /// (The owned-task list takes its own when the task first parks: see `LINKED`.)
 #[cfg_attr(feature = "observatory", inline(always))]
-pub(crate) fn allocate<F, S>(future: F, scheduler: S) -> (Notified, NonNull<Header>)
+pub(crate) fn allocate<F, S>(
+    future: F,
+    scheduler: S,
+    #[cfg(feature = "observatory")] site: crate::rt::SpawnLoc,
+) -> (Notified, NonNull<Header>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -242,7 +246,7 @@ where
                 vtable: vtable::<F, S>(),
                 links: UnsafeCell::new(Links::default()),
                 awaiter: UnsafeCell::new(None),
-                obs: crate::rt::observe::TaskObs::new(),
+                obs: crate::rt::observe::TaskObs::new(site),
             });
             std::ptr::addr_of_mut!((*p).scheduler).write(scheduler);
             std::ptr::addr_of_mut!((*p).stage).write(UnsafeCell::new(Stage {
