@@ -1019,6 +1019,29 @@ fn timing_records_busy_time_and_timer_lateness_of_every_poll_and_timer() {
     assert_eq!(json["workers"][0]["timing"]["sampling"], "adaptive");
 }
 
+/// A worker stuck in one long poll is busy: the snapshot counts the run stretch still running,
+/// not only the closed ones.
+#[test]
+fn busy_time_includes_the_stretch_still_running() {
+    observe::set_timing(true);
+    let rt = runtime(1);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let h = rt.spawn(async move {
+        started_tx.send(Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    });
+    let started = started_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let busy = rt.handle().observe_timing()[0].busy;
+    let waited = started.elapsed();
+    assert!(
+        busy >= Duration::from_millis(150) && busy <= waited + Duration::from_millis(50),
+        "busy {busy:?} after {waited:?} inside a 400 ms poll"
+    );
+    h.join().unwrap();
+    assert!(rt.handle().observe_timing()[0].busy >= Duration::from_millis(400));
+}
+
 fn observe_json(rt: &Runtime) -> serde_json::Value {
     let server =
         observe::ObserveServer::start(rt.handle(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();

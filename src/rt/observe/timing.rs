@@ -25,14 +25,15 @@
 //! - Busy time is not sampled: it is the sum of a worker's *run stretches*, from its first
 //!   poll after it wakes up (or starts) to the moment it goes to sleep again (or its thread
 //!   stops driving it). Two clock reads per stretch, where the worker is about to make a
-//!   system call anyway. Timer lateness is not sampled either.
+//!   system call anyway. A snapshot adds the stretch still running, so a worker stuck in one
+//!   long poll shows as busy. Timer lateness is not sampled either.
 //!
 //! Histograms have one bucket per power of two of nanoseconds, so recording is an index
 //! computation and two relaxed load + stores (a worker's histograms have one writer), and
 //! quantiles are good to a factor of two.
 
 use std::cell::Cell;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -337,7 +338,9 @@ impl WorkerTiming {
             if is_current(start) {
                 let ns = ticks_to_ns(ticks().saturating_sub(start));
                 let busy = self.busy_ns.load(Relaxed);
-                self.busy_ns.store(busy.wrapping_add(ns), Relaxed);
+                // Release: a snapshot that sees this total sees the stretch closed (see
+                // `busy`), so it never counts the stretch twice.
+                self.busy_ns.store(busy.wrapping_add(ns), Release);
             }
         }
     }
@@ -455,8 +458,8 @@ pub(crate) struct WorkerTiming {
 pub struct WorkerTimingSnapshot {
     /// Time the worker ran: from its first poll after it wakes up (or starts) to when it goes
     /// to sleep again (or its thread stops driving it), summed. It includes the scheduler's
-    /// work between polls and a search for work before sleeping; a stretch still running is
-    /// not counted yet.
+    /// work between polls and a search for work before sleeping, and the stretch still
+    /// running (so a worker stuck in a long poll shows as busy).
     pub busy: Duration,
     /// How long polls took: the timed polls (see [`sampling`](Self::sampling)).
     pub poll: HistogramSnapshot,
@@ -470,9 +473,25 @@ pub struct WorkerTimingSnapshot {
 }
 
 impl WorkerTiming {
+    /// The busy time so far: the closed stretches and, while timing is on, the one still
+    /// running (a worker stuck in one long poll is busy, not idle).
+    fn busy(&self) -> Duration {
+        // The total first (Acquire, pairing with `close_stretch`): if it already holds the
+        // stretch, the stretch read next is closed (0) or a later one. A stretch closed
+        // between the two loads is left out of this snapshot, never counted twice.
+        let closed = self.busy_ns.load(Acquire);
+        let start = self.stretch.load(Relaxed);
+        let running = if start != 0 && is_timing() && is_current(start) {
+            ticks_to_ns(ticks().saturating_sub(start))
+        } else {
+            0
+        };
+        Duration::from_nanos(closed.wrapping_add(running))
+    }
+
     pub(crate) fn snapshot(&self, timer_lateness: &Histogram) -> WorkerTimingSnapshot {
         WorkerTimingSnapshot {
-            busy: Duration::from_nanos(self.busy_ns.load(Relaxed)),
+            busy: self.busy(),
             poll: self.poll.snapshot(),
             wake_to_poll: self.wake_to_poll.snapshot(),
             timer_lateness: timer_lateness.snapshot(),
