@@ -1,9 +1,10 @@
 //! Per-task identity and counters, and the thread-local state the runtime's hooks consult.
 //!
-//! **Where it lives.** Three words in the task header ([`TaskObs`]: the poller's word, the id
-//! with the `late` bits, the spawn site) and, for a task something other than itself has
-//! woken, an [`Ext`] the spawn-site word then points to (the counters by source, "woken by",
-//! the trace's and timing's per-task stamps). See `TaskObs` for why the header part is small.
+//! **Where it lives.** Two words in the task header ([`TaskObs`]: the poller's word, and the
+//! `late` bits with the id and the spawn site's index in the interned [`SITES`]) and, for a
+//! task something other than itself has woken, an [`Ext`] the second word then points to
+//! (the id and site, the counters by source, "woken by", the trace's and timing's per-task
+//! stamps). See `TaskObs` for why the header part is small.
 //!
 //! Who writes what: every counter (the poll count, the wake counts by source), the last worker
 //! and the channel note only the thread polling the task — it holds `RUNNING`, so a relaxed
@@ -31,7 +32,8 @@
 //!
 //! **What the always-on part costs** (see DESIGN.md §1.11, "What it costs"): a spawn takes an
 //! id from a per-thread block, checks a thread-local for a recorded spawn site (the executors'),
-//! and writes three words; a
+//! looks its site up in the interned table (one hashed load and compare) and writes two
+//! words; a
 //! poll does one load + store of the poller's word, a load of `late`, a swap of the one-word
 //! current-task thread-local (`CTX`) and one load of the switch byte ([`mode`](super::mode))
 //! at each end; a self-wake is one thread-local compare and a load + store. A wake by another
@@ -187,17 +189,94 @@ pub(crate) enum Channel {
 /// The names of the channel kinds, by bit.
 const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
 
-/// `TaskObs::id_late`: the task id in the low bits, the `late` source bits in the top byte.
+/// `TaskObs::id_late`, a pointer-sized word: the `late` source bits in the top byte (bits
+/// 56–63), and below them either the task's identity — bit 0 clear, the id in bits 1–40, the
+/// spawn site's index in [`SITES`] in bits 41–55 — or, once the task has an [`Ext`] (which then
+/// holds both), that `Ext`'s address with bit 0 (`EXT_TAG`) set. A pointer rather than a
+/// `u64`, so the `Ext`'s address keeps its provenance through the late bits' `fetch_or`s
+/// (`AtomicPtr::fetch_or`, `map_addr`): the `Ext` is freed through it.
 const LATE_SHIFT: u32 = 56;
-const ID_MASK: u64 = (1 << LATE_SHIFT) - 1;
-
-/// `TaskObs::site`: tagged with this bit, the pointer is an `Ext` (which holds the spawn site)
-/// instead of the `&'static Location` itself. (Tagged with `map_addr`, so the pointer keeps
-/// its provenance: the `Ext` is freed through it.)
+const LATE_MASK: usize = 0xFF << LATE_SHIFT;
+/// Everything below the late bits.
+const PAYLOAD_MASK: usize = !LATE_MASK;
 const EXT_TAG: usize = 1;
-const _: () = assert!(std::mem::align_of::<Location<'static>>() > EXT_TAG);
+const ID_SHIFT: u32 = 1;
+/// Ids have 40 bits: unique among a process's first 2^40 (~1.1 × 10^12) tasks.
+const ID_BITS: u32 = 40;
+const ID_MASK: u64 = (1 << ID_BITS) - 1;
+const SITE_SHIFT: u32 = ID_SHIFT + ID_BITS;
+const SITE_BITS: u32 = LATE_SHIFT - SITE_SHIFT;
+const _: () = assert!(std::mem::align_of::<Ext>() > EXT_TAG);
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("the observatory packs a task's identity into a 64-bit pointer word");
 
-/// The observatory's part of a task header: three words, in the task's own allocation.
+/// Spawn sites, interned: a task without an `Ext` keeps its site as an index into this table
+/// (15 bits of `id_late`) instead of a third word in every task header. An open-addressing
+/// hash set of `&'static Location`s whose slot number is the index: interning is one hashed
+/// load and compare once a site is in (a site is entered once, by a CAS into an empty slot,
+/// and never leaves). Slot 0 stays empty: index 0 means "not interned" (the table is full),
+/// and such a task gets its `Ext`, which holds the site, at spawn.
+const SITE_SLOTS: usize = 1 << SITE_BITS;
+static SITES: [AtomicPtr<Location<'static>>; SITE_SLOTS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; SITE_SLOTS];
+
+/// The index of `site` in [`SITES`], entered there if it is new; 0 when the table is full.
+#[inline]
+fn site_index(site: &'static Location<'static>) -> usize {
+    let want = site as *const Location<'static> as *mut Location<'static>;
+    // Fibonacci hashing of the address: nearby `Location`s land far apart.
+    let home =
+        ((want.addr() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SITE_BITS)) as usize;
+    let home = home.max(1);
+    if SITES[home].load(Acquire) == want {
+        return home;
+    }
+    site_index_probe(want, home)
+}
+
+#[cold]
+#[inline(never)]
+fn site_index_probe(want: *mut Location<'static>, home: usize) -> usize {
+    let mut i = home;
+    for _ in 1..SITE_SLOTS {
+        let cur = SITES[i].load(Acquire);
+        if cur == want {
+            return i;
+        }
+        if cur.is_null() {
+            match SITES[i].compare_exchange(cur, want, AcqRel, Acquire) {
+                Ok(_) => return i,
+                Err(now) if now == want => return i,
+                Err(_) => {}
+            }
+        }
+        i = (i + 1) & (SITE_SLOTS - 1);
+        if i == 0 {
+            i = 1;
+        }
+    }
+    0
+}
+
+/// The site interned at `index` (not 0).
+fn site_at(index: usize) -> &'static Location<'static> {
+    let site = SITES[index].load(Acquire);
+    // SAFETY: non-null slots hold `&'static Location`s (`site_index`), and the slot was filled
+    // before the task that names it was made (its spawn did it, and the task reached this
+    // thread after that, through a queue, the owned-task list or a waker).
+    unsafe { site.as_ref() }.expect("a task's site index names a filled slot")
+}
+
+/// The id and site index a `TaskObs::id_late` value without an `Ext` holds.
+#[inline(always)]
+fn identity(v: usize) -> (u64, usize) {
+    (
+        (v >> ID_SHIFT) as u64 & ID_MASK,
+        (v >> SITE_SHIFT) & ((1 << SITE_BITS) - 1),
+    )
+}
+
+/// The observatory's part of a task header: two words, in the task's own allocation.
 ///
 /// Why so few: the whole record in the header (104 bytes) made tasks with small futures cost
 /// as much more as the observatory's code did — a task of the runtime benchmarks went from a
@@ -208,7 +287,10 @@ const _: () = assert!(std::mem::align_of::<Location<'static>>() > EXT_TAG);
 /// here (identity, the poller's word, the `late` bits); the counters live in an [`Ext`] that
 /// a task gets the first time something other than itself wakes it, or the trace or timing
 /// needs it. A task that completes in its first poll, or only ever wakes itself (a yield
-/// loop: its self-wakes are derived), never gets one.
+/// loop: its self-wakes are derived), never gets one. (It was three words, the spawn site a
+/// pointer of its own; 24 bytes put the runtime benchmarks' 72-byte tasks in 112-byte chunks
+/// instead of 96, and a header padded by 24 bytes instead of 16 measured about 2 points more
+/// on every 2-worker row: the site is now an index next to the id.)
 pub(crate) struct TaskObs {
     /// The poller's word, written only by the one thread that may write it at that moment (see
     /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
@@ -217,24 +299,27 @@ pub(crate) struct TaskObs {
     /// bits 11–23 the worker that polled last (see `WORKER_SHIFT`); bits 24–63 the poll count.
     /// One word so a poll start reads and resets all of them with one load and one store.
     word: AtomicU64,
-    /// The task id (bits 0–55, fixed at spawn) and `late` (bits 56–63): like `cause`, for the
-    /// other wakes (`fetch_or`; the poll start takes them with `fetch_and`).
-    id_late: AtomicU64,
-    /// The spawn site (`&'static Location`), or once the task has an [`Ext`], that `Ext`'s
-    /// address tagged with `EXT_TAG` (installed by one CAS, freed with the task).
-    site: AtomicPtr<()>,
+    /// `late` (bits 56–63): like `cause`, for the other wakes (`fetch_or`; the poll start takes
+    /// them with `fetch_and`); below them the id and spawn site (fixed at spawn), or the
+    /// task's `Ext` once it has one (installed by one CAS, freed with the task). See
+    /// `LATE_SHIFT`.
+    id_late: AtomicPtr<()>,
 }
+
+const _: () = assert!(std::mem::size_of::<TaskObs>() == 16);
 
 /// The rest of a task's record, given to a task the first time something other than its own
 /// poll wakes it (see [`TaskObs`]), or when the trace or timing needs it.
 ///
-/// 112 bytes (a 128-byte allocation), with the counters a poll writes (`wakes`, `others`,
-/// `also_self`: offsets 32–96) in the middle: records of tasks that different workers poll
+/// 120 bytes (a 128-byte allocation), with the counters a poll writes (`wakes`, `others`,
+/// `also_self`: offsets 40–104) in the middle: records of tasks that different workers poll
 /// often sit next to each other (they were handed out in a row), and 128 bytes apart two
 /// neighbours' counters are a full cache line apart, so they never share one.
 #[repr(C)]
 struct Ext {
     location: &'static Location<'static>,
+    /// The task's id (moved here from `TaskObs::id_late` when the `Ext` was installed).
+    id: u64,
     /// The latest wake by a task: its id `<< 16 | worker` (`0xFFFF`: none); 0: never.
     woken_by: AtomicU64,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
@@ -256,12 +341,13 @@ struct Ext {
     polls_carried: AtomicU64,
 }
 
-const _: () = assert!(std::mem::size_of::<Ext>() == 112);
+const _: () = assert!(std::mem::size_of::<Ext>() == 120);
 
 impl Ext {
-    fn new(location: &'static Location<'static>) -> Ext {
+    fn new(location: &'static Location<'static>, id: u64) -> Ext {
         Ext {
             location,
+            id,
             woken_by: AtomicU64::new(0),
             pending_flow: AtomicU64::new(0),
             woken_at: AtomicU64::new(0),
@@ -289,17 +375,17 @@ thread_local! {
 
 /// A cleared `Ext` for a task spawned at `location`: a spare if this thread has one.
 #[inline]
-fn take_ext(location: &'static Location<'static>) -> Box<Ext> {
+fn take_ext(location: &'static Location<'static>, id: u64) -> Box<Ext> {
     let spare = SPARES
         .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
         .ok()
         .flatten();
     match spare {
         Some(mut ext) => {
-            *ext = Ext::new(location);
+            *ext = Ext::new(location, id);
             ext
         }
-        None => Box::new(Ext::new(location)),
+        None => Box::new(Ext::new(location, id)),
     }
 }
 
@@ -418,38 +504,48 @@ impl TaskObs {
     #[inline]
     pub(crate) fn new(site: &'static Location<'static>) -> TaskObs {
         let location = SPAWN_SITE.with(|s| s.get()).unwrap_or(site);
-        let id = next_id();
+        let id = next_id() & ID_MASK;
         if mode::get() & TRACE != 0 {
             trace::spawn(id, location);
         }
-        TaskObs {
+        let index = site_index(location);
+        let bits = (id << ID_SHIFT) as usize | index << SITE_SHIFT;
+        let obs = TaskObs {
             // The first poll looks like a lone self-wake's, so a poll start tells both apart
             // from the rest with one compare (`count_poll`; `count_causes` drops the bit).
             word: AtomicU64::new(SELF_BIT),
-            id_late: AtomicU64::new(id),
-            site: AtomicPtr::new(location as *const Location<'static> as *mut ()),
+            id_late: AtomicPtr::new(std::ptr::without_provenance_mut(bits)),
+        };
+        if index == 0 {
+            // The site table is full: the site goes in an `Ext` from the start.
+            obs.install(location, id);
         }
+        obs
     }
 
-    /// The task's id: unique in the process.
+    /// The task's id: unique among the process's first 2^40 tasks.
     #[inline]
     pub(crate) fn id(&self) -> u64 {
-        self.id_late.load(Relaxed) & ID_MASK
+        let v = self.id_late.load(Acquire);
+        match ext_of(v) {
+            Some(ext) => ext.id,
+            None => identity(v.addr()).0,
+        }
     }
 
     /// Where the task was spawned.
     pub(crate) fn location(&self) -> &'static Location<'static> {
-        match self.ext() {
+        let v = self.id_late.load(Acquire);
+        match ext_of(v) {
             Some(ext) => ext.location,
-            // SAFETY: an untagged `site` is the `&'static Location` stored at spawn.
-            None => unsafe { &*(self.site.load(Acquire) as *const Location<'static>) },
+            None => site_at(identity(v.addr()).1),
         }
     }
 
     /// The task's `Ext`, if it has one.
     #[inline(always)]
     fn ext(&self) -> Option<&Ext> {
-        ext_of(self.site.load(Acquire))
+        ext_of(self.id_late.load(Acquire))
     }
 
     /// The task's `Ext`, installed now if it has none. Any thread may call this: the CAS that
@@ -457,20 +553,44 @@ impl TaskObs {
     #[cold]
     #[inline(never)]
     fn ext_or_install(&self) -> &Ext {
-        let site = self.site.load(Acquire);
-        if let Some(ext) = ext_of(site) {
+        let v = self.id_late.load(Acquire);
+        if let Some(ext) = ext_of(v) {
             return ext;
         }
-        // SAFETY: untagged: the spawn site.
-        let fresh = Box::into_raw(take_ext(unsafe { &*(site as *const Location<'static>) }));
-        let tagged = fresh.map_addr(|a| a | EXT_TAG).cast::<()>();
-        match self.site.compare_exchange(site, tagged, AcqRel, Acquire) {
-            // SAFETY: just installed; freed only when the task is (`Drop`).
-            Ok(_) => unsafe { &*fresh },
-            Err(theirs) => {
+        let (id, index) = identity(v.addr());
+        self.install(site_at(index), id)
+    }
+
+    /// Installs an `Ext` for the task spawned at `location` with `id` (what `id_late` holds
+    /// until then), unless another thread just did: then that one.
+    #[cold]
+    #[inline(never)]
+    fn install(&self, location: &'static Location<'static>, id: u64) -> &Ext {
+        let fresh = Box::into_raw(take_ext(location, id));
+        assert_eq!(
+            fresh.addr() & (LATE_MASK | EXT_TAG),
+            0,
+            "an Ext's address fits below the late bits"
+        );
+        let mut cur = self.id_late.load(Acquire);
+        loop {
+            if let Some(theirs) = ext_of(cur) {
                 // SAFETY: ours was never shared.
                 give_back(unsafe { Box::from_raw(fresh) });
-                ext_of(theirs).expect("a task's spawn site only ever changes to its Ext")
+                return theirs;
+            }
+            // The late bits stay; the identity moves into the `Ext`.
+            let tagged = fresh
+                .cast::<()>()
+                .map_addr(|a| a | EXT_TAG | (cur.addr() & LATE_MASK));
+            match self
+                .id_late
+                .compare_exchange_weak(cur, tagged, AcqRel, Acquire)
+            {
+                // SAFETY: just installed; freed only when the task is (`Drop`).
+                Ok(_) => return unsafe { &*fresh },
+                // A late wake's bit arrived, or another thread installed one: look again.
+                Err(now) => cur = now,
             }
         }
     }
@@ -536,7 +656,7 @@ impl TaskObs {
 
 impl Drop for TaskObs {
     fn drop(&mut self) {
-        if let Some(ext) = ext_ptr(*self.site.get_mut()) {
+        if let Some(ext) = ext_ptr(*self.id_late.get_mut()) {
             // SAFETY: installed by `ext_or_install` from `Box::into_raw` (this is that pointer,
             // untagged); the task is being freed, so nothing else can reach it.
             give_back(unsafe { Box::from_raw(ext) });
@@ -553,7 +673,7 @@ fn last_worker_of(word: u64) -> Option<usize> {
     }
 }
 
-/// The `Ext` a `TaskObs::site` value points to, if it is tagged.
+/// The `Ext` a `TaskObs::id_late` value points to, if it is tagged.
 #[inline(always)]
 fn ext_of<'a>(site: *mut ()) -> Option<&'a Ext> {
     // SAFETY: a tagged `site` points to a live `Ext`, which lives as long as its task (the
@@ -561,16 +681,32 @@ fn ext_of<'a>(site: *mut ()) -> Option<&'a Ext> {
     ext_ptr(site).map(|p| unsafe { &*p })
 }
 
-/// The `Ext` pointer in a tagged `TaskObs::site` value.
+/// The `Ext` pointer in a tagged `TaskObs::id_late` value.
 #[inline(always)]
-fn ext_ptr(site: *mut ()) -> Option<*mut Ext> {
-    (site.addr() & EXT_TAG != 0).then(|| site.map_addr(|a| a & !EXT_TAG).cast::<Ext>())
+fn ext_ptr(v: *mut ()) -> Option<*mut Ext> {
+    (v.addr() & EXT_TAG != 0).then(|| v.map_addr(|a| a & PAYLOAD_MASK & !EXT_TAG).cast::<Ext>())
+}
+
+/// Applies `f` to the address bits of `id_late` (setting or taking late bits) and returns the
+/// value before. A CAS loop, where `AtomicPtr::fetch_or`/`fetch_and` would do, because those
+/// need Rust 1.91 and the crate's MSRV is older; `map_addr` keeps an `Ext`'s provenance.
+/// (An RMW continues the release sequence of the `Ext`'s install, so a later `Acquire` load
+/// still sees the `Ext` initialised.)
+#[inline]
+fn update_id_late(id_late: &AtomicPtr<()>, f: impl Fn(usize) -> usize) -> *mut () {
+    let mut cur = id_late.load(Relaxed);
+    loop {
+        match id_late.compare_exchange_weak(cur, cur.map_addr(&f), Relaxed, Relaxed) {
+            Ok(prev) => return prev,
+            Err(now) => cur = now,
+        }
+    }
 }
 
 /// The `id_late` bit of a source bit.
 #[inline(always)]
-fn late_bit(bit: u8) -> u64 {
-    u64::from(bit) << LATE_SHIFT
+fn late_bit(bit: u8) -> usize {
+    usize::from(bit) << LATE_SHIFT
 }
 
 /// Adds one to a counter only the calling thread writes: a relaxed load + store, no locked
@@ -747,7 +883,10 @@ fn count_poll(obs: &TaskObs, worker: u64) -> u64 {
     );
     // The common poll counts nothing else: its cause is the task's own wake alone (or it is
     // the first poll, marked so at spawn), no late wake came, and the count does not wrap.
-    if word & CAUSE_MASK != SELF_BIT || obs.id_late.load(Relaxed) > ID_MASK || word >= POLLS_FULL {
+    if word & CAUSE_MASK != SELF_BIT
+        || obs.id_late.load(Relaxed).addr() > PAYLOAD_MASK
+        || word >= POLLS_FULL
+    {
         count_causes(obs, word);
     }
     word
@@ -760,9 +899,9 @@ fn count_poll(obs: &TaskObs, worker: u64) -> u64 {
 #[inline(never)]
 fn count_causes(obs: &TaskObs, word: u64) {
     // (A late wake that arrives after this is counted by the next poll.)
-    let late = match obs.id_late.load(Relaxed) > ID_MASK {
+    let late = match obs.id_late.load(Relaxed).addr() > PAYLOAD_MASK {
         false => 0,
-        true => obs.id_late.fetch_and(ID_MASK, Relaxed) >> LATE_SHIFT,
+        true => (update_id_late(&obs.id_late, |v| v & PAYLOAD_MASK).addr() >> LATE_SHIFT) as u64,
     };
     let first = word >> POLLS_SHIFT == 0;
     // A first poll's self bit is the mark `TaskObs::new` left, not a wake.
@@ -1029,8 +1168,8 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
         let word = obs.word.load(Relaxed);
         obs.word.store(word | u64::from(bit), Relaxed);
         first = word & CAUSE_MASK == 0;
-    } else if obs.id_late.load(Relaxed) & late_bit(bit) == 0 {
-        obs.id_late.fetch_or(late_bit(bit), Relaxed);
+    } else if obs.id_late.load(Relaxed).addr() & late_bit(bit) == 0 {
+        update_id_late(&obs.id_late, |v| v | late_bit(bit));
     }
     if let Some(waker) = waker.filter(|t| !std::ptr::eq(*t, obs)) {
         let worker = WORKER.with(|w| w.get()).index;
@@ -1094,6 +1233,7 @@ pub(crate) fn current() -> Option<(u64, &'static Location<'static>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Marks a self-wake the way `note_self_wake` does for a task mid-poll.
     fn self_wake(obs: &TaskObs) {
@@ -1102,7 +1242,7 @@ mod tests {
 
     /// Marks a wake from `source` that found the task running or queued (`late`).
     fn late_wake(obs: &TaskObs, source: WakeSource) {
-        obs.id_late.fetch_or(late_bit(1 << source as u8), Relaxed);
+        update_id_late(&obs.id_late, |v| v | late_bit(1 << source as u8));
     }
 
     #[test]
@@ -1207,6 +1347,58 @@ mod tests {
             3,
             "the worker field never spills into the poll count"
         );
+    }
+
+    /// Two words per task: the spawn site is an index into the interned table, next to the id.
+    #[test]
+    fn sites_are_interned_once_and_read_back() {
+        let a = Location::caller();
+        let b = Location::caller();
+        assert!(!std::ptr::eq(a, b));
+        let (ia, ib) = (site_index(a), site_index(b));
+        assert!(ia != 0 && ib != 0 && ia != ib, "{ia} {ib}");
+        assert_eq!(site_index(a), ia, "a site keeps its index");
+        assert!(std::ptr::eq(site_at(ia), a) && std::ptr::eq(site_at(ib), b));
+        let obs = TaskObs::new(b);
+        assert!(std::ptr::eq(obs.location(), b));
+        assert_eq!(identity(obs.id_late.load(Relaxed).addr()).1, ib);
+    }
+
+    /// Installing the `Ext` moves the id and the site into it and keeps the late bits, also
+    /// when wakes on other threads set late bits during the install.
+    #[test]
+    fn the_ext_install_keeps_id_site_and_late_bits() {
+        for round in 0..if cfg!(miri) { 4 } else { 200 } {
+            let obs = Arc::new(TaskObs::new(Location::caller()));
+            let (id, site) = (obs.id(), obs.location());
+            count_poll(&obs, worker_bits(0));
+            let barrier = Arc::new(std::sync::Barrier::new(3));
+            let wakers: Vec<_> = [WakeSource::Outside, WakeSource::Timer]
+                .into_iter()
+                .map(|source| {
+                    let (obs, barrier) = (obs.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        late_wake(&obs, source);
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let ext = obs.ext_or_install() as *const Ext;
+            for w in wakers {
+                w.join().unwrap();
+            }
+            assert!(std::ptr::eq(obs.ext().unwrap(), ext), "round {round}");
+            assert_eq!(obs.id(), id, "round {round}");
+            assert!(std::ptr::eq(obs.location(), site), "round {round}");
+            count_poll(&obs, worker_bits(0));
+            let w = obs.wake_counts();
+            assert_eq!(
+                (w.outside, w.timer, w.total()),
+                (1, 1, 2),
+                "round {round}: {w:?}"
+            );
+        }
     }
 
     #[test]
