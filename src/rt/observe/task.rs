@@ -267,6 +267,20 @@ fn site_at(index: usize) -> &'static Location<'static> {
     unsafe { site.as_ref() }.expect("a task's site index names a filled slot")
 }
 
+/// A new task's `id_late` when its site could not be interned: a fresh `Ext` holding the site,
+/// tagged (nobody else can see the task yet: no CAS).
+#[cold]
+#[inline(never)]
+fn ext_at_spawn(location: &'static Location<'static>, id: u64) -> *mut () {
+    let ext = Box::into_raw(take_ext(location, id));
+    assert_eq!(
+        ext.addr() & (LATE_MASK | EXT_TAG),
+        0,
+        "an Ext's address fits below the late bits"
+    );
+    ext.cast::<()>().map_addr(|a| a | EXT_TAG)
+}
+
 /// The id and site index a `TaskObs::id_late` value without an `Ext` holds.
 #[inline(always)]
 fn identity(v: usize) -> (u64, usize) {
@@ -501,26 +515,26 @@ fn new_block(block: &Cell<(u64, u64)>, shared: &AtomicU64, size: u64) -> u64 {
 impl TaskObs {
     /// Identity for a task being allocated at `site` (the spawn path's caller), unless an
     /// entry point the path's `#[track_caller]` cannot follow recorded its own ([`SpawnSite`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(site: &'static Location<'static>) -> TaskObs {
         let location = SPAWN_SITE.with(|s| s.get()).unwrap_or(site);
         let id = next_id() & ID_MASK;
         if mode::get() & TRACE != 0 {
             trace::spawn(id, location);
         }
-        let index = site_index(location);
-        let bits = (id << ID_SHIFT) as usize | index << SITE_SHIFT;
-        let obs = TaskObs {
+        let id_late = match site_index(location) {
+            // The site table is full: the site goes in an `Ext` from the start.
+            0 => ext_at_spawn(location, id),
+            index => {
+                std::ptr::without_provenance_mut((id << ID_SHIFT) as usize | index << SITE_SHIFT)
+            }
+        };
+        TaskObs {
             // The first poll looks like a lone self-wake's, so a poll start tells both apart
             // from the rest with one compare (`count_poll`; `count_causes` drops the bit).
             word: AtomicU64::new(SELF_BIT),
-            id_late: AtomicPtr::new(std::ptr::without_provenance_mut(bits)),
-        };
-        if index == 0 {
-            // The site table is full: the site goes in an `Ext` from the start.
-            obs.install(location, id);
+            id_late: AtomicPtr::new(id_late),
         }
-        obs
     }
 
     /// The task's id: unique among the process's first 2^40 tasks.
@@ -1362,6 +1376,23 @@ mod tests {
         let obs = TaskObs::new(b);
         assert!(std::ptr::eq(obs.location(), b));
         assert_eq!(identity(obs.id_late.load(Relaxed).addr()).1, ib);
+    }
+
+    /// A task whose site finds the table full keeps it in an `Ext` from its spawn.
+    #[test]
+    fn a_site_that_is_not_interned_lives_in_the_ext() {
+        let site = Location::caller();
+        let obs = TaskObs {
+            word: AtomicU64::new(SELF_BIT),
+            id_late: AtomicPtr::new(ext_at_spawn(site, 77)),
+        };
+        assert!(obs.ext().is_some());
+        assert_eq!(obs.id(), 77);
+        assert!(std::ptr::eq(obs.location(), site));
+        late_wake(&obs, WakeSource::Reactor);
+        count_poll(&obs, worker_bits(0));
+        count_poll(&obs, worker_bits(0));
+        assert_eq!((obs.id(), obs.wake_counts().reactor), (77, 1));
     }
 
     /// Installing the `Ext` moves the id and the site into it and keeps the late bits, also
