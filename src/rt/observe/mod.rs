@@ -5,10 +5,10 @@
 //! Compiled out, none of this exists: the hooks in the runtime are statements under
 //! `#[cfg(feature = "observatory")]`, the task header has no extra field (a test pins its size).
 //!
-//! * [`task`] — per-task identity and counters ([`TaskObs`], in the task header), the wake-source
+//! * `task` — per-task identity and counters (`TaskObs`, in the task header), the wake-source
 //!   classification and the thread-locals the hooks use.
-//! * [`snapshot`] — the task table ([`Snapshot`], [`TaskInfo`]) and the exact lost-waker check.
-//! * [`watchdog`] — the long-poll detector.
+//! * `snapshot` — the task table ([`Snapshot`], [`TaskInfo`]) and the exact lost-waker check.
+//! * `watchdog` — the long-poll detector.
 //!
 //! ```
 //! let rt = scraipe::rt::Runtime::new().unwrap();

@@ -133,7 +133,7 @@ impl WakeCounts {
 
 /// Something that holds a parked task's waker. Sockets and timers are found by scanning every
 /// reactor's waiter lists and every timer queue for the task's waker at snapshot time; channels
-/// are noted by the receiving poll (see [`snapshot`](super::snapshot)).
+/// are noted by the receiving poll (see `Handle::observe_snapshot`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WaitsOn {
     /// A socket's readiness: the reactor token and `"read"` or `"write"`.
