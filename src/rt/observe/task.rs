@@ -19,8 +19,8 @@
 //!   comes after the queue hand-off). These are nearly all wakes, and they cost no locked
 //!   instruction.
 //! * `late` (the top byte of `TaskObs::id_late`) — any other wake (the task was already
-//!   scheduled, or is running on another thread): a `fetch_or` of the source bit, skipped when
-//!   the bit is already set.
+//!   scheduled, or is running on another thread): an atomic `or` of the source bit (a CAS
+//!   loop, `update_id_late`), skipped when the bit is already set.
 //!
 //! The poll start reads both and clears them. So a counter counts **polls caused by that
 //! source**, not raw `wake` calls: several wakes before one poll count once per distinct
@@ -193,8 +193,8 @@ const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
 /// 56–63), and below them either the task's identity — bit 0 clear, the id in bits 1–40, the
 /// spawn site's index in [`SITES`] in bits 41–55 — or, once the task has an [`Ext`] (which then
 /// holds both), that `Ext`'s address with bit 0 (`EXT_TAG`) set. A pointer rather than a
-/// `u64`, so the `Ext`'s address keeps its provenance through the late bits' `fetch_or`s
-/// (`AtomicPtr::fetch_or`, `map_addr`): the `Ext` is freed through it.
+/// `u64`, so the `Ext`'s address keeps its provenance through the late bits' updates (CAS
+/// loops with `map_addr`, `update_id_late`): the `Ext` is freed through it.
 const LATE_SHIFT: u32 = 56;
 const LATE_MASK: usize = 0xFF << LATE_SHIFT;
 /// Everything below the late bits.
@@ -313,8 +313,8 @@ pub(crate) struct TaskObs {
     /// bits 11–23 the worker that polled last (see `WORKER_SHIFT`); bits 24–63 the poll count.
     /// One word so a poll start reads and resets all of them with one load and one store.
     word: AtomicU64,
-    /// `late` (bits 56–63): like `cause`, for the other wakes (`fetch_or`; the poll start takes
-    /// them with `fetch_and`); below them the id and spawn site (fixed at spawn), or the
+    /// `late` (bits 56–63): like `cause`, for the other wakes (set atomically; the poll start
+    /// takes them: `update_id_late`); below them the id and spawn site (fixed at spawn), or the
     /// task's `Ext` once it has one (installed by one CAS, freed with the task). See
     /// `LATE_SHIFT`.
     id_late: AtomicPtr<()>,
@@ -689,10 +689,10 @@ fn last_worker_of(word: u64) -> Option<usize> {
 
 /// The `Ext` a `TaskObs::id_late` value points to, if it is tagged.
 #[inline(always)]
-fn ext_of<'a>(site: *mut ()) -> Option<&'a Ext> {
-    // SAFETY: a tagged `site` points to a live `Ext`, which lives as long as its task (the
+fn ext_of<'a>(v: *mut ()) -> Option<&'a Ext> {
+    // SAFETY: a tagged value points to a live `Ext`, which lives as long as its task (the
     // caller's borrow of the task bounds `'a`).
-    ext_ptr(site).map(|p| unsafe { &*p })
+    ext_ptr(v).map(|p| unsafe { &*p })
 }
 
 /// The `Ext` pointer in a tagged `TaskObs::id_late` value.
