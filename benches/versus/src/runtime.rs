@@ -666,56 +666,56 @@ pub fn observe_from_env() {
     };
     #[cfg(feature = "observatory")]
     for part in parts.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part {
-            "timing" => scraipe::rt::observe::set_timing(true),
+        use scraipe::rt::observe::{self, TraceLimits};
+        use std::time::Duration;
+        // `KEY=N`: N, or a panic naming the part.
+        let number =
+            |key: &str| -> Option<usize> {
+                let n = part.strip_prefix(key)?.strip_prefix('=')?;
+                Some(n.parse().unwrap_or_else(|_| {
+                    panic!("VERSUS_OBSERVE: {key}=N takes a number, not {n:?}")
+                }))
+            };
+        let trace_with = |limits: TraceLimits| {
+            observe::set_trace_limits(limits);
+            observe::set_tracing(true)
+        };
+        if part == "timing" {
+            observe::set_timing(true)
+        } else if let Some(n) = number("timing") {
             // Timing of one poll in N instead of the adaptive default.
-            p if p.starts_with("timing=") => {
-                let n = p["timing=".len()..]
-                    .parse()
-                    .expect("VERSUS_OBSERVE: timing=N takes a number");
-                scraipe::rt::observe::set_timing_sampling(
-                    scraipe::rt::observe::TimingSampling::OneIn(n),
-                );
-                scraipe::rt::observe::set_timing(true)
-            }
-            "trace" => scraipe::rt::observe::set_tracing(true),
-            // The trace with a flight recorder of its size cap only (no minimum age), to see
-            // what the default 2 s window costs in cache traffic.
-            "trace-capped" => {
-                scraipe::rt::observe::set_trace_limits(scraipe::rt::observe::TraceLimits {
-                    min_age: std::time::Duration::ZERO,
-                    ..Default::default()
-                });
-                scraipe::rt::observe::set_tracing(true)
-            }
-            // The trace with another hard limit of records per thread than the default.
-            p if p.starts_with("trace-max=") => {
-                let n = p["trace-max=".len()..]
-                    .parse()
-                    .expect("VERSUS_OBSERVE: trace-max=N takes a number");
-                scraipe::rt::observe::set_trace_limits(scraipe::rt::observe::TraceLimits {
-                    max_capacity: n,
-                    ..Default::default()
-                });
-                scraipe::rt::observe::set_tracing(true)
-            }
-            // The trace with a ring of exactly N records per thread (size cap = hard limit,
-            // no minimum age), to see how the ring's size alone moves its cost.
-            p if p.starts_with("trace-ring=") => {
-                let n = p["trace-ring=".len()..]
-                    .parse()
-                    .expect("VERSUS_OBSERVE: trace-ring=N takes a number");
-                scraipe::rt::observe::set_trace_limits(scraipe::rt::observe::TraceLimits {
-                    capacity: n,
-                    min_age: std::time::Duration::ZERO,
-                    max_capacity: n,
-                });
-                scraipe::rt::observe::set_tracing(true)
-            }
-            "counters" => {} // always on with the feature
-            other => panic!(
-                "VERSUS_OBSERVE: unknown part {other:?} (timing, timing=N, trace, trace-capped, trace-max=N, trace-ring=N, counters)"
-            ),
+            observe::set_timing_sampling(observe::TimingSampling::OneIn(
+                u32::try_from(n).expect("VERSUS_OBSERVE: timing=N fits in 32 bits"),
+            ));
+            observe::set_timing(true)
+        } else if part == "trace" {
+            observe::set_tracing(true)
+        } else if part == "trace-capped" {
+            // The flight recorder's size cap only (no minimum age), to see what the default
+            // 2 s window costs in cache traffic.
+            trace_with(TraceLimits {
+                min_age: Duration::ZERO,
+                ..Default::default()
+            })
+        } else if let Some(n) = number("trace-max") {
+            // Another hard limit of records per thread than the default.
+            trace_with(TraceLimits {
+                max_capacity: n,
+                ..Default::default()
+            })
+        } else if let Some(n) = number("trace-ring") {
+            // A ring of exactly N records per thread (size cap = hard limit, no minimum
+            // age), to see how the ring's size alone moves its cost.
+            trace_with(TraceLimits {
+                capacity: n,
+                min_age: Duration::ZERO,
+                max_capacity: n,
+            })
+        } else if part != "counters" {
+            // (`counters`: always on with the feature.)
+            panic!(
+                "VERSUS_OBSERVE: unknown part {part:?} (timing, timing=N, trace, trace-capped, trace-max=N, trace-ring=N, counters)"
+            )
         }
     }
     #[cfg(not(feature = "observatory"))]

@@ -272,13 +272,19 @@ fn site_at(index: usize) -> &'static Location<'static> {
 #[cold]
 #[inline(never)]
 fn ext_at_spawn(location: &'static Location<'static>, id: u64) -> *mut () {
-    let ext = Box::into_raw(take_ext(location, id));
+    tagged(Box::into_raw(take_ext(location, id)), 0)
+}
+
+/// An `id_late` value naming `ext`, with the late bits of `late` (another `id_late` value).
+#[inline]
+fn tagged(ext: *mut Ext, late: usize) -> *mut () {
     assert_eq!(
         ext.addr() & (LATE_MASK | EXT_TAG),
         0,
         "an Ext's address fits below the late bits"
     );
-    ext.cast::<()>().map_addr(|a| a | EXT_TAG)
+    ext.cast::<()>()
+        .map_addr(|a| a | EXT_TAG | (late & LATE_MASK))
 }
 
 /// The id and site index a `TaskObs::id_late` value without an `Ext` holds.
@@ -581,11 +587,6 @@ impl TaskObs {
     #[inline(never)]
     fn install(&self, location: &'static Location<'static>, id: u64) -> &Ext {
         let fresh = Box::into_raw(take_ext(location, id));
-        assert_eq!(
-            fresh.addr() & (LATE_MASK | EXT_TAG),
-            0,
-            "an Ext's address fits below the late bits"
-        );
         let mut cur = self.id_late.load(Acquire);
         loop {
             if let Some(theirs) = ext_of(cur) {
@@ -594,13 +595,12 @@ impl TaskObs {
                 return theirs;
             }
             // The late bits stay; the identity moves into the `Ext`.
-            let tagged = fresh
-                .cast::<()>()
-                .map_addr(|a| a | EXT_TAG | (cur.addr() & LATE_MASK));
-            match self
-                .id_late
-                .compare_exchange_weak(cur, tagged, AcqRel, Acquire)
-            {
+            match self.id_late.compare_exchange_weak(
+                cur,
+                tagged(fresh, cur.addr()),
+                AcqRel,
+                Acquire,
+            ) {
                 // SAFETY: just installed; freed only when the task is (`Drop`).
                 Ok(_) => return unsafe { &*fresh },
                 // A late wake's bit arrived, or another thread installed one: look again.
