@@ -310,7 +310,8 @@ fn identity(v: usize) -> (u64, usize) {
 /// loop: its self-wakes are derived), never gets one. (It was three words, the spawn site a
 /// pointer of its own; 24 bytes put the runtime benchmarks' 72-byte tasks in 112-byte chunks
 /// instead of 96, and a header padded by 24 bytes instead of 16 measured about 2 points more
-/// on every 2-worker row: the site is now an index next to the id.)
+/// on every 2-worker row — a figure that also carries where the heap put the tasks in their
+/// cache lines, see DESIGN.md §1.11: the site is now an index next to the id.)
 pub(crate) struct TaskObs {
     /// The poller's word, written only by the one thread that may write it at that moment (see
     /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
