@@ -1,8 +1,8 @@
 //! The owned-task list: every live task of a runtime, so shutdown can drop every future that
 //! never finished — including tasks parked on a socket or a timer that no queue refers to.
 //!
-//! An intrusive doubly-linked list (links live in the task header, so linking allocates
-//! nothing), split into shards chosen by the task's address so concurrent spawns and
+//! An intrusive doubly-linked list (links live in each task's allocation, so linking
+//! allocates nothing), split into shards chosen by the task's address so concurrent spawns and
 //! completions on different workers rarely meet on the same lock. Each linked task holds one
 //! reference on behalf of the list.
 
@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 
 use crate::rt::loom::Mutex;
 
-use super::raw::{Header, OwnedRef};
+use super::raw::{links as links_of, Header, OwnedRef};
 
 pub(crate) struct OwnedTasks {
     shards: Box<[Mutex<Shard>]>,
@@ -63,11 +63,11 @@ impl OwnedTasks {
         std::mem::forget(task);
         // SAFETY: we hold the shard lock, which guards the links of every task in this shard.
         unsafe {
-            let links = &mut *ptr.as_ref().links.get();
+            let links = &mut *links_of(ptr);
             links.prev = None;
             links.next = shard.head;
             if let Some(head) = shard.head {
-                (*head.as_ref().links.get()).prev = Some(ptr);
+                (*links_of(head)).prev = Some(ptr);
             }
         }
         shard.head = Some(ptr);
@@ -112,7 +112,7 @@ impl OwnedTasks {
                 // are guarded by the shard lock we hold.
                 unsafe {
                     f(ptr.as_ref());
-                    next = (*ptr.as_ref().links.get()).next;
+                    next = (*links_of(ptr)).next;
                 }
             }
         }
@@ -124,17 +124,17 @@ impl OwnedTasks {
 unsafe fn unlink(shard: &mut Shard, ptr: NonNull<Header>) -> bool {
     // SAFETY: guarded by the shard lock held by the caller.
     unsafe {
-        let links = &mut *ptr.as_ref().links.get();
+        let links = &mut *links_of(ptr);
         // Linked means: somebody points at us (the head has no predecessor).
         if links.prev.is_none() && shard.head != Some(ptr) {
             return false;
         }
         match links.prev {
-            Some(prev) => (*prev.as_ref().links.get()).next = links.next,
+            Some(prev) => (*links_of(prev)).next = links.next,
             None => shard.head = links.next,
         }
         if let Some(next) = links.next {
-            (*next.as_ref().links.get()).prev = links.prev;
+            (*links_of(next)).prev = links.prev;
         }
         links.prev = None;
         links.next = None;
