@@ -313,8 +313,9 @@ fn identity(v: usize) -> (u64, usize) {
 /// on every 2-worker row — a figure that also carries where the heap put the tasks in their
 /// cache lines, see DESIGN.md §1.11: the site is now an index next to the id.) Even these 16
 /// bytes are most of the counters' cost at 2 workers on ping_pong: a feature-off build with 16
-/// unused header bytes measured +4 to +6 % there, 8 bytes +1 % (DESIGN.md §1.11, fifth session),
-/// so a third word is not free, and one word is what the 2-worker rows' gate would need.
+/// unused header bytes measured +4 to +6 % there, 8 bytes +1 to +3 % (DESIGN.md §1.11, fifth
+/// session), so a third word is not free, and one word is what the 2-worker rows' gate would
+/// need.
 pub(crate) struct TaskObs {
     /// The poller's word, written only by the one thread that may write it at that moment (see
     /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
