@@ -8,15 +8,16 @@
  * At exit it prints every request size (up to 1024 bytes; larger ones are counted together
  * as 1024) made more than MALLOC_SIZES_MIN times (default 1000), to stderr, with how many of
  * those blocks started 0, 16, 32 and 48 bytes into a 64-byte cache line. A task is one
- * allocation (header + scheduler + future), so the sizes that scale with the run are the
+ * allocation (cold part + header + scheduler + future), so the sizes that scale with the run are the
  * benchmark's tasks. glibc's fast bins hold chunks up to 128 bytes — requests up to 120 —
  * which free without the arena lock; DESIGN.md §1.11 ("What it costs") shows why that
  * boundary mattered for the observatory.
  *
  * MALLOC_SIZES_LEAK=N allocates (and never frees) one N-byte block before anything else,
  * shifting where later blocks land: a 112-byte request's 128-byte chunks all share one offset
- * in their lines, and that offset decides whether neighbouring tasks share a line (DESIGN.md
- * §1.11, "What is left", yield_many at 2 workers).
+ * in their lines, and before tasks put their cold part in front of the header (DESIGN.md §1.3)
+ * that offset decided whether neighbouring tasks shared a line (DESIGN.md §1.11, "What is
+ * left", yield_many at 2 workers).
  *
  * Only malloc is counted (Rust's System allocator uses it for alignments up to 16).
  */
