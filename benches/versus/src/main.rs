@@ -18,6 +18,7 @@ mod python;
 mod report;
 mod runtime;
 mod stats;
+mod steal;
 mod timer;
 
 use std::time::Instant;
@@ -211,6 +212,7 @@ fn main() {
         });
     let started = Instant::now();
     let load_before = load_average();
+    let steal_before = steal::now();
     let mut rows = Vec::new();
     let python = if wanted("bridge") || wanted("e2e") {
         python::Python::setup(&target_dir)
@@ -285,6 +287,7 @@ fn main() {
         "runs_per_cell": settings.runs,
         "took_s": took,
         "load_average_1min": {"start": load_before, "end": load_average()},
+        "steal_percent": steal_before.zip(steal::now()).and_then(|(b, a)| steal::percent(b, a)),
         "versions": versions,
     });
     let doc = report::document(&rows, meta);
@@ -294,6 +297,9 @@ fn main() {
         if quick { "quick" } else { "full" },
         settings.runs,
     );
+    if let Some(steal) = doc["meta"]["steal_percent"].as_f64() {
+        println!("Hypervisor steal during the run: {steal:.1} % of CPU time.\n");
+    }
     println!("{}", report::markdown(&doc, |_| true));
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&doc).unwrap();

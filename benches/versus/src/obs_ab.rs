@@ -301,6 +301,7 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
         }
     }
     let started = Instant::now();
+    let steal_before = crate::steal::now();
     for round in 0..runs {
         eprintln!(
             "round {}/{runs} ({:.0} s)",
@@ -324,8 +325,9 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
     }
     drop(servers);
     println!(
-        "observatory cost, interleaved A/B: {runs} rounds, {secs} s per runtime/HTTP run, median time per op (µs), load average {:?}\n",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        "observatory cost, interleaved A/B: {runs} rounds, {secs} s per runtime/HTTP run, median time per op (µs), load average {:?}, {}\n",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        crate::steal::describe(steal_before)
     );
     println!("Each cell: median time per op (µs), the cost against off (ratio of the medians), and in brackets the lowest and highest cost of one round against the same round's off.\n");
     println!("| row | off | counters | + timing | + trace | gate |");

@@ -335,6 +335,16 @@ pub fn readme_section(doc: &Value, json_path: &str) -> String {
             }
         ));
     }
+    if let Some(steal) = m["steal_percent"].as_f64() {
+        out.push_str(&format!(
+            "Hypervisor steal during the run (CPU time the host gave other guests): {steal:.1} %{}.\n\n",
+            if steal > crate::steal::NOISY_PERCENT {
+                " — treat these figures as noisy and rerun when the host is quieter before quoting them"
+            } else {
+                ""
+            }
+        ));
+    }
     out.push_str(&markdown(doc, in_readme));
     let losses: Vec<String> = doc["rows"]
         .as_array()
@@ -563,6 +573,17 @@ mod tests {
             "| runtime | spawn_many_local (2w) | ns/op | 100 [90.0–110] | tokio multi_thread 2w | 200 [190–210] | 0.50 | lower | 150 [150–150] | 300 [300–300] |"
         ));
         assert!(s.contains("skipped: python3 not installed"));
+        assert!(
+            !s.contains("Hypervisor steal"),
+            "a run from before steal was measured says nothing about it"
+        );
+        let mut noisy = d.clone();
+        noisy["meta"]["steal_percent"] = json!(7.5);
+        assert!(readme_section(&noisy, "x.json")
+            .contains("Hypervisor steal during the run (CPU time the host gave other guests): 7.5 % — treat these figures as noisy"));
+        noisy["meta"]["steal_percent"] = json!(0.4);
+        let quiet = readme_section(&noisy, "x.json");
+        assert!(quiet.contains("other guests): 0.4 %.\n"), "{quiet}");
         assert!(
             !s.contains("(2w client)"),
             "2-worker HTTP rows stay in the JSON"
