@@ -49,7 +49,8 @@ fn usage() -> ! {
         "usage: versus [--quick] [--runs N] [--json FILE] [--only runtime,bridge,timer,memory,http,e2e]\n       \
          versus --readme-table FILE.json [--readme README.md]   (print the README table, or replace it in README.md)\n       \
          versus --compare BEFORE.json AFTER.json   (how every ratio moved between two runs)\n       \
-         versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e]   (the observatory's cost gate: interleaved A/B against a build with --features observatory)"
+         versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e]   (the observatory's cost gate: interleaved A/B against a build with --features observatory)\n       \
+         versus --obs-ab ON_TARGET_DIR --instructions   (the runtime rows' instructions per op under callgrind, off against on: the cost without the machine's timing noise)"
     );
     std::process::exit(2);
 }
@@ -143,6 +144,7 @@ fn main() {
     let mut readme = None;
     let mut compare = None;
     let mut obs_ab = None;
+    let mut instructions = false;
     let mut secs = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -151,6 +153,7 @@ fn main() {
             "--json" => json = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--readme-table" => table = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--obs-ab" => obs_ab = Some(it.next().cloned().unwrap_or_else(|| usage())),
+            "--instructions" => instructions = true,
             "--secs" => secs = Some(positive::<f64>(it.next())),
             "--readme" => readme = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--compare" => {
@@ -173,6 +176,10 @@ fn main() {
         }
     }
     if let Some(dir) = obs_ab {
+        if instructions {
+            obs_ab::run_instructions(&dir);
+            return;
+        }
         obs_ab::run(&dir, runs.unwrap_or(7), secs.unwrap_or(1.0), only);
         return;
     }

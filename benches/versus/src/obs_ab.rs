@@ -360,6 +360,125 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
     println!("\n{met} of {budgets} budgets met.");
 }
 
+/// The total callgrind reports in its `Collected : N` line (stderr of a valgrind run).
+fn collected(stderr: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find_map(|l| l.split_once("Collected :"))
+        .and_then(|(_, n)| n.trim().parse().ok())
+}
+
+/// Instructions per op from two runs of different lengths (`(ops, instructions)` each): the
+/// difference cancels what both runs pay once (start-up, building the runtime, shutdown).
+fn per_op(short: (u64, u64), long: (u64, u64)) -> Result<f64, String> {
+    if long.0 <= short.0 || long.1 <= short.1 {
+        return Err(format!(
+            "the longer run did not do more (ops {} → {}, instructions {} → {})",
+            short.0, long.0, short.1, long.1
+        ));
+    }
+    Ok((long.1 - short.1) as f64 / (long.0 - short.0) as f64)
+}
+
+/// One runtime row's loop under callgrind for `secs` of (slowed-down) wall time: its ops and
+/// the instructions all its threads executed.
+fn callgrind_loop(
+    bin: &Path,
+    bench: &str,
+    workers: usize,
+    config: Config,
+    secs: &str,
+) -> Result<(u64, u64), String> {
+    let w = workers.to_string();
+    let out = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(bin)
+        .args(["--child", "loop", bench, &w, "ours", secs])
+        .env("VERSUS_OBSERVE", config.observe())
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("valgrind {} failed: {stderr}", bin.display()));
+    }
+    let ops = stdout
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| format!("loop printed {stdout:?}"))?;
+    let instructions = collected(&stderr).ok_or("no `Collected :` line from callgrind")?;
+    Ok((ops, instructions))
+}
+
+/// `versus --obs-ab ON_TARGET_DIR --instructions`: the runtime rows' instructions per op,
+/// off against counters (and + timing on ping_pong), counted by callgrind.
+///
+/// Why: on a shared VM the timed gate's rounds spread ±10–30 %, and two builds of the *same*
+/// runtime code whose harness differs measured 10 % apart on yield_many at 1 worker (code
+/// layout) — more than the 3 % budgets. Instruction counts do not move with the machine's
+/// load or the host's steal; they do not see cache misses or contention either, so they are a
+/// floor of the cost, not the gate. Valgrind runs one thread at a time: the 2-worker rows count
+/// what both workers executed, parking and stealing included.
+pub fn run_instructions(on_dir: &str) {
+    if !crate::have("valgrind") {
+        eprintln!("versus --obs-ab --instructions: valgrind not found (apt-get install valgrind)");
+        std::process::exit(2);
+    }
+    let off = std::env::current_exe().expect("current exe");
+    let on = PathBuf::from(on_dir).join("release/versus");
+    if !on.exists() {
+        eprintln!(
+            "versus --obs-ab: {} not found (build it with CARGO_TARGET_DIR={on_dir} cargo build --release -p versus --features observatory)",
+            on.display()
+        );
+        std::process::exit(2);
+    }
+    println!("observatory cost in instructions (callgrind, all threads): per op, the difference of a 1 s and a 3 s run under valgrind\n");
+    println!("| row | off | counters | + timing |");
+    println!("|---|---:|---:|---:|");
+    for bench in [
+        "spawn_many_local",
+        "yield_many",
+        "chained_spawn",
+        "ping_pong",
+    ] {
+        for workers in [1usize, 2] {
+            let mut configs = vec![Config::Off, Config::Counters];
+            if bench == "ping_pong" {
+                configs.push(Config::Timing);
+            }
+            let counts: Vec<Result<f64, String>> = configs
+                .iter()
+                .map(|&c| {
+                    let bin = if c == Config::Off { &off } else { &on };
+                    let short = callgrind_loop(bin, bench, workers, c, "1")?;
+                    let long = callgrind_loop(bin, bench, workers, c, "3")?;
+                    per_op(short, long)
+                })
+                .collect();
+            let base = counts[0].as_ref().ok().copied();
+            let mut cells = Vec::new();
+            for (i, n) in counts.iter().enumerate() {
+                cells.push(match (n, base) {
+                    (Err(e), _) => {
+                        eprintln!("  {bench} {workers}w {}: {e}", configs[i].name());
+                        "failed".to_string()
+                    }
+                    (Ok(n), Some(b)) if i > 0 => {
+                        format!("{:.0} ({:+.1} %)", n, (n / b - 1.0) * 100.0)
+                    }
+                    (Ok(n), _) => format!("{n:.0}"),
+                });
+            }
+            if cells.len() < 3 {
+                cells.push("—".into());
+            }
+            println!("| {bench} {workers}w | {} |", cells.join(" | "));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +495,18 @@ mod tests {
             (lo - 1.0).abs() < 1e-9 && (hi - 10.0).abs() < 1e-9,
             "{lo} {hi}"
         );
+    }
+
+    #[test]
+    fn instructions_per_op_are_the_difference_of_two_runs() {
+        let stderr = "==1== Events    : Ir\n==1== Collected : 46022313\n==1==\n==1== I   refs:      46,022,313\n";
+        assert_eq!(collected(stderr), Some(46_022_313));
+        assert_eq!(collected("==1== I   refs: 5\n"), None);
+        // 10 ops cost 1,000 more instructions than 4: 166.67 per op, start-up cancelled.
+        let n = per_op((4, 9_000), (10, 10_000)).unwrap();
+        assert!((n - 1000.0 / 6.0).abs() < 1e-9, "{n}");
+        assert!(per_op((10, 9_000), (10, 10_000)).is_err());
+        assert!(per_op((4, 9_000), (10, 9_000)).is_err());
     }
 
     #[test]
