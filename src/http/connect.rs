@@ -106,7 +106,7 @@ async fn attempt(
         }
         Ok(Err(e)) => Err(Error::with_source(
             ErrorKind::Connect,
-            format!("could not connect to {addr}: {e}"),
+            format!("{addr}: {e}"),
             e,
         )
         .transient()),
