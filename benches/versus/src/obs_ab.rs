@@ -419,7 +419,8 @@ fn callgrind_loop(
 /// layout) — more than the 3 % budgets. Instruction counts do not move with the machine's
 /// load or the host's steal; they do not see cache misses or contention either, so they are a
 /// floor of the cost, not the gate. Valgrind runs one thread at a time: the 2-worker rows count
-/// what both workers executed, parking and stealing included.
+/// what both workers executed, parking and stealing included. Timing samples polls by elapsed
+/// time, so under valgrind's slowdown it times nearly every poll: its column overstates it.
 pub fn run_instructions(on_dir: &str) {
     if !crate::have("valgrind") {
         eprintln!("versus --obs-ab --instructions: valgrind not found (apt-get install valgrind)");
@@ -434,7 +435,7 @@ pub fn run_instructions(on_dir: &str) {
         );
         std::process::exit(2);
     }
-    println!("observatory cost in instructions (callgrind, all threads): per op, the difference of a 1 s and a 3 s run under valgrind\n");
+    println!("observatory cost in instructions (callgrind, all threads): per op, the difference of a 1 s and a 3 s run under valgrind (timing samples by elapsed time, so under valgrind it times nearly every poll)\n");
     println!("| row | off | counters | + timing |");
     println!("|---|---:|---:|---:|");
     for bench in [
