@@ -49,7 +49,7 @@ fn usage() -> ! {
         "usage: versus [--quick] [--runs N] [--json FILE] [--only runtime,bridge,timer,memory,http,e2e]\n       \
          versus --readme-table FILE.json [--readme README.md]   (print the README table, or replace it in README.md)\n       \
          versus --compare BEFORE.json AFTER.json   (how every ratio moved between two runs)\n       \
-         versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e]   (the observatory's cost gate: interleaved A/B against a build with --features observatory)\n       \
+         versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e] [--layouts DIR]   (the observatory's cost gate: interleaved A/B against a build with --features observatory; with --layouts, the off-K/on-K pairs benches/versus/layouts.sh links, taken in turn)\n       \
          versus --obs-ab ON_TARGET_DIR --instructions   (the runtime rows' instructions per op under callgrind, off against on: the cost without the machine's timing noise)"
     );
     std::process::exit(2);
@@ -145,6 +145,7 @@ fn main() {
     let mut compare = None;
     let mut obs_ab = None;
     let mut instructions = false;
+    let mut layouts = None;
     let mut secs = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -154,6 +155,7 @@ fn main() {
             "--readme-table" => table = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--obs-ab" => obs_ab = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--instructions" => instructions = true,
+            "--layouts" => layouts = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--secs" => secs = Some(positive::<f64>(it.next())),
             "--readme" => readme = Some(it.next().cloned().unwrap_or_else(|| usage())),
             "--compare" => {
@@ -180,7 +182,13 @@ fn main() {
             obs_ab::run_instructions(&dir);
             return;
         }
-        obs_ab::run(&dir, runs.unwrap_or(7), secs.unwrap_or(1.0), only);
+        obs_ab::run(
+            &dir,
+            runs.unwrap_or(7),
+            secs.unwrap_or(1.0),
+            only,
+            layouts.as_deref(),
+        );
         return;
     }
     if let Some(paths) = compare {

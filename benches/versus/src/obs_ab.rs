@@ -56,7 +56,8 @@ struct Row {
     /// Time per op in µs, per configuration (index as in `configs`), one entry per round
     /// (`None`: that run failed).
     samples: Vec<Vec<Option<f64>>>,
-    run: Box<dyn Fn(Config) -> Result<f64, String>>,
+    /// Runs one configuration in one round (the round picks the layout, see [`Layouts`]).
+    run: Box<dyn Fn(Config, usize) -> Result<f64, String>>,
 }
 
 /// The cost of `on` over `off` in per cent: the ratio of the medians, and the lowest and highest
@@ -158,7 +159,49 @@ fn run_child(
         .to_string())
 }
 
-pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
+/// The builds each side runs: one pair of `versus` binaries (off, on), or several pairs of the
+/// same code linked with different function orders (`--layouts DIR`), taken in turn by round.
+///
+/// Why several: two builds of the same runtime code whose harness differed ran yield_many 1w
+/// 10 to 18 % apart with the same instructions per op (callgrind: 79,946,411 and 79,946,263), and
+/// three builds of one source linked with `lld --shuffle-sections` spread 17 to 20 % on
+/// yield_many and chained_spawn at 1 worker — code placement, more than the 3 % budgets. Pooling
+/// the rounds of several layouts per side judges the code, not one link's luck.
+#[derive(Clone)]
+struct Layouts(Vec<(PathBuf, PathBuf)>);
+
+impl Layouts {
+    /// `off-1`, `on-1`, `off-2`, `on-2`, … in `dir`, as `benches/versus/layouts.sh` leaves them.
+    fn from_dir(dir: &Path) -> Result<Layouts, String> {
+        let mut pairs = Vec::new();
+        for k in 1.. {
+            let (off, on) = (dir.join(format!("off-{k}")), dir.join(format!("on-{k}")));
+            if !off.exists() || !on.exists() {
+                break;
+            }
+            pairs.push((off, on));
+        }
+        if pairs.is_empty() {
+            return Err(format!(
+                "{}: no off-1 and on-1 (build them with benches/versus/layouts.sh)",
+                dir.display()
+            ));
+        }
+        Ok(Layouts(pairs))
+    }
+
+    /// The binary of `config`'s side in `round`.
+    fn bin(&self, config: Config, round: usize) -> PathBuf {
+        let (off, on) = &self.0[round % self.0.len()];
+        if config == Config::Off {
+            off.clone()
+        } else {
+            on.clone()
+        }
+    }
+}
+
+pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layouts: Option<&str>) {
     let wanted = |g: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == g));
     let off_versus = std::env::current_exe().expect("current exe");
     let off_dir = off_versus.parent().expect("exe dir").to_path_buf();
@@ -170,13 +213,15 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
         );
         std::process::exit(2);
     }
-    let bin = move |c: Config| {
-        if c == Config::Off {
-            off_versus.clone()
-        } else {
-            on_versus.clone()
-        }
+    let layouts = match layouts {
+        None => Layouts(vec![(off_versus, on_versus)]),
+        Some(dir) => Layouts::from_dir(Path::new(dir)).unwrap_or_else(|e| {
+            eprintln!("versus --obs-ab --layouts: {e}");
+            std::process::exit(2);
+        }),
     };
+    let n_layouts = layouts.0.len();
+    let bin = move |c: Config, round: usize| layouts.bin(c, round);
     let secs_s = format!("{secs}");
     let mut rows: Vec<Row> = Vec::new();
     if wanted("runtime") {
@@ -199,10 +244,10 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
                     samples: vec![Vec::new(); configs.len()],
                     configs,
                     budgets,
-                    run: Box::new(move |c| {
+                    run: Box::new(move |c, round| {
                         let w = workers.to_string();
                         let args = ["--child", "loop", bench, &w, "ours", &secs_s];
-                        let line = run_child(&bin(c), &args, c, None)?;
+                        let line = run_child(&bin(c, round), &args, c, None)?;
                         let n: f64 = line
                             .trim()
                             .parse()
@@ -232,9 +277,9 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
             configs: vec![Config::Off, Config::Counters, Config::Timing, Config::Trace],
             budgets: vec![(Config::Timing, 3.0), (Config::Trace, 5.0)],
             samples: vec![Vec::new(); 4],
-            run: Box::new(move |c| {
+            run: Box::new(move |c, round| {
                 let args = ["--child", "http-client", "ours", "1", &url, &secs_s, "64"];
-                let line = run_child(&bin(c), &args, c, Some("0"))?;
+                let line = run_child(&bin(c, round), &args, c, Some("0"))?;
                 let v: serde_json::Value =
                     serde_json::from_str(&line).map_err(|_| format!("client printed {line:?}"))?;
                 if v["failed"].as_u64() != Some(0) {
@@ -269,7 +314,7 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
                 configs: vec![Config::Off, Config::Counters, Config::Trace],
                 budgets: vec![(Config::Trace, 5.0)],
                 samples: vec![Vec::new(); 3],
-                run: Box::new(move |c| {
+                run: Box::new(move |c, _round| {
                     let cli = if c == Config::Off { &off_cli } else { &on_cli };
                     let started = Instant::now();
                     let mut cmd = if crate::have("taskset") {
@@ -315,7 +360,7 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
             let n = row.configs.len();
             for i in (0..n).map(|k| (k + round) % n) {
                 let c = row.configs[i];
-                let v = (row.run)(c);
+                let v = (row.run)(c, round);
                 if let Err(e) = &v {
                     eprintln!("  {} {}: {e}", row.name, c.name());
                 }
@@ -325,7 +370,11 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>) {
     }
     drop(servers);
     println!(
-        "observatory cost, interleaved A/B: {runs} rounds, {secs} s per runtime/HTTP run, median time per op (µs), load average {:?}, {}\n",
+        "observatory cost, interleaved A/B: {runs} rounds, {secs} s per runtime/HTTP run, {}, median time per op (µs), load average {:?}, {}\n",
+        match n_layouts {
+            1 => "one build per side".to_string(),
+            n => format!("{n} link layouts per side taken in turn (the e2e row: one build)"),
+        },
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         crate::steal::describe(steal_before)
     );
@@ -511,6 +560,24 @@ mod tests {
     }
 
     #[test]
+    fn layouts_are_found_in_pairs_and_taken_in_turn_by_round() {
+        let dir = std::env::temp_dir().join(format!("versus-layouts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(Layouts::from_dir(&dir).is_err(), "an empty directory");
+        for name in ["off-1", "on-1", "off-2", "on-2", "off-3"] {
+            std::fs::write(dir.join(name), "").unwrap();
+        }
+        // off-3 has no on-3: two pairs.
+        let l = Layouts::from_dir(&dir).unwrap();
+        assert_eq!(l.0.len(), 2);
+        assert_eq!(l.bin(Config::Off, 0), dir.join("off-1"));
+        assert_eq!(l.bin(Config::Counters, 0), dir.join("on-1"));
+        assert_eq!(l.bin(Config::Trace, 1), dir.join("on-2"));
+        assert_eq!(l.bin(Config::Off, 2), dir.join("off-1"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn verdicts_judge_each_budget_on_the_cost() {
         let row = Row {
             name: "ping_pong 1w".into(),
@@ -525,7 +592,7 @@ mod tests {
                 vec![Some(102.0), Some(103.0)],
                 vec![Some(104.0), Some(105.0)],
             ],
-            run: Box::new(|_| Ok(0.0)),
+            run: Box::new(|_, _| Ok(0.0)),
         };
         let v = verdicts(&row);
         assert_eq!(
