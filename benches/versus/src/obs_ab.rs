@@ -466,8 +466,8 @@ fn callgrind_loop(
 /// Why: on a shared VM the timed gate's rounds spread ±10–30 %, and two builds of the *same*
 /// runtime code whose harness differs measured 10 % apart on yield_many at 1 worker (code
 /// layout) — more than the 3 % budgets. Instruction counts do not move with the machine's
-/// load or the host's steal; they do not see cache misses or contention either, so they are a
-/// floor of the cost, not the gate. Valgrind runs one thread at a time: the 2-worker rows count
+/// load or the host's steal; they do not see cache misses or contention either, and extra
+/// register instructions retire alongside the rest, so they are the work added, not the gate. Valgrind runs one thread at a time: the 2-worker rows count
 /// what both workers executed, parking and stealing included. Timing samples polls by elapsed
 /// time, so under valgrind's slowdown it times nearly every poll: its column overstates it.
 pub fn run_instructions(on_dir: &str) {
