@@ -177,6 +177,10 @@ fn main() {
             _ => usage(),
         }
     }
+    if obs_ab.is_none() && (instructions || layouts.is_some()) {
+        eprintln!("versus: --instructions and --layouts go with --obs-ab");
+        usage();
+    }
     if let Some(dir) = obs_ab {
         if instructions {
             obs_ab::run_instructions(&dir);

@@ -1,5 +1,5 @@
-//! `versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e]`: the
-//! observatory's cost gate (issue 15) as interleaved A/B runs.
+//! `versus --obs-ab ON_TARGET_DIR [--runs N] [--secs S] [--only runtime,http,e2e] [--layouts DIR]`:
+//! the observatory's cost gate (issue 15) as interleaved A/B runs.
 //!
 //! The running binary is side A (built without the feature, e.g. `target/release/versus`);
 //! `ON_TARGET_DIR/release/versus` is side B (`CARGO_TARGET_DIR=target/obs cargo build --release
@@ -15,6 +15,10 @@
 //! the runtime rows spawn_many_local, yield_many, chained_spawn, ping_pong at 1 and 2 workers
 //! (≤ 3 %); timing on ping_pong and the 1 KiB HTTP row (≤ 3 %); trace on the HTTP and
 //! end-to-end rows (≤ 5 %).
+//!
+//! `--layouts DIR` runs several links of each side in turn (see [`Layouts`]: one link's code
+//! placement moves these rows more than their budgets); `--instructions` counts instructions
+//! per op under callgrind instead of timing ([`run_instructions`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
