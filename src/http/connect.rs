@@ -104,12 +104,9 @@ async fn attempt(
             set_keepalive(&tcp);
             Ok(tcp)
         }
-        Ok(Err(e)) => Err(Error::with_source(
-            ErrorKind::Connect,
-            format!("{addr}: {e}"),
-            e,
-        )
-        .transient()),
+        Ok(Err(e)) => {
+            Err(Error::with_source(ErrorKind::Connect, format!("{addr}: {e}"), e).transient())
+        }
         Err(_) => Err(Error::new(
             ErrorKind::Timeout,
             format!(

@@ -205,18 +205,41 @@ impl Layouts {
     }
 }
 
+/// The runtime rows' benches (each at 1 and 2 workers).
+const RUNTIME_BENCHES: [&str; 4] = [
+    "spawn_many_local",
+    "yield_many",
+    "chained_spawn",
+    "ping_pong",
+];
+
+/// The configurations a runtime row runs: off and counters, and timing on ping_pong.
+fn runtime_configs(bench: &str) -> Vec<Config> {
+    let mut configs = vec![Config::Off, Config::Counters];
+    if bench == "ping_pong" {
+        configs.push(Config::Timing);
+    }
+    configs
+}
+
+/// `ON_TARGET_DIR/release/versus`; exits with how to build it when it is missing.
+fn on_versus(on_dir: &str) -> PathBuf {
+    let on = PathBuf::from(on_dir).join("release/versus");
+    if !on.exists() {
+        eprintln!(
+            "versus --obs-ab: {} not found (build it with CARGO_TARGET_DIR={on_dir} cargo build --release -p versus --features observatory)",
+            on.display()
+        );
+        std::process::exit(2);
+    }
+    on
+}
+
 pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layouts: Option<&str>) {
     let wanted = |g: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == g));
     let off_versus = std::env::current_exe().expect("current exe");
     let off_dir = off_versus.parent().expect("exe dir").to_path_buf();
-    let on_versus = PathBuf::from(on_dir).join("release/versus");
-    if !on_versus.exists() {
-        eprintln!(
-            "versus --obs-ab: {} not found (build it with CARGO_TARGET_DIR={on_dir} cargo build --release -p versus --features observatory)",
-            on_versus.display()
-        );
-        std::process::exit(2);
-    }
+    let on_versus = on_versus(on_dir);
     let layouts = match layouts {
         None => Layouts(vec![(off_versus, on_versus)]),
         Some(dir) => Layouts::from_dir(Path::new(dir)).unwrap_or_else(|e| {
@@ -229,19 +252,11 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layo
     let secs_s = format!("{secs}");
     let mut rows: Vec<Row> = Vec::new();
     if wanted("runtime") {
-        for bench in [
-            "spawn_many_local",
-            "yield_many",
-            "chained_spawn",
-            "ping_pong",
-        ] {
+        for bench in RUNTIME_BENCHES {
             for workers in [1usize, 2] {
-                let mut configs = vec![Config::Off, Config::Counters];
-                let mut budgets = vec![(Config::Counters, 3.0)];
-                if bench == "ping_pong" {
-                    configs.push(Config::Timing);
-                    budgets.push((Config::Timing, 3.0));
-                }
+                let configs = runtime_configs(bench);
+                // Every configuration but off has a 3 % budget on these rows.
+                let budgets = configs[1..].iter().map(|&c| (c, 3.0)).collect();
                 let (bin, secs_s) = (bin.clone(), secs_s.clone());
                 rows.push(Row {
                     name: format!("{bench} {workers}w"),
@@ -471,37 +486,23 @@ fn callgrind_loop(
 /// runtime code whose harness differs measured 10 % apart on yield_many at 1 worker (code
 /// layout) — more than the 3 % budgets. Instruction counts do not move with the machine's
 /// load or the host's steal; they do not see cache misses or contention either, and extra
-/// register instructions retire alongside the rest, so they are the work added, not the gate. Valgrind runs one thread at a time: the 2-worker rows count
-/// what both workers executed, parking and stealing included. Timing samples polls by elapsed
-/// time, so under valgrind's slowdown it times nearly every poll: its column overstates it.
+/// register instructions retire alongside the rest, so they are the work added, not the gate.
+/// Valgrind runs one thread at a time: the 2-worker rows count what both workers executed,
+/// parking and stealing included. Timing samples polls by elapsed time, so under valgrind's
+/// slowdown it times nearly every poll: its column overstates it.
 pub fn run_instructions(on_dir: &str) {
     if !crate::have("valgrind") {
         eprintln!("versus --obs-ab --instructions: valgrind not found (apt-get install valgrind)");
         std::process::exit(2);
     }
     let off = std::env::current_exe().expect("current exe");
-    let on = PathBuf::from(on_dir).join("release/versus");
-    if !on.exists() {
-        eprintln!(
-            "versus --obs-ab: {} not found (build it with CARGO_TARGET_DIR={on_dir} cargo build --release -p versus --features observatory)",
-            on.display()
-        );
-        std::process::exit(2);
-    }
+    let on = on_versus(on_dir);
     println!("observatory cost in instructions (callgrind, all threads): per op, the difference of a 1 s and a 3 s run under valgrind (timing samples by elapsed time, so under valgrind it times nearly every poll)\n");
     println!("| row | off | counters | + timing |");
     println!("|---|---:|---:|---:|");
-    for bench in [
-        "spawn_many_local",
-        "yield_many",
-        "chained_spawn",
-        "ping_pong",
-    ] {
+    for bench in RUNTIME_BENCHES {
         for workers in [1usize, 2] {
-            let mut configs = vec![Config::Off, Config::Counters];
-            if bench == "ping_pong" {
-                configs.push(Config::Timing);
-            }
+            let configs = runtime_configs(bench);
             let counts: Vec<Result<f64, String>> = configs
                 .iter()
                 .map(|&c| {
