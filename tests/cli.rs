@@ -593,9 +593,12 @@ fn demo_observe_without_the_feature_is_a_clear_error() {
         .args(["demo", "--pages", "5", "--observe", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    // A usage error, before the demo site starts or anything is scraped.
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features observatory"), "{err}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!said.contains("demo site"), "{said}");
     // `monitor run --observe` says so before it touches the database: a usage error.
     let dir = tmp("monitor-observe");
     let input = dir.join("urls.txt");
@@ -620,4 +623,29 @@ fn demo_observe_without_the_feature_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features observatory"), "{err}");
     assert!(!db.exists());
+}
+
+/// `scraipe observe` with nothing to watch or a bad flag: one clear line and an exit code, no
+/// hang and no panic (port 1 on loopback refuses at once).
+#[test]
+fn observe_reports_an_unreachable_endpoint_and_bad_flags() {
+    let out = scraipe()
+        .args(["observe", "127.0.0.1:1", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the observatory at 127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = scraipe()
+        .args(["observe", "127.0.0.1:1", "--interval", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("more than 0"), "{err}");
 }

@@ -366,7 +366,7 @@ fn positive_secs(s: &str) -> Result<f64, String> {
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(v)
     } else {
-        Err("must be between 0 and 86400 seconds".into())
+        Err("must be more than 0 and at most 86400 seconds".into())
     }
 }
 
@@ -402,6 +402,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             what: Some(DemoWhat::Monitor(args)),
             ..
         }) => demo_monitor::run(args).map_err(CliError::from),
+        // Refused before the demo site starts, like `monitor run --observe`: a usage error.
+        Command::Demo(args) if args.observe.is_some() && !cfg!(feature = "observatory") => Err(
+            CliError::usage("--observe needs scraipe built with `--features observatory`"),
+        ),
         Command::Demo(args) => demo::run(args).map_err(CliError::from),
         Command::Monitor(args) => monitor::run(*args),
         Command::ServeDemo(args) if args.shop => serve_shop::run(args),
