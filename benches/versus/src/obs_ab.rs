@@ -8,10 +8,12 @@
 //! (always on with the feature), + timing (`VERSUS_OBSERVE=timing`), + trace, starting with a
 //! different one each round — so drifting machine load hits all sides alike. Each cell gives the
 //! median of the rounds, the cost as median time per op (on) / median time per op (off) − 1, and
-//! the range of the same ratio taken round by round (each round's on against that round's off):
-//! a cost whose range straddles its budget is within this machine's noise, not a verdict.
+//! a 95 % confidence interval for the median of the same ratio taken round by round (each
+//! round's on against that round's off; [`median_ci`]).
 //!
-//! Gate rows (the budget), judged on the cost and listed in the last column: counters on
+//! Gate rows (the budget), judged on that interval and listed in the last column — met
+//! when it lies within the budget, not met when it lies above, *unsettled* when it straddles
+//! the budget (this run cannot tell: the machine's noise is larger than the margin): counters on
 //! the runtime rows spawn_many_local, yield_many, chained_spawn, ping_pong at 1 and 2 workers
 //! (≤ 3 %); timing on ping_pong and the 1 KiB HTTP row (≤ 3 %); trace on the HTTP and
 //! end-to-end rows (≤ 5 %).
@@ -64,42 +66,88 @@ struct Row {
     run: Box<dyn Fn(Config, usize) -> Result<f64, String>>,
 }
 
-/// The cost of `on` over `off` in per cent: the ratio of the medians, and the lowest and highest
-/// ratio of one round's `on` to the same round's `off` (rounds where both ran).
-fn cost(off: &[Option<f64>], on: &[Option<f64>]) -> (f64, f64, f64) {
+/// The cost of `on` over `off` in per cent: the ratio of the medians, and a 95 % confidence
+/// interval for the median of the round-by-round costs (each round's `on` against the same
+/// round's `off`, rounds where both ran; see [`median_ci`]), `None` with fewer than 6 such rounds.
+fn cost(off: &[Option<f64>], on: &[Option<f64>]) -> (f64, Option<(f64, f64)>) {
     let by_round: Vec<f64> = off
         .iter()
         .zip(on)
         .filter_map(|(a, b)| Some((b.as_ref()? / a.as_ref()? - 1.0) * 100.0))
         .filter(|r| r.is_finite())
         .collect();
-    let lo = by_round.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = by_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    ((median(on) / median(off) - 1.0) * 100.0, lo, hi)
+    let ci = median_ci(&by_round).map(|(lo, hi, _)| (lo, hi));
+    ((median(on) / median(off) - 1.0) * 100.0, ci)
 }
 
-/// Whether each budget of a row is met, judged on the cost (ratio of the medians); `None`: the
-/// row does not run that configuration.
-fn verdicts(row: &Row) -> Vec<(Config, f64, Option<bool>)> {
+/// A distribution-free confidence interval of at least 95 % for the median of `v`, from its
+/// order statistics: with `n` values, the `k`-th smallest and the `k`-th largest, where `k` is
+/// the largest for which a fair coin gives fewer than `k` heads in `n` tosses with probability
+/// at most 2.5 % (the chance that the true median lies below the `k`-th smallest). No
+/// assumption about the noise's shape (it is not normal here: a round that a neighbour's burst
+/// hits is off by 50 %, not by a few sigma). Returns (low, high, coverage); `None` below 6
+/// values (5 tosses give no heads 3.1 % of the time: no interval reaches 95 %).
+fn median_ci(v: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    // P(X <= j) for X ~ Binomial(n, 1/2), j = 0, 1, ...
+    let mut below = Vec::with_capacity(n + 1);
+    let (mut choose, mut sum) = (1.0f64, 0.0f64);
+    for j in 0..=n {
+        if j > 0 {
+            choose = choose * (n + 1 - j) as f64 / j as f64;
+        }
+        sum += choose / 2f64.powi(n as i32);
+        below.push(sum);
+    }
+    // The largest k with P(X <= k - 1) <= 2.5 %.
+    let k = (1..=n / 2).take_while(|&k| below[k - 1] <= 0.025).last()?;
+    Some((v[k - 1], v[n - k], 1.0 - 2.0 * below[k - 1]))
+}
+
+/// A budget's verdict.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    /// The whole confidence interval is within the budget.
+    Met,
+    /// The whole confidence interval is over it.
+    NotMet,
+    /// The interval straddles the budget (or there were too few rounds for one): this run
+    /// cannot tell.
+    Unsettled,
+    /// The row does not run that configuration.
+    NotRun,
+}
+
+/// Each budget of a row, judged on the confidence interval of its cost ([`cost`]).
+fn verdicts(row: &Row) -> Vec<(Config, f64, Verdict)> {
     row.budgets
         .iter()
         .map(|&(config, budget)| {
-            let i = row.configs.iter().position(|c| *c == config);
-            let met = i.map(|i| cost(&row.samples[0], &row.samples[i]).0 <= budget);
-            (config, budget, met)
+            let verdict = match row.configs.iter().position(|c| *c == config) {
+                None => Verdict::NotRun,
+                Some(i) => match cost(&row.samples[0], &row.samples[i]).1 {
+                    Some((_, hi)) if hi <= budget => Verdict::Met,
+                    Some((lo, _)) if lo > budget => Verdict::NotMet,
+                    _ => Verdict::Unsettled,
+                },
+            };
+            (config, budget, verdict)
         })
         .collect()
 }
 
-/// The gate column: "counters ≤ 3 %: yes, +timing ≤ 3 %: **no**".
-fn verdict_cell(verdicts: &[(Config, f64, Option<bool>)]) -> String {
+/// The gate column: "counters ≤ 3 %: yes, +timing ≤ 3 %: **no**, +trace ≤ 5 %: unsettled".
+fn verdict_cell(verdicts: &[(Config, f64, Verdict)]) -> String {
     verdicts
         .iter()
-        .map(|(config, budget, met)| {
-            let word = match met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "not run",
+        .map(|(config, budget, verdict)| {
+            let word = match verdict {
+                Verdict::Met => "yes",
+                Verdict::NotMet => "**no**",
+                Verdict::Unsettled => "unsettled",
+                Verdict::NotRun => "not run",
             };
             format!("{} ≤ {budget} %: {word}", config.name())
         })
@@ -397,27 +445,29 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layo
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         crate::steal::describe(steal_before)
     );
-    println!("Each cell: median time per op (µs), the cost against off (ratio of the medians), and in brackets the lowest and highest cost of one round against the same round's off.\n");
+    println!("Each cell: median time per op (µs), the cost against off (ratio of the medians), and in brackets a 95 % confidence interval for the median of the round-by-round costs (each round's on against the same round's off; distribution-free, from their order statistics; none below 6 rounds). A budget is met when the whole interval is within it, not met when the whole interval is over it, and unsettled when the interval straddles it: this run cannot tell.\n");
     println!("| row | off | counters | + timing | + trace | gate |");
     println!("|---|---:|---:|---:|---:|---|");
-    let (mut met, mut budgets) = (0, 0);
+    let (mut met, mut not_met, mut budgets) = (0, 0, 0);
     for row in &rows {
         let mut cells = vec![format!("{:.3}", median(&row.samples[0]))];
         for c in [Config::Counters, Config::Timing, Config::Trace] {
             match row.configs.iter().position(|x| *x == c) {
                 Some(i) => {
-                    let (cost, lo, hi) = cost(&row.samples[0], &row.samples[i]);
-                    cells.push(format!(
-                        "{:.3} ({cost:+.1} % [{lo:+.1} … {hi:+.1}])",
-                        median(&row.samples[i])
-                    ));
+                    let (cost, ci) = cost(&row.samples[0], &row.samples[i]);
+                    let ci = match ci {
+                        Some((lo, hi)) => format!(" [{lo:+.1} … {hi:+.1}]"),
+                        None => String::new(),
+                    };
+                    cells.push(format!("{:.3} ({cost:+.1} %{ci})", median(&row.samples[i])));
                 }
                 None => cells.push("—".into()),
             }
         }
         let verdicts = verdicts(row);
-        budgets += verdicts.len();
-        met += verdicts.iter().filter(|v| v.2 == Some(true)).count();
+        budgets += verdicts.iter().filter(|v| v.2 != Verdict::NotRun).count();
+        met += verdicts.iter().filter(|v| v.2 == Verdict::Met).count();
+        not_met += verdicts.iter().filter(|v| v.2 == Verdict::NotMet).count();
         println!(
             "| {} | {} | {} |",
             row.name,
@@ -425,7 +475,10 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layo
             verdict_cell(&verdicts)
         );
     }
-    println!("\n{met} of {budgets} budgets met.");
+    println!(
+        "\nOf {budgets} budgets: {met} met, {not_met} not met, {} unsettled.",
+        budgets - met - not_met
+    );
 }
 
 /// The total callgrind reports in its `Collected : N` line (stderr of a valgrind run).
@@ -539,17 +592,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cost_is_the_ratio_of_medians_with_the_per_round_range() {
+    fn cost_is_the_ratio_of_medians_with_a_confidence_interval_of_the_rounds() {
         let off = [Some(100.0), Some(100.0), Some(100.0), None];
         let on = [Some(103.0), Some(110.0), Some(101.0), Some(500.0)];
-        let (cost, lo, hi) = cost(&off, &on);
         // Medians 100 (three runs) and 106.5 (four: the failed off run drops the fourth round
-        // from the range, not its on value from the median).
-        assert!((cost - 6.5).abs() < 1e-9, "{cost}");
+        // from the paired costs, not its on value from the median); three paired rounds are
+        // too few for an interval.
+        let (cost_, ci) = cost(&off, &on);
+        assert!((cost_ - 6.5).abs() < 1e-9, "{cost_}");
+        assert_eq!(ci, None);
+        let off = [Some(100.0); 9];
+        let on = [1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 6.0, 5.0].map(|x| Some(100.0 + x));
+        let (cost_, ci) = cost(&off, &on);
+        assert!((cost_ - 5.0).abs() < 1e-9, "{cost_}");
+        let (lo, hi) = ci.unwrap();
         assert!(
-            (lo - 1.0).abs() < 1e-9 && (hi - 10.0).abs() < 1e-9,
+            (lo - 2.0).abs() < 1e-9 && (hi - 8.0).abs() < 1e-9,
             "{lo} {hi}"
         );
+    }
+
+    #[test]
+    fn the_median_interval_takes_the_order_statistics_a_fair_coin_allows() {
+        let v = |n: usize| (1..=n).map(|i| i as f64).collect::<Vec<_>>();
+        // Five tosses: no heads 1/32 = 3.1 % > 2.5 %; no interval reaches 95 %.
+        assert_eq!(median_ci(&v(5)), None);
+        // Six: [1st, 6th], 1 - 2/64 = 96.9 %.
+        let (lo, hi, cover) = median_ci(&v(6)).unwrap();
+        assert_eq!((lo, hi), (1.0, 6.0));
+        assert!((cover - (1.0 - 2.0 / 64.0)).abs() < 1e-12, "{cover}");
+        // Nine: P(X <= 1) = 10/512 = 1.95 %, P(X <= 2) = 46/512 = 9 %: [2nd, 8th], 96.1 %.
+        let (lo, hi, cover) = median_ci(&v(9)).unwrap();
+        assert_eq!((lo, hi), (2.0, 8.0));
+        assert!((cover - (1.0 - 20.0 / 512.0)).abs() < 1e-12, "{cover}");
+        // Fifteen: P(X <= 3) = 1.76 %, P(X <= 4) = 5.9 %: [4th, 12th]. Order does not matter.
+        let mut w = v(15);
+        w.reverse();
+        let (lo, hi, _) = median_ci(&w).unwrap();
+        assert_eq!((lo, hi), (4.0, 12.0));
     }
 
     #[test]
@@ -583,30 +663,47 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_judge_each_budget_on_the_cost() {
+    fn verdicts_judge_each_budget_on_the_interval() {
+        let rounds = |off: f64, on: &[f64]| {
+            vec![
+                vec![Some(off); on.len()],
+                on.iter().map(|x| Some(*x)).collect::<Vec<_>>(),
+            ]
+        };
+        let mut samples = rounds(100.0, &[101.0, 102.0, 101.5, 102.5, 100.5, 102.0]);
+        // +timing: every round +10 %.
+        samples.push(vec![Some(110.0); 6]);
+        // +trace: rounds from -4 % to +9 %, median +2.5 %: inside 5 % but not settled.
+        samples.push([96.0, 109.0, 101.0, 104.0, 99.0, 108.0].map(Some).to_vec());
         let row = Row {
             name: "ping_pong 1w".into(),
-            configs: vec![Config::Off, Config::Counters, Config::Timing],
+            configs: vec![Config::Off, Config::Counters, Config::Timing, Config::Trace],
             budgets: vec![
                 (Config::Counters, 3.0),
                 (Config::Timing, 3.0),
                 (Config::Trace, 5.0),
             ],
-            samples: vec![
-                vec![Some(100.0), Some(100.0)],
-                vec![Some(102.0), Some(103.0)],
-                vec![Some(104.0), Some(105.0)],
-            ],
+            samples,
             run: Box::new(|_, _| Ok(0.0)),
         };
         let v = verdicts(&row);
         assert_eq!(
             v.iter().map(|x| x.2).collect::<Vec<_>>(),
-            [Some(true), Some(false), None]
+            [Verdict::Met, Verdict::NotMet, Verdict::Unsettled]
         );
         assert_eq!(
             verdict_cell(&v),
-            "counters ≤ 3 %: yes, +timing ≤ 3 %: **no**, +trace ≤ 5 %: not run"
+            "counters ≤ 3 %: yes, +timing ≤ 3 %: **no**, +trace ≤ 5 %: unsettled"
+        );
+        // A configuration the row does not run, and too few rounds for an interval.
+        let row = Row {
+            configs: vec![Config::Off, Config::Counters],
+            samples: rounds(100.0, &[101.0, 101.0]),
+            ..row
+        };
+        assert_eq!(
+            verdicts(&row).iter().map(|x| x.2).collect::<Vec<_>>(),
+            [Verdict::Unsettled, Verdict::NotRun, Verdict::NotRun]
         );
     }
 }
