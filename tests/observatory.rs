@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use scraipe::executor::{AsyncExecutorExt, DefaultBackgroundExecutor};
+use scraipe::executor::{AsyncExecutor, AsyncExecutorExt, DefaultBackgroundExecutor, RunMultiple};
 use scraipe::rt::observe::{self, LongPoll, TaskStatus, WaitsOn, WakeSource};
 use scraipe::rt::sync::{mpsc, oneshot};
 use scraipe::rt::{Builder, JoinSet, Runtime};
@@ -157,6 +157,47 @@ fn every_spawn_entry_point_reports_the_callers_file_and_line() {
         got.join().unwrap(),
         line,
     );
+    // A pool's tasks are spawned while it is iterated, at the line that made it.
+    let (pool, line) = (
+        exec.run_multiple((0..3).map(|_| async { site() }), 2, None),
+        line!(),
+    );
+    for (_, got) in pool {
+        assert_site("AsyncExecutorExt::run_multiple", got.unwrap(), line - 1);
+    }
+    let (pool, line) = (
+        RunMultiple::new(&exec, (0..2).map(|_| async { site() }), 1, None),
+        line!(),
+    );
+    for (_, got) in pool {
+        assert_site("RunMultiple::new", got.unwrap(), line - 1);
+    }
+    // block_on's sentinel task (it makes the call count as in-flight work) is listed at the
+    // caller's line too, not inside the executor.
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let h = exec.handle();
+    let line = line!() + 1;
+    exec.block_on(async move {
+        // The sentinel joins the table when a worker has polled it once and it parks.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let sentinels: Vec<String> = h
+                .observe_snapshot()
+                .tasks
+                .iter()
+                .filter(|t| t.location.file() == file!())
+                .map(|t| t.spawned_at())
+                .collect();
+            if !sentinels.is_empty() || Instant::now() > deadline {
+                seen_tx.send(sentinels).unwrap();
+                return;
+            }
+            scraipe::rt::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .unwrap();
+    let sentinels = seen_rx.recv().unwrap();
+    assert_eq!(sentinels, [format!("{}:{line}", file!())]);
 }
 
 /// One task parked on each kind of resource, plus one that dropped its waker.
@@ -822,6 +863,8 @@ fn the_snapshot_endpoint_answers_fast_while_the_only_worker_is_blocked() {
     assert!(head.contains("text/html"));
     assert!(page.contains("/snapshot.json") && page.contains("/trace.json"));
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="));
+    // The task table answers "what woke it?" and says what each task waits on in words.
+    assert!(page.contains("<th>woken by</th>") && page.contains("timer in "));
     let (head, trace) = http_get(server.local_addr(), "/trace.json?last=2s");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     events(&trace);

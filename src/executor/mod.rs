@@ -356,10 +356,13 @@ pub trait AsyncExecutorExt: AsyncExecutor {
     /// assert_eq!(n, Ok(2));
     /// # Ok::<(), scraipe::executor::ExecutorError>(())
     /// ```
+    #[cfg_attr(feature = "observatory", track_caller)]
     fn block_on<F: Future>(&self, future: F) -> Result<F::Output, TaskError> {
         if self.is_shutdown() {
             return Err(TaskError::Cancelled);
         }
+        // The sentinel task below is listed at the caller's line (feature `observatory`).
+        crate::rt::spawn_site!();
         // A sentinel task makes this call count as in-flight work (so a graceful shutdown
         // waits for it), and ends the wait with `Cancelled` if the runtime is shut down under
         // us: the future's timers and sockets would never fire again.
@@ -438,6 +441,7 @@ pub trait AsyncExecutorExt: AsyncExecutor {
     /// assert_eq!(rows[1], (1, Err(TaskError::TimedOut(Duration::from_millis(50)))));
     /// # Ok::<(), scraipe::executor::ExecutorError>(())
     /// ```
+    #[cfg_attr(feature = "observatory", track_caller)]
     fn run_multiple<I, F>(
         &self,
         futures: I,
@@ -489,6 +493,10 @@ where
     tx: mpsc::UnboundedSender<(usize, Result<T, TaskError>)>,
     rx: mpsc::UnboundedReceiver<(usize, Result<T, TaskError>)>,
     running: HashMap<usize, JoinHandle<()>>,
+    /// Where the pool was made: its tasks are spawned later, from `next`, and are listed at
+    /// this line rather than inside the executor (feature `observatory`).
+    #[cfg(feature = "observatory")]
+    site: &'static std::panic::Location<'static>,
 }
 
 impl<X, I, F> RunMultiple<X, I, F::Output>
@@ -501,6 +509,7 @@ where
 {
     /// Same as [`AsyncExecutorExt::run_multiple`], holding the executor through `exec` (pass an
     /// `Arc<dyn AsyncExecutor>` for an iterator with no borrow).
+    #[cfg_attr(feature = "observatory", track_caller)]
     pub fn new(
         exec: X,
         futures: impl IntoIterator<IntoIter = I>,
@@ -517,6 +526,8 @@ where
             tx,
             rx,
             running: HashMap::new(),
+            #[cfg(feature = "observatory")]
+            site: std::panic::Location::caller(),
         }
     }
 
@@ -528,6 +539,8 @@ where
             index,
         };
         let timeout = self.timeout;
+        #[cfg(feature = "observatory")]
+        let _site = crate::rt::observe::SpawnSite::enter(self.site);
         let task = self.exec.spawn_boxed(Box::pin(async move {
             let report = report;
             let out = guarded(future, timeout).await;

@@ -235,9 +235,12 @@ th{background:#eee}.lane{display:inline-block;width:220px;margin:4px;padding:6px
 (open it in Perfetto: ui.perfetto.dev → Open trace file) · refreshes every second</p>
 <div id="lanes"></div><div id="warnings"></div>
 <table id="tasks"><thead><tr><th>id</th><th>spawned at</th><th>status</th><th>polls</th>
-<th>wakes self/same/other/reactor/timer/outside</th><th>last worker</th><th>waits on</th></tr></thead><tbody></tbody></table>
+<th>wakes self/same/other/reactor/timer/outside</th><th>woken by</th><th>last worker</th><th>waits on</th></tr></thead><tbody></tbody></table>
 <script>
 function esc(s){return String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]))}
+function dur(ms){return ms<1000?ms.toFixed(0)+' ms':ms<120000?(ms/1000).toFixed(1)+' s':(ms/60000).toFixed(0)+' min'}
+function waits(w){return w.channel!==undefined?w.channel:w.timer_in_ms!==undefined?(w.timer_in_ms<0?'timer '+dur(-w.timer_in_ms)+' late':'timer in '+dur(w.timer_in_ms))+' (worker '+w.heap+')':w.socket!==undefined?'socket '+w.socket+' '+w.direction+' (worker '+w.reactor+')':JSON.stringify(w)}
+function by(b){return b?'task '+b.task+(b.worker!==null?' (worker '+b.worker+')':''):''}
 async function tick(){
   try{
     const s=await (await fetch('/snapshot.json',{cache:'no-store'})).json();
@@ -248,7 +251,7 @@ async function tick(){
     document.getElementById('warnings').innerHTML=lost.map(t=>
       `<p class="warn">task ${t.id} (${esc(t.spawned_at)}) is idle and no waker refers to it: it can never run again</p>`).join('');
     document.querySelector('#tasks tbody').innerHTML=s.tasks.map(t=>{const w=t.wakes;return `<tr><td>${t.id}</td><td>${esc(t.spawned_at)}</td><td>${t.status}</td><td>${t.polls}</td>`+
-      `<td>${w.self}/${w.same_worker}/${w.other_worker}/${w.reactor}/${w.timer}/${w.outside}</td><td>${t.last_worker??''}</td><td>${esc(JSON.stringify(t.waits_on))}</td></tr>`}).join('');
+      `<td>${w.self}/${w.same_worker}/${w.other_worker}/${w.reactor}/${w.timer}/${w.outside}</td><td>${esc(by(t.woken_by))}</td><td>${t.last_worker??''}</td><td>${esc(t.waits_on.map(waits).join(', '))}</td></tr>`}).join('');
   }catch(e){document.getElementById('warnings').innerHTML='<p class="warn">'+esc(e)+'</p>'}
 }
 tick();setInterval(tick,1000);
