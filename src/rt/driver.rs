@@ -212,7 +212,7 @@ impl Driver {
         }
         // try_lock: a sibling may be turning it, or a waker called inside the poll re-entered.
         match self.poller.try_lock() {
-            Some(mut reactor) => reactor.poll(Some(Duration::ZERO), metrics),
+            Some(mut reactor) => reactor.turn_as_owner(metrics),
             None => 0,
         }
     }
@@ -258,6 +258,8 @@ impl Driver {
         };
         let fired = self.timers.fire_due(now);
         metrics.add_timers_fired(fired);
+        // A plain poll: a wake-up meant for the owner whose edge this collects stays pending
+        // for the owner's next sleep (`ReactorShared::wake_pending`).
         fired + reactor.poll(Some(Duration::ZERO), metrics)
     }
 
@@ -302,7 +304,7 @@ impl Held<'_> {
 
     /// Sleeps until an event, a wake-up, the armed timer, or `timeout`.
     pub(crate) fn sleep(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
-        self.0.poll(timeout, metrics)
+        self.0.sleep(timeout, metrics)
     }
 }
 
@@ -330,11 +332,75 @@ mod tests {
         );
 
         // With a socket registered the turn polls again; deregistered, it skips again.
+        // (`a_siblings_turn_does_not_swallow_the_owners_wake_up` below uses one.)
         let mut listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let registration = Registration::new(&mut listener, driver.io.clone()).unwrap();
         assert!(driver.io.has_sockets());
         registration.deregister(&mut listener);
         drop(registration);
         assert!(!driver.io.has_sockets());
+    }
+
+    /// The lost wake-up behind a rare hang of spawn_many_local at 2 workers (both workers asleep
+    /// in `epoll_wait` with no timeout, the main thread's spawns queued in the injector): a
+    /// producer wakes a worker on its way to sleep, and before the worker holds its poller a
+    /// sibling's turn of the (unattended) driver collects the eventfd's edge. The owner's sleep
+    /// must still end at once.
+    #[test]
+    fn a_siblings_turn_does_not_swallow_the_owners_wake_up() {
+        let driver = Driver::new().unwrap();
+        let metrics = WorkerMetrics::default();
+        // A socket, so a turn really polls (without one it skips the poll and leaves the edge).
+        let mut listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let registration = Registration::new(&mut listener, driver.io.clone()).unwrap();
+        // The owner has not turned its driver for a while: a sibling may.
+        std::thread::sleep(STALL * 2);
+        assert!(driver.is_stalled_at(Instant::now()));
+
+        driver.io.unpark(); // the producer's wake-up
+        driver.turn_if_unattended(&metrics); // the sibling collects the edge
+        let start = Instant::now();
+        driver.hold().sleep(Some(Duration::from_secs(5)), &metrics);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the owner slept through its wake-up: {:?}",
+            start.elapsed()
+        );
+        // Spent: the next sleep waits for its timeout.
+        let start = Instant::now();
+        driver
+            .hold()
+            .sleep(Some(Duration::from_millis(30)), &metrics);
+        assert!(
+            start.elapsed() >= Duration::from_millis(25),
+            "{:?}",
+            start.elapsed()
+        );
+
+        // A wake-up the owner collects itself while awake (its own turn) is spent too: the
+        // next sleep waits, as before this flag existed (no spurious wake-up).
+        driver.io.unpark();
+        assert_eq!(driver.poll_as_owner(&metrics), 0);
+        let start = Instant::now();
+        driver
+            .hold()
+            .sleep(Some(Duration::from_millis(30)), &metrics);
+        assert!(
+            start.elapsed() >= Duration::from_millis(25),
+            "{:?}",
+            start.elapsed()
+        );
+
+        // And one that arrives during the sleep ends it.
+        let io = driver.io.clone();
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            io.unpark();
+        });
+        let start = Instant::now();
+        driver.hold().sleep(Some(Duration::from_secs(5)), &metrics);
+        assert!(start.elapsed() < Duration::from_secs(2));
+        waker.join().unwrap();
+        registration.deregister(&mut listener);
     }
 }

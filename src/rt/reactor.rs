@@ -45,8 +45,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -183,6 +183,20 @@ pub(crate) struct ReactorShared {
     slab: Mutex<Slab>,
     /// Wake-ups requested through `unpark` (for metrics).
     pub(crate) unparks: AtomicUsize,
+    /// A wake-up was requested (`unpark`) and the owner has not been awake since to see it.
+    ///
+    /// Why the eventfd alone is not enough: its edge goes to whichever `epoll_wait` on this
+    /// reactor comes first, and the owner's is not the only one — a sibling's non-blocking
+    /// turn of an unattended driver (`Driver::turn_if_unattended`) polls it too. A producer
+    /// that pops the owner from the sleepers and wakes it while the owner is on its way to
+    /// sleep (after its last look at the queues, before it holds the poller) could have its
+    /// edge collected by that turn; the owner then slept through its wake-up, unbounded if no
+    /// sibling was awake when it chose its timeout — with the producer's work queued, the
+    /// producer counting on the owner (counted as searching), and everyone asleep. So the
+    /// request is also kept here, and the owner's sleep (`Reactor::sleep`), which takes the
+    /// flag while it holds the poller (no other poll can run then), does not block if it was
+    /// set. Cleared where the owner itself collects the edge.
+    wake_pending: AtomicBool,
 }
 
 impl ReactorShared {
@@ -221,6 +235,8 @@ impl ReactorShared {
     pub(crate) fn unpark(&self) {
         self.unparks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Before the edge: an owner that finds no edge (another poll collected it) finds this.
+        self.wake_pending.store(true, Release);
         // An eventfd write cannot fail short of fd exhaustion; a lost wake-up would only delay
         // the owner until its next event or timer.
         let _ = self.waker.wake();
@@ -298,6 +314,8 @@ pub(crate) struct Reactor {
     /// The ticker's clocks, made on first use (see `arm_ticks`).
     clocks: Option<TickClocks>,
     wake_buf: Vec<Waker>,
+    /// The last `poll` collected the waker's edge.
+    saw_waker: bool,
 }
 
 /// Two timerfds a worker that ticks for the runtime (see `worker/park.rs`) keeps armed at its
@@ -345,6 +363,7 @@ impl Reactor {
                 closed: false,
             }),
             unparks: AtomicUsize::new(0),
+            wake_pending: AtomicBool::new(false),
         });
         Ok(Reactor {
             poll,
@@ -354,6 +373,7 @@ impl Reactor {
             armed: None,
             clocks: None,
             wake_buf: Vec::new(),
+            saw_waker: false,
         })
     }
 
@@ -416,9 +436,40 @@ impl Reactor {
         self.timerfd.is_none()
     }
 
+    /// The owner's sleep: [`poll`](Self::poll) for at most `timeout`, except that it does not
+    /// block when a wake-up was requested that no poll of the owner's has seen (another
+    /// thread's poll may have collected its edge: see `ReactorShared::wake_pending`). The
+    /// caller holds the poller (`&mut self`), so no other poll can collect an edge meanwhile.
+    pub(crate) fn sleep(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
+        let pending = self.shared.wake_pending.swap(false, Acquire);
+        let n = self.poll(
+            if pending {
+                Some(Duration::ZERO)
+            } else {
+                timeout
+            },
+            metrics,
+        );
+        // Awake again: a request made while we slept has done its job (its edge, if it is still
+        // queued, ends the next sleep at once, as it always did).
+        self.shared.wake_pending.store(false, Release);
+        n
+    }
+
+    /// The owner's non-blocking turn while it is awake: a wake-up request it collects here has
+    /// nothing left to do (the owner is awake), so it is forgotten, as the edge is.
+    pub(crate) fn turn_as_owner(&mut self, metrics: &WorkerMetrics) -> usize {
+        let n = self.poll(Some(Duration::ZERO), metrics);
+        if self.saw_waker {
+            self.shared.wake_pending.store(false, Release);
+        }
+        n
+    }
+
     /// Waits for events (at most `timeout`, and with `epoll_pwait2` at most until the armed
     /// deadline; `None` = until woken) and wakes the tasks they concern. Returns the number of
-    /// I/O events dispatched.
+    /// I/O events dispatched. As a sibling's turn of this reactor it leaves a wake-up request
+    /// for the owner (`wake_pending`) in place even when it collects the request's edge.
     pub(crate) fn poll(&mut self, timeout: Option<Duration>, metrics: &WorkerMetrics) -> usize {
         let n = if self.timerfd.is_some() {
             wait(&self.poll, &mut self.events, timeout, false)
@@ -433,6 +484,7 @@ impl Reactor {
             wait(&self.poll, &mut self.events, timeout, true)
         };
         let mut dispatched = 0;
+        self.saw_waker = false;
         {
             // Taken at the first socket event: a wake-up by the waker or a clock alone (every
             // sync-bridge hand-off, every timer tick) needs no slab.
@@ -441,7 +493,8 @@ impl Reactor {
                 // Copies: `epoll_event` is packed on x86_64.
                 let (events, token) = (ev.events, Token(ev.u64 as usize));
                 match token {
-                    WAKER_TOKEN | WATCH_TOKEN => {}
+                    WAKER_TOKEN => self.saw_waker = true,
+                    WATCH_TOKEN => {}
                     // The fallback's deadline passed: a later one may be armed now.
                     TIMER_TOKEN => self.armed = None,
                     t if CLOCK_TOKENS.contains(&t) => {
