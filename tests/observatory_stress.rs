@@ -145,7 +145,7 @@ fn readers_racing_a_busy_runtime_see_consistent_tasks_and_no_lost_waker() {
     };
     let echo = listener.local_addr().unwrap();
     rt.spawn(echo_server(listener));
-    let server = ObserveServer::start(&handle, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let server = ObserveServer::start(handle, "127.0.0.1:0".parse().unwrap()).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
