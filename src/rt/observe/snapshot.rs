@@ -148,6 +148,7 @@ fn info(header: &Header, blocking: bool, waits: &mut HashMap<usize, Vec<WaitsOn>
     } else {
         TaskStatus::Idle
     };
+    let (polls, wakes) = obs.polls_and_wakes();
     let refs = state.ref_count();
     let known = 1 + usize::from(state.has_join_interest());
     let mut waits_on = waits
@@ -159,8 +160,8 @@ fn info(header: &Header, blocking: bool, waits: &mut HashMap<usize, Vec<WaitsOn>
         location: obs.location(),
         status,
         blocking,
-        polls: obs.polls(),
-        wakes: obs.wake_counts(),
+        polls,
+        wakes,
         last_worker: obs.last_worker(),
         woken_by: obs.woken_by(),
         waits_on,

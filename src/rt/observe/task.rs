@@ -632,28 +632,43 @@ impl TaskObs {
     /// Polls caused by each source. The self-wakes are not counted on their own (a yield loop
     /// would write the task's `Ext` on every poll): every poll after the first has a cause, so
     /// they are the polls that had no other one — `polls − 1 − others − uncaused` — plus those
-    /// that had the task's own wake as well as another (`also_self`). (Read from another thread
-    /// while the task is mid-poll-start, a count can be one ahead of another.)
+    /// that had the task's own wake as well as another (`also_self`). (The snapshot uses
+    /// [`polls_and_wakes`](Self::polls_and_wakes), which also gives the poll count they match.)
+    #[cfg(test)]
     pub(crate) fn wake_counts(&self) -> WakeCounts {
-        let polls = self.polls();
+        self.polls_and_wakes().1
+    }
+
+    /// The poll count and the wake counts, consistent with each other even while the task
+    /// runs on another thread: the counters are read first and the poll count after them (a
+    /// poll start stores its count before it bumps a counter), so no source counts more than
+    /// `polls − 1` polls and the derived self-wakes use the same count the caller reports. (Two
+    /// separate reads let a snapshot row show 50 self-wakes over 35 polls: the task polled 16
+    /// more times between them — `tests/observatory_stress.rs` caught it.)
+    pub(crate) fn polls_and_wakes(&self) -> (u64, WakeCounts) {
         let Some(ext) = self.ext() else {
             // Never woken by anything but itself: every poll after the first was a self-wake.
-            return WakeCounts {
+            let polls = self.polls();
+            let counts = WakeCounts {
                 self_wake: polls.saturating_sub(1),
                 ..WakeCounts::default()
             };
+            return (polls, counts);
         };
         let w = |i: usize| ext.wakes[i].load(Relaxed);
+        let (same_worker, other_worker, reactor, timer, outside) = (w(1), w(2), w(3), w(4), w(5));
+        let also_self = ext.also_self.load(Relaxed);
         let not_self = ext.others.load(Relaxed) + ext.uncaused.load(Relaxed);
-        WakeCounts {
-            self_wake: polls.saturating_sub(1).saturating_sub(not_self)
-                + ext.also_self.load(Relaxed),
-            same_worker: w(1),
-            other_worker: w(2),
-            reactor: w(3),
-            timer: w(4),
-            outside: w(5),
-        }
+        let polls = self.polls();
+        let counts = WakeCounts {
+            self_wake: polls.saturating_sub(1).saturating_sub(not_self) + also_self,
+            same_worker,
+            other_worker,
+            reactor,
+            timer,
+            outside,
+        };
+        (polls, counts)
     }
 
     pub(crate) fn last_worker(&self) -> Option<usize> {
