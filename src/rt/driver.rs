@@ -212,7 +212,7 @@ impl Driver {
         }
         // try_lock: a sibling may be turning it, or a waker called inside the poll re-entered.
         match self.poller.try_lock() {
-            Some(mut reactor) => reactor.turn_as_owner(metrics),
+            Some(mut reactor) => reactor.poll_as_owner(metrics),
             None => 0,
         }
     }
@@ -357,39 +357,31 @@ mod tests {
         std::thread::sleep(STALL * 2);
         assert!(driver.is_stalled_at(Instant::now()));
 
+        // How long one sleep of the owner with a `timeout` bound takes.
+        let slept = |timeout: Duration| {
+            let start = Instant::now();
+            driver.hold().sleep(Some(timeout), &metrics);
+            start.elapsed()
+        };
+        let (long, short) = (Duration::from_secs(5), Duration::from_millis(30));
+
         driver.io.unpark(); // the producer's wake-up
         driver.turn_if_unattended(&metrics); // the sibling collects the edge
-        let start = Instant::now();
-        driver.hold().sleep(Some(Duration::from_secs(5)), &metrics);
+        let took = slept(long);
         assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "the owner slept through its wake-up: {:?}",
-            start.elapsed()
+            took < Duration::from_secs(2),
+            "the owner slept through its wake-up: {took:?}"
         );
         // Spent: the next sleep waits for its timeout.
-        let start = Instant::now();
-        driver
-            .hold()
-            .sleep(Some(Duration::from_millis(30)), &metrics);
-        assert!(
-            start.elapsed() >= Duration::from_millis(25),
-            "{:?}",
-            start.elapsed()
-        );
+        let took = slept(short);
+        assert!(took >= Duration::from_millis(25), "{took:?}");
 
         // A wake-up the owner collects itself while awake (its own turn) is spent too: the
         // next sleep waits, as before this flag existed (no spurious wake-up).
         driver.io.unpark();
         assert_eq!(driver.poll_as_owner(&metrics), 0);
-        let start = Instant::now();
-        driver
-            .hold()
-            .sleep(Some(Duration::from_millis(30)), &metrics);
-        assert!(
-            start.elapsed() >= Duration::from_millis(25),
-            "{:?}",
-            start.elapsed()
-        );
+        let took = slept(short);
+        assert!(took >= Duration::from_millis(25), "{took:?}");
 
         // And one that arrives during the sleep ends it.
         let io = driver.io.clone();
@@ -397,9 +389,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             io.unpark();
         });
-        let start = Instant::now();
-        driver.hold().sleep(Some(Duration::from_secs(5)), &metrics);
-        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(slept(long) < Duration::from_secs(2));
         waker.join().unwrap();
         registration.deregister(&mut listener);
     }

@@ -458,7 +458,7 @@ impl Reactor {
 
     /// The owner's non-blocking turn while it is awake: a wake-up request it collects here has
     /// nothing left to do (the owner is awake), so it is forgotten, as the edge is.
-    pub(crate) fn turn_as_owner(&mut self, metrics: &WorkerMetrics) -> usize {
+    pub(crate) fn poll_as_owner(&mut self, metrics: &WorkerMetrics) -> usize {
         let n = self.poll(Some(Duration::ZERO), metrics);
         if self.saw_waker {
             self.shared.wake_pending.store(false, Release);

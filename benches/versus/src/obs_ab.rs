@@ -157,22 +157,13 @@ fn verdict_cell(verdicts: &[(Config, f64, Verdict)]) -> String {
 
 /// The median of the rounds that ran (NaN when none did).
 fn median(v: &[Option<f64>]) -> f64 {
-    let mut v: Vec<f64> = v
+    let ran: Vec<f64> = v
         .iter()
         .flatten()
         .copied()
         .filter(|x| x.is_finite())
         .collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    crate::stats::median(&ran)
 }
 
 /// Runs `bin` with `args` and `VERSUS_OBSERVE` / `SCRAIPE_OBSERVE` set for `config`; returns
