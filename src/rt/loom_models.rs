@@ -202,6 +202,70 @@ fn task_wake_vs_poll() {
     });
 }
 
+/// A future that wakes itself once (a yield) and then waits for its gate, counting its polls.
+#[cfg(feature = "observatory")]
+struct YieldThenGated {
+    gate: Arc<Gate>,
+    yielded: bool,
+    polls: Arc<AtomicUsize>,
+}
+
+#[cfg(feature = "observatory")]
+impl Future for YieldThenGated {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        self.polls.fetch_add(1, AcqRel);
+        let gate = self.gate.clone();
+        let mut slot = gate.waker.lock().unwrap();
+        if gate.open.load(SeqCst) {
+            return Poll::Ready(7);
+        }
+        *slot = Some(cx.waker().clone());
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+/// With the observatory, a task's wake causes, last worker and poll count ride its state
+/// word (§1.11): a self-wake's `fetch_or` (`State::notify_self`) and a wake from another thread
+/// race the poll start's and the poll end's CASes. The task still completes exactly once, and
+/// the state word's poll count is the number of polls the future saw, each after the first
+/// with a counted cause. (loom does not model std's thread-locals, which the hooks use to tell
+/// a self-wake from another, so which source a wake is counted under is not checked here; that
+/// the protocol stays sound, every wake leaves a cause and no poll is lost or counted twice
+/// is.)
+#[cfg(feature = "observatory")]
+#[test]
+fn observatory_self_wake_vs_other_wake_vs_poll() {
+    model(|| {
+        let q = Queue::new();
+        let gate = Gate::new();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let mut h = q.spawn(YieldThenGated {
+            gate: gate.clone(),
+            yielded: false,
+            polls: polls.clone(),
+        });
+        let opener = thread::spawn(move || gate.open());
+        q.run_all();
+        opener.join().unwrap();
+        q.run_all();
+        let (_, w) = flag();
+        assert_eq!(poll_handle(&mut h, &w), Poll::Ready(Ok(7)));
+        let (counted, wakes) = h.polls_and_wakes();
+        let seen = polls.load(Acquire) as u64;
+        assert_eq!(counted, seen, "{wakes:?}");
+        // Every poll after the first had a cause; one woken by two sources counts for each.
+        assert!(wakes.total() >= seen - 1, "{seen} polls: {wakes:?}");
+        for source in crate::rt::observe::WakeSource::ALL {
+            assert!(wakes.get(source) < seen, "{seen} polls: {wakes:?}");
+        }
+    });
+}
+
 /// abort() from one thread, a wake from another, the runner on a third: the future is dropped
 /// once, and the handle reports either the output or cancellation.
 #[test]

@@ -38,8 +38,8 @@ pub use trace::{is_tracing, set_trace_limits, set_tracing, trace_json, trace_lim
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{
-    blocking_section, enter_worker, link_at_spawn, note_channel_wait, note_self_wake,
-    on_other_wake, poll_start, Channel, SpawnSite, TaskObs, WakeScope, WorkerScope,
+    blocking_section, driving, enter_worker, link_at_spawn, note_channel_wait, on_other_wake,
+    poll_start, wake_cause, Channel, SpawnSite, TaskObs, WakeCause, WakeScope, WorkerScope,
 };
 pub(crate) use watchdog::PollSlot;
 

@@ -30,7 +30,7 @@ use std::panic::Location;
 use std::task::Waker;
 use std::time::Duration;
 
-use super::task::{WaitsOn, WakeCounts};
+use super::task::{TaskObs, WaitsOn, WakeCounts};
 use crate::rt::scheduler::Shared;
 use crate::rt::task::Header;
 
@@ -148,13 +148,13 @@ fn info(header: &Header, blocking: bool, waits: &mut HashMap<usize, Vec<WaitsOn>
     } else {
         TaskStatus::Idle
     };
-    let (polls, wakes) = obs.polls_and_wakes();
+    let (polls, wakes) = obs.polls_and_wakes(&header.state);
     let refs = state.ref_count();
     let known = 1 + usize::from(state.has_join_interest());
     let mut waits_on = waits
         .remove(&(header as *const Header as usize))
         .unwrap_or_default();
-    waits_on.extend(obs.channel_waits());
+    waits_on.extend(TaskObs::channel_waits(state));
     TaskInfo {
         id: obs.id(),
         location: obs.location(),
@@ -162,7 +162,7 @@ fn info(header: &Header, blocking: bool, waits: &mut HashMap<usize, Vec<WaitsOn>
         blocking,
         polls,
         wakes,
-        last_worker: obs.last_worker(),
+        last_worker: TaskObs::last_worker(state),
         woken_by: obs.woken_by(),
         waits_on,
         refs,

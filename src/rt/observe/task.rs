@@ -1,44 +1,41 @@
 //! Per-task identity and counters, and the thread-local state the runtime's hooks consult.
 //!
-//! **Where it lives.** Two words in the task header ([`TaskObs`]: the poller's word, and the
-//! `late` bits with the id and the spawn site's index in the interned [`SITES`]) and, for a
-//! task something other than itself has woken, an [`Ext`] the second word then points to
-//! (the id and site, the counters by source, "woken by", the trace's and timing's per-task
-//! stamps). See `TaskObs` for why the header part is small.
+//! **Where it lives.** One word in the task header ([`TaskObs`]: the id and the spawn site's
+//! index in the interned [`SITES`]), bits of the task's state word (`task::state::obs`: the
+//! wake causes since the last poll, the channels the last poll noted, the last worker, the
+//! poll count, carried into the `Ext` 2^15 at a time) and, for a task something other than itself has woken, an [`Ext`] the
+//! header's word then points to (the id and site, the counters by source, "woken by", the
+//! trace's and timing's per-task stamps). See `TaskObs` for why the header part is small.
 //!
-//! Who writes what: every counter (the poll count, the wake counts by source), the last worker
-//! and the channel note only the thread polling the task — it holds `RUNNING`, so a relaxed
-//! load + store suffices and no two threads ever write a counter. A wake only leaves its
-//! *source* for the next poll to count, in one of two places:
+//! **Counting rides the runtime's own compare-and-swaps.** A wake leaves its *source* as a
+//! cause bit in the CAS that marks the task notified (the runtime makes that CAS anyway; a
+//! wake of a task that is already scheduled writes the word only when its source's bit is not
+//! set yet). The poll start's CAS (`SCHEDULED → RUNNING`) clears the causes and the channels,
+//! records the worker and adds one to the poll count, and the hook counts the causes from the
+//! value that CAS replaced. The poll end's CAS (`RUNNING → idle`) folds in the channel kinds
+//! the poll registered with (noted in a thread-local meanwhile). So the counters cost no
+//! locked instruction and no write of their own, and no word of their own in the header.
 //!
-//! * the `cause` byte of the poller's word (`TaskObs::word`: cause bits, channel bits, last
-//!   worker, poll count) — written by the single thread that may write it at that moment, so a
-//!   plain (relaxed) load + store: the task itself waking itself during its poll (it holds
-//!   `RUNNING`), or the waker whose state transition moved the idle task to scheduled (exactly
-//!   one per idle period, before the task is queued; the poll start that reads and clears it
-//!   comes after the queue hand-off). These are nearly all wakes, and they cost no locked
-//!   instruction.
-//! * `late` (the top byte of `TaskObs::id_late`) — any other wake (the task was already
-//!   scheduled, or is running on another thread): an atomic `or` of the source bit (a CAS
-//!   loop, `update_id_late`), skipped when the bit is already set.
-//!
-//! The poll start reads both and clears them. So a counter counts **polls caused by that
-//! source**, not raw `wake` calls: several wakes before one poll count once per distinct
-//! source — three wakes from one thread before the poll count one; a self-wake and a wake from
-//! a plain thread count one each. Yield `k` times: `k` self-wakes. A poll caused by the task's
-//! own wake alone counts nothing but the poll: self-wakes are derived from the poll count (see
-//! [`TaskObs::wake_counts`]), so a yield loop never leaves the header. "Woken by" (the latest
-//! waking task and its worker) is a relaxed store by the waker — a fact, not a counter.
+//! Who writes the counters (the `Ext`'s counts by source, its carried poll count): only the
+//! thread polling the task — it holds `RUNNING`, so a relaxed load + store suffices. A counter
+//! counts **polls caused by that source**, not raw `wake` calls: several wakes before one poll
+//! count once per distinct source — three wakes from one thread before the poll count one; a
+//! self-wake and a wake from a plain thread count one each. Yield `k` times: `k` self-wakes. A
+//! poll caused by the task's own wake alone counts nothing but the poll: self-wakes are derived
+//! from the poll count (see [`TaskObs::polls_and_wakes`]), so a yield loop never leaves the
+//! header. "Woken by" (the latest waking task and its worker) is a relaxed store by the waker
+//! — a fact, not a counter.
 //!
 //! **What the always-on part costs** (see DESIGN.md §1.11, "What it costs"): a spawn takes an
 //! id from a per-thread block, checks a thread-local for a recorded spawn site (the executors'),
-//! looks its site up in the interned table (one hashed load and compare) and writes two
-//! words; a
-//! poll does one load + store of the poller's word, a load of `late`, a swap of the one-word
-//! current-task thread-local (`CTX`) and one load of the switch byte ([`mode`](super::mode))
-//! at each end; a self-wake is one thread-local compare and a load + store. A wake by another
-//! task or thread, and the next poll's count of it, write the `Ext` (out of line). Everything
-//! behind a switch (timing, trace, the watchdog slot) is out of line.
+//! looks its site up in the interned table (one hashed load and compare) and writes one word;
+//! a poll start adds the worker's bits and one poll to its CAS's new value and tests the value
+//! it replaced (a first poll or a lone self-wake's counts nothing else), swaps the one-word
+//! current-task thread-local (`CTX`) and loads the switch byte ([`mode`](super::mode)); a poll
+//! end restores `CTX` and takes the noted channels; a self-wake is one thread-local compare,
+//! and then one `or` on the state word instead of the wake's CAS loop (`State::notify_self`). A wake by another task or thread, and the next poll's count of it,
+//! write the `Ext` (out of line). Everything behind a switch (timing, trace, the watchdog slot)
+//! is out of line.
 
 use std::cell::Cell;
 use std::panic::Location;
@@ -50,6 +47,7 @@ use super::mode::{self, LIVE, TIMING, TRACE};
 use super::timing::WorkerTiming;
 use super::watchdog::PollSlot;
 use super::{timing, trace};
+use crate::rt::task::state::{obs, PollerBits, Snapshot, State};
 use crate::rt::task::Header;
 
 /// Who woke a task. (Declaration order = `ALL` order = bit index in a task's pending sources.)
@@ -161,24 +159,26 @@ pub enum WaitsOn {
 
 const NO_WORKER: u32 = u32::MAX;
 
-/// `TaskObs::word`: the cause bits (0–5, one per `WakeSource`), `STAMPED` (7), the channel
-/// bits (8–10), the last worker + 1 (11–23; 0: none; all ones: a worker index past 8,189, not
-/// recorded), the poll count (24–63).
-const CAUSE_MASK: u64 = 0x3F;
-/// Timing sampled the wake that scheduled the task (or its self-wake): `Ext::woken_at` holds
-/// the wake's stamp for the next poll start.
-const STAMPED: u64 = 1 << 7;
-const SELF_BIT: u64 = 1 << WakeSource::SelfWake as u8;
-const CHANNEL_SHIFT: u32 = 8;
-const WORKER_SHIFT: u32 = 11;
-const WORKER_BITS: u64 = 0x1FFF;
-const POLLS_SHIFT: u32 = 24;
-/// The bits a poll start replaces: cause, channels, worker.
-const FLAGS_MASK: u64 = (1 << POLLS_SHIFT) - 1;
-/// A poll count field this full is carried into `Ext::polls_carried` before it can wrap.
-const POLLS_FULL: u64 = !FLAGS_MASK;
+/// The state word's observatory bits (see `task::state::obs`), as this module uses them.
+const CAUSE_SHIFT: u32 = obs::CAUSE_SHIFT;
+const CAUSE_MASK: usize = obs::CAUSE_MASK;
+const CHANNEL_SHIFT: u32 = obs::CHANNEL_SHIFT;
+const WORKER_SHIFT: u32 = obs::WORKER_SHIFT;
+const WORKER_BITS: usize = obs::WORKER_MASK >> WORKER_SHIFT;
+const POLLS_SHIFT: u32 = obs::POLLS_SHIFT;
+/// The state word's cause bit of a self-wake.
+const SELF_CAUSE: usize = 1 << (CAUSE_SHIFT + WakeSource::SelfWake as u32);
+/// A state with this bit (the poll count's top bit) has 2^15 polls to carry into
+/// `Ext::polls_carried` (see `task::state::obs`).
+const POLLS_CARRY: usize = obs::POLLS_CARRY;
 
-/// A channel kind a receiving poll notes (bit `kind as u8` of `TaskObs::word`'s channel byte).
+/// The state word's cause bit of `source`.
+#[inline(always)]
+const fn cause_bit(source: WakeSource) -> usize {
+    1 << (CAUSE_SHIFT + source as u32)
+}
+
+/// A channel kind a receiving poll notes (bit `kind as u8` of the state word's channel bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Channel {
     Oneshot = 0,
@@ -189,29 +189,24 @@ pub(crate) enum Channel {
 /// The names of the channel kinds, by bit.
 const CHANNELS: [&str; 3] = ["oneshot", "mpsc", "semaphore"];
 
-/// `TaskObs::id_late`, a pointer-sized word: the `late` source bits in the top byte (bits
-/// 56–63), and below them either the task's identity — bit 0 clear, the id in bits 1–40, the
-/// spawn site's index in [`SITES`] in bits 41–55 — or, once the task has an [`Ext`] (which then
-/// holds both), that `Ext`'s address with bit 0 (`EXT_TAG`) set. A pointer rather than a
-/// `u64`, so the `Ext`'s address keeps its provenance through the late bits' updates (CAS
-/// loops with `map_addr`, `update_id_late`): the `Ext` is freed through it.
-const LATE_SHIFT: u32 = 56;
-const LATE_MASK: usize = 0xFF << LATE_SHIFT;
-/// Everything below the late bits.
-const PAYLOAD_MASK: usize = !LATE_MASK;
+/// `TaskObs::id_ext`, a pointer-sized word: either the task's identity — bit 0 clear, the id
+/// in bits 1–40, the spawn site's index in [`SITES`] in bits 41–55 — or, once the task has an
+/// [`Ext`] (which then holds both), that `Ext`'s address with bit 0 (`EXT_TAG`) set. A pointer
+/// rather than a `u64`, so the `Ext`'s address keeps its provenance: the `Ext` is freed
+/// through it.
 const EXT_TAG: usize = 1;
 const ID_SHIFT: u32 = 1;
 /// Ids have 40 bits: unique among a process's first 2^40 (~1.1 × 10^12) tasks.
 const ID_BITS: u32 = 40;
 const ID_MASK: u64 = (1 << ID_BITS) - 1;
 const SITE_SHIFT: u32 = ID_SHIFT + ID_BITS;
-const SITE_BITS: u32 = LATE_SHIFT - SITE_SHIFT;
+const SITE_BITS: u32 = 15;
 const _: () = assert!(std::mem::align_of::<Ext>() > EXT_TAG);
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("the observatory packs a task's identity into a 64-bit pointer word");
 
 /// Spawn sites, interned: a task without an `Ext` keeps its site as an index into this table
-/// (15 bits of `id_late`) instead of a third word in every task header. An open-addressing
+/// (15 bits of `id_ext`) instead of a third word in every task header. An open-addressing
 /// hash set of `&'static Location`s whose slot number is the index: interning is one hashed
 /// load and compare once a site is in (a site is entered once, by a CAS into an empty slot,
 /// and never leaves). Slot 0 stays empty: index 0 means "not interned" (the table is full),
@@ -267,27 +262,21 @@ fn site_at(index: usize) -> &'static Location<'static> {
     unsafe { site.as_ref() }.expect("a task's site index names a filled slot")
 }
 
-/// A new task's `id_late` when its site could not be interned: a fresh `Ext` holding the site,
+/// A new task's `id_ext` when its site could not be interned: a fresh `Ext` holding the site,
 /// tagged (nobody else can see the task yet: no CAS).
 #[cold]
 #[inline(never)]
 fn ext_at_spawn(location: &'static Location<'static>, id: u64) -> *mut () {
-    tagged(Box::into_raw(take_ext(location, id)), 0)
+    tagged(Box::into_raw(take_ext(location, id)))
 }
 
-/// An `id_late` value naming `ext`, with the late bits of `late` (another `id_late` value).
+/// An `id_ext` value naming `ext`.
 #[inline]
-fn tagged(ext: *mut Ext, late: usize) -> *mut () {
-    assert_eq!(
-        ext.addr() & (LATE_MASK | EXT_TAG),
-        0,
-        "an Ext's address fits below the late bits"
-    );
-    ext.cast::<()>()
-        .map_addr(|a| a | EXT_TAG | (late & LATE_MASK))
+fn tagged(ext: *mut Ext) -> *mut () {
+    ext.cast::<()>().map_addr(|a| a | EXT_TAG)
 }
 
-/// The id and site index a `TaskObs::id_late` value without an `Ext` holds.
+/// The id and site index a `TaskObs::id_ext` value without an `Ext` holds.
 #[inline(always)]
 fn identity(v: usize) -> (u64, usize) {
     (
@@ -296,42 +285,29 @@ fn identity(v: usize) -> (u64, usize) {
     )
 }
 
-/// The observatory's part of a task header: two words, in the task's own allocation.
+/// The observatory's part of a task header: one word, in the task's own allocation.
 ///
-/// Why so few: the whole record in the header (104 bytes) made tasks with small futures cost
+/// Why so little: the whole record in the header (104 bytes) made tasks with small futures cost
 /// as much more as the observatory's code did — a task of the runtime benchmarks went from a
 /// 72–96-byte allocation to 176–200 bytes, past the allocator's cheapest size classes (glibc's
 /// fast bins end at 128-byte chunks) and twice the cache lines per task; a header padded by
 /// 104 bytes *without* any observatory code measured the same +8 % on spawn_many_local and
-/// +15 % on ping_pong at 2 workers. So only what every task needs from its spawn on lives
-/// here (identity, the poller's word, the `late` bits); the counters live in an [`Ext`] that
-/// a task gets the first time something other than itself wakes it, or the trace or timing
-/// needs it. A task that completes in its first poll, or only ever wakes itself (a yield
-/// loop: its self-wakes are derived), never gets one. (It was three words, the spawn site a
-/// pointer of its own; 24 bytes put the runtime benchmarks' 72-byte tasks in 112-byte chunks
-/// instead of 96, and a header padded by 24 bytes instead of 16 measured about 2 points more
-/// on every 2-worker row — a figure that also carries where the heap put the tasks in their
-/// cache lines, see DESIGN.md §1.11: the site is now an index next to the id.) Even these 16
-/// bytes are most of the counters' cost at 2 workers on ping_pong: a feature-off build with 16
-/// unused header bytes measured +4 to +6 % there, 8 bytes +1 to +3 % (DESIGN.md §1.11, fifth
-/// session), so a third word is not free, and one word is what the 2-worker rows' gate would
-/// need.
+/// +15 % on ping_pong at 2 workers. So only the task's identity lives here; what every poll
+/// and wake updates lives in bits of the task's state word (`task::state::obs`), and the
+/// counters by source in an [`Ext`] that a task gets the first time something other than
+/// itself wakes it, or the trace or timing needs it. A task that completes in its first poll,
+/// or only ever wakes itself (a yield loop: its self-wakes are derived), never gets one. (It
+/// was three words, then two — the identity, and a "poller's word" with the causes, channels,
+/// worker and poll count that the state word now carries. A feature-off build with 16 unused
+/// header bytes measured +4 to +6 % on ping_pong at 2 workers, 8 bytes +1 to +3 % (DESIGN.md
+/// §1.11, fifth session): at 2 workers a word per task is most of what the counters cost.)
 pub(crate) struct TaskObs {
-    /// The poller's word, written only by the one thread that may write it at that moment (see
-    /// the module docs): bits 0–7 `cause` — bit `i` a wake from `WakeSource::ALL[i]` since the
-    /// last poll started, left by the waker that scheduled the idle task or by the task itself
-    /// during its poll; bits 8–10 the channel kinds (`Channel`) the last poll registered with;
-    /// bits 11–23 the worker that polled last (see `WORKER_SHIFT`); bits 24–63 the poll count.
-    /// One word so a poll start reads and resets all of them with one load and one store.
-    word: AtomicU64,
-    /// `late` (bits 56–63): like `cause`, for the other wakes (set atomically; the poll start
-    /// takes them: `update_id_late`); below them the id and spawn site (fixed at spawn), or the
-    /// task's `Ext` once it has one (installed by one CAS, freed with the task). See
-    /// `LATE_SHIFT`.
-    id_late: AtomicPtr<()>,
+    /// The id and spawn site (fixed at spawn), or the task's `Ext` once it has one (installed
+    /// by one CAS, freed with the task). See `EXT_TAG`.
+    id_ext: AtomicPtr<()>,
 }
 
-const _: () = assert!(std::mem::size_of::<TaskObs>() == 16);
+const _: () = assert!(std::mem::size_of::<TaskObs>() == 8);
 
 /// The rest of a task's record, given to a task the first time something other than its own
 /// poll wakes it (see [`TaskObs`]), or when the trace or timing needs it.
@@ -343,14 +319,15 @@ const _: () = assert!(std::mem::size_of::<TaskObs>() == 16);
 #[repr(C)]
 struct Ext {
     location: &'static Location<'static>,
-    /// The task's id (moved here from `TaskObs::id_late` when the `Ext` was installed).
+    /// The task's id (moved here from `TaskObs::id_ext` when the `Ext` was installed).
     id: u64,
     /// The latest wake by a task: its id `<< 16 | worker` (`0xFFFF`: none); 0: never.
     woken_by: AtomicU64,
     /// The trace flow (socket event → wake) the next poll continues; 0: none.
     pending_flow: AtomicU64,
     /// When the first wake since the last poll came (timing clock ticks; 0: none), while
-    /// timing.
+    /// timing: written by the wake that scheduled the task (before it is queued) or by the
+    /// poll that woke itself (at its end), taken by the next poll start that times.
     woken_at: AtomicU64,
     /// Polls caused by each source other than the task itself, in `WakeSource::ALL` order
     /// (index 0, the self-wake, is not kept: see [`TaskObs::wake_counts`]). Polling thread only.
@@ -362,7 +339,7 @@ struct Ext {
     /// Polls after the first with no recorded cause (none are expected; kept so the self-wake
     /// count stays exact if one happens). Polling thread only.
     uncaused: AtomicU64,
-    /// Polls carried out of `TaskObs::word`'s 40-bit count. Polling thread only.
+    /// Polls carried out of the state word's poll count (2^15 at a time). Polling thread only.
     polls_carried: AtomicU64,
 }
 
@@ -456,16 +433,22 @@ thread_local! {
     static BLOCKED: Cell<(usize, *const PollSlot)> = const { Cell::new((0, std::ptr::null())) };
     /// This thread's block of task ids: the next one and the block's end.
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// The channel kinds the task being polled on this thread registered its waker with, in
+    /// the state word's channel bits: the poll end takes them into its CAS. (A poll nested in
+    /// another through `block_on` takes the outer poll's notes made before it: they are
+    /// attributed to the inner task. The outer poll's last registration, the one it parks on,
+    /// normally comes after.)
+    static NOTED: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The worker a thread drives, as its hooks need it.
+/// The worker a thread drives, as its hooks need it ([`driving`]).
 #[derive(Clone, Copy)]
-struct Driving {
+pub(crate) struct Driving {
     /// Its index (`NO_WORKER`: none).
     index: u32,
-    /// Its index as the poller's word's worker field ([`worker_bits`]), ready for a poll start
+    /// Its index as the state word's worker field ([`worker_bits`]), ready for a poll start
     /// to `or` in.
-    bits: u64,
+    bits: usize,
     /// Its watchdog slot (null: none).
     slot: *const PollSlot,
 }
@@ -478,11 +461,26 @@ impl Driving {
     };
 }
 
-/// Worker `index` in the poller's word's worker field: `index + 1`, all ones past 8,189 (not
+/// Worker `index` in the state word's worker field: `index + 1`, all ones past 253 (not
 /// recorded), 0 for `NO_WORKER` (a thread of the blocking pool or `block_on`: none).
 #[inline]
-fn worker_bits(index: u32) -> u64 {
-    u64::from(index.wrapping_add(1)).min(WORKER_BITS) << WORKER_SHIFT
+fn worker_bits(index: u32) -> usize {
+    (index.wrapping_add(1) as usize).min(WORKER_BITS) << WORKER_SHIFT
+}
+
+/// The worker this thread drives, for a poll start: [`Driving::poller`] goes into the state
+/// word's CAS, and the rest to [`poll_start`].
+#[inline(always)]
+pub(crate) fn driving() -> Driving {
+    WORKER.with(|w| w.get())
+}
+
+impl Driving {
+    /// This worker's part of a poll start's CAS.
+    #[inline(always)]
+    pub(crate) fn poller(self) -> PollerBits {
+        PollerBits(self.bits)
+    }
 }
 
 /// The task of a `CTX` value (its tag bits ignored).
@@ -533,25 +531,23 @@ impl TaskObs {
         if mode::get() & TRACE != 0 {
             trace::spawn(id, location);
         }
-        let id_late = match site_index(location) {
+        let id_ext = match site_index(location) {
             // The site table is full: the site goes in an `Ext` from the start.
             0 => ext_at_spawn(location, id),
             index => {
                 std::ptr::without_provenance_mut((id << ID_SHIFT) as usize | index << SITE_SHIFT)
             }
         };
+        // (The state word's first poll mark is `State::new`'s.)
         TaskObs {
-            // The first poll looks like a lone self-wake's, so a poll start tells both apart
-            // from the rest with one compare (`count_poll`; `count_causes` drops the bit).
-            word: AtomicU64::new(SELF_BIT),
-            id_late: AtomicPtr::new(id_late),
+            id_ext: AtomicPtr::new(id_ext),
         }
     }
 
     /// The task's id: unique among the process's first 2^40 tasks.
     #[inline]
     pub(crate) fn id(&self) -> u64 {
-        let v = self.id_late.load(Acquire);
+        let v = self.id_ext.load(Acquire);
         match ext_of(v) {
             Some(ext) => ext.id,
             None => identity(v.addr()).0,
@@ -560,7 +556,7 @@ impl TaskObs {
 
     /// Where the task was spawned.
     pub(crate) fn location(&self) -> &'static Location<'static> {
-        let v = self.id_late.load(Acquire);
+        let v = self.id_ext.load(Acquire);
         match ext_of(v) {
             Some(ext) => ext.location,
             None => site_at(identity(v.addr()).1),
@@ -570,7 +566,7 @@ impl TaskObs {
     /// The task's `Ext`, if it has one.
     #[inline(always)]
     fn ext(&self) -> Option<&Ext> {
-        ext_of(self.id_late.load(Acquire))
+        ext_of(self.id_ext.load(Acquire))
     }
 
     /// The task's `Ext`, installed now if it has none. Any thread may call this: the CAS that
@@ -578,7 +574,7 @@ impl TaskObs {
     #[cold]
     #[inline(never)]
     fn ext_or_install(&self) -> &Ext {
-        let v = self.id_late.load(Acquire);
+        let v = self.id_ext.load(Acquire);
         if let Some(ext) = ext_of(v) {
             return ext;
         }
@@ -586,42 +582,40 @@ impl TaskObs {
         self.install(site_at(index), id)
     }
 
-    /// Installs an `Ext` for the task spawned at `location` with `id` (what `id_late` holds
+    /// Installs an `Ext` for the task spawned at `location` with `id` (what `id_ext` holds
     /// until then), unless another thread just did: then that one.
     #[cold]
     #[inline(never)]
     fn install(&self, location: &'static Location<'static>, id: u64) -> &Ext {
         let fresh = Box::into_raw(take_ext(location, id));
-        let mut cur = self.id_late.load(Acquire);
-        loop {
-            if let Some(theirs) = ext_of(cur) {
-                // SAFETY: ours was never shared.
-                give_back(unsafe { Box::from_raw(fresh) });
-                return theirs;
-            }
-            // The late bits stay; the identity moves into the `Ext`.
-            match self.id_late.compare_exchange_weak(
-                cur,
-                tagged(fresh, cur.addr()),
-                AcqRel,
-                Acquire,
-            ) {
+        let cur = self.id_ext.load(Acquire);
+        if ext_of(cur).is_none() {
+            // The identity moves into the `Ext`.
+            if self
+                .id_ext
+                .compare_exchange(cur, tagged(fresh), AcqRel, Acquire)
+                .is_ok()
+            {
                 // SAFETY: just installed; freed only when the task is (`Drop`).
-                Ok(_) => return unsafe { &*fresh },
-                // A late wake's bit arrived, or another thread installed one: look again.
-                Err(now) => cur = now,
+                return unsafe { &*fresh };
             }
         }
+        // Another thread installed one (the identity word changes only that way): use it.
+        // SAFETY: ours was never shared.
+        give_back(unsafe { Box::from_raw(fresh) });
+        self.ext().expect("an Ext was installed")
     }
 
-    pub(crate) fn polls(&self) -> u64 {
+    /// The poll count of a task whose state word is `state` (one load of it: see
+    /// [`polls_and_wakes`](Self::polls_and_wakes)).
+    pub(crate) fn polls(&self, state: Snapshot) -> u64 {
         let carried = self.ext().map_or(0, |e| e.polls_carried.load(Relaxed));
-        (self.word.load(Relaxed) >> POLLS_SHIFT) + carried
+        (state.0 >> POLLS_SHIFT) as u64 + carried
     }
 
-    /// The channels the last poll noted.
-    pub(crate) fn channel_waits(&self) -> impl Iterator<Item = WaitsOn> {
-        let bits = (self.word.load(Relaxed) >> CHANNEL_SHIFT) as u8;
+    /// The channels the last poll noted (`state`: the task's state word).
+    pub(crate) fn channel_waits(state: Snapshot) -> impl Iterator<Item = WaitsOn> {
+        let bits = (state.0 >> CHANNEL_SHIFT) as u8;
         CHANNELS
             .iter()
             .enumerate()
@@ -629,26 +623,22 @@ impl TaskObs {
             .map(|(_, kind)| WaitsOn::Channel { kind })
     }
 
-    /// Polls caused by each source. The self-wakes are not counted on their own (a yield loop
-    /// would write the task's `Ext` on every poll): every poll after the first has a cause, so
-    /// they are the polls that had no other one — `polls − 1 − others − uncaused` — plus those
-    /// that had the task's own wake as well as another (`also_self`). (The snapshot uses
-    /// [`polls_and_wakes`](Self::polls_and_wakes), which also gives the poll count they match.)
-    #[cfg(test)]
-    pub(crate) fn wake_counts(&self) -> WakeCounts {
-        self.polls_and_wakes().1
-    }
-
-    /// The poll count and the wake counts, consistent with each other even while the task
-    /// runs on another thread: the counters are read first and the poll count after them (a
-    /// poll start stores its count before it bumps a counter), so no source counts more than
-    /// `polls − 1` polls and the derived self-wakes use the same count the caller reports. (Two
-    /// separate reads let a snapshot row show 50 self-wakes over 35 polls: the task polled 16
-    /// more times between them — `tests/observatory_stress.rs` caught it.)
-    pub(crate) fn polls_and_wakes(&self) -> (u64, WakeCounts) {
+    /// The poll count and the wake counts by source of the task whose state word is `state`,
+    /// consistent with each other even while the task runs on another thread.
+    ///
+    /// The self-wakes are not counted on their own (a yield loop would write the task's `Ext`
+    /// on every poll): every poll after the first has a cause, so they are the polls that had
+    /// no other one — `polls − 1 − others − uncaused` — plus those that had the task's own
+    /// wake as well as another (`also_self`). The counters are read first and the poll count
+    /// after them (a poll start's CAS adds its poll before the hook bumps a counter), so no
+    /// source counts more than `polls − 1` polls and the derived self-wakes use the same count
+    /// the caller reports. (Two separate reads let a snapshot row show 50 self-wakes over 35
+    /// polls: the task polled 16 more times between them — `tests/observatory_stress.rs`
+    /// caught it.)
+    pub(crate) fn polls_and_wakes(&self, state: &State) -> (u64, WakeCounts) {
         let Some(ext) = self.ext() else {
             // Never woken by anything but itself: every poll after the first was a self-wake.
-            let polls = self.polls();
+            let polls = self.polls(state.load());
             let counts = WakeCounts {
                 self_wake: polls.saturating_sub(1),
                 ..WakeCounts::default()
@@ -659,7 +649,7 @@ impl TaskObs {
         let (same_worker, other_worker, reactor, timer, outside) = (w(1), w(2), w(3), w(4), w(5));
         let also_self = ext.also_self.load(Relaxed);
         let not_self = ext.others.load(Relaxed) + ext.uncaused.load(Relaxed);
-        let polls = self.polls();
+        let polls = self.polls(state.load());
         let counts = WakeCounts {
             self_wake: polls.saturating_sub(1).saturating_sub(not_self) + also_self,
             same_worker,
@@ -671,8 +661,9 @@ impl TaskObs {
         (polls, counts)
     }
 
-    pub(crate) fn last_worker(&self) -> Option<usize> {
-        last_worker_of(self.word.load(Relaxed))
+    /// The worker that last polled the task whose state word is `state`.
+    pub(crate) fn last_worker(state: Snapshot) -> Option<usize> {
+        last_worker_of(state.0)
     }
 
     /// The task (and its worker) behind the latest wake by a task, if any.
@@ -690,7 +681,7 @@ impl TaskObs {
 
 impl Drop for TaskObs {
     fn drop(&mut self) {
-        if let Some(ext) = ext_ptr(*self.id_late.get_mut()) {
+        if let Some(ext) = ext_ptr(*self.id_ext.get_mut()) {
             // SAFETY: installed by `ext_or_install` from `Box::into_raw` (this is that pointer,
             // untagged); the task is being freed, so nothing else can reach it.
             give_back(unsafe { Box::from_raw(ext) });
@@ -698,16 +689,17 @@ impl Drop for TaskObs {
     }
 }
 
-/// The worker a poller's word names (`None`: not polled on a worker yet).
+/// The worker a state word names (`None`: not polled on a worker yet, or an index past 253).
 #[inline(always)]
-fn last_worker_of(word: u64) -> Option<usize> {
-    match (word >> WORKER_SHIFT) & WORKER_BITS {
-        0 | WORKER_BITS => None,
-        w => Some(w as usize - 1),
+fn last_worker_of(state: usize) -> Option<usize> {
+    match (state >> WORKER_SHIFT) & WORKER_BITS {
+        0 => None,
+        w if w == WORKER_BITS => None,
+        w => Some(w - 1),
     }
 }
 
-/// The `Ext` a `TaskObs::id_late` value points to, if it is tagged.
+/// The `Ext` a `TaskObs::id_ext` value points to, if it is tagged.
 #[inline(always)]
 fn ext_of<'a>(v: *mut ()) -> Option<&'a Ext> {
     // SAFETY: a tagged value points to a live `Ext`, which lives as long as its task (the
@@ -715,32 +707,10 @@ fn ext_of<'a>(v: *mut ()) -> Option<&'a Ext> {
     ext_ptr(v).map(|p| unsafe { &*p })
 }
 
-/// The `Ext` pointer in a tagged `TaskObs::id_late` value.
+/// The `Ext` pointer in a tagged `TaskObs::id_ext` value.
 #[inline(always)]
 fn ext_ptr(v: *mut ()) -> Option<*mut Ext> {
-    (v.addr() & EXT_TAG != 0).then(|| v.map_addr(|a| a & PAYLOAD_MASK & !EXT_TAG).cast::<Ext>())
-}
-
-/// Applies `f` to the address bits of `id_late` (setting or taking late bits) and returns the
-/// value before. A CAS loop, where `AtomicPtr::fetch_or`/`fetch_and` would do, because those
-/// need Rust 1.91 and the crate's MSRV is older; `map_addr` keeps an `Ext`'s provenance.
-/// (An RMW continues the release sequence of the `Ext`'s install, so a later `Acquire` load
-/// still sees the `Ext` initialised.)
-#[inline]
-fn update_id_late(id_late: &AtomicPtr<()>, f: impl Fn(usize) -> usize) -> *mut () {
-    let mut cur = id_late.load(Relaxed);
-    loop {
-        match id_late.compare_exchange_weak(cur, cur.map_addr(&f), Relaxed, Relaxed) {
-            Ok(prev) => return prev,
-            Err(now) => cur = now,
-        }
-    }
-}
-
-/// The `id_late` bit of a source bit.
-#[inline(always)]
-fn late_bit(bit: u8) -> usize {
-    usize::from(bit) << LATE_SHIFT
+    (v.addr() & EXT_TAG != 0).then(|| v.map_addr(|a| a & !EXT_TAG).cast::<Ext>())
 }
 
 /// Adds one to a counter only the calling thread writes: a relaxed load + store, no locked
@@ -801,36 +771,40 @@ pub(crate) fn link_at_spawn() -> bool {
 }
 
 /// Marks the start of a poll on this thread; [`PollGuard::end`] marks its end (and restores
-/// the outer task when a poll nests inside another through `block_on`).
+/// the outer task when a poll nests inside another through `block_on`). `prev`: the state
+/// word that the poll start's CAS replaced (it took the causes and added the poll and the
+/// worker, `driving.poller()`).
 ///
-/// With only the counters on, this is: one load + store of the poller's word (the poll count,
-/// the cause and channel bits taken and cleared, the worker's index from a thread-local), a
-/// load of `late`, the current task (a thread-local swap) and the switches (one byte load).
-/// A first poll, and a poll its own wake alone caused (a yield loop's), count nothing else;
-/// any other cause is counted out of line, in the task's `Ext`.
+/// With only the counters on, this is: a test of `prev` (a first poll, and a poll its own wake
+/// alone caused — a yield loop's — count nothing else; any other cause is counted out of line,
+/// in the task's `Ext`), the current task (a thread-local swap) and the switches (one byte
+/// load).
 #[inline(always)]
-pub(crate) fn poll_start(header: &Header) -> PollGuard {
+pub(crate) fn poll_start(header: &Header, prev: Snapshot, driving: Driving) -> PollGuard {
     let obs = &header.obs;
-    let Driving { bits, slot, .. } = WORKER.with(|w| w.get());
-    let word = count_poll(obs, bits);
-    let prev = CTX.with(|c| c.replace(obs as *const TaskObs as usize));
+    count_poll(&header.state, obs, prev.0);
+    let prev_ctx = CTX.with(|c| c.replace(obs as *const TaskObs as usize));
     let mode = mode::get();
     let cold = if mode != 0 {
+        let slot = driving.slot;
         // Timing alone, the common poll: untimed, no stamped wake, a stretch open.
         // SAFETY: as in `poll_start_rare`.
         if mode == TIMING
-            && word & STAMPED == 0
+            && !obs.stamped()
             && !slot.is_null()
             && unsafe { &*slot }.timing.skip_poll()
         {
             u64::from(TIMING)
         } else {
-            poll_start_cold(obs, word, mode, slot)
+            poll_start_cold(obs, mode, slot)
         }
     } else {
         0
     };
-    PollGuard { prev, cold }
+    PollGuard {
+        prev: prev_ctx,
+        cold,
+    }
 }
 
 /// This thread starts driving worker `index` (whose watchdog slot is `slot`); the guard
@@ -867,15 +841,15 @@ impl Drop for WorkerScope {
     }
 }
 
-/// A switch is on at poll start (`word`: the poller's word before it), and this is not the
-/// common untimed poll with timing alone on: timing here, publishing to the watchdog slot and
-/// the trace in `poll_start_rare`. Returns the guard's `cold` word: the switches in its low 3
-/// bits, the start stamp (ticks) of a timed poll above them.
+/// A switch is on at poll start, and this is not the common untimed poll with timing alone
+/// on: timing here, publishing to the watchdog slot and the trace in `poll_start_rare`.
+/// Returns the guard's `cold` word: the switches in its low 3 bits, the start stamp (ticks) of
+/// a timed poll above them.
 #[inline(never)]
-fn poll_start_cold(obs: &TaskObs, word: u64, mode: u8, slot: *const PollSlot) -> u64 {
+fn poll_start_cold(obs: &TaskObs, mode: u8, slot: *const PollSlot) -> u64 {
     let started = if mode & TIMING != 0 && !slot.is_null() {
         // SAFETY: as in `poll_start_rare`.
-        timing_start(obs, word, &unsafe { &*slot }.timing)
+        timing_start(obs, &unsafe { &*slot }.timing)
     } else {
         0
     };
@@ -905,51 +879,40 @@ fn poll_start_rare(obs: &TaskObs, mode: u8, slot: *const PollSlot) {
 /// Bits of a `PollGuard::cold` word that hold the switches.
 const MODE_BITS: u32 = 3;
 
-/// The counting half of [`poll_start`]: one more poll of `obs`'s task, on the worker whose
-/// word field is `worker` ([`worker_bits`]). Returns the poller's word as it was before.
+/// The counting half of [`poll_start`]: `prev` is the task's state word `state` before this
+/// poll's start took its causes (and added the poll).
 #[inline(always)]
-fn count_poll(obs: &TaskObs, worker: u64) -> u64 {
-    // One more poll, on this worker; the cause and channel bits are taken and cleared.
-    let word = obs.word.load(Relaxed);
-    obs.word.store(
-        (word & !FLAGS_MASK).wrapping_add(1 << POLLS_SHIFT) | worker,
-        Relaxed,
-    );
+fn count_poll(state: &State, obs: &TaskObs, prev: usize) {
     // The common poll counts nothing else: its cause is the task's own wake alone (or it is
-    // the first poll, marked so at spawn), no late wake came, and the count does not wrap.
-    if word & CAUSE_MASK != SELF_BIT
-        || obs.id_late.load(Relaxed).addr() > PAYLOAD_MASK
-        || word >= POLLS_FULL
-    {
-        count_causes(obs, word);
+    // the first poll, marked so at spawn), and no count is to carry. One mask and compare.
+    if (prev ^ SELF_CAUSE) & (CAUSE_MASK | POLLS_CARRY) != 0 {
+        count_causes(state, obs, prev);
     }
-    word
 }
 
-/// Counts what caused a poll that is not a first poll or a lone self-wake's (`word`: the
-/// poller's word before this poll started), taking the late bits; and carries a full poll
-/// count into the `Ext`.
+/// Counts what caused a poll that is not a first poll or a lone self-wake's (`prev`: the
+/// state word before this poll started), and carries the poll count's top bit into the `Ext`.
 #[cold]
 #[inline(never)]
-fn count_causes(obs: &TaskObs, word: u64) {
-    // (A late wake that arrives after this is counted by the next poll.)
-    let late = match obs.id_late.load(Relaxed).addr() > PAYLOAD_MASK {
-        false => 0,
-        true => (update_id_late(&obs.id_late, |v| v & PAYLOAD_MASK).addr() >> LATE_SHIFT) as u64,
-    };
-    let first = word >> POLLS_SHIFT == 0;
-    // A first poll's self bit is the mark `TaskObs::new` left, not a wake.
-    let own = match first {
-        true => word & CAUSE_MASK & !SELF_BIT,
-        false => word & CAUSE_MASK,
-    };
-    let bits = own | late;
-    if word >= POLLS_FULL {
-        // The count in the word wrapped to 0 with this poll's increment; its bits are gone.
+fn count_causes(state: &State, obs: &TaskObs, prev: usize) {
+    if prev & POLLS_CARRY != 0 {
+        // Carried before the bit is cleared, so a reader in between counts the 2^15 polls
+        // twice rather than not at all (no source then counts more than `polls - 1`).
         let ext = obs.ext_or_install();
-        bump_by(&ext.polls_carried, 1 << (64 - POLLS_SHIFT));
+        bump_by(&ext.polls_carried, (POLLS_CARRY >> POLLS_SHIFT) as u64);
+        state.carry_polls();
     }
-    if bits == SELF_BIT || (bits == 0 && first) {
+    // A first poll: no poll counted before (the count never returns to 0: it is carried at
+    // 2^15 + 1, leaving 1).
+    let first = prev >> POLLS_SHIFT == 0;
+    let causes = ((prev & CAUSE_MASK) >> CAUSE_SHIFT) as u8;
+    // A first poll's self bit is the mark `State::new` left, not a wake.
+    const SELF: u8 = 1 << WakeSource::SelfWake as u8;
+    let bits = match first {
+        true => causes & !SELF,
+        false => causes,
+    };
+    if bits == SELF || (bits == 0 && first) {
         return;
     }
     let ext = obs.ext_or_install();
@@ -958,24 +921,36 @@ fn count_causes(obs: &TaskObs, word: u64) {
         return;
     }
     bump(&ext.others);
-    if bits & SELF_BIT != 0 {
+    if bits & SELF != 0 {
         bump(&ext.also_self);
     }
-    let mut others = bits & !SELF_BIT;
+    let mut others = bits & !SELF;
     while others != 0 {
         bump(&ext.wakes[(others.trailing_zeros() as usize).min(5)]);
         others &= others - 1;
     }
 }
 
+impl TaskObs {
+    /// Timing stamped the wake that scheduled the task's next poll (or its own self-wake):
+    /// `Ext::woken_at` holds the stamp.
+    #[inline(always)]
+    fn stamped(&self) -> bool {
+        self.ext().is_some_and(|e| e.woken_at.load(Relaxed) != 0)
+    }
+}
+
 /// Timing on, on a worker (`timing`: its histograms): opens the worker's run stretch if none
-/// is open, records the wake→poll latency of a stamped wake (`word`: the poller's word before
-/// this poll), and decides whether to time this poll. Returns its start stamp if it is timed
-/// (never 0), else 0. Reads the clock only for one of those three.
+/// is open, records the wake→poll latency of a stamped wake (taking the stamp), and decides
+/// whether to time this poll. Returns its start stamp if it is timed (never 0), else 0. Reads
+/// the clock only for one of those three.
 #[inline]
-fn timing_start(obs: &TaskObs, word: u64, timing: &WorkerTiming) -> u64 {
+fn timing_start(obs: &TaskObs, timing: &WorkerTiming) -> u64 {
     let (timed, stretch_open) = timing.poll_starts();
-    if !(timed || !stretch_open || word & STAMPED != 0) {
+    // Stamped by the wake that scheduled this poll (before the task was queued), or by this
+    // task's previous poll's end: either happened before this poll started.
+    let woken = obs.ext().map_or(0, |e| e.woken_at.load(Relaxed));
+    if !(timed || !stretch_open || woken != 0) {
         return 0;
     }
     let now = timing::ticks().max(1);
@@ -988,16 +963,14 @@ fn timing_start(obs: &TaskObs, word: u64, timing: &WorkerTiming) -> u64 {
     if !stretch_open {
         timing.open_stretch(now);
     }
-    if word & STAMPED != 0 {
-        // Stamped by the wake that scheduled this poll (only it writes the word then), or by
-        // this task's previous poll's end: either happened before this poll started.
+    if woken != 0 {
         if let Some(ext) = obs.ext() {
-            let woken = ext.woken_at.load(Relaxed);
-            if timing::is_current(woken) {
-                timing
-                    .wake_to_poll
-                    .record_owned(timing::ticks_to_ns(now.saturating_sub(woken)));
-            }
+            ext.woken_at.store(0, Relaxed);
+        }
+        if timing::is_current(woken) {
+            timing
+                .wake_to_poll
+                .record_owned(timing::ticks_to_ns(now.saturating_sub(woken)));
         }
     }
     if timed {
@@ -1018,36 +991,47 @@ pub(crate) struct PollGuard {
 }
 
 impl PollGuard {
-    /// The poll of `header`'s task returned (`ready`: with the output).
+    /// The poll of `header`'s task returned (`ready`: with the output). Returns the channel
+    /// kinds the poll registered its waker with, for the poll end's CAS
+    /// (`State::transition_to_idle`).
     #[inline(always)]
-    pub(crate) fn end(self, header: &Header, ready: bool) {
+    ///
+    /// The switches are the ones the poll started with (a switch turned on mid-poll takes
+    /// effect from the next poll: the trace gets no `poll end` without its `poll start`, and
+    /// a slot that was not published is not cleared); one switched off mid-poll still ends
+    /// what the start began.
+    pub(crate) fn end(self, header: &Header, ready: bool) -> usize {
         CTX.with(|c| c.set(self.prev));
-        let mode = mode::get();
+        let channels = NOTED.with(|n| n.replace(0));
         // Nothing to do for an untimed poll when timing is the only switch.
-        if (u64::from(mode) | self.cold) & !u64::from(TIMING) != 0 {
-            self.end_cold(&header.obs, mode, ready);
+        if self.cold & !u64::from(TIMING) != 0 {
+            self.end_cold(header, ready);
         }
+        channels
     }
 
-    /// The poll was timed, or the trace or the live view was on at its start or is on now:
-    /// timing here, the trace and the watchdog slot in `end_rare`.
+    /// The poll was timed, or the trace or the live view was on at its start: timing here,
+    /// the trace and the watchdog slot in `end_rare`.
     #[inline(never)]
-    fn end_cold(self, obs: &TaskObs, mode: u8, ready: bool) {
+    fn end_cold(self, header: &Header, ready: bool) {
         let started = self.cold >> MODE_BITS;
         if started != 0 {
-            timing_end(obs, started);
+            timing_end(header, started);
         }
-        if (mode | self.cold as u8) & (LIVE | TRACE) != 0 {
-            self.end_rare(obs, mode, ready);
+        let mode = (self.cold & ((1 << MODE_BITS) - 1)) as u8;
+        if mode & (LIVE | TRACE) != 0 {
+            self.end_rare(header, mode, ready);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn end_rare(self, obs: &TaskObs, mode: u8, ready: bool) {
+    fn end_rare(self, header: &Header, mode: u8, ready: bool) {
+        let obs = &header.obs;
         if mode & TRACE != 0 {
-            // The task woke itself during this poll (the self-wake left only its bit).
-            if obs.word.load(Relaxed) & SELF_BIT != 0 {
+            // The task woke itself during this poll (the self-wake left only its cause bit:
+            // this poll's start cleared the causes).
+            if header.state.load().0 & SELF_CAUSE != 0 {
                 trace::wake(obs.id(), WakeSource::SelfWake as usize, false);
             }
             trace::poll_end(obs.id(), ready);
@@ -1056,7 +1040,7 @@ impl PollGuard {
         if slot.is_null() {
             return;
         }
-        if (mode | self.cold as u8) & LIVE != 0 {
+        if mode & LIVE != 0 {
             // SAFETY: as in `poll_start_cold`; the poll that set the slot is just ending.
             let slot_ref = unsafe { &*slot };
             let (blocked, blocked_slot) = BLOCKED.with(|b| b.get());
@@ -1078,16 +1062,18 @@ impl PollGuard {
 
 /// The end of a timed poll that started at `started`.
 #[inline]
-fn timing_end(obs: &TaskObs, started: u64) {
+fn timing_end(header: &Header, started: u64) {
     let now = timing::ticks();
     let took = timing::ticks_to_ns(now.saturating_sub(started));
-    // The task woke itself during this poll: its wake→poll latency runs from now. (The poller
-    // is the word's only writer until the poll's state transition, which comes after this.)
-    let word = obs.word.load(Relaxed);
-    if word & SELF_BIT != 0 {
+    // The task woke itself during this poll: its wake→poll latency runs from now. (No wake
+    // stamps a running task: only the one that schedules an idle task does.)
+    if header.state.load().0 & SELF_CAUSE != 0 {
         // (A task only ever woken by itself has no `Ext` yet.)
-        obs.ext_or_install().woken_at.store(now.max(1), Relaxed);
-        obs.word.store(word | STAMPED, Relaxed);
+        header
+            .obs
+            .ext_or_install()
+            .woken_at
+            .store(now.max(1), Relaxed);
     }
     let slot = WORKER.with(|w| w.get()).slot;
     if !slot.is_null() {
@@ -1155,56 +1141,92 @@ impl Drop for WakeScope {
     }
 }
 
-/// Notes a self-wake: the task `header` is mid-poll on this thread, outside a driver turn (a
-/// driver's tag would make `CTX` differ from the task's address). Returns false for every
-/// other wake, which the caller reports with [`on_other_wake`] after its state transition.
-///
-/// One thread-local compare, and for a self-wake a load + store of the poller's word (this
-/// thread is its only writer while the task runs). The self-wake's timing and trace records
-/// are made by the poll's end (`timing_end`, `end_rare`), which finds the bit: no switch is
-/// checked here.
-#[inline(always)]
-pub(crate) fn note_self_wake(header: &Header) -> bool {
-    let obs = &header.obs;
-    if CTX.with(|c| c.get()) != obs as *const TaskObs as usize {
-        return false;
+/// Who is waking a task, as the CAS that marks it notified needs it (see
+/// `task::state::obs`), in one register: the cause bit to leave when the task's last worker is
+/// the waking thread's (in the state word's cause bits), the bit otherwise (the same, shifted
+/// up by `OTHER_SHIFT`), and the waking thread's worker field (in the state word's worker
+/// bits). Only a wake by a task running on a worker tells the two apart; every other source
+/// has one bit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WakeCause(usize);
+
+/// Where `WakeCause` keeps the "other worker" bit: above the worker field.
+const OTHER_SHIFT: u32 = 18;
+const _: () = assert!(CAUSE_MASK << OTHER_SHIFT & (CAUSE_MASK | obs::WORKER_MASK) == 0);
+
+impl WakeCause {
+    /// A wake whose source does not depend on the task's last worker.
+    pub(crate) const fn fixed(source: WakeSource) -> WakeCause {
+        WakeCause(cause_bit(source) | cause_bit(source) << OTHER_SHIFT)
     }
-    let word = obs.word.load(Relaxed);
-    obs.word.store(word | SELF_BIT, Relaxed);
-    true
+
+    /// A wake by a task polled on the worker whose state-word field is `worker` (see
+    /// [`worker_bits`]; all ones — an index too large to record — is never "the same").
+    const fn by_task_on(worker: usize) -> WakeCause {
+        let other = cause_bit(WakeSource::OtherWorker) << OTHER_SHIFT;
+        if worker == obs::WORKER_MASK {
+            return WakeCause(cause_bit(WakeSource::OtherWorker) | other);
+        }
+        WakeCause(cause_bit(WakeSource::SameWorker) | other | worker)
+    }
+
+    /// The cause bit to set in state word `state`.
+    #[inline(always)]
+    pub(crate) fn bit(self, state: usize) -> usize {
+        if (state ^ self.0) & obs::WORKER_MASK == 0 {
+            self.0 & CAUSE_MASK
+        } else {
+            (self.0 >> OTHER_SHIFT) & CAUSE_MASK
+        }
+    }
+
+    /// The task woke itself during its own poll.
+    #[inline(always)]
+    pub(crate) fn is_self(self) -> bool {
+        self == WakeCause::fixed(WakeSource::SelfWake)
+    }
 }
 
-/// Notes a wake of `header`'s task by anything but the task itself (its source, for the next
-/// poll to count) and remembers which task caused it. `scheduled`: this wake moved the idle
-/// task to scheduled (the task is not in a queue yet, so this runs before it can be polled).
+/// Who is waking `header`'s task, from this thread's `CTX` and worker. A self-wake (the task
+/// mid-poll on this thread, outside a driver turn: a driver's tag makes `CTX` differ from the
+/// task's address) is one thread-local compare; its timing and trace records are made by the
+/// poll's end (`timing_end`, `end_rare`), which finds its cause bit. Any other wake is
+/// reported with [`on_other_wake`] after its state transition.
+#[inline(always)]
+pub(crate) fn wake_cause(header: &Header) -> WakeCause {
+    let ctx = CTX.with(|c| c.get());
+    if ctx == &header.obs as *const TaskObs as usize {
+        return WakeCause::fixed(WakeSource::SelfWake);
+    }
+    other_cause(ctx)
+}
+
+#[inline]
+fn other_cause(ctx: usize) -> WakeCause {
+    match ctx & TAG_MASK {
+        TAG_REACTOR => WakeCause::fixed(WakeSource::Reactor),
+        TAG_TIMER => WakeCause::fixed(WakeSource::Timer),
+        _ if ctx == 0 => WakeCause::fixed(WakeSource::Outside),
+        // A task polled on this thread is waking it.
+        _ => match WORKER.with(|w| w.get()) {
+            Driving {
+                index: NO_WORKER, ..
+            } => WakeCause::fixed(WakeSource::Outside),
+            driving => WakeCause::by_task_on(driving.bits),
+        },
+    }
+}
+
+/// After a wake of `header`'s task by anything but the task itself (`cause`; `prev`: the
+/// state its CAS found): remembers which task caused it, and the wake's timing and trace.
+/// `scheduled`: this wake moved the idle task to scheduled (the task is not in a queue yet, so
+/// this runs before it can be polled).
 #[inline(never)]
-pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
+pub(crate) fn on_other_wake(header: &Header, cause: WakeCause, scheduled: bool, prev: Snapshot) {
     let obs = &header.obs;
     let ctx = CTX.with(|c| c.get());
     // SAFETY: `ctx` was just read from this thread's `CTX`.
     let waker = unsafe { ctx_task(ctx) };
-    let source = match (ctx & TAG_MASK, waker) {
-        (TAG_REACTOR, _) => WakeSource::Reactor,
-        (TAG_TIMER, _) => WakeSource::Timer,
-        (_, None) => WakeSource::Outside,
-        (_, Some(_)) => match WORKER.with(|w| w.get()).index {
-            NO_WORKER => WakeSource::Outside,
-            w if Some(w as usize) == last_worker_of(obs.word.load(Relaxed)) => {
-                WakeSource::SameWorker
-            }
-            _ => WakeSource::OtherWorker,
-        },
-    };
-    let bit = 1u8 << source as u8;
-    let mut first = false;
-    if scheduled {
-        // The waker that scheduled the idle task: the only writer until it is queued.
-        let word = obs.word.load(Relaxed);
-        obs.word.store(word | u64::from(bit), Relaxed);
-        first = word & CAUSE_MASK == 0;
-    } else if obs.id_late.load(Relaxed).addr() & late_bit(bit) == 0 {
-        update_id_late(&obs.id_late, |v| v | late_bit(bit));
-    }
     if let Some(waker) = waker.filter(|t| !std::ptr::eq(*t, obs)) {
         let worker = WORKER.with(|w| w.get()).index;
         let packed = (waker.id() << 16) | u64::from(worker.min(0xFFFF));
@@ -1215,27 +1237,29 @@ pub(crate) fn on_other_wake(header: &Header, scheduled: bool) {
     }
     let mode = mode::get();
     if mode != 0 {
+        // The first cause since the task's last poll started.
+        let first = scheduled && prev.0 & CAUSE_MASK == 0;
         let stamp = match first && mode & TIMING != 0 {
             true => timing::sample_wake(),
             false => 0,
         };
         if stamp != 0 || mode & TRACE != 0 {
+            let source = WakeSource::ALL
+                [((cause.bit(prev.0) >> CAUSE_SHIFT).trailing_zeros() as usize).min(5)];
             wake_extras(obs, source, stamp, mode);
         }
     }
 }
 
 /// Timing and trace of a wake; `stamp` (not 0): timing samples this wake, which scheduled the
-/// idle task (the word's only writer until the task is queued, which comes after this) and is
-/// the first `cause` wake since its last poll started, at that stamp.
+/// idle task (before it is queued) and is the first cause since its last poll started, at that
+/// stamp.
 #[cold]
 #[inline(never)]
 fn wake_extras(obs: &TaskObs, source: WakeSource, stamp: u64, mode: u8) {
     // (Self-wakes never come here: the poll's end stamps and traces them.)
     if stamp != 0 {
         obs.ext_or_install().woken_at.store(stamp, Relaxed);
-        let word = obs.word.load(Relaxed);
-        obs.word.store(word | STAMPED, Relaxed);
     }
     if mode & TRACE != 0 {
         let flow = trace::wake(obs.id(), source as usize, source == WakeSource::Reactor);
@@ -1249,13 +1273,8 @@ fn wake_extras(obs: &TaskObs, source: WakeSource, stamp: u64, mode: u8) {
 /// need no note: the snapshot finds them.
 #[inline]
 pub(crate) fn note_channel_wait(kind: Channel) {
-    // SAFETY: read from this thread's `CTX` just now.
-    if let Some(obs) = unsafe { ctx_task(CTX.with(|c| c.get())) } {
-        let bit = 1u64 << (CHANNEL_SHIFT + kind as u32);
-        let word = obs.word.load(Relaxed);
-        if word & bit == 0 {
-            obs.word.store(word | bit, Relaxed);
-        }
+    if CTX.with(|c| c.get()) & !TAG_MASK != 0 {
+        NOTED.with(|n| n.set(n.get() | 1 << (CHANNEL_SHIFT + kind as u32)));
     }
 }
 
@@ -1267,123 +1286,249 @@ pub(crate) fn current() -> Option<(u64, &'static Location<'static>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rt::task::state::StartPoll;
     use std::sync::Arc;
 
-    /// Marks a self-wake the way `note_self_wake` does for a task mid-poll.
-    fn self_wake(obs: &TaskObs) {
-        obs.word.fetch_or(SELF_BIT, Relaxed);
+    /// A task's observatory state as the runtime drives it: its state word and its header
+    /// word, through the real transitions and the hooks' counting half.
+    struct Task {
+        state: State,
+        obs: TaskObs,
     }
 
-    /// Marks a wake from `source` that found the task running or queued (`late`).
-    fn late_wake(obs: &TaskObs, source: WakeSource) {
-        update_id_late(&obs.id_late, |v| v | late_bit(1 << source as u8));
+    impl Task {
+        fn new() -> Task {
+            Task::with(TaskObs::new(Location::caller()))
+        }
+
+        fn with(obs: TaskObs) -> Task {
+            Task {
+                state: State::new(2),
+                obs,
+            }
+        }
+
+        /// A poll on `worker`, during which `wakes` come (`SelfWake`: the task's own).
+        fn poll_with(&self, worker: u32, wakes: &[WakeSource]) {
+            let (start, prev) = self
+                .state
+                .transition_to_running(PollerBits(worker_bits(worker)));
+            assert!(matches!(start, StartPoll::Poll));
+            count_poll(&self.state, &self.obs, prev.0);
+            for source in wakes {
+                let _ = self
+                    .state
+                    .transition_to_notified_by_ref(WakeCause::fixed(*source));
+            }
+            let _ = self.state.transition_to_idle(0);
+        }
+
+        fn poll(&self, worker: u32) {
+            self.poll_with(worker, &[]);
+        }
+
+        /// A poll on `worker` that wakes the task itself (a yield).
+        fn poll_waking_itself(&self, worker: u32) {
+            self.poll_with(worker, &[WakeSource::SelfWake]);
+        }
+
+        /// A wake from `source` while the task is not running.
+        fn wake(&self, source: WakeSource) {
+            let _ = self
+                .state
+                .transition_to_notified_by_ref(WakeCause::fixed(source));
+        }
+
+        fn polls(&self) -> u64 {
+            self.obs.polls(self.state.load())
+        }
+
+        fn wake_counts(&self) -> WakeCounts {
+            self.obs.polls_and_wakes(&self.state).1
+        }
+
+        fn last_worker(&self) -> Option<usize> {
+            TaskObs::last_worker(self.state.load())
+        }
     }
 
     #[test]
     fn lone_self_wakes_are_counted_without_an_ext() {
-        let obs = TaskObs::new(Location::caller());
-        count_poll(&obs, worker_bits(0));
+        let t = Task::new();
         for _ in 0..5 {
-            self_wake(&obs);
-            count_poll(&obs, worker_bits(1));
+            t.poll_waking_itself(0);
         }
-        assert_eq!(obs.polls(), 6);
-        assert_eq!(obs.wake_counts().self_wake, 5);
-        assert_eq!(obs.wake_counts().total(), 5);
-        assert_eq!(obs.last_worker(), Some(1));
-        assert!(obs.ext().is_none(), "a yield loop never needs its Ext");
+        t.poll(1);
+        assert_eq!(t.polls(), 6);
+        assert_eq!(t.wake_counts().self_wake, 5);
+        assert_eq!(t.wake_counts().total(), 5);
+        assert_eq!(t.last_worker(), Some(1));
+        assert!(t.obs.ext().is_none(), "a yield loop never needs its Ext");
     }
 
-    /// `TaskObs::new` marks the first poll as if self-woken (so the common poll start is one
+    /// `State::new` marks the first poll as if self-woken (so the common poll start is one
     /// compare): that mark is never counted as a wake.
     #[test]
     fn the_first_polls_mark_is_not_a_self_wake() {
-        let quiet = TaskObs::new(Location::caller());
-        count_poll(&quiet, worker_bits(0));
+        let quiet = Task::new();
+        quiet.poll(0);
         assert_eq!((quiet.polls(), quiet.wake_counts().total()), (1, 0));
         assert!(
-            quiet.ext().is_none(),
+            quiet.obs.ext().is_none(),
             "a first poll counts nothing out of line"
         );
 
-        // Woken by another thread before its first poll (it was still scheduled: a late wake).
-        let woken = TaskObs::new(Location::caller());
-        late_wake(&woken, WakeSource::Outside);
-        count_poll(&woken, worker_bits(0));
+        // Woken by another thread before its first poll (it was still scheduled).
+        let woken = Task::new();
+        woken.wake(WakeSource::Outside);
+        woken.poll(0);
         let w = woken.wake_counts();
         assert_eq!((w.outside, w.self_wake, w.total()), (1, 0, 1), "{w:?}");
-        assert_eq!(woken.ext().unwrap().also_self.load(Relaxed), 0);
+        assert_eq!(woken.obs.ext().unwrap().also_self.load(Relaxed), 0);
     }
 
     #[test]
     fn self_wakes_stay_exact_next_to_other_sources() {
-        let obs = TaskObs::new(Location::caller());
-        count_poll(&obs, worker_bits(0)); // 1: first poll
-        self_wake(&obs);
-        count_poll(&obs, worker_bits(0)); // 2: self
-        late_wake(&obs, WakeSource::Outside);
-        count_poll(&obs, worker_bits(0)); // 3: outside
-        self_wake(&obs);
-        late_wake(&obs, WakeSource::Timer);
-        late_wake(&obs, WakeSource::Outside);
-        count_poll(&obs, worker_bits(0)); // 4: self + timer + outside
-        self_wake(&obs);
-        count_poll(&obs, worker_bits(0)); // 5: self
-        count_poll(&obs, worker_bits(0)); // 6: no recorded cause
-        let w = obs.wake_counts();
-        assert_eq!(obs.polls(), 6);
+        use WakeSource::{Outside, SelfWake, Timer};
+        let t = Task::new();
+        t.poll_waking_itself(0); // 1: first poll
+        t.poll(0); // 2: self
+        t.wake(Outside);
+        t.poll_with(0, &[SelfWake, Timer, Outside]); // 3: outside
+        t.poll_waking_itself(0); // 4: self + timer + outside
+        t.poll(0); // 5: self
+        t.poll(0); // 6: no recorded cause
+        let w = t.wake_counts();
+        assert_eq!(t.polls(), 6);
         assert_eq!(
             (w.self_wake, w.outside, w.timer, w.same_worker, w.total()),
             (3, 2, 1, 0, 6),
             "{w:?}"
         );
         // The uncaused sixth poll is counted apart, not as a self-wake.
-        assert_eq!(obs.ext().unwrap().uncaused.load(Relaxed), 1);
+        assert_eq!(t.obs.ext().unwrap().uncaused.load(Relaxed), 1);
+    }
+
+    /// A wake that finds the task already scheduled writes the state word only for a source
+    /// not noted yet, and each source counts once per poll.
+    #[test]
+    fn repeated_wakes_before_a_poll_count_once_per_source() {
+        let t = Task::new();
+        t.poll(0);
+        for _ in 0..3 {
+            t.wake(WakeSource::Outside);
+            t.wake(WakeSource::Reactor);
+        }
+        t.poll(0);
+        let w = t.wake_counts();
+        assert_eq!((w.outside, w.reactor, w.total()), (1, 1, 2), "{w:?}");
+        assert_eq!(t.obs.ext().unwrap().others.load(Relaxed), 1);
+    }
+
+    /// A wake by a task names the same worker when that worker polled the target last.
+    #[test]
+    fn a_task_wake_tells_the_targets_worker_from_another() {
+        let t = Task::new();
+        t.poll(3);
+        let by_worker = |index| WakeCause::by_task_on(worker_bits(index));
+        let _ = t.state.transition_to_notified_by_ref(by_worker(3));
+        t.poll(1);
+        let _ = t.state.transition_to_notified_by_ref(by_worker(3));
+        t.poll(3);
+        let w = t.wake_counts();
+        assert_eq!((w.same_worker, w.other_worker), (1, 1), "{w:?}");
     }
 
     #[test]
     fn a_full_poll_count_carries_into_the_ext() {
-        let obs = TaskObs::new(Location::caller());
-        let full = (1u64 << (64 - POLLS_SHIFT)) - 1;
-        obs.word.store(full << POLLS_SHIFT | SELF_BIT, Relaxed);
-        assert_eq!(obs.polls(), full);
-        count_poll(&obs, worker_bits(NO_WORKER));
+        let t = Task::new();
+        let full = (POLLS_CARRY >> POLLS_SHIFT) as u64;
+        // 2^15 polls, each woken by the one before (the first by the spawn's mark).
+        t.state
+            .store((full as usize) << POLLS_SHIFT | SELF_CAUSE | JOIN_INTEREST_AND_REFS);
+        assert_eq!(t.polls(), full);
+        t.poll_waking_itself(NO_WORKER);
         assert_eq!(
-            obs.polls(),
+            t.polls(),
             full + 1,
-            "no poll lost when the word's count wraps"
+            "no poll lost when the count is carried"
         );
-        assert_eq!(obs.word.load(Relaxed) >> POLLS_SHIFT, 0);
-        assert_eq!(obs.wake_counts().self_wake, full);
-        assert_eq!(obs.last_worker(), None);
-        self_wake(&obs);
-        count_poll(&obs, worker_bits(2));
-        assert_eq!(obs.polls(), full + 2);
-        assert_eq!(obs.wake_counts().self_wake, full + 1);
-        assert_eq!(obs.last_worker(), Some(2));
+        assert_eq!(
+            t.state.load().0 >> POLLS_SHIFT,
+            1,
+            "the top bit went into the Ext"
+        );
+        assert_eq!(t.obs.ext().unwrap().polls_carried.load(Relaxed), full);
+        assert_eq!(t.wake_counts().self_wake, full);
+        assert_eq!(t.last_worker(), None);
+        t.poll(2);
+        assert_eq!(t.polls(), full + 2);
+        assert_eq!(t.wake_counts().self_wake, full + 1);
+        assert_eq!(t.last_worker(), Some(2));
+        assert_eq!(
+            t.state.load().ref_count(),
+            2,
+            "the count never spills into the refs"
+        );
+        assert!(t.obs.ext().unwrap().others.load(Relaxed) == 0);
     }
 
+    /// A yield loop past several carries keeps an exact count (the carry is not a first poll,
+    /// and the count never returns to 0).
     #[test]
-    fn worker_indexes_past_the_words_field_are_not_misattributed() {
-        let obs = TaskObs::new(Location::caller());
-        count_poll(&obs, worker_bits(8189));
-        assert_eq!(obs.last_worker(), Some(8189));
-        count_poll(&obs, worker_bits(8190));
+    fn a_long_yield_loop_counts_every_poll() {
+        let t = Task::new();
+        let n = if cfg!(miri) { 40 } else { 70_000 };
+        if cfg!(miri) {
+            // Start just below a carry, so Miri crosses one too.
+            t.state.store(
+                ((POLLS_CARRY >> POLLS_SHIFT) - 20) << POLLS_SHIFT
+                    | SELF_CAUSE
+                    | JOIN_INTEREST_AND_REFS,
+            );
+        }
+        let before = t.polls();
+        for _ in 0..n {
+            t.poll_waking_itself(0);
+        }
+        assert_eq!(t.polls(), before + n);
+        assert_eq!(t.wake_counts().self_wake, before + n - 1);
+        assert_eq!(t.obs.ext().unwrap().uncaused.load(Relaxed), 0);
+    }
+
+    /// An idle task's flags and two references (`State::new(2)` after its queue entry was
+    /// polled and parked), for a hand-set state word.
+    const JOIN_INTEREST_AND_REFS: usize =
+        crate::rt::task::state::JOIN_INTEREST | (2 * crate::rt::task::state::REF_ONE);
+
+    #[test]
+    fn worker_indexes_past_the_field_are_not_misattributed() {
+        let t = Task::new();
+        t.poll(253);
+        assert_eq!(t.last_worker(), Some(253));
+        t.poll(254);
         assert_eq!(
-            obs.last_worker(),
+            t.last_worker(),
             None,
-            "too large for the word: unknown, not another worker"
+            "too large for the field: unknown, not another worker"
         );
-        count_poll(&obs, worker_bits(70_000));
-        assert_eq!(obs.last_worker(), None);
+        t.poll(70_000);
+        assert_eq!(t.last_worker(), None);
         assert_eq!(
-            obs.polls(),
+            t.polls(),
             3,
             "the worker field never spills into the poll count"
         );
+        assert_eq!(t.state.load().ref_count(), 2);
+        // A wake by a task on such a worker is never taken for the same worker.
+        let _ = t
+            .state
+            .transition_to_notified_by_ref(WakeCause::by_task_on(worker_bits(254)));
+        t.poll(0);
+        assert_eq!(t.wake_counts().other_worker, 1);
     }
 
-    /// Two words per task: the spawn site is an index into the interned table, next to the id.
+    /// One word per task: the spawn site is an index into the interned table, next to the id.
     #[test]
     fn sites_are_interned_once_and_read_back() {
         let a = Location::caller();
@@ -1395,55 +1540,55 @@ mod tests {
         assert!(std::ptr::eq(site_at(ia), a) && std::ptr::eq(site_at(ib), b));
         let obs = TaskObs::new(b);
         assert!(std::ptr::eq(obs.location(), b));
-        assert_eq!(identity(obs.id_late.load(Relaxed).addr()).1, ib);
+        assert_eq!(identity(obs.id_ext.load(Relaxed).addr()).1, ib);
     }
 
     /// A task whose site finds the table full keeps it in an `Ext` from its spawn.
     #[test]
     fn a_site_that_is_not_interned_lives_in_the_ext() {
         let site = Location::caller();
-        let obs = TaskObs {
-            word: AtomicU64::new(SELF_BIT),
-            id_late: AtomicPtr::new(ext_at_spawn(site, 77)),
-        };
-        assert!(obs.ext().is_some());
-        assert_eq!(obs.id(), 77);
-        assert!(std::ptr::eq(obs.location(), site));
-        late_wake(&obs, WakeSource::Reactor);
-        count_poll(&obs, worker_bits(0));
-        count_poll(&obs, worker_bits(0));
-        assert_eq!((obs.id(), obs.wake_counts().reactor), (77, 1));
+        let t = Task::with(TaskObs {
+            id_ext: AtomicPtr::new(ext_at_spawn(site, 77)),
+        });
+        assert!(t.obs.ext().is_some());
+        assert_eq!(t.obs.id(), 77);
+        assert!(std::ptr::eq(t.obs.location(), site));
+        t.wake(WakeSource::Reactor);
+        t.poll(0);
+        t.poll(0);
+        assert_eq!((t.obs.id(), t.wake_counts().reactor), (77, 1));
     }
 
-    /// Installing the `Ext` moves the id and the site into it and keeps the late bits, also
-    /// when wakes on other threads set late bits during the install.
+    /// Installing the `Ext` moves the id and the site into it, once, also when wakes on other
+    /// threads install it at the same time.
     #[test]
-    fn the_ext_install_keeps_id_site_and_late_bits() {
+    fn the_ext_install_keeps_id_and_site_under_racing_wakes() {
         for round in 0..if cfg!(miri) { 4 } else { 200 } {
-            let obs = Arc::new(TaskObs::new(Location::caller()));
-            let (id, site) = (obs.id(), obs.location());
-            count_poll(&obs, worker_bits(0));
+            let t = Arc::new(Task::new());
+            let (id, site) = (t.obs.id(), t.obs.location());
+            t.poll(0);
             let barrier = Arc::new(std::sync::Barrier::new(3));
             let wakers: Vec<_> = [WakeSource::Outside, WakeSource::Timer]
                 .into_iter()
                 .map(|source| {
-                    let (obs, barrier) = (obs.clone(), barrier.clone());
+                    let (t, barrier) = (t.clone(), barrier.clone());
                     std::thread::spawn(move || {
                         barrier.wait();
-                        late_wake(&obs, source);
+                        t.wake(source);
+                        t.obs.ext_or_install() as *const Ext as usize
                     })
                 })
                 .collect();
             barrier.wait();
-            let ext = obs.ext_or_install() as *const Ext;
+            let ext = t.obs.ext_or_install() as *const Ext;
             for w in wakers {
-                w.join().unwrap();
+                assert_eq!(w.join().unwrap(), ext as usize, "round {round}");
             }
-            assert!(std::ptr::eq(obs.ext().unwrap(), ext), "round {round}");
-            assert_eq!(obs.id(), id, "round {round}");
-            assert!(std::ptr::eq(obs.location(), site), "round {round}");
-            count_poll(&obs, worker_bits(0));
-            let w = obs.wake_counts();
+            assert!(std::ptr::eq(t.obs.ext().unwrap(), ext), "round {round}");
+            assert_eq!(t.obs.id(), id, "round {round}");
+            assert!(std::ptr::eq(t.obs.location(), site), "round {round}");
+            t.poll(0);
+            let w = t.wake_counts();
             assert_eq!(
                 (w.outside, w.timer, w.total()),
                 (1, 1, 2),
@@ -1454,20 +1599,36 @@ mod tests {
 
     #[test]
     fn the_ext_keeps_the_spawn_site_and_is_recycled() {
-        let obs = TaskObs::new(Location::caller());
-        let site = obs.location();
-        late_wake(&obs, WakeSource::Reactor);
-        count_poll(&obs, worker_bits(0));
-        count_poll(&obs, worker_bits(0));
-        let ext = obs.ext().expect("a reactor wake is counted in the Ext") as *const Ext;
-        assert!(std::ptr::eq(obs.location(), site));
-        assert_eq!(obs.wake_counts().reactor, 1);
-        drop(obs);
+        let t = Task::new();
+        let site = t.obs.location();
+        t.wake(WakeSource::Reactor);
+        t.poll(0);
+        t.poll(0);
+        let ext = t.obs.ext().expect("a reactor wake is counted in the Ext") as *const Ext;
+        assert!(std::ptr::eq(t.obs.location(), site));
+        assert_eq!(t.wake_counts().reactor, 1);
+        drop(t);
         // The next install on this thread takes the one just given back, cleared.
-        let again = TaskObs::new(Location::caller());
-        let reused = again.ext_or_install();
+        let again = Task::new();
+        let reused = again.obs.ext_or_install();
         assert!(std::ptr::eq(reused, ext));
         assert_eq!(reused.wakes[WakeSource::Reactor as usize].load(Relaxed), 0);
         assert_eq!(again.wake_counts(), WakeCounts::default());
+    }
+
+    /// The channel kinds a poll notes reach the state word through the poll end's CAS, and
+    /// the next poll start clears them.
+    #[test]
+    fn channel_notes_ride_the_poll_ends_cas() {
+        let t = Task::new();
+        let (_, prev) = t.state.transition_to_running(PollerBits(worker_bits(0)));
+        count_poll(&t.state, &t.obs, prev.0);
+        let bits = 1 << (CHANNEL_SHIFT + Channel::Mpsc as u32);
+        let _ = t.state.transition_to_idle(bits);
+        let waits: Vec<_> = TaskObs::channel_waits(t.state.load()).collect();
+        assert_eq!(waits, vec![WaitsOn::Channel { kind: "mpsc" }]);
+        t.poll(0);
+        assert_eq!(TaskObs::channel_waits(t.state.load()).count(), 0);
+        assert_eq!(t.state.load().ref_count(), 2);
     }
 }

@@ -139,6 +139,13 @@ impl<T> JoinHandle<T> {
         self.header().obs.id()
     }
 
+    /// The task's poll count and wake counts by source (feature `observatory`; tests).
+    #[cfg(all(test, feature = "observatory"))]
+    pub(crate) fn polls_and_wakes(&self) -> (u64, crate::rt::observe::WakeCounts) {
+        let header = self.header();
+        header.obs.polls_and_wakes(&header.state)
+    }
+
     /// True once the task has finished (with output, panic or cancellation).
     pub fn is_finished(&self) -> bool {
         self.header().state.load().is_complete()

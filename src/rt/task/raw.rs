@@ -41,6 +41,8 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::state::{AfterPoll, StartPoll, State, WakeAction};
+#[cfg(not(feature = "observatory"))]
+use super::state::{PollerBits, WakeCause};
 use super::JoinError;
 
 /// Where a task goes when it is woken, and who keeps the list of live tasks.
@@ -279,7 +281,7 @@ where
             future: ManuallyDrop::new(future),
         }),
     });
-    // With the observatory the header is a third larger, and `Box::new` of the whole cell
+    // With the observatory the header is half again as large, and `Box::new` of the whole cell
     // built it on the stack and copied it (a `memcpy` per spawn): write the fields in place.
     #[cfg(feature = "observatory")]
     let cell = {
@@ -443,16 +445,23 @@ where
 {
     // SAFETY: the caller gave us a reference, so the cell is alive.
     let cell = unsafe { cell::<F, S>(ptr) };
-    match cell.header.state.transition_to_running() {
-        StartPoll::Poll => {}
+    // With the observatory, the poll start's CAS also counts the poll and records the worker.
+    #[cfg(feature = "observatory")]
+    let driving = crate::rt::observe::driving();
+    #[cfg(feature = "observatory")]
+    let poller = driving.poller();
+    #[cfg(not(feature = "observatory"))]
+    let poller = PollerBits::NONE;
+    let _prev = match cell.header.state.transition_to_running(poller) {
+        (StartPoll::Poll, prev) => prev,
         // SAFETY: we hold RUNNING and one reference.
-        StartPoll::Cancel => return unsafe { cancel::<F, S>(ptr) },
+        (StartPoll::Cancel, _) => return unsafe { cancel::<F, S>(ptr) },
         // SAFETY: we own one reference.
-        StartPoll::Skip => return unsafe { drop_reference(ptr) },
-    }
+        (StartPoll::Skip, _) => return unsafe { drop_reference(ptr) },
+    };
 
     #[cfg(feature = "observatory")]
-    let observed = crate::rt::observe::poll_start(&cell.header);
+    let observed = crate::rt::observe::poll_start(&cell.header, _prev, driving);
     // The waker handed to the future borrows our reference; `clone` adds its own.
     // SAFETY: the raw waker's data is a live task pointer and the vtable matches it.
     let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(ptr)) });
@@ -465,7 +474,9 @@ where
         unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
     }));
     #[cfg(feature = "observatory")]
-    observed.end(&cell.header, matches!(polled, Ok(Poll::Ready(_))));
+    let channels = observed.end(&cell.header, matches!(polled, Ok(Poll::Ready(_))));
+    #[cfg(not(feature = "observatory"))]
+    let channels = 0;
 
     match polled {
         // SAFETY: we still hold RUNNING and one reference, which `complete` consumes.
@@ -484,7 +495,7 @@ where
                 }
                 just_linked = true;
             }
-            match cell.header.state.transition_to_idle() {
+            match cell.header.state.transition_to_idle(channels) {
                 // SAFETY: RUNNING was released; our reference is dropped.
                 AfterPoll::Idle => unsafe { drop_reference(ptr) },
                 AfterPoll::Reschedule => cell.scheduler.schedule_yield(Notified(ptr)),
@@ -715,15 +726,24 @@ unsafe fn waker_wake(data: *const ()) {
     // SAFETY: the waker owns one reference; it is either moved into the queue or dropped.
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
-        // A self-wake (the task mid-poll on this thread) is noted before the transition, which
-        // then only marks the running task notified; any other wake after it, and before the
-        // task can be queued (and polled): see `observe::task`.
+        // With the observatory, the transition also leaves the wake's cause (see
+        // `observe::task`); a wake other than the task's own is reported after it, before the
+        // task can be queued (and polled).
         #[cfg(feature = "observatory")]
-        let self_wake = crate::rt::observe::note_self_wake(ptr.as_ref());
-        let action = ptr.as_ref().state.transition_to_notified_by_val();
+        let cause = crate::rt::observe::wake_cause(ptr.as_ref());
         #[cfg(feature = "observatory")]
-        if !self_wake {
-            crate::rt::observe::on_other_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
+        if cause.is_self() {
+            // Running on this thread: one `or` marks it notified (see `State::notify_self`).
+            ptr.as_ref().state.notify_self();
+            return drop_reference(ptr);
+        }
+        #[cfg(not(feature = "observatory"))]
+        let cause = WakeCause;
+        let (action, _prev) = ptr.as_ref().state.transition_to_notified_by_val(cause);
+        #[cfg(feature = "observatory")]
+        {
+            let scheduled = matches!(action, WakeAction::Schedule);
+            crate::rt::observe::on_other_wake(ptr.as_ref(), cause, scheduled, _prev);
         }
         match action {
             WakeAction::Schedule => (ptr.as_ref().vtable.schedule)(ptr),
@@ -739,20 +759,24 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     unsafe {
         let ptr = NonNull::new_unchecked(data as *mut Header);
         // As in `waker_wake`. A self-wake returns at once: the running task is only marked
-        // notified (its runner requeues it after the poll), so the hook's result need not
-        // live across the transition.
+        // notified (its runner requeues it after the poll), so the cause need not live across
+        // the transition.
         #[cfg(feature = "observatory")]
-        if crate::rt::observe::note_self_wake(ptr.as_ref()) {
-            let action = ptr.as_ref().state.transition_to_notified_by_ref();
-            debug_assert!(
-                matches!(action, WakeAction::None),
-                "a running task is never queued by a wake"
-            );
+        let cause = crate::rt::observe::wake_cause(ptr.as_ref());
+        #[cfg(feature = "observatory")]
+        if cause.is_self() {
+            // Running on this thread: one `or` marks it notified (see `State::notify_self`).
+            ptr.as_ref().state.notify_self();
             return;
         }
-        let action = ptr.as_ref().state.transition_to_notified_by_ref();
+        #[cfg(not(feature = "observatory"))]
+        let cause = WakeCause;
+        let (action, _prev) = ptr.as_ref().state.transition_to_notified_by_ref(cause);
         #[cfg(feature = "observatory")]
-        crate::rt::observe::on_other_wake(ptr.as_ref(), matches!(action, WakeAction::Schedule));
+        {
+            let scheduled = matches!(action, WakeAction::Schedule);
+            crate::rt::observe::on_other_wake(ptr.as_ref(), cause, scheduled, _prev);
+        }
         if let WakeAction::Schedule = action {
             (ptr.as_ref().vtable.schedule)(ptr)
         }
@@ -793,8 +817,8 @@ mod tests {
         #[cfg(feature = "observatory")]
         assert_eq!(
             std::mem::size_of::<Header>(),
-            base + 16,
-            "two words of TaskObs"
+            base + 8,
+            "one word of TaskObs (the rest rides the state word)"
         );
     }
 }

@@ -10,6 +10,15 @@
 //!        refcount (REF_ONE=256) | LINKED | OUTPUT_TAKEN | JOIN_WAKER | JOIN_INTEREST | CANCELLED | COMPLETE | RUNNING | SCHEDULED
 //! ```
 //!
+//! With the feature `observatory` the word also carries the observatory's per-task facts, so
+//! that counting them rides the compare-and-swaps the runtime makes anyway (a wake's, a poll
+//! start's, a poll end's) instead of a word of their own in every task (see [`obs`]):
+//!
+//! ```text
+//!  bit:  63 ........ 48 | 47 ....... 25 | 24 .... 17 | 16 .. 14 | 13 ... 8 | 7 ... 0
+//!        poll count     | refcount      | last worker| channels | causes   | flags (as above)
+//! ```
+//!
 //! Lifecycle of a task that is spawned, parks once and completes:
 //!
 //! ```text
@@ -55,10 +64,109 @@ pub(crate) const OUTPUT_TAKEN: usize = 1 << 6;
 /// only (at park and at completion, both while it holds `RUNNING`).
 pub(crate) const LINKED: usize = 1 << 7;
 /// One reference. The count lives in the bits above the flags.
+#[cfg(not(feature = "observatory"))]
 pub(crate) const REF_ONE: usize = 1 << 8;
+/// One reference. The count lives in the bits above the observatory's (see [`obs`]).
+#[cfg(feature = "observatory")]
+pub(crate) const REF_ONE: usize = 1 << obs::REF_SHIFT;
+/// The reference count's bits.
+#[cfg(not(feature = "observatory"))]
+const REF_MASK: usize = !(REF_ONE - 1);
+#[cfg(feature = "observatory")]
+const REF_MASK: usize = ((1 << obs::POLLS_SHIFT) - 1) & !(REF_ONE - 1);
+
+/// Whether a state (before adding a reference) holds so many references that one more must
+/// not be added: a count this large means references leak in a loop, and aborting beats
+/// wrapping around. Without the observatory, the top bit; with it, half the count's 23 bits
+/// (about 4 million references to one task), so a count never carries into the poll count.
+#[inline(always)]
+fn too_many_refs(state: usize) -> bool {
+    #[cfg(not(feature = "observatory"))]
+    return state > isize::MAX as usize;
+    #[cfg(feature = "observatory")]
+    return state & REF_MASK > REF_MASK / 2;
+}
+
+/// The observatory's bits of the state word (feature `observatory`), between the flags and the
+/// reference count, and the poll count above it. Who writes them:
+///
+/// * **causes** (bits 8–13, bit `8 + i` for `WakeSource::ALL[i]`): a wake sets its source's bit
+///   in the CAS that marks the task notified ([`WakeCause`]); a poll start takes them (clears
+///   them in `transition_to_running`, and counts them from the value it replaced). A wake of a
+///   task that is already scheduled writes the word only when its bit is not set yet. A new
+///   task starts with the self bit set, so that a first poll looks like a yield loop's poll and
+///   the poll start tells both apart from the rest with one compare.
+/// * **channels** (bits 14–16): the channel kinds the task's last poll registered its waker
+///   with, folded in by the poll end's CAS (`transition_to_idle`); cleared by the poll start.
+/// * **last worker** (bits 17–24): the index + 1 of the worker that started the latest poll
+///   (0: none yet, or not on a worker; `0xFF`: an index past 253, not recorded), set by the
+///   poll start.
+/// * **poll count** (bits 48–63): the poll start adds one. When the count reaches 2^15 (its
+///   top bit, the word's, is set), the next poll start sees that bit in the value it replaced,
+///   carries 2^15 into the task's record (`observe::task`) and clears the bit
+///   ([`State::carry_polls`]), so the common poll start tests the causes and the carry with one
+///   mask, and the count never reaches the reference count.
+///
+/// The reference count keeps bits 25–47.
+#[cfg(feature = "observatory")]
+pub(crate) mod obs {
+    pub(crate) const CAUSE_SHIFT: u32 = 8;
+    pub(crate) const CAUSE_MASK: usize = 0x3F << CAUSE_SHIFT;
+    pub(crate) const CHANNEL_SHIFT: u32 = 14;
+    pub(crate) const CHANNEL_MASK: usize = 0x7 << CHANNEL_SHIFT;
+    pub(crate) const WORKER_SHIFT: u32 = 17;
+    pub(crate) const WORKER_MASK: usize = 0xFF << WORKER_SHIFT;
+    pub(crate) const REF_SHIFT: u32 = 25;
+    pub(crate) const POLLS_SHIFT: u32 = 48;
+    pub(crate) const POLL_ONE: usize = 1 << POLLS_SHIFT;
+    /// The poll count's top bit: 2^15 polls to carry out of the word.
+    pub(crate) const POLLS_CARRY: usize = 1 << 63;
+    /// What a poll start replaces: the causes, the channels and the worker.
+    pub(crate) const POLL_START_CLEARS: usize = CAUSE_MASK | CHANNEL_MASK | WORKER_MASK;
+}
+
+/// What a wake adds to the CAS that marks its task notified: with the observatory, its
+/// source's cause bit (see [`obs`]); without it, nothing (a zero-sized value whose bits are a
+/// constant 0, so the transitions compile to what they were).
+#[cfg(feature = "observatory")]
+pub(crate) use crate::rt::observe::WakeCause;
+
+/// What a wake adds to the CAS that marks its task notified: nothing without the observatory.
+#[cfg(not(feature = "observatory"))]
+#[derive(Clone, Copy)]
+pub(crate) struct WakeCause;
+
+#[cfg(not(feature = "observatory"))]
+impl WakeCause {
+    #[inline(always)]
+    pub(crate) fn bit(self, _state: usize) -> usize {
+        0
+    }
+}
+
+/// What a poll start adds to its CAS: with the observatory, the polling worker's field (see
+/// [`obs`]); without it, nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct PollerBits(#[cfg(feature = "observatory")] pub(crate) usize);
+
+impl PollerBits {
+    /// Nothing to add (no observatory).
+    #[cfg(not(feature = "observatory"))]
+    pub(crate) const NONE: PollerBits = PollerBits();
+
+    /// `next` (a task just taken from its queue: running) with the poller's bits: one more
+    /// poll, by this worker, causes and channels cleared.
+    #[inline(always)]
+    fn apply(self, next: usize) -> usize {
+        #[cfg(feature = "observatory")]
+        return ((next & !obs::POLL_START_CLEARS) | self.0).wrapping_add(obs::POLL_ONE);
+        #[cfg(not(feature = "observatory"))]
+        return next;
+    }
+}
 /// Mask of the flag bits.
 #[cfg(test)]
-const FLAGS: usize = REF_ONE - 1;
+const FLAGS: usize = (1 << 8) - 1;
 
 /// A copy of the state word, with named accessors.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,7 +207,7 @@ impl Snapshot {
     }
     #[inline]
     pub(crate) fn ref_count(self) -> usize {
-        self.0 / REF_ONE
+        (self.0 & REF_MASK) / REF_ONE
     }
 }
 
@@ -156,8 +264,13 @@ impl State {
     /// and `refs` references.
     #[inline]
     pub(crate) fn new(refs: usize) -> State {
+        // With the observatory, the first poll is marked as if self-woken (see `obs`).
+        #[cfg(feature = "observatory")]
+        let first = 1 << obs::CAUSE_SHIFT;
+        #[cfg(not(feature = "observatory"))]
+        let first = 0;
         State(AtomicUsize::new(
-            SCHEDULED | JOIN_INTEREST | (refs * REF_ONE),
+            SCHEDULED | JOIN_INTEREST | (refs * REF_ONE) | first,
         ))
     }
 
@@ -181,35 +294,37 @@ impl State {
         }
     }
 
-    /// A runner took the task from a queue: `SCHEDULED → RUNNING`.
+    /// A runner took the task from a queue: `SCHEDULED → RUNNING`. Returns what to do and the
+    /// state it replaced (with the observatory, the poll start counts from it what woke the
+    /// task: `poller` is its part of the CAS).
     #[inline]
-    pub(crate) fn transition_to_running(&self) -> StartPoll {
+    pub(crate) fn transition_to_running(&self, poller: PollerBits) -> (StartPoll, Snapshot) {
         self.update(|s| {
             // A queued task is normally idle. It can be running or complete only when runtime
             // shutdown claimed it while this queue entry was in flight; then skip it.
             if s.is_complete() || s.is_running() {
-                return (None, StartPoll::Skip);
+                return (None, (StartPoll::Skip, s));
             }
             let next = (s.0 & !SCHEDULED) | RUNNING;
-            let action = if s.is_cancelled() {
-                StartPoll::Cancel
+            if s.is_cancelled() {
+                (Some(next), (StartPoll::Cancel, s))
             } else {
-                StartPoll::Poll
-            };
-            (Some(next), action)
+                (Some(poller.apply(next)), (StartPoll::Poll, s))
+            }
         })
     }
 
     /// A poll returned `Pending` (and the runner linked the task into the owned-task list,
-    /// which this records with `LINKED`).
+    /// which this records with `LINKED`). `channels`: the observatory's channel bits the poll
+    /// noted (see [`obs`]; always 0 without it).
     #[inline]
-    pub(crate) fn transition_to_idle(&self) -> AfterPoll {
+    pub(crate) fn transition_to_idle(&self, channels: usize) -> AfterPoll {
         self.update(|s| {
             debug_assert!(s.is_running());
             if s.is_cancelled() {
                 return (None, AfterPoll::Cancel);
             }
-            let next = (s.0 & !RUNNING) | LINKED;
+            let next = (s.0 & !RUNNING) | LINKED | channels;
             if s.is_scheduled() {
                 // Stay SCHEDULED: the runner's reference becomes the queue's reference.
                 (Some(next), AfterPoll::Reschedule)
@@ -217,6 +332,26 @@ impl State {
                 (Some(next), AfterPoll::Idle)
             }
         })
+    }
+
+    /// The observatory's self-wake: the task is running on the calling thread (mid-poll, so
+    /// nobody else can complete it or end its poll), so marking it notified is one `or` — its
+    /// runner requeues it when the poll returns — with the self-wake's cause bit (bit 0 of the
+    /// causes: `WakeSource::SelfWake`). What the CAS of `transition_to_notified_by_*` would do
+    /// for a running task, without its loop.
+    #[cfg(feature = "observatory")]
+    #[inline]
+    pub(crate) fn notify_self(&self) {
+        self.0.fetch_or(SCHEDULED | 1 << obs::CAUSE_SHIFT, AcqRel);
+    }
+
+    /// The observatory carries the poll count's top bit out of the word (see [`obs`]); called
+    /// by the poll start that saw it set, while it holds `RUNNING` (no other poll start can add
+    /// to the count meanwhile).
+    #[cfg(feature = "observatory")]
+    #[inline]
+    pub(crate) fn carry_polls(&self) {
+        self.0.fetch_and(!obs::POLLS_CARRY, AcqRel);
     }
 
     /// Records `LINKED` outside the park CAS: a fresh task linked at spawn (feature
@@ -263,31 +398,40 @@ impl State {
     }
 
     /// A waker consumed by value is waking the task. Its reference is reused for the queue entry
-    /// when the task must be scheduled; otherwise the caller drops it.
+    /// when the task must be scheduled; otherwise the caller drops it. `cause`: the
+    /// observatory's note of who woke it (nothing without the feature). Returns the state the
+    /// wake found, too.
     #[inline]
-    pub(crate) fn transition_to_notified_by_val(&self) -> WakeAction {
+    pub(crate) fn transition_to_notified_by_val(&self, cause: WakeCause) -> (WakeAction, Snapshot) {
         self.update(|s| {
-            if s.is_complete() || s.is_scheduled() {
-                (None, WakeAction::None)
-            } else if s.is_running() {
-                (Some(s.0 | SCHEDULED), WakeAction::None)
+            let bit = cause.bit(s.0);
+            if s.is_complete() || (s.is_scheduled() && s.0 & bit == bit) {
+                (None, (WakeAction::None, s))
+            } else if s.is_running() || s.is_scheduled() {
+                // (Scheduled here only with the observatory: a new cause bit to leave.)
+                (Some(s.0 | SCHEDULED | bit), (WakeAction::None, s))
             } else {
-                (Some(s.0 | SCHEDULED), WakeAction::Schedule)
+                (Some(s.0 | SCHEDULED | bit), (WakeAction::Schedule, s))
             }
         })
     }
 
     /// A borrowed waker is waking the task: scheduling it needs a new reference for the queue.
+    /// `cause` and the result as for [`transition_to_notified_by_val`](Self::transition_to_notified_by_val).
     #[inline]
-    pub(crate) fn transition_to_notified_by_ref(&self) -> WakeAction {
+    pub(crate) fn transition_to_notified_by_ref(&self, cause: WakeCause) -> (WakeAction, Snapshot) {
         self.update(|s| {
-            if s.is_complete() || s.is_scheduled() {
-                (None, WakeAction::None)
-            } else if s.is_running() {
-                (Some(s.0 | SCHEDULED), WakeAction::None)
+            let bit = cause.bit(s.0);
+            if s.is_complete() || (s.is_scheduled() && s.0 & bit == bit) {
+                (None, (WakeAction::None, s))
+            } else if s.is_running() || s.is_scheduled() {
+                (Some(s.0 | SCHEDULED | bit), (WakeAction::None, s))
             } else {
-                assert!(s.0 <= isize::MAX as usize, "task reference count overflow");
-                (Some((s.0 | SCHEDULED) + REF_ONE), WakeAction::Schedule)
+                assert!(!too_many_refs(s.0), "task reference count overflow");
+                (
+                    Some((s.0 | SCHEDULED | bit) + REF_ONE),
+                    (WakeAction::Schedule, s),
+                )
             }
         })
     }
@@ -357,7 +501,7 @@ impl State {
             .0
             .fetch_add(REF_ONE, std::sync::atomic::Ordering::Relaxed);
         // A count this large means references leak in a loop; aborting beats wrapping around.
-        if prev > isize::MAX as usize {
+        if too_many_refs(prev) {
             std::process::abort();
         }
     }
@@ -384,6 +528,12 @@ impl State {
         prev.ref_count() == 2
     }
 
+    /// Test helper: overwrites the word (the observatory's tests set a poll count).
+    #[cfg(all(test, feature = "observatory"))]
+    pub(crate) fn store(&self, state: usize) {
+        self.0.store(state, std::sync::atomic::Ordering::Release);
+    }
+
     /// Test helper: the flags without the count.
     #[cfg(test)]
     #[inline]
@@ -396,22 +546,48 @@ impl State {
 mod tests {
     use super::*;
 
+    /// A poll start's CAS on no worker.
+    fn poller() -> PollerBits {
+        #[cfg(feature = "observatory")]
+        return PollerBits(0);
+        #[cfg(not(feature = "observatory"))]
+        return PollerBits::NONE;
+    }
+
+    /// A wake by a plain thread.
+    fn outside() -> WakeCause {
+        #[cfg(feature = "observatory")]
+        return WakeCause::fixed(crate::rt::observe::WakeSource::Outside);
+        #[cfg(not(feature = "observatory"))]
+        return WakeCause;
+    }
+
+    fn run(s: &State) -> StartPoll {
+        s.transition_to_running(poller()).0
+    }
+
+    fn idle(s: &State) -> AfterPoll {
+        s.transition_to_idle(0)
+    }
+
+    fn wake_by_ref(s: &State) -> WakeAction {
+        s.transition_to_notified_by_ref(outside()).0
+    }
+
+    fn wake_by_val(s: &State) -> WakeAction {
+        s.transition_to_notified_by_val(outside()).0
+    }
+
     #[test]
     fn spawn_run_park_wake_complete() {
         let s = State::new(3);
-        assert!(matches!(s.transition_to_running(), StartPoll::Poll));
+        assert!(matches!(run(&s), StartPoll::Poll));
         assert_eq!(s.flags(), RUNNING | JOIN_INTEREST);
-        assert!(matches!(s.transition_to_idle(), AfterPoll::Idle));
-        assert!(matches!(
-            s.transition_to_notified_by_ref(),
-            WakeAction::Schedule
-        ));
+        assert!(matches!(idle(&s), AfterPoll::Idle));
+        assert!(matches!(wake_by_ref(&s), WakeAction::Schedule));
         assert_eq!(s.load().ref_count(), 4);
-        assert!(matches!(
-            s.transition_to_notified_by_ref(),
-            WakeAction::None
-        ));
-        assert!(matches!(s.transition_to_running(), StartPoll::Poll));
+        assert!(matches!(wake_by_ref(&s), WakeAction::None));
+        assert!(matches!(run(&s), StartPoll::Poll));
         let prev = s.transition_to_complete();
         assert!(prev.has_join_interest());
         assert!(s.load().is_complete() && !s.load().is_running());
@@ -420,24 +596,18 @@ mod tests {
     #[test]
     fn wake_while_running_reschedules() {
         let s = State::new(3);
-        assert!(matches!(s.transition_to_running(), StartPoll::Poll));
-        assert!(matches!(
-            s.transition_to_notified_by_val(),
-            WakeAction::None
-        ));
-        assert!(matches!(s.transition_to_idle(), AfterPoll::Reschedule));
+        assert!(matches!(run(&s), StartPoll::Poll));
+        assert!(matches!(wake_by_val(&s), WakeAction::None));
+        assert!(matches!(idle(&s), AfterPoll::Reschedule));
         assert!(s.load().is_scheduled());
     }
 
     #[test]
     fn completion_clears_scheduled() {
         let s = State::new(3);
-        assert!(matches!(s.transition_to_running(), StartPoll::Poll));
+        assert!(matches!(run(&s), StartPoll::Poll));
         // Woken during its final poll: SCHEDULED is set, but the task completes.
-        assert!(matches!(
-            s.transition_to_notified_by_ref(),
-            WakeAction::None
-        ));
+        assert!(matches!(wake_by_ref(&s), WakeAction::None));
         s.transition_to_complete();
         assert!(!s.load().is_scheduled(), "{:?}", s.load());
         assert!(s.load().is_complete());
@@ -446,11 +616,11 @@ mod tests {
     #[test]
     fn abort_idle_task_schedules_it() {
         let s = State::new(3);
-        assert!(matches!(s.transition_to_running(), StartPoll::Poll));
-        assert!(matches!(s.transition_to_idle(), AfterPoll::Idle));
+        assert!(matches!(run(&s), StartPoll::Poll));
+        assert!(matches!(idle(&s), AfterPoll::Idle));
         assert!(matches!(s.transition_to_aborted(), WakeAction::Schedule));
         assert!(matches!(s.transition_to_aborted(), WakeAction::None));
-        assert!(matches!(s.transition_to_running(), StartPoll::Cancel));
+        assert!(matches!(run(&s), StartPoll::Cancel));
     }
 
     #[test]
@@ -458,7 +628,7 @@ mod tests {
         let s = State::new(3);
         assert!(s.set_join_waker().is_ok());
         assert!(s.unset_join_waker().is_ok());
-        assert!(matches!(s.transition_to_running(), StartPoll::Poll));
+        assert!(matches!(run(&s), StartPoll::Poll));
         s.transition_to_complete();
         assert!(s.set_join_waker().is_err());
     }
