@@ -8,6 +8,7 @@
 # observatory's 3 % budgets. The gate then pools rounds over several layouts per side.
 #
 # usage: benches/versus/layouts.sh [N=3] [DIR=target/layouts] [ON_TARGET_DIR=target/obs]
+#        [OFF_TARGET_DIR=target/release]
 # Needs lld (apt-get install lld). Only the versus crate is recompiled per layout (~30 s each
 # once both target directories are built).
 set -euo pipefail
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/../.."
 n=${1:-3}
 dir=${2:-target/layouts}
 on_target=${3:-target/obs}
+off_target=${4:-target/release}
 if ! command -v ld.lld >/dev/null 2>&1; then
     echo "layouts.sh: ld.lld not found (apt-get install lld)" >&2
     exit 2
@@ -22,12 +24,13 @@ fi
 mkdir -p "$dir"
 for k in $(seq 1 "$n"); do
     flags=(-C link-arg=-fuse-ld=lld -C "link-arg=-Wl,--shuffle-sections=*=$k")
-    cargo rustc --release --locked -p versus --bin versus -- "${flags[@]}"
-    cp target/release/versus "$dir/off-$k"
+    CARGO_TARGET_DIR="$off_target" cargo rustc --release --locked -p versus --bin versus \
+        -- "${flags[@]}"
+    cp "$off_target/release/versus" "$dir/off-$k"
     CARGO_TARGET_DIR="$on_target" cargo rustc --release --locked -p versus --bin versus \
         --features observatory -- "${flags[@]}"
     cp "$on_target/release/versus" "$dir/on-$k"
 done
-# Leave target/release/versus as a plain build again (the gate runs it as the driver).
-cargo build --release --locked -p versus --bin versus
+# Leave the off side's versus as a plain build again (the gate runs it as the driver).
+CARGO_TARGET_DIR="$off_target" cargo build --release --locked -p versus --bin versus
 echo "linked $n layouts per side into $dir"
