@@ -299,8 +299,9 @@ fn identity(v: usize) -> (u64, usize) {
 /// or only ever wakes itself (a yield loop: its self-wakes are derived), never gets one. (It
 /// was three words, then two — the identity, and a "poller's word" with the causes, channels,
 /// worker and poll count that the state word now carries. A feature-off build with 16 unused
-/// header bytes measured +4 to +6 % on ping_pong at 2 workers, 8 bytes +1 to +3 % (DESIGN.md
-/// §1.11, fifth session): at 2 workers a word per task is most of what the counters cost.)
+/// header bytes measured +4 to +6 % on ping_pong at 2 workers, 8 bytes +1 to +3 %
+/// (docs/observatory-costs.md, fifth session): at 2 workers a word per task is most of what
+/// the counters cost.)
 pub(crate) struct TaskObs {
     /// The id and spawn site (fixed at spawn), or the task's `Ext` once it has one (installed
     /// by one CAS, freed with the task). See `EXT_TAG`.

@@ -52,8 +52,8 @@ impl Default for TraceLimits {
     /// The hard limit is what a busy thread's ring grows to, and the ring is written
     /// sequentially: past the core's L2 cache (2 MiB here), every record's line comes from
     /// further out. With 131,072 records (5 MiB) the HTTP benchmark's trace cost +13.8 %,
-    /// with 32,768 +10.1 % (21 interleaved rounds, see DESIGN.md; records were 40 bytes then,
-    /// 32 now).
+    /// with 32,768 +10.1 % (21 interleaved rounds, docs/observatory-costs.md; records were
+    /// 40 bytes then, 32 now).
     fn default() -> Self {
         TraceLimits {
             capacity: 1 << 14,
@@ -231,7 +231,7 @@ pub(crate) struct Record {
 }
 
 /// One record: 32 bytes, two to a cache line (a 40-byte slot spread records over more lines
-/// and cost the HTTP row's trace more; see DESIGN.md §1.11).
+/// and cost the HTTP row's trace more; see docs/observatory-costs.md).
 #[repr(C, align(32))]
 struct Slot {
     /// The seqlock word: bits 0–31 the sequence number (`2 × position + 1` while the slot is
