@@ -9,6 +9,7 @@
 //! row measures.
 
 mod bridge;
+mod child;
 mod e2e;
 
 mod http;

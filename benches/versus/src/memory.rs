@@ -103,11 +103,10 @@ fn child_line(args: &[&str], cpus: Option<&str>) -> Result<String, String> {
         }
         _ => std::process::Command::new(&exe),
     };
-    let out = cmd
-        .arg("--child")
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
+    cmd.arg("--child").args(args);
+    // A memory child holds its tasks for a moment and exits; ten minutes means it is hung.
+    let out = crate::child::output_within(&mut cmd, std::time::Duration::from_secs(600))
+        .map_err(|e| format!("child {args:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "child {args:?} failed: {}",

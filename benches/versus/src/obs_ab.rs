@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One configuration of one side.
 #[derive(Clone, Copy, PartialEq)]
@@ -166,13 +166,20 @@ fn median(v: &[Option<f64>]) -> f64 {
     crate::stats::median(&ran)
 }
 
-/// Runs `bin` with `args` and `VERSUS_OBSERVE` / `SCRAIPE_OBSERVE` set for `config`; returns
-/// stdout's last line.
+/// How long a child of a `secs`-second run may take before it is taken for hung and killed
+/// (the round then records a failed run): start-up and warm-up included, generously.
+fn deadline(secs: f64) -> Duration {
+    Duration::from_secs_f64((secs * 20.0).max(60.0))
+}
+
+/// Runs `bin` with `args` and `VERSUS_OBSERVE` / `SCRAIPE_OBSERVE` set for `config`, killing
+/// it after `limit`; returns stdout's last line.
 fn run_child(
     bin: &Path,
     args: &[&str],
     config: Config,
     cpus: Option<&str>,
+    limit: Duration,
 ) -> Result<String, String> {
     let mut cmd = match cpus {
         Some(c) if crate::have("taskset") => {
@@ -182,12 +189,11 @@ fn run_child(
         }
         _ => Command::new(bin),
     };
-    let out = cmd
-        .args(args)
+    cmd.args(args)
         .env("VERSUS_OBSERVE", config.observe())
-        .env("SCRAIPE_OBSERVE", config.observe())
-        .output()
-        .map_err(|e| format!("{}: {e}", bin.display()))?;
+        .env("SCRAIPE_OBSERVE", config.observe());
+    let out = crate::child::output_within(&mut cmd, limit)
+        .map_err(|e| format!("{} {args:?}: {e}", bin.display()))?;
     if !out.status.success() {
         return Err(format!(
             "{} {args:?} failed: {}",
@@ -305,7 +311,7 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layo
                     run: Box::new(move |c, round| {
                         let w = workers.to_string();
                         let args = ["--child", "loop", bench, &w, "ours", &secs_s];
-                        let line = run_child(&bin(c, round), &args, c, None)?;
+                        let line = run_child(&bin(c, round), &args, c, None, deadline(secs))?;
                         let n: f64 = line
                             .trim()
                             .parse()
@@ -337,7 +343,7 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layo
             samples: vec![Vec::new(); 4],
             run: Box::new(move |c, round| {
                 let args = ["--child", "http-client", "ours", "1", &url, &secs_s, "64"];
-                let line = run_child(&bin(c, round), &args, c, Some("0"))?;
+                let line = run_child(&bin(c, round), &args, c, Some("0"), deadline(secs))?;
                 let v: serde_json::Value =
                     serde_json::from_str(&line).map_err(|_| format!("client printed {line:?}"))?;
                 if v["failed"].as_u64() != Some(0) {
@@ -382,13 +388,13 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layo
                     } else {
                         Command::new(cli)
                     };
-                    let out = cmd
-                        .args(["scrape", "--threads", "1", "--output", "/dev/null"])
+                    cmd.args(["scrape", "--threads", "1", "--output", "/dev/null"])
                         .args(["--analyzer", "none", "--concurrency", "64", "--input"])
                         .arg(&links)
-                        .env("SCRAIPE_OBSERVE", c.observe())
-                        .output()
-                        .map_err(|e| e.to_string())?;
+                        .env("SCRAIPE_OBSERVE", c.observe());
+                    // 5,000 local pages take under a second; a run past this is hung.
+                    let out = crate::child::output_within(&mut cmd, deadline(10.0))
+                        .map_err(|e| format!("e2e run: {e}"))?;
                     let elapsed = started.elapsed().as_secs_f64();
                     let stderr = String::from_utf8_lossy(&out.stderr);
                     match crate::e2e::parse_summary(&stderr) {
@@ -502,13 +508,14 @@ fn callgrind_loop(
     secs: &str,
 ) -> Result<(u64, u64), String> {
     let w = workers.to_string();
-    let out = Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
         .arg(bin)
         .args(["--child", "loop", bench, &w, "ours", secs])
-        .env("VERSUS_OBSERVE", config.observe())
-        .output()
-        .map_err(|e| format!("valgrind: {e}"))?;
+        .env("VERSUS_OBSERVE", config.observe());
+    // Valgrind runs the child some 50 times slower, start-up included: 20 minutes is hung.
+    let out = crate::child::output_within(&mut cmd, Duration::from_secs(1200))
+        .map_err(|e| format!("valgrind {bench} {w}w: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
