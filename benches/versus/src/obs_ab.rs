@@ -392,8 +392,8 @@ pub fn run(on_dir: &str, runs: usize, secs: f64, only: Option<Vec<String>>, layo
                         .args(["--analyzer", "none", "--concurrency", "64", "--input"])
                         .arg(&links)
                         .env("SCRAIPE_OBSERVE", c.observe());
-                    // 5,000 local pages take under a second; a run past this is hung.
-                    let out = crate::child::output_within(&mut cmd, deadline(10.0))
+                    // 5,000 local pages take under a second; two minutes is hung.
+                    let out = crate::child::output_within(&mut cmd, Duration::from_secs(120))
                         .map_err(|e| format!("e2e run: {e}"))?;
                     let elapsed = started.elapsed().as_secs_f64();
                     let stderr = String::from_utf8_lossy(&out.stderr);
