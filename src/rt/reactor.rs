@@ -515,6 +515,9 @@ impl Reactor {
         #[cfg(feature = "observatory")]
         let _source = super::observe::WakeScope::enter(super::observe::WakeSource::Reactor);
         for waker in self.wake_buf.drain(..) {
+            // The trace links each waker to the socket event that collected it.
+            #[cfg(feature = "observatory")]
+            super::observe::trace::next_reactor_waker();
             waker.wake();
         }
         dispatched

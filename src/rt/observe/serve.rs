@@ -7,14 +7,18 @@
 //! * `GET /trace.json?last=2s` — the flight recorder as Chrome trace JSON (`last` takes `ms`
 //!   or `s`; without it, everything recorded).
 //!
+//! Each connection is answered on a short-lived thread of its own (at most 8 at once), so an
+//! idle client or a long trace export never holds up a snapshot; a request head is capped at
+//! 16 KiB (431 past it) and must arrive within 5 s.
+//!
 //! Loopback addresses are the intended use; the endpoint exposes task names and timings.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -44,12 +48,28 @@ impl ObserveServer {
             .name("scraipe-observe".into())
             .spawn(move || {
                 let _reader = reader;
+                let open = Arc::new(AtomicUsize::new(0));
                 for conn in listener.incoming() {
                     if flag.load(SeqCst) {
                         return;
                     }
-                    if let Ok(conn) = conn {
-                        let _ = answer(conn, &shared);
+                    let Ok(conn) = conn else { continue };
+                    // Each connection on a thread of its own, so an idle or slow client (a
+                    // browser's preconnect) or a long trace export never holds up a snapshot.
+                    if open.fetch_add(1, SeqCst) >= MAX_CONNECTIONS {
+                        open.fetch_sub(1, SeqCst);
+                        let _ = refuse(conn);
+                        continue;
+                    }
+                    let (shared, done) = (shared.clone(), open.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("scraipe-observe-conn".into())
+                        .spawn(move || {
+                            let _ = answer(conn, &shared);
+                            done.fetch_sub(1, SeqCst);
+                        });
+                    if spawned.is_err() {
+                        open.fetch_sub(1, SeqCst);
                     }
                 }
             })?;
@@ -77,16 +97,70 @@ impl Drop for ObserveServer {
     }
 }
 
+/// Connections served at once; more are answered 503 at once.
+const MAX_CONNECTIONS: usize = 8;
+/// The most bytes of request line and headers read from one client.
+const MAX_REQUEST_HEAD: u64 = 16 * 1024;
+/// How long a client has to send its request head, in all.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+fn refuse(mut conn: TcpStream) -> std::io::Result<()> {
+    conn.set_write_timeout(Some(Duration::from_secs(1)))?;
+    conn.write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 17\r\n\
+          connection: close\r\n\r\ntoo many clients\n",
+    )
+}
+
+/// A stream whose reads share one deadline (a client dripping a byte at a time cannot hold a
+/// connection thread forever).
+struct Deadline {
+    conn: TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.conn.set_read_timeout(Some(left))?;
+        self.conn.read(buf)
+    }
+}
+
 fn answer(conn: TcpStream, shared: &Weak<Shared>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
-    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
+    conn.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let head = Deadline {
+        conn: conn.try_clone()?,
+        until: Instant::now() + REQUEST_DEADLINE,
+    };
+    let mut reader = BufReader::new(head.take(MAX_REQUEST_HEAD));
     let mut line = String::new();
     reader.read_line(&mut line)?;
     // Drain the headers (up to the blank line); bodies are not expected.
     let mut header = String::new();
     while reader.read_line(&mut header)? > 2 {
         header.clear();
+    }
+    if reader.get_ref().limit() == 0 {
+        let mut conn = conn;
+        conn.write_all(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\
+              connection: close\r\n\r\n",
+        )?;
+        // Close gently: unread input at close would reset the connection and could destroy
+        // the answer before the client reads it. Discard a bounded amount first.
+        conn.shutdown(std::net::Shutdown::Write)?;
+        let rest = Deadline {
+            conn,
+            until: Instant::now() + Duration::from_secs(1),
+        };
+        return std::io::copy(&mut rest.take(1 << 20), &mut std::io::sink()).map(drop);
+    }
+    if !line.ends_with('\n') {
+        return Err(std::io::ErrorKind::UnexpectedEof.into()); // the client went away
     }
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));

@@ -103,10 +103,20 @@ thread_local! {
     static FLOWS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// A flow id unique in the process (never 0).
-#[inline]
-fn next_flow() -> u64 {
-    FLOWS.with(|f| super::task::next_in_block(f, &NEXT_FLOW, FLOW_BLOCK))
+/// `n` consecutive flow ids, unique in the process (never 0): from this thread's block when it
+/// has room, else straight from the shared counter.
+fn next_flows(n: u64) -> u64 {
+    FLOWS.with(|f| {
+        let (next, end) = f.get();
+        if n <= 1 {
+            super::task::next_in_block(f, &NEXT_FLOW, FLOW_BLOCK)
+        } else if end - next >= n {
+            f.set((next + n, end));
+            next
+        } else {
+            NEXT_FLOW.fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+        }
+    })
 }
 
 /// Turns the scheduler trace on or off for the whole process.
@@ -484,11 +494,16 @@ thread_local! {
     /// `RING_OWNER`'s destructor clears it first.
     static RING: Cell<*const Ring> = const { Cell::new(std::ptr::null()) };
     static RING_OWNER: RingOwner = const { RingOwner(RefCell::new(None)) };
-    /// Flow ids of the wakers a reactor turn collected, in wake order.
+    /// Flow ids of the wakers a reactor turn collected, one per waker, in wake order (each
+    /// waker has its own flow, so an event that wakes two tasks starts two arrows).
     static PENDING_FLOWS: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
     /// `PENDING_FLOWS` may be non-empty (a traced reactor turn filled it): lets an untraced
-    /// turn skip the clear.
+    /// turn skip the per-waker pop and the clear.
     static FLOWS_PENDING: Cell<bool> = const { Cell::new(false) };
+    /// The flow of the waker the reactor is waking right now (0: none); a task's wake takes
+    /// it. Set per waker, so a waker that is not a task's (a `block_on` thread's) leaves its
+    /// flow unused instead of shifting the later ones.
+    static CURRENT_FLOW: Cell<u64> = const { Cell::new(0) };
     /// Where the next poll's task came from (set by the worker loop).
     static SOURCE: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
@@ -597,9 +612,7 @@ pub(crate) fn poll_end(id: u64, ready: bool) {
 /// Records a wake; returns the flow id it continues (0: none).
 pub(crate) fn wake(id: u64, source_index: usize, from_reactor: bool) -> u64 {
     let flow = if from_reactor {
-        PENDING_FLOWS
-            .with(|p| p.borrow_mut().pop_front())
-            .unwrap_or(0)
+        CURRENT_FLOW.with(|c| c.replace(0))
     } else {
         0
     };
@@ -630,20 +643,46 @@ pub(crate) fn unpark() {
     }
 }
 
-/// A socket event that collected `wakers` wakers (they are woken next, in order).
+/// A socket event that collected `wakers` wakers (they are woken later in this turn, in
+/// order, each after [`next_reactor_waker`]). Each waker gets a flow id of its own: the ids
+/// are consecutive, the first is in the record and their count beside the readiness bits.
 pub(crate) fn reactor_event(token: usize, readiness: usize, wakers: usize) {
     if !is_tracing() {
         return;
     }
-    let flow = next_flow();
-    record(Kind::ReactorEvent, readiness as u32, token as u64, flow);
+    let wakers = wakers.min(MAX_EVENT_FLOWS);
+    let first = next_flows(wakers as u64);
+    let w = (readiness as u32 & 0xFF) | ((wakers as u32) << 8);
+    record(Kind::ReactorEvent, w, token as u64, first);
     PENDING_FLOWS.with(|p| {
         let mut p = p.borrow_mut();
-        for _ in 0..wakers {
-            p.push_back(flow);
+        for i in 0..wakers as u64 {
+            p.push_back(first + i);
         }
     });
     FLOWS_PENDING.with(|f| f.set(true));
+}
+
+/// The most flows one socket event starts (the count shares the record's 24-bit word with the
+/// readiness bits).
+const MAX_EVENT_FLOWS: usize = 0xFFFF;
+
+/// The reactor is about to wake the next waker it collected: that waker's flow becomes the
+/// current one, for a task's wake to take.
+#[inline]
+pub(crate) fn next_reactor_waker() {
+    if FLOWS_PENDING.with(|f| f.get()) {
+        next_reactor_waker_cold();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn next_reactor_waker_cold() {
+    let flow = PENDING_FLOWS
+        .with(|p| p.borrow_mut().pop_front())
+        .unwrap_or(0);
+    CURRENT_FLOW.with(|c| c.set(flow));
 }
 
 /// The reactor turn's wake-ups are done: forget flows whose wakers were not tasks.
@@ -651,6 +690,7 @@ pub(crate) fn reactor_event(token: usize, readiness: usize, wakers: usize) {
 pub(crate) fn end_reactor_wakes() {
     if FLOWS_PENDING.with(|f| f.replace(false)) {
         let _ = PENDING_FLOWS.try_with(|p| p.borrow_mut().clear());
+        let _ = CURRENT_FLOW.try_with(|c| c.set(0));
     }
 }
 
@@ -672,6 +712,11 @@ pub(crate) fn block_on(enter: bool) {
 }
 
 // ----- export -----
+
+/// The flows a reactor event record starts: one per waker it collected.
+fn event_flows(r: &Record) -> std::ops::Range<u64> {
+    r.b..r.b + u64::from(r.w >> 8)
+}
 
 /// The recorded trace of the last `last` (everything when `None`) as Chrome trace-event JSON:
 /// one track per thread, polls as slices, local queue depth as a counter, flow arrows from a
@@ -698,9 +743,7 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
     for (_, _, recs) in &threads {
         for r in recs {
             match r.kind {
-                Kind::ReactorEvent => {
-                    starts.insert(r.b);
-                }
+                Kind::ReactorEvent => starts.extend(event_flows(r)),
                 Kind::PollStart if r.b != 0 => {
                     ends.insert(r.b);
                 }
@@ -772,11 +815,11 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
                 Kind::ReactorEvent => {
                     events.push(
                         json!({"ph": "i", "s": "t", "name": "socket event", "pid": 1,
-                        "tid": tid, "ts": ts, "args": {"token": r.a, "readiness": r.w}}),
+                        "tid": tid, "ts": ts, "args": {"token": r.a, "readiness": r.w & 0xFF}}),
                     );
-                    if ends.contains(&r.b) {
+                    for flow in event_flows(r).filter(|f| ends.contains(f)) {
                         events.push(json!({"ph": "s", "name": "wake", "cat": "flow",
-                            "id": r.b, "pid": 1, "tid": tid, "ts": ts}));
+                            "id": flow, "pid": 1, "tid": tid, "ts": ts}));
                     }
                 }
                 Kind::Steal => events.push(json!({"ph": "i", "s": "t", "name": "steal",

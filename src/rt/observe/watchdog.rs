@@ -41,31 +41,41 @@ pub struct LongPoll {
     pub os_tid: i64,
     /// How long the poll had run when the watchdog reported it (at least the threshold).
     pub elapsed: Duration,
-    /// When the watchdog detected it (before dumping the flight recorder).
+    /// When the watchdog detected it.
     pub detected_at: Instant,
-    /// The flight recorder's last two seconds (Chrome trace JSON), written when the report was
-    /// made, if the trace is on ([`set_tracing`](super::set_tracing)).
+    /// Where the flight recorder's last two seconds (Chrome trace JSON) are written, if the
+    /// trace is on ([`set_tracing`](super::set_tracing)). The report is delivered first and
+    /// the file written right after (serialising the trace can take a second or more), under
+    /// a temporary name renamed into place: wait for the path to exist before reading it. One
+    /// file per process and task: a later long poll of the same task replaces it.
     pub trace_file: Option<std::path::PathBuf>,
 }
 
-/// Dumps the flight recorder next to other temporary files; returns where.
-fn dump_trace(task: u64) -> Option<std::path::PathBuf> {
+/// Where the flight recorder of a long poll of `task` goes (next to other temporary files), if
+/// the trace is on.
+fn dump_path(task: u64) -> Option<std::path::PathBuf> {
     if !super::trace::is_tracing() {
         return None;
     }
-    let path = std::env::temp_dir().join(format!(
+    Some(std::env::temp_dir().join(format!(
         "scraipe-long-poll-{}-task{task}.trace.json",
         std::process::id()
-    ));
+    )))
+}
+
+/// Writes the flight recorder's last two seconds to `path`: to a temporary name first, then
+/// renamed, so a reader never sees half a file.
+fn dump_trace(path: &std::path::Path) {
     let json = super::trace::trace_json(Some(Duration::from_secs(2)));
-    match std::fs::write(&path, json) {
-        Ok(()) => Some(path),
+    let partial = path.with_extension("json.partial");
+    match std::fs::write(&partial, json).and_then(|()| std::fs::rename(&partial, path)) {
+        Ok(()) => log::warn!("long poll: flight recorder written to {}", path.display()),
         Err(e) => {
+            let _ = std::fs::remove_file(&partial);
             log::warn!(
                 "could not write the flight recorder to {}: {e}",
                 path.display()
             );
-            None
         }
     }
 }
@@ -283,7 +293,7 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                         os_tid: tid,
                         elapsed,
                         detected_at: now,
-                        trace_file: dump_trace(task),
+                        trace_file: dump_path(task),
                     };
                     log::warn!(
                         "long poll: task {} spawned at {}:{} has been running on worker {} \
@@ -298,12 +308,17 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                             .trace_file
                             .as_ref()
                             .map_or(String::new(), |p| format!(
-                                "; flight recorder: {}",
+                                "; writing the flight recorder to {}",
                                 p.display()
                             ))
                     );
                     if let Some(cb) = &config.callback {
                         cb(&report);
+                    }
+                    // After the report: serialising two seconds of trace can take a while, and
+                    // the report must not wait for it.
+                    if let Some(path) = &report.trace_file {
+                        dump_trace(path);
                     }
                     seen[worker] = Some(Seen {
                         reported: true,
