@@ -259,6 +259,19 @@ fn the_lost_waker_check_flags_a_future_that_dropped_its_waker_and_nothing_parked
     for id in [p.timer, p.socket, p.channel, p.mpsc] {
         assert!(!snap.task(id).unwrap().no_waker, "task {id} has a waker");
     }
+    // The live view flags the same task (its two snapshots agreeing), and only it.
+    let server =
+        observe::ObserveServer::start(rt.handle(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let (_, body) = http_get(server.local_addr(), "/snapshot.json");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let flagged: Vec<u64> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["no_waker"] == true)
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(flagged, vec![p.lost]);
 }
 
 #[test]
@@ -628,6 +641,22 @@ fn blocking_pool_jobs_and_nested_block_on_are_not_long_polls() {
         "{:?}",
         reports.lock().unwrap()
     );
+}
+
+/// The future a task blocks on runs on the worker: when it blocks, that is the task's long poll.
+#[test]
+fn a_blocking_future_inside_nested_block_on_is_a_long_poll_of_its_task() {
+    let threshold = Duration::from_millis(50);
+    let (rt, reports) = watched(threshold);
+    #[rustfmt::skip]
+    let (h, line) = (rt.spawn(async { scraipe::rt::block_on(async { std::thread::sleep(Duration::from_millis(200)) }) }), line!());
+    let id = h.id();
+    h.join().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].0.task_id, id);
+    assert_eq!(reports[0].0.location.line(), line);
 }
 
 fn spawn_yield_many(rt: &Runtime) -> impl Future<Output = ()> + Send + 'static {

@@ -214,8 +214,30 @@ fn parse_last(query: &str) -> Result<Option<Duration>, String> {
 }
 
 /// The JSON the live view and `scraipe observe` read.
+/// How far apart the two snapshots are that must agree before a task is flagged lost.
+const CONFIRM_GAP: Duration = Duration::from_millis(10);
+
 pub(crate) fn snapshot_json(shared: &Shared) -> Value {
     let snap = Snapshot::take(shared);
+    // "No waker" is reported only when two snapshots agree (see `snapshot`: one alone can
+    // catch a waker in the middle of being handed over): with a candidate in this one, take a
+    // second a moment later and keep the tasks both flag, not polled in between.
+    let lost: std::collections::HashSet<u64> = if snap.tasks.iter().any(|t| t.no_waker) {
+        std::thread::sleep(CONFIRM_GAP);
+        let second = Snapshot::take(shared);
+        snap.tasks
+            .iter()
+            .filter(|t| {
+                t.no_waker
+                    && second
+                        .task(t.id)
+                        .is_some_and(|s| s.no_waker && s.polls == t.polls)
+            })
+            .map(|t| t.id)
+            .collect()
+    } else {
+        Default::default()
+    };
     let workers: Vec<Value> = shared
         .remotes
         .iter()
@@ -284,7 +306,7 @@ pub(crate) fn snapshot_json(shared: &Shared) -> Value {
                         "heap": worker}),
                     WaitsOn::Channel { kind } => json!({"channel": kind}),
                 }).collect::<Vec<_>>(),
-                "no_waker": t.no_waker,
+                "no_waker": lost.contains(&t.id),
             })
         })
         .collect();

@@ -71,7 +71,9 @@ pub struct TaskInfo {
     pub waits_on: Vec<WaitsOn>,
     /// References in the state word (list + join handle + queue/runner + wakers).
     pub refs: usize,
-    /// Idle, and no `Waker` refers to it in this snapshot.
+    /// Idle, and no `Waker` refers to it in this snapshot. One snapshot can catch a task in
+    /// transition; [`Handle::lost_wakers`](crate::rt::Handle::lost_wakers) (and the live view)
+    /// report a task only when two snapshots agree.
     pub no_waker: bool,
 }
 

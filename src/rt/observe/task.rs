@@ -1097,6 +1097,38 @@ pub(crate) fn blocking_section() -> BlockingSection {
     BlockingSection { task, slot, prev }
 }
 
+/// The worker is about to poll the future a task blocked in `block_on` on this thread awaits:
+/// that poll runs the blocked task's code on the worker, so it is published as the task's (a
+/// fresh poll for the watchdog's clock) until the guard drops. Outside a blocking section, or
+/// with nobody reading the slots, nothing.
+pub(crate) fn block_on_poll() -> BlockOnPoll {
+    let (task, slot) = BLOCKED.with(|b| b.get());
+    if slot.is_null() || !super::watchdog::slots_read() {
+        return BlockOnPoll(std::ptr::null());
+    }
+    // SAFETY: the blocked task is mid-poll further up this stack.
+    match unsafe { ctx_task(task) } {
+        Some(task) => {
+            // SAFETY: its worker is alive while it is mid-poll.
+            unsafe { &*slot }.publish(task.id(), task.location());
+            BlockOnPoll(slot)
+        }
+        None => BlockOnPoll(std::ptr::null()),
+    }
+}
+
+/// Unpublishes what [`block_on_poll`] published.
+pub(crate) struct BlockOnPoll(*const PollSlot);
+
+impl Drop for BlockOnPoll {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: as in `block_on_poll`: the worker outlives this frame.
+            unsafe { &*self.0 }.clear();
+        }
+    }
+}
+
 pub(crate) struct BlockingSection {
     task: usize,
     slot: *const PollSlot,

@@ -17,8 +17,10 @@
 //! for a CPU, and is judged at a later sample. Without procfs, wall time is used.
 //!
 //! No false reports: the blocking pool never publishes (blocking is its job), and a task that
-//! enters `block_on` on a worker is unpublished while the worker drives other work and
-//! published afresh when `block_on` returns (its clock restarts then).
+//! enters `block_on` on a worker is unpublished while the worker drives other work, published
+//! for each poll of the future it awaits (that code is the task's: a future that blocks the
+//! worker there is reported, naming the task), and published afresh when `block_on` returns
+//! (its clock restarts then).
 
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;

@@ -264,6 +264,9 @@ impl WorkerCx {
             // A fresh budget per poll: the blocked task's own budget may be spent, and the
             // future it waits for must still make progress.
             let budget = budget::start();
+            // The blocked task's code runs here: a long poll of it is a long poll.
+            #[cfg(feature = "observatory")]
+            let _published = crate::rt::observe::block_on_poll();
             let res = future.as_mut().poll(cx);
             budget::restore(budget);
             context::replace_entered(hidden);
