@@ -10,8 +10,10 @@ use serde_json::Value;
 use super::ObserveArgs;
 
 pub fn run(args: ObserveArgs) -> Result<(), String> {
+    // The first fetch must work (a wrong address is an error); after that, a failed refresh
+    // (the program restarting, a busy endpoint) is shown and retried, as `top` would.
+    let mut snap = fetch(&args.addr)?;
     loop {
-        let snap = fetch(&args.addr)?;
         let table = render(&snap, args.rows);
         if !args.once && std::io::stdout().is_terminal() {
             print!("\x1b[2J\x1b[H"); // clear the screen, cursor home
@@ -21,18 +23,49 @@ pub fn run(args: ObserveArgs) -> Result<(), String> {
         if args.once {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_secs_f64(args.interval));
+        loop {
+            std::thread::sleep(Duration::from_secs_f64(args.interval));
+            match fetch(&args.addr) {
+                Ok(next) => {
+                    snap = next;
+                    break;
+                }
+                Err(e) => eprintln!("{e} (retrying; Ctrl-C to stop)"),
+            }
+        }
     }
 }
 
 fn fetch(addr: &str) -> Result<Value, String> {
-    let target = addr
+    let targets: Vec<_> = addr
         .to_socket_addrs()
         .map_err(|e| format!("bad address {addr:?}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr:?} resolves to nothing"))?;
-    let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(2))
-        .map_err(|e| format!("cannot reach the observatory at {addr}: {e}"))?;
+        .collect();
+    if targets.is_empty() {
+        return Err(format!("{addr:?} resolves to nothing"));
+    }
+    fetch_from(addr, &targets)
+}
+
+/// `GET /snapshot.json` from the first of `targets` that accepts a connection.
+fn fetch_from(addr: &str, targets: &[std::net::SocketAddr]) -> Result<Value, String> {
+    // Every address the name resolves to, in order (`localhost` may give ::1 first while the
+    // endpoint listens on 127.0.0.1).
+    let mut last_error = None;
+    let mut s = None;
+    for target in targets {
+        match TcpStream::connect_timeout(target, Duration::from_secs(2)) {
+            Ok(conn) => {
+                s = Some(conn);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let mut s = s.ok_or_else(|| {
+        let e = last_error.map_or_else(String::new, |e| e.to_string());
+        format!("cannot reach the observatory at {addr}: {e}")
+    })?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     write!(
@@ -223,6 +256,34 @@ pub(super) fn start(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fetch_tries_every_address_a_name_resolves_to() {
+        // A port nobody listens on (bound, then closed), then a one-shot endpoint.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let live_addr = live.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = live.accept().unwrap();
+            let mut head = [0u8; 1024];
+            let _ = conn.read(&mut head).unwrap();
+            let body = r#"{"workers": [], "tasks": []}"#;
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        });
+        let snap = fetch_from("test", &[dead, live_addr]).unwrap();
+        assert_eq!(snap["tasks"], json!([]));
+        server.join().unwrap();
+        let e = fetch_from("test", &[dead]).unwrap_err();
+        assert!(e.starts_with("cannot reach the observatory at test"), "{e}");
+    }
 
     fn snapshot() -> Value {
         json!({

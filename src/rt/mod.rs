@@ -686,6 +686,12 @@ impl Handle {
     /// The task table (feature `observatory`): every unfinished task with its spawn site,
     /// polls, wakes by source, what it waits on — and every `spawn_blocking` job not yet finished
     /// (`blocking: true`, queued or running).
+    ///
+    /// A task enters the table when it first parks (the owned-task list links it then), or at
+    /// spawn while a reader is registered — a watchdog
+    /// ([`Builder::long_poll_threshold`](crate::rt::Builder::long_poll_threshold)) or an
+    /// [`ObserveServer`](observe::ObserveServer). Without one, a task still in its first poll or
+    /// queued for it is not listed: linking every task at spawn would cost every spawn.
     #[cfg(feature = "observatory")]
     pub fn observe_snapshot(&self) -> observe::Snapshot {
         observe::Snapshot::take(&self.shared)
