@@ -809,6 +809,54 @@ fn the_trace_is_valid_chrome_json_and_links_a_socket_event_to_the_wake_and_the_r
     assert!(evs
         .iter()
         .any(|e| e["name"] == "socket event" && e["args"]["token"].is_u64()));
+    // Every poll slice on a worker says which queue its task came from and the budget it
+    // spent; the reader's first poll came from the injector (spawned from a plain thread), and
+    // a poll that read its socket spent budget.
+    let reader_polls: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["task"].as_u64() == Some(reader))
+        .collect();
+    for p in &reader_polls {
+        let source = p["args"]["source"].as_str().unwrap();
+        assert!(
+            ["lifo", "local", "injector", "deferred"].contains(&source)
+                || source.starts_with("stolen from worker "),
+            "{p}"
+        );
+        assert!(p["args"]["budget_used"].is_u64(), "{p}");
+    }
+    assert_eq!(reader_polls[0]["args"]["source"], "injector");
+    assert!(reader_polls
+        .iter()
+        .any(|p| p["args"]["budget_used"].as_u64() >= Some(1)));
+    // A park says why and until what; an unpark how much I/O it brought.
+    let park = evs.iter().find(|e| e["name"] == "park").expect("a park");
+    assert_eq!(park["args"]["reason"], "nothing to run");
+    assert!(park["args"]["until"].is_string());
+    assert!(evs
+        .iter()
+        .any(|e| e["name"] == "unpark" && e["args"]["io_events"].is_u64()));
+}
+
+/// A task that yields is polled again from the worker's deferred list, and the trace says so.
+#[test]
+fn a_yielding_tasks_later_polls_come_from_the_deferred_list() {
+    observe::set_tracing(true);
+    let rt = runtime(1);
+    let h = rt.spawn(async {
+        for _ in 0..3 {
+            scraipe::rt::yield_now().await;
+        }
+    });
+    let id = h.id();
+    h.join().unwrap();
+    let evs = events(&observe::trace_json(None));
+    let sources: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["task"].as_u64() == Some(id))
+        .map(|e| e["args"]["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["injector", "deferred", "deferred", "deferred"]);
 }
 
 /// One socket event that wakes two tasks starts two arrows, one to each reader's poll; a waker

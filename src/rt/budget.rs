@@ -29,6 +29,15 @@ pub(crate) fn restore(prev: u32) {
     BUDGET.with(|b| b.set(prev));
 }
 
+/// Units of the current poll's budget spent so far; `None` outside a task poll.
+#[cfg(feature = "observatory")]
+pub(crate) fn used() -> Option<u32> {
+    BUDGET.with(|b| match b.get() {
+        UNCONSTRAINED => None,
+        left => Some(BUDGET_PER_POLL.saturating_sub(left)),
+    })
+}
+
 /// Takes one unit of the current task's budget; false when it is spent.
 pub(crate) fn consume() -> bool {
     BUDGET.with(|b| match b.get() {

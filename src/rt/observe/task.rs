@@ -1035,7 +1035,7 @@ impl PollGuard {
             if header.state.load().0 & SELF_CAUSE != 0 {
                 trace::wake(obs.id(), WakeSource::SelfWake as usize, false);
             }
-            trace::poll_end(obs.id(), ready);
+            trace::poll_end(obs.id(), ready, crate::rt::budget::used());
         }
         let slot = WORKER.with(|w| w.get()).slot;
         if slot.is_null() {

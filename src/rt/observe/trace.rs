@@ -207,6 +207,8 @@ pub(crate) enum Source {
     Injector,
     /// Stolen from this worker (in the same steal that took a batch).
     StolenFrom(usize),
+    /// The worker's deferred list: tasks that yielded, queued again once the rest is done.
+    Deferred,
 }
 
 impl Source {
@@ -216,11 +218,14 @@ impl Source {
             Source::Local => 2,
             Source::Injector => 3,
             Source::StolenFrom(w) => 4 + (w.min(250) as u32),
+            Source::Deferred => 255,
         }
     }
     fn describe(code: u32) -> String {
         match code {
-            0 => "unknown".into(),
+            // Not taken from a worker's queues: a blocking-pool job run on its thread.
+            0 => "direct".into(),
+            255 => "deferred".into(),
             1 => "lifo".into(),
             2 => "local".into(),
             3 => "injector".into(),
@@ -603,9 +608,12 @@ pub(crate) fn poll_start(id: u64, flow: u64) {
     }
 }
 
-pub(crate) fn poll_end(id: u64, ready: bool) {
+/// A poll ended; `budget_used`: units of the cooperative budget it spent (`None` outside a
+/// budgeted poll).
+pub(crate) fn poll_end(id: u64, ready: bool, budget_used: Option<u32>) {
     if is_tracing() {
-        record(Kind::PollEnd, u32::from(ready), id, 0);
+        let budget = budget_used.map_or(0, |u| u64::from(u) + 1);
+        record(Kind::PollEnd, u32::from(ready), id, budget);
     }
 }
 
@@ -628,18 +636,44 @@ pub(crate) fn steal(from: usize, to: usize, count: usize) {
     }
 }
 
-pub(crate) fn park(timeout: Option<Duration>) {
+/// What a parking worker's sleep ends on besides a wake-up or I/O (the park's reason: it
+/// found nothing to run, and this is what it waits for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ParkUntil {
+    /// Only a wake-up or I/O: no timer due.
+    WakeOrIo = 0,
+    /// Its own timer's deadline.
+    TimerDeadline = 1,
+    /// The runtime's timer tick (this worker ticks for everyone).
+    Tick = 2,
+    /// A sibling's tick (the ticker fires this worker's timers).
+    SiblingTick = 3,
+}
+
+impl ParkUntil {
+    fn describe(code: u32) -> &'static str {
+        match code {
+            1 => "timer deadline",
+            2 => "timer tick",
+            3 => "sibling's timer tick",
+            _ => "wake-up or I/O",
+        }
+    }
+}
+
+pub(crate) fn park(timeout: Option<Duration>, until: ParkUntil) {
     // The worker sleeps: its run stretch ends.
     super::task::close_run_stretch();
     if is_tracing() {
         let ns = timeout.map_or(0, |t| t.as_nanos().min(u64::MAX as u128) as u64);
-        record(Kind::Park, 0, ns, 0);
+        record(Kind::Park, until as u32, ns, 0);
     }
 }
 
-pub(crate) fn unpark() {
+/// The worker's sleep returned, having dispatched `events` I/O events.
+pub(crate) fn unpark(events: usize) {
     if is_tracing() {
-        record(Kind::Unpark, 0, 0, 0);
+        record(Kind::Unpark, 0, events as u64, 0);
     }
 }
 
@@ -779,11 +813,14 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
                     };
                     let start = open[at];
                     open.truncate(at);
+                    let mut args = json!({"task": r.a, "ready": r.w == 1,
+                                          "source": Source::describe(start.w & 0xFF)});
+                    if r.b != 0 {
+                        args["budget_used"] = json!(r.b - 1);
+                    }
                     events.push(json!({"ph": "X", "name": format!("poll task {}", r.a),
                         "cat": "poll", "pid": 1, "tid": tid, "ts": us(start.ts),
-                        "dur": us(r.ts - start.ts),
-                        "args": {"task": r.a, "ready": r.w == 1,
-                                 "source": Source::describe(start.w & 0xFF)}}));
+                        "dur": us(r.ts - start.ts), "args": args}));
                     let flow = start.b;
                     if flow != 0 && starts.contains(&flow) && flow_ended.insert(flow) {
                         events.push(json!({"ph": "f", "bp": "e", "name": "wake", "cat": "flow",
@@ -826,9 +863,11 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
                     "pid": 1, "tid": tid, "ts": ts,
                     "args": {"from": r.a, "to": r.w, "tasks": r.b}})),
                 Kind::Park => events.push(json!({"ph": "i", "s": "t", "name": "park",
-                    "pid": 1, "tid": tid, "ts": ts, "args": {"timeout_ns": r.a}})),
+                    "pid": 1, "tid": tid, "ts": ts,
+                    "args": {"reason": "nothing to run", "until": ParkUntil::describe(r.w),
+                             "timeout_ns": r.a}})),
                 Kind::Unpark => events.push(json!({"ph": "i", "s": "t", "name": "unpark",
-                    "pid": 1, "tid": tid, "ts": ts})),
+                    "pid": 1, "tid": tid, "ts": ts, "args": {"io_events": r.a}})),
                 Kind::TimerFire => events.push(json!({"ph": "i", "s": "t", "name": "timer fired",
                     "pid": 1, "tid": tid, "ts": ts, "args": {"late_ns": r.a}})),
                 Kind::BlockOnEnter => events.push(json!({"ph": "i", "s": "t",

@@ -318,8 +318,6 @@ impl WorkerCx {
             // two 10 µs chains took 172 ms. The batch (at most half the injector, at most
             // crossbeam's 32) goes to the back of our FIFO deque, behind the local work.
             if let Some(task) = self.steal_injected_batch() {
-                #[cfg(feature = "observatory")]
-                observe::trace::source(observe::trace::Source::Injector, || core.local.len());
                 return Some(task);
             }
         } else {
@@ -342,8 +340,6 @@ impl WorkerCx {
             return Some(task);
         }
         if let Some(task) = self.steal_injected_batch() {
-            #[cfg(feature = "observatory")]
-            observe::trace::source(observe::trace::Source::Injector, || core.local.len());
             return Some(task);
         }
         self.take_deferred()
@@ -365,11 +361,16 @@ impl WorkerCx {
 
     /// With the deque and the injector empty: the deferred tasks, oldest first.
     fn take_deferred(&self) -> Option<Notified> {
-        if self.flush_deferred() {
-            self.core.local.pop()
-        } else {
-            None
+        if !self.flush_deferred() {
+            return None;
         }
+        let task = self.core.local.pop();
+        #[cfg(feature = "observatory")]
+        if task.is_some() {
+            let core = &self.core;
+            observe::trace::source(observe::trace::Source::Deferred, || core.local.len());
+        }
+        task
     }
 
     fn steal_injected_batch(&self) -> Option<Notified> {
@@ -378,7 +379,16 @@ impl WorkerCx {
         }
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.core.local) {
-                Steal::Success(t) => return Some(t),
+                Steal::Success(t) => {
+                    #[cfg(feature = "observatory")]
+                    {
+                        let core = &self.core;
+                        observe::trace::source(observe::trace::Source::Injector, || {
+                            core.local.len()
+                        });
+                    }
+                    return Some(t);
+                }
                 Steal::Retry => continue,
                 Steal::Empty => return None,
             }

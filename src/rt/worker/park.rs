@@ -399,10 +399,20 @@ impl WorkerCx {
             }
             remote.metrics.add_park();
             #[cfg(feature = "observatory")]
-            crate::rt::observe::trace::park(timeout);
-            held.sleep(timeout, &remote.metrics);
+            crate::rt::observe::trace::park(
+                timeout,
+                match plan {
+                    TimerPlan::Nothing => crate::rt::observe::trace::ParkUntil::WakeOrIo,
+                    TimerPlan::Deadline { .. } => {
+                        crate::rt::observe::trace::ParkUntil::TimerDeadline
+                    }
+                    TimerPlan::Tick { .. } => crate::rt::observe::trace::ParkUntil::Tick,
+                    TimerPlan::Rely { .. } => crate::rt::observe::trace::ParkUntil::SiblingTick,
+                },
+            );
+            let _events = held.sleep(timeout, &remote.metrics);
             #[cfg(feature = "observatory")]
-            crate::rt::observe::trace::unpark();
+            crate::rt::observe::trace::unpark(_events);
             drop(held);
             match plan {
                 TimerPlan::Tick { .. } => remote.driver.publish_tick(None),
