@@ -756,10 +756,35 @@ fn event_flows(r: &Record) -> std::ops::Range<u64> {
 /// one track per thread, polls as slices, local queue depth as a counter, flow arrows from a
 /// socket event to the wake it caused to the poll that followed.
 pub fn trace_json(last: Option<Duration>) -> String {
-    trace_value(last).to_string()
+    render_trace(last)
 }
 
-pub(crate) fn trace_value(last: Option<Duration>) -> Value {
+/// One exported event, rendered as soon as it is made (a trace holds tens of thousands: a
+/// `Value` each cost hundreds of bytes and seconds to sort), with what filtering and ordering
+/// need.
+struct Event {
+    tid: u64,
+    /// µs; metadata (no `ts`) sorts first.
+    ts: f64,
+    /// A flow event's phase (`s`, `t`, `f`) and id.
+    flow: Option<(u8, u64)>,
+    json: String,
+}
+
+fn push(events: &mut Vec<Event>, e: Value) {
+    let flow = match (e["ph"].as_str(), e["id"].as_u64()) {
+        (Some(ph @ ("s" | "t" | "f")), Some(id)) => Some((ph.as_bytes()[0], id)),
+        _ => None,
+    };
+    events.push(Event {
+        tid: e["tid"].as_u64().unwrap_or(0),
+        ts: e["ts"].as_f64().unwrap_or(f64::MIN),
+        flow,
+        json: e.to_string(),
+    });
+}
+
+fn render_trace(last: Option<Duration>) -> String {
     let rings: Vec<Arc<Ring>> = rings().lock().clone();
     let now = now_ns();
     let since = last.map_or(0, |d| now.saturating_sub(d.as_nanos() as u64));
@@ -789,7 +814,8 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
     let us = |ns: u64| ns as f64 / 1000.0;
     for (tid, ring, recs) in &threads {
         let tid = *tid;
-        events.push(
+        push(
+            &mut events,
             json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid,
             "args": {"name": format!("{} (tid {})", ring.name, ring.tid)}}),
         );
@@ -800,7 +826,8 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
             match r.kind {
                 Kind::PollStart => {
                     open.push(r);
-                    events.push(
+                    push(
+                        &mut events,
                         json!({"ph": "C", "name": "local queue", "pid": 1, "tid": tid,
                         "ts": ts, "args": {"depth": r.w >> 8}}),
                     );
@@ -818,19 +845,26 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
                     if r.b != 0 {
                         args["budget_used"] = json!(r.b - 1);
                     }
-                    events.push(json!({"ph": "X", "name": format!("poll task {}", r.a),
+                    push(
+                        &mut events,
+                        json!({"ph": "X", "name": format!("poll task {}", r.a),
                         "cat": "poll", "pid": 1, "tid": tid, "ts": us(start.ts),
-                        "dur": us(r.ts - start.ts), "args": args}));
+                        "dur": us(r.ts - start.ts), "args": args}),
+                    );
                     let flow = start.b;
                     if flow != 0 && starts.contains(&flow) && flow_ended.insert(flow) {
-                        events.push(json!({"ph": "f", "bp": "e", "name": "wake", "cat": "flow",
-                            "id": flow, "pid": 1, "tid": tid, "ts": us(start.ts)}));
+                        push(
+                            &mut events,
+                            json!({"ph": "f", "bp": "e", "name": "wake", "cat": "flow",
+                            "id": flow, "pid": 1, "tid": tid, "ts": us(start.ts)}),
+                        );
                     }
                 }
                 Kind::Spawn => {
                     // SAFETY: only `&'static Location` pointers are recorded.
                     let loc = unsafe { &*(r.b as *const Location<'static>) };
-                    events.push(
+                    push(
+                        &mut events,
                         json!({"ph": "i", "s": "t", "name": "spawn", "pid": 1, "tid": tid,
                         "ts": ts, "args": {"task": r.a,
                                            "at": format!("{}:{}", loc.file(), loc.line())}}),
@@ -840,40 +874,66 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
                     let source = super::WakeSource::ALL
                         .get(r.w as usize)
                         .map_or("?", |s| s.name());
-                    events.push(
+                    push(
+                        &mut events,
                         json!({"ph": "i", "s": "t", "name": "wake", "pid": 1, "tid": tid,
                         "ts": ts, "args": {"task": r.a, "source": source}}),
                     );
                     if r.b != 0 && starts.contains(&r.b) && ends.contains(&r.b) {
-                        events.push(json!({"ph": "t", "name": "wake", "cat": "flow",
-                            "id": r.b, "pid": 1, "tid": tid, "ts": ts}));
+                        push(
+                            &mut events,
+                            json!({"ph": "t", "name": "wake", "cat": "flow",
+                            "id": r.b, "pid": 1, "tid": tid, "ts": ts}),
+                        );
                     }
                 }
                 Kind::ReactorEvent => {
-                    events.push(
+                    push(
+                        &mut events,
                         json!({"ph": "i", "s": "t", "name": "socket event", "pid": 1,
                         "tid": tid, "ts": ts, "args": {"token": r.a, "readiness": r.w & 0xFF}}),
                     );
                     for flow in event_flows(r).filter(|f| ends.contains(f)) {
-                        events.push(json!({"ph": "s", "name": "wake", "cat": "flow",
-                            "id": flow, "pid": 1, "tid": tid, "ts": ts}));
+                        push(
+                            &mut events,
+                            json!({"ph": "s", "name": "wake", "cat": "flow",
+                            "id": flow, "pid": 1, "tid": tid, "ts": ts}),
+                        );
                     }
                 }
-                Kind::Steal => events.push(json!({"ph": "i", "s": "t", "name": "steal",
+                Kind::Steal => push(
+                    &mut events,
+                    json!({"ph": "i", "s": "t", "name": "steal",
                     "pid": 1, "tid": tid, "ts": ts,
-                    "args": {"from": r.a, "to": r.w, "tasks": r.b}})),
-                Kind::Park => events.push(json!({"ph": "i", "s": "t", "name": "park",
+                    "args": {"from": r.a, "to": r.w, "tasks": r.b}}),
+                ),
+                Kind::Park => push(
+                    &mut events,
+                    json!({"ph": "i", "s": "t", "name": "park",
                     "pid": 1, "tid": tid, "ts": ts,
                     "args": {"reason": "nothing to run", "until": ParkUntil::describe(r.w),
-                             "timeout_ns": r.a}})),
-                Kind::Unpark => events.push(json!({"ph": "i", "s": "t", "name": "unpark",
-                    "pid": 1, "tid": tid, "ts": ts, "args": {"io_events": r.a}})),
-                Kind::TimerFire => events.push(json!({"ph": "i", "s": "t", "name": "timer fired",
-                    "pid": 1, "tid": tid, "ts": ts, "args": {"late_ns": r.a}})),
-                Kind::BlockOnEnter => events.push(json!({"ph": "i", "s": "t",
-                    "name": "block_on enter", "pid": 1, "tid": tid, "ts": ts})),
-                Kind::BlockOnExit => events.push(json!({"ph": "i", "s": "t",
-                    "name": "block_on exit", "pid": 1, "tid": tid, "ts": ts})),
+                             "timeout_ns": r.a}}),
+                ),
+                Kind::Unpark => push(
+                    &mut events,
+                    json!({"ph": "i", "s": "t", "name": "unpark",
+                    "pid": 1, "tid": tid, "ts": ts, "args": {"io_events": r.a}}),
+                ),
+                Kind::TimerFire => push(
+                    &mut events,
+                    json!({"ph": "i", "s": "t", "name": "timer fired",
+                    "pid": 1, "tid": tid, "ts": ts, "args": {"late_ns": r.a}}),
+                ),
+                Kind::BlockOnEnter => push(
+                    &mut events,
+                    json!({"ph": "i", "s": "t",
+                    "name": "block_on enter", "pid": 1, "tid": tid, "ts": ts}),
+                ),
+                Kind::BlockOnExit => push(
+                    &mut events,
+                    json!({"ph": "i", "s": "t",
+                    "name": "block_on exit", "pid": 1, "tid": tid, "ts": ts}),
+                ),
             }
         }
     }
@@ -881,20 +941,25 @@ pub(crate) fn trace_value(last: Option<Duration>) -> Value {
     // steps so every start has exactly one end.
     let finished: HashSet<u64> = events
         .iter()
-        .filter(|e| e["ph"] == "f")
-        .filter_map(|e| e["id"].as_u64())
+        .filter_map(|e| e.flow.filter(|&(ph, _)| ph == b'f').map(|(_, id)| id))
         .collect();
-    events.retain(|e| {
-        !(e["ph"] == "s" || e["ph"] == "t")
-            || e["id"].as_u64().is_some_and(|id| finished.contains(&id))
+    events.retain(|e| match e.flow {
+        Some((b's' | b't', id)) => finished.contains(&id),
+        _ => true,
     });
     // Per thread in time order (slices were emitted when they ended); names first.
-    events.sort_by(|x, y| {
-        let key = |e: &Value| (e["tid"].as_u64(), e["ts"].as_f64().unwrap_or(f64::MIN));
-        let (kx, ky) = (key(x), key(y));
-        kx.0.cmp(&ky.0).then(kx.1.total_cmp(&ky.1))
-    });
-    json!({"traceEvents": events, "displayTimeUnit": "ns"})
+    events.sort_by(|x, y| x.tid.cmp(&y.tid).then(x.ts.total_cmp(&y.ts)));
+    let mut out =
+        String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 64);
+    out.push_str(r#"{"traceEvents":["#);
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&e.json);
+    }
+    out.push_str(r#"],"displayTimeUnit":"ns"}"#);
+    out
 }
 
 #[cfg(test)]
