@@ -213,10 +213,10 @@ fn parse_last(query: &str) -> Result<Option<Duration>, String> {
     }
 }
 
-/// The JSON the live view and `scraipe observe` read.
 /// How far apart the two snapshots are that must agree before a task is flagged lost.
 const CONFIRM_GAP: Duration = Duration::from_millis(10);
 
+/// The JSON the live view and `scraipe observe` read.
 pub(crate) fn snapshot_json(shared: &Shared) -> Value {
     let snap = Snapshot::take(shared);
     // "No waker" is reported only when two snapshots agree (see `snapshot`: one alone can
