@@ -49,7 +49,8 @@ pub struct LongPoll {
     /// trace is on ([`set_tracing`](super::set_tracing)). The report is delivered first and
     /// the file written right after (serialising the trace can take a second or more), under
     /// a temporary name renamed into place: wait for the path to exist before reading it. One
-    /// file per process and task: a later long poll of the same task replaces it.
+    /// file per process and task (a later long poll of the same task replaces it), and the
+    /// eight newest files per process are kept: an older one is removed when a ninth is written.
     pub trace_file: Option<std::path::PathBuf>,
 }
 
@@ -71,7 +72,16 @@ fn dump_trace(path: &std::path::Path) {
     let json = super::trace::trace_json(Some(Duration::from_secs(2)));
     let partial = path.with_extension("json.partial");
     match std::fs::write(&partial, json).and_then(|()| std::fs::rename(&partial, path)) {
-        Ok(()) => log::warn!("long poll: flight recorder written to {}", path.display()),
+        Ok(()) => {
+            log::warn!("long poll: flight recorder written to {}", path.display());
+            let stale = DUMPS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keep(path.to_path_buf());
+            if let Some(stale) = stale {
+                let _ = std::fs::remove_file(stale);
+            }
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
             log::warn!(
@@ -79,6 +89,28 @@ fn dump_trace(path: &std::path::Path) {
                 path.display()
             );
         }
+    }
+}
+
+/// The most flight-recorder dumps a process leaves behind (a few MiB each); older ones are
+/// removed as new ones are written.
+const KEPT_DUMPS: usize = 8;
+
+static DUMPS: std::sync::Mutex<Dumps> =
+    std::sync::Mutex::new(Dumps(std::collections::VecDeque::new()));
+
+/// The dumps written, oldest first.
+struct Dumps(std::collections::VecDeque<std::path::PathBuf>);
+
+impl Dumps {
+    /// Records `path` as the newest dump; returns the dump that falls out of the kept ones.
+    fn keep(&mut self, path: std::path::PathBuf) -> Option<std::path::PathBuf> {
+        // The same task's next dump replaces its file: it moves to the back, not in twice.
+        self.0.retain(|p| *p != path);
+        self.0.push_back(path);
+        (self.0.len() > KEPT_DUMPS)
+            .then(|| self.0.pop_front())
+            .flatten()
     }
 }
 
@@ -330,4 +362,23 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
             }
         })
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_dumps_are_kept_and_a_rewritten_one_counts_once() {
+        let mut dumps = Dumps(Default::default());
+        let path = |i: usize| std::path::PathBuf::from(format!("/tmp/d{i}"));
+        for i in 0..KEPT_DUMPS {
+            assert_eq!(dumps.keep(path(i)), None);
+        }
+        // The oldest dump's task long-polls again: its file is rewritten and becomes the newest.
+        assert_eq!(dumps.keep(path(0)), None);
+        assert_eq!(dumps.keep(path(100)), Some(path(1)));
+        assert_eq!(dumps.keep(path(101)), Some(path(2)));
+        assert_eq!(dumps.0.len(), KEPT_DUMPS);
+    }
 }
