@@ -752,13 +752,6 @@ fn event_flows(r: &Record) -> std::ops::Range<u64> {
     r.b..r.b + u64::from(r.w >> 8)
 }
 
-/// The recorded trace of the last `last` (everything when `None`) as Chrome trace-event JSON:
-/// one track per thread, polls as slices, local queue depth as a counter, flow arrows from a
-/// socket event to the wake it caused to the poll that followed.
-pub fn trace_json(last: Option<Duration>) -> String {
-    render_trace(last)
-}
-
 /// One exported event, rendered as soon as it is made (a trace holds tens of thousands: a
 /// `Value` each cost hundreds of bytes and seconds to sort), with what filtering and ordering
 /// need.
@@ -784,7 +777,10 @@ fn push(events: &mut Vec<Event>, e: Value) {
     });
 }
 
-fn render_trace(last: Option<Duration>) -> String {
+/// The recorded trace of the last `last` (everything when `None`) as Chrome trace-event JSON:
+/// one track per thread, polls as slices, local queue depth as a counter, flow arrows from a
+/// socket event to the wake it caused to the poll that followed.
+pub fn trace_json(last: Option<Duration>) -> String {
     let rings: Vec<Arc<Ring>> = rings().lock().clone();
     let now = now_ns();
     let since = last.map_or(0, |d| now.saturating_sub(d.as_nanos() as u64));

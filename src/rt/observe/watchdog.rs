@@ -47,7 +47,8 @@ pub struct LongPoll {
     pub detected_at: Instant,
     /// Where the flight recorder's last two seconds (Chrome trace JSON) are written, if the
     /// trace is on ([`set_tracing`](super::set_tracing)). The report is delivered first and
-    /// the file written right after (serialising the trace can take a second or more), under
+    /// the file written right after, on a thread of its own (serialising the trace can take a
+    /// second or more), under
     /// a temporary name renamed into place: wait for the path to exist before reading it. One
     /// file per process and task (a later long poll of the same task replaces it), and the
     /// eight newest files per process are kept: an older one is removed when a ninth is written.
@@ -349,10 +350,16 @@ pub(crate) fn start(shared: Weak<Shared>, config: Config) -> std::io::Result<()>
                     if let Some(cb) = &config.callback {
                         cb(&report);
                     }
-                    // After the report: serialising two seconds of trace can take a while, and
-                    // the report must not wait for it.
-                    if let Some(path) = &report.trace_file {
-                        dump_trace(path);
+                    // After the report, and off this thread: serialising two seconds of trace
+                    // can take a second, and neither the report nor the sampling of the other
+                    // workers may wait for it.
+                    if let Some(path) = report.trace_file.clone() {
+                        let spawned = std::thread::Builder::new()
+                            .name("scraipe-long-poll-dump".into())
+                            .spawn(move || dump_trace(&path));
+                        if let Err(e) = spawned {
+                            log::warn!("could not start the flight-recorder dump: {e}");
+                        }
                     }
                     seen[worker] = Some(Seen {
                         reported: true,
