@@ -268,8 +268,13 @@ mod tests {
         let live_addr = live.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = live.accept().unwrap();
-            let mut head = [0u8; 1024];
-            let _ = conn.read(&mut head).unwrap();
+            // Read the whole request head first: closing with unread input would reset the
+            // connection under the client's read.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
             let body = r#"{"workers": [], "tasks": []}"#;
             write!(
                 conn,
