@@ -662,6 +662,27 @@ fn a_blocking_future_inside_nested_block_on_is_a_long_poll_of_its_task() {
     assert_eq!(reports[0].0.location.line(), line);
 }
 
+/// A `block_on` that runs nothing else (its future yields once, with no other task to run, and
+/// is done) does not pause the task's poll: 40 ms on each side of it is one 80 ms poll.
+#[test]
+fn a_block_on_that_runs_nothing_else_does_not_restart_the_polls_clock() {
+    let threshold = Duration::from_millis(50);
+    let (rt, reports) = watched(threshold);
+    #[rustfmt::skip]
+    let (h, line) = (rt.spawn(async {
+        std::thread::sleep(Duration::from_millis(40));
+        scraipe::rt::block_on(async { scraipe::rt::yield_now().await; 7 });
+        std::thread::sleep(Duration::from_millis(40));
+    }), line!() - 4);
+    let id = h.id();
+    h.join().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].0.task_id, id);
+    assert_eq!(reports[0].0.location.line(), line);
+}
+
 fn spawn_yield_many(rt: &Runtime) -> impl Future<Output = ()> + Send + 'static {
     let handles: Vec<_> = (0..64)
         .map(|_| {

@@ -81,7 +81,7 @@ pub(crate) fn block_on_driving<F: Future>(
 ) -> F::Output {
     let nested = context::with_worker(|w| {
         #[cfg(feature = "observatory")]
-        let _unpublished = w.map(|_| super::observe::blocking_section());
+        let _section = w.map(|_| super::observe::blocking_section());
         w.map(|w| match w.drive(future.as_mut(), false, guest) {
             Ok(out) => out,
             Err(Interrupted::Shutdown) => {

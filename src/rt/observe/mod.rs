@@ -38,9 +38,9 @@ pub use trace::{is_tracing, set_trace_limits, set_tracing, trace_json, trace_lim
 pub use watchdog::LongPoll;
 
 pub(crate) use task::{
-    block_on_poll, blocking_section, driving, enter_worker, link_at_spawn, note_channel_wait,
-    on_other_wake, poll_start, wake_cause, Channel, SpawnSite, TaskObs, WakeCause, WakeScope,
-    WorkerScope,
+    block_on_poll, blocking_section, driving, enter_worker, link_at_spawn, nested_worker_idles,
+    note_channel_wait, on_other_wake, poll_start, wake_cause, Channel, SpawnSite, TaskObs,
+    WakeCause, WakeScope, WorkerScope,
 };
 pub(crate) use watchdog::PollSlot;
 

@@ -429,9 +429,9 @@ thread_local! {
     static CTX: Cell<usize> = const { Cell::new(0) };
     /// The worker this thread drives (see [`Driving`]).
     static WORKER: Cell<Driving> = const { Cell::new(Driving::NONE) };
-    /// The task blocked in `block_on` on this thread while the worker drives other work, and
-    /// its worker's slot (see [`blocking_section`]).
-    static BLOCKED: Cell<(usize, *const PollSlot)> = const { Cell::new((0, std::ptr::null())) };
+    /// The task blocked in `block_on` on this thread while the worker drives its loop (see
+    /// [`blocking_section`]).
+    static BLOCKED: Cell<Blocked> = const { Cell::new(Blocked::NONE) };
     /// This thread's block of task ids: the next one and the block's end.
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     /// The channel kinds the task being polled on this thread registered its waker with, in
@@ -1042,21 +1042,10 @@ impl PollGuard {
             return;
         }
         if mode & LIVE != 0 {
-            // SAFETY: as in `poll_start_cold`; the poll that set the slot is just ending.
-            let slot_ref = unsafe { &*slot };
-            let (blocked, blocked_slot) = BLOCKED.with(|b| b.get());
-            // SAFETY: `prev` is the outer frame's `CTX`, whose task is mid-poll further up
-            // this stack.
-            match unsafe { ctx_task(self.prev) } {
-                // The outer task is running again (its nested block_on polled us on its own
-                // worker); its watchdog clock restarts now.
-                Some(outer)
-                    if std::ptr::eq(outer, blocked as *const TaskObs) && blocked_slot == slot =>
-                {
-                    slot_ref.publish(outer.id(), outer.location())
-                }
-                _ => slot_ref.clear(),
-            }
+            // SAFETY: as in `poll_start_cold`; the poll that set the slot is just ending. (A
+            // task blocked in `block_on` further up this stack is published again, afresh, by
+            // the next poll of the future it awaits or when its `block_on` returns.)
+            unsafe { &*slot }.clear();
         }
     }
 }
@@ -1083,72 +1072,100 @@ fn timing_end(header: &Header, started: u64) {
     }
 }
 
-/// A task on a worker entered `block_on`: while the worker drives other work the blocked task
-/// is not "in a long poll". The guard publishes it again when `block_on` returns.
+/// The task blocked in `block_on` on a worker thread, its worker's slot, and the slot's
+/// sequence number when the task was last known to be running there.
+#[derive(Clone, Copy)]
+pub(crate) struct Blocked {
+    /// The blocked task's `CTX` word without its tag (0: none).
+    task: usize,
+    slot: *const PollSlot,
+    /// While the slot's sequence number is still this, the worker has neither polled another
+    /// task nor gone idle since the blocked task last ran: its poll is going on.
+    mark: u64,
+}
+
+impl Blocked {
+    const NONE: Blocked = Blocked {
+        task: 0,
+        slot: std::ptr::null(),
+        mark: 0,
+    };
+}
+
+/// A task on a worker entered `block_on`, and the worker now drives its loop until the awaited
+/// future completes.
+///
+/// For the long-poll detector the task's poll goes on — its clock keeps running — for as long
+/// as only the task's own code runs: the awaited future's polls and the worker's bookkeeping
+/// between them. It pauses when the worker polls another task (that poll publishes itself) or
+/// runs out of work ([`nested_worker_idles`]), and the task's next stretch is published as a
+/// fresh poll ([`block_on_poll`], or the guard's drop when `block_on` returns). So
+/// `block_on(sleep(…))` is no long poll, a future that blocks the worker is the task's, and 40
+/// ms of computing on each side of a `block_on` of a ready future is one 80 ms poll.
 pub(crate) fn blocking_section() -> BlockingSection {
     let task = CTX.with(|c| c.get()) & !TAG_MASK;
     let slot = WORKER.with(|w| w.get()).slot;
-    if task != 0 && !slot.is_null() {
-        // SAFETY: see `poll_start_cold`.
-        unsafe { &*slot }.clear();
-    }
     trace::block_on(true);
-    let prev = BLOCKED.with(|b| b.replace((task, slot)));
-    BlockingSection { task, slot, prev }
+    let mark = if slot.is_null() {
+        0
+    } else {
+        // SAFETY: see `poll_start_cold`: the worker outlives its thread's frames.
+        unsafe { &*slot }.seq()
+    };
+    let prev = BLOCKED.with(|b| b.replace(Blocked { task, slot, mark }));
+    BlockingSection { prev }
+}
+
+/// Publishes the blocked task afresh if its worker did something else since the task last ran.
+fn resume_blocked() {
+    let blocked = BLOCKED.with(|b| b.get());
+    if blocked.slot.is_null() || !super::watchdog::slots_read() {
+        return;
+    }
+    // SAFETY: the worker outlives its thread's frames.
+    let slot = unsafe { &*blocked.slot };
+    if slot.seq() == blocked.mark {
+        return; // its poll is going on
+    }
+    // SAFETY: the blocked task is mid-poll further up this stack.
+    if let Some(task) = unsafe { ctx_task(blocked.task) } {
+        slot.publish(task.id(), task.location());
+        let mark = slot.seq();
+        BLOCKED.with(|b| b.set(Blocked { mark, ..blocked }));
+    }
 }
 
 /// The worker is about to poll the future a task blocked in `block_on` on this thread awaits:
-/// that poll runs the blocked task's code on the worker, so it is published as the task's (a
-/// fresh poll for the watchdog's clock) until the guard drops. Outside a blocking section, or
-/// with nobody reading the slots, nothing.
-pub(crate) fn block_on_poll() -> BlockOnPoll {
-    let (task, slot) = BLOCKED.with(|b| b.get());
-    if slot.is_null() || !super::watchdog::slots_read() {
-        return BlockOnPoll(std::ptr::null());
-    }
-    // SAFETY: the blocked task is mid-poll further up this stack.
-    match unsafe { ctx_task(task) } {
-        Some(task) => {
-            // SAFETY: its worker is alive while it is mid-poll.
-            unsafe { &*slot }.publish(task.id(), task.location());
-            BlockOnPoll(slot)
-        }
-        None => BlockOnPoll(std::ptr::null()),
-    }
+/// that poll runs the blocked task's code, so the task is (still, or again) the one this
+/// worker is polling.
+pub(crate) fn block_on_poll() {
+    resume_blocked();
 }
 
-/// Unpublishes what [`block_on_poll`] published.
-pub(crate) struct BlockOnPoll(*const PollSlot);
-
-impl Drop for BlockOnPoll {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: as in `block_on_poll`: the worker outlives this frame.
-            unsafe { &*self.0 }.clear();
-        }
+/// The worker driving a `block_on` found nothing to run and is about to look for work or
+/// sleep: the blocked task is not running meanwhile.
+pub(crate) fn nested_worker_idles() {
+    let blocked = BLOCKED.with(|b| b.get());
+    if blocked.slot.is_null() {
+        return;
+    }
+    // SAFETY: the worker outlives its thread's frames.
+    let slot = unsafe { &*blocked.slot };
+    if slot.seq() == blocked.mark && slot.current().is_some() {
+        slot.clear();
     }
 }
 
 pub(crate) struct BlockingSection {
-    task: usize,
-    slot: *const PollSlot,
-    prev: (usize, *const PollSlot),
+    prev: Blocked,
 }
 
 impl Drop for BlockingSection {
     fn drop(&mut self) {
         trace::block_on(false);
+        // The task runs on after `block_on`: as the same poll if nothing else ran meanwhile.
+        resume_blocked();
         BLOCKED.with(|b| b.set(self.prev));
-        // SAFETY: the task is still mid-poll on this stack.
-        let task = unsafe { ctx_task(self.task) };
-        if let (Some(task), false) = (task, self.slot.is_null()) {
-            // Only for a reader: a slot left published with nobody reading would be stale
-            // when one comes.
-            if super::watchdog::slots_read() {
-                // SAFETY: its worker is alive while it is mid-poll.
-                unsafe { &*self.slot }.publish(task.id(), task.location())
-            }
-        }
     }
 }
 

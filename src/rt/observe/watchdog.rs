@@ -17,10 +17,10 @@
 //! for a CPU, and is judged at a later sample. Without procfs, wall time is used.
 //!
 //! No false reports: the blocking pool never publishes (blocking is its job), and a task that
-//! enters `block_on` on a worker is unpublished while the worker drives other work, published
-//! for each poll of the future it awaits (that code is the task's: a future that blocks the
-//! worker there is reported, naming the task), and published afresh when `block_on` returns
-//! (its clock restarts then).
+//! enters `block_on` on a worker stays published only while its own code runs there — the
+//! future it awaits is the task's code, and a future that blocks the worker is reported naming
+//! the task. When the worker polls another task or runs out of work the task's poll pauses,
+//! and its next stretch counts as a fresh poll (see `observe::task::blocking_section`).
 
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
@@ -196,6 +196,12 @@ impl PollSlot {
             id if !location.is_null() => Some((id, unsafe { &*location })),
             _ => None,
         }
+    }
+
+    /// The sequence number: it moves on every publish and clear.
+    #[inline]
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.load(Relaxed)
     }
 
     #[inline]

@@ -266,7 +266,7 @@ impl WorkerCx {
             let budget = budget::start();
             // The blocked task's code runs here: a long poll of it is a long poll.
             #[cfg(feature = "observatory")]
-            let _published = crate::rt::observe::block_on_poll();
+            crate::rt::observe::block_on_poll();
             let res = future.as_mut().poll(cx);
             budget::restore(budget);
             context::replace_entered(hidden);

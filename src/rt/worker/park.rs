@@ -127,6 +127,12 @@ impl WorkerCx {
             self.run_task(task);
             return;
         }
+        // A task blocked in `block_on` on this thread is not running while we spin or sleep
+        // (unless its future is woken already, as by a yield: it is polled again at once).
+        #[cfg(feature = "observatory")]
+        if !signal.notified.load(Relaxed) {
+            crate::rt::observe::nested_worker_idles();
+        }
         // Adaptive spinning (see `SpinGate`): after spins that found nothing, skip spinning
         // for a while. A worker woken every 200 µs would otherwise burn 50 µs per wake-up for
         // nothing and, on a small machine, take the CPU the thread handing it work needs.
