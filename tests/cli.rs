@@ -318,6 +318,33 @@ fn timeout_is_the_whole_per_link_deadline() {
     assert_eq!(rows[1]["scrape_success"], true);
 }
 
+/// Links waiting for their host's `--per-host` turn are not timed: ten 200 ms pages through one
+/// slot take 2 s, and none of them fails a 0.5 s `--timeout` for having waited.
+#[test]
+fn waiting_for_a_per_host_turn_does_not_count_against_the_timeout() {
+    let site = Site::start();
+    let urls: Vec<String> = (0..10)
+        .map(|i| site.url(&format!("/delay/200?{i}")))
+        .collect();
+    let started = Instant::now();
+    let out = scraipe()
+        .args(["scrape", "--quiet", "--per-host", "1", "--timeout", "0.5"])
+        .args(&urls)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success());
+    let rows = jsonl(&out.stdout);
+    assert_eq!(rows.len(), 10);
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| r["scrape_success"] != true)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    // One at a time: the limit still holds.
+    assert!(took >= Duration::from_millis(1900), "took {took:?}");
+}
+
 #[test]
 fn stdin_input_and_ca_cert_for_a_self_hosted_https_site() {
     let pki = support::tls::test_pki();

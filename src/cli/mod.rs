@@ -85,7 +85,8 @@ pub struct ScrapeArgs {
     #[arg(long, short = 't', value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Whole per-link deadline in seconds (connect, redirects, body, analysis). An LLM analysis
-    /// is not bound by it: it has its own budget (--llm-timeout, --llm-retries).
+    /// is not bound by it: it has its own budget (--llm-timeout, --llm-retries); nor is waiting
+    /// for a --per-host turn.
     #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
     pub timeout: f64,
     /// Extra trusted root certificate(s), PEM (internal or self-hosted sites). Repeatable.
@@ -114,7 +115,8 @@ pub struct ScrapeArgs {
     /// User-Agent header.
     #[arg(long, value_name = "UA")]
     pub user_agent: Option<String>,
-    /// At most this many requests at once per host (politeness for large crawls).
+    /// At most this many requests at once per host (politeness for large crawls). A link
+    /// waiting for its host's turn is not timed: --timeout starts when its request may go.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub per_host: Option<u32>,
     /// No progress bar, no summary line.

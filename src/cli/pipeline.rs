@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
 
+use scraipe::politeness::{host_of, HostLimiter};
 use scraipe::rt::sync::mpsc::{unbounded, UnboundedSender};
 use scraipe::rt::{self, Runtime};
 use scraipe::{AnalysisResult, Analyzer, AsyncScraper, ScrapeResult};
@@ -34,6 +35,8 @@ pub struct Settings {
     pub concurrency: usize,
     pub window: usize,
     pub timeout: Duration,
+    /// `--per-host`: a link waits for its host's permit before its deadline starts.
+    pub per_host: Option<HostLimiter>,
 }
 
 /// Sends a row for its link when dropped without having sent one (the task panicked or was
@@ -103,14 +106,16 @@ pub fn run(
                     analyzed: analyzer.is_some(),
                     tx: Some(tx.clone()),
                 };
-                let (link, scraper, analyzer, timeout) = (
+                let (link, scraper, analyzer, timeout, per_host) = (
                     links[next_start].clone(),
                     scraper.clone(),
                     analyzer.clone(),
                     settings.timeout,
+                    settings.per_host.clone(),
                 );
                 drop(rt::spawn(async move {
-                    let row = scrape_one(&link, &*scraper, analyzer, timeout).await;
+                    let row =
+                        scrape_one(&link, &*scraper, analyzer, timeout, per_host.as_ref()).await;
                     reply.send(row);
                 }));
                 in_flight += 1;
@@ -148,15 +153,26 @@ fn timed_out(link: &str, timeout: Duration, analyzed: bool) -> Row {
 /// Scrapes one link and analyses its content. The per-link `timeout` covers the scrape and a
 /// synchronous analysis; an async analyzer (an LLM call) runs after it under its own budget
 /// (per-call timeout, bounded retries), since a model may take longer than a page.
+///
+/// With `per_host`, the link first waits for its host's permit, and its deadline starts when
+/// the permit is granted: waiting for a busy host is the politeness the user asked for, not
+/// the link's slowness (counting it made links that were never sent fail as timeouts).
 async fn scrape_one(
     link: &str,
     scraper: &dyn AsyncScraper,
     analyzer: Option<Arc<dyn Analyzer>>,
     timeout: Duration,
+    per_host: Option<&HostLimiter>,
 ) -> Row {
+    let permit = match per_host.zip(host_of(link)) {
+        Some((limiter, host)) => Some(limiter.acquire(&host).await),
+        None => None,
+    };
     let deadline = Instant::now() + timeout;
     let analyzed = analyzer.is_some();
-    let Ok(scraped) = rt::timeout_at(deadline, scraper.async_scrape(link)).await else {
+    let scraped = rt::timeout_at(deadline, scraper.async_scrape(link)).await;
+    drop(permit);
+    let Ok(scraped) = scraped else {
         return timed_out(link, timeout, analyzed);
     };
     let Some(analyzer) = analyzer else {

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scraipe::defaults::{RawScraper, TextScraper, TextStatsAnalyzer};
 use scraipe::http::{Client, ErrorKind, Proxy, RetryPolicy};
 use scraipe::llm::LlmTotals;
-use scraipe::politeness::{HostLimiter, PoliteScraper};
+use scraipe::politeness::HostLimiter;
 use scraipe::rt::Builder;
 use scraipe::{Analyzer, AsyncScraper};
 
@@ -128,16 +128,10 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let concurrency = args.concurrency as usize;
-    let mut scraper: Arc<dyn AsyncScraper> = match args.scraper {
+    let scraper: Arc<dyn AsyncScraper> = match args.scraper {
         ScraperKind::Raw => Arc::new(RawScraper::with_client(client).max_workers(concurrency)),
         ScraperKind::Text => Arc::new(TextScraper::with_client(client).max_workers(concurrency)),
     };
-    if let Some(per_host) = args.per_host {
-        scraper = Arc::new(PoliteScraper::new(
-            Arc::new(ArcScraper(scraper)),
-            HostLimiter::new(per_host as usize),
-        ));
-    }
 
     let show_progress = !args.quiet && io::stderr().is_terminal();
     let progress = if show_progress {
@@ -154,6 +148,7 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
         concurrency,
         window: (concurrency * 8).max(256),
         timeout: Duration::from_secs_f64(args.timeout),
+        per_host: args.per_host.map(|n| HostLimiter::new(n as usize)),
     };
     let started = Instant::now();
     let mut summary = Summary::default();
@@ -191,23 +186,4 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
         }
     }
     Ok(())
-}
-
-/// Lets an `Arc<dyn AsyncScraper>` be wrapped where a `Scraper` is expected.
-struct ArcScraper(Arc<dyn AsyncScraper>);
-
-#[scraipe::async_trait]
-impl AsyncScraper for ArcScraper {
-    async fn async_scrape(&self, link: &str) -> scraipe::ScrapeResult {
-        self.0.async_scrape(link).await
-    }
-    fn max_workers(&self) -> usize {
-        self.0.max_workers()
-    }
-    fn timeout(&self) -> Option<Duration> {
-        self.0.timeout()
-    }
-    fn name(&self) -> String {
-        self.0.name()
-    }
 }
