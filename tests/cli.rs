@@ -318,6 +318,37 @@ fn timeout_is_the_whole_per_link_deadline() {
     assert_eq!(rows[1]["scrape_success"], true);
 }
 
+/// An input file from Windows (a byte-order mark, CRLF) or a legacy Latin-1 export: the first
+/// link is still a link, and a byte that is not UTF-8 is kept (percent-encoded) instead of
+/// ending the run.
+#[test]
+fn an_input_files_bom_and_non_utf8_bytes_do_not_cost_links() {
+    let site = Site::start();
+    let input = tmp("bom").join("urls.txt");
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(format!("{}\r\n", site.url("/page/1")).as_bytes());
+    bytes.extend_from_slice(format!("{}/caf", site.url("/page")).as_bytes());
+    bytes.extend_from_slice(b"\xe9\r\n");
+    bytes.extend_from_slice(format!("{}\r\n", site.url("/page/2")).as_bytes());
+    std::fs::write(&input, bytes).unwrap();
+    let out = scraipe()
+        .args(["scrape", "--quiet", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = jsonl(&out.stdout);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["link"], site.url("/page/1"));
+    assert_eq!(rows[0]["scrape_success"], true, "{}", rows[0]);
+    assert_eq!(rows[1]["link"], site.url("/page/caf%E9"));
+    assert_eq!(rows[2]["scrape_success"], true, "{}", rows[2]);
+}
+
 /// Links waiting for their host's `--per-host` turn are not timed: ten 200 ms pages through one
 /// slot take 2 s, and none of them fails a 0.5 s `--timeout` for having waited.
 #[test]

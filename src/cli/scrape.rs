@@ -23,19 +23,36 @@ use super::{AnalyzerKind, Format, ScrapeArgs, ScraperKind};
 
 /// Links from the arguments then the input, trimmed, without blanks, `#` comments or
 /// duplicates, in order of first appearance.
+///
+/// The input is read as bytes: a UTF-8 byte-order mark at its start (Notepad, Excel's "CSV
+/// UTF-8") is dropped, and a byte that is not UTF-8 (a Latin-1 export) is kept percent-encoded
+/// (`caf\xe9` → `caf%E9`, the same byte on the wire) instead of ending the run.
 pub fn collect_links(args: &[String], input: Option<&str>) -> Result<Vec<String>, String> {
     let mut raw: Vec<String> = args.to_vec();
     if let Some(path) = input {
-        let reader: Box<dyn BufRead> = if path == "-" {
+        let mut reader: Box<dyn BufRead> = if path == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
             let file =
                 File::open(path).map_err(|e| format!("cannot read input file '{path}': {e}"))?;
             Box::new(BufReader::new(file))
         };
-        for line in reader.lines() {
-            let line = line.map_err(|e| format!("cannot read input '{path}': {e}"))?;
-            raw.push(line);
+        let mut line = Vec::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read input '{path}': {e}"))?;
+            if n == 0 {
+                break;
+            }
+            let bytes = match line.strip_prefix(b"\xEF\xBB\xBF") {
+                Some(rest) if first => rest,
+                _ => &line[..],
+            };
+            first = false;
+            raw.push(percent_encode_invalid_utf8(bytes));
         }
     }
     let mut seen = HashSet::new();
@@ -45,6 +62,18 @@ pub fn collect_links(args: &[String], input: Option<&str>) -> Result<Vec<String>
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter(|l| seen.insert(l.clone()))
         .collect())
+}
+
+/// `bytes` as text, each byte of an invalid UTF-8 sequence written as `%XX`.
+fn percent_encode_invalid_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
