@@ -72,7 +72,7 @@ pub(crate) fn decode_content(
             return Ok(body);
         }
         body = match coding.as_str() {
-            "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), max)?,
+            "gzip" | "x-gzip" => gunzip(&body, max)?,
             "deflate" => {
                 // "deflate" means zlib-wrapped, but some servers send raw deflate: look at the
                 // zlib header to tell.
@@ -92,8 +92,11 @@ pub(crate) fn decode_content(
                     &body[..],
                     8 << 20,
                 )
-                .map_err(|e| {
-                    Error::new(ErrorKind::Decode, format!("corrupt compressed body: {e}"))
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Decode,
+                        "corrupt compressed body: the zstd frame header is invalid or truncated",
+                    )
                 })?;
                 inflate(decoder, max)?
             }
@@ -110,24 +113,47 @@ fn looks_like_zlib(b: &[u8]) -> bool {
 
 fn inflate(reader: impl Read, max: usize) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
+    inflate_into(reader, &mut out, max)?;
+    Ok(out)
+}
+
+/// Appends what `reader` decodes to `out`, which may hold at most `max` bytes in all.
+fn inflate_into(reader: impl Read, out: &mut Vec<u8>, max: usize) -> Result<(), Error> {
     // Read one byte past the cap so "exactly max" and "more than max" can be told apart.
-    let n = reader
-        .take(max as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            Error::with_source(
-                ErrorKind::Decode,
-                format!("corrupt compressed body: {e}"),
-                e,
-            )
-        })?;
-    if n > max {
+    let room = max.saturating_sub(out.len()) as u64 + 1;
+    reader.take(room).read_to_end(out).map_err(|e| {
+        Error::with_source(
+            ErrorKind::Decode,
+            format!("corrupt or truncated compressed body: {e}"),
+            e,
+        )
+    })?;
+    if out.len() > max {
         return Err(Error::new(
             ErrorKind::TooLarge,
             format!("decompressed body exceeds the {max}-byte limit"),
         ));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// gzip: one member, then any further members (RFC 1952 allows several, concatenated). Bytes
+/// after a member that do not start another one — zero padding, a newline, junk some servers
+/// append — are ignored, as browsers, urllib3 (requests) and aiohttp do;
+/// reading them as a truncated member would lose a page that decoded completely.
+fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Error> {
+    const MAGIC: [u8; 2] = [0x1f, 0x8b];
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        inflate_into(flate2::bufread::GzDecoder::new(&mut rest), &mut out, max)?;
+        if !rest.starts_with(&MAGIC) {
+            if !rest.is_empty() {
+                log::debug!("ignored {} bytes after the gzip data", rest.len());
+            }
+            return Ok(out);
+        }
+    }
 }
 
 /// The codings listed in `Content-Encoding` headers, lower-cased, in order.
@@ -257,6 +283,44 @@ mod tests {
             decode_content(b"xz data".to_vec(), &["xz".into()], 10).unwrap(),
             b"xz data"
         );
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_members_are_concatenated_and_trailing_bytes_ignored_but_truncation_is_an_error() {
+        let gzip = || vec!["gzip".to_string()];
+        let mut two = gz(b"first ");
+        two.extend(gz(b"second"));
+        assert_eq!(
+            decode_content(two.clone(), &gzip(), 1 << 20).unwrap(),
+            b"first second"
+        );
+        // The cap holds over all members.
+        let e = decode_content(two.clone(), &gzip(), 8).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        for tail in [&b"\0\0\0\0"[..], b"\n", b"<!-- junk -->", b"\x1f"] {
+            let mut body = two.clone();
+            body.extend_from_slice(tail);
+            assert_eq!(
+                decode_content(body, &gzip(), 1 << 20).unwrap(),
+                b"first second",
+                "tail {tail:?}"
+            );
+        }
+        // A member cut short is still an error, first or later.
+        let one = gz(b"a page that decodes completely");
+        let e = decode_content(one[..one.len() - 3].to_vec(), &gzip(), 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert!(e.message().contains("truncated"), "{}", e.message());
+        let mut cut = one.clone();
+        cut.extend_from_slice(&one[..12]);
+        let e = decode_content(cut, &gzip(), 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
     }
 
     #[test]
