@@ -280,6 +280,36 @@ fn happy_eyeballs_falls_back_past_a_black_holed_address() {
     );
 }
 
+/// A port that speaks another protocol (an SSH banner, then silence) fails at its first bytes,
+/// not after the whole deadline spent waiting for a response head.
+#[test]
+fn a_server_that_does_not_speak_http_fails_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"SSH-2.0-OpenSSH_9.0\r\n").unwrap();
+        // Hold the connection open, as an SSH server waiting for the client's banner does.
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut sink = [0u8; 1024];
+        while matches!(std::io::Read::read(&mut s, &mut sink), Ok(n) if n > 0) {}
+    });
+    let rt = rt();
+    let c = client().build().unwrap();
+    let started = Instant::now();
+    let e = rt.block_on(c.get(&format!("http://{addr}/"))).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert!(e.to_string().contains("SSH-2.0-OpenSSH_9.0"), "{e}");
+    drop(c);
+    drop(rt);
+    server.join().unwrap();
+}
+
 #[test]
 fn connect_timeout_names_the_address_that_timed_out() {
     let (hole, _held, _l) = black_hole();

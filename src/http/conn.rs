@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crate::http::error::{Error, ErrorKind};
 use crate::http::pool::Slot;
 use crate::http::proto::{
-    find_head_end, parse_head, ChunkedDecoder, Framing, HeadLimits, ResponseHead,
+    check_status_line_start, find_head_end, parse_head, ChunkedDecoder, Framing, HeadLimits,
+    ResponseHead,
 };
 use crate::http::stream::Stream;
 use crate::rt;
@@ -212,6 +213,7 @@ impl Conn {
         let mut scanned = 0;
         loop {
             let unread = &self.buf[self.pos..self.len];
+            check_status_line_start(unread)?;
             if let Some(end) = find_head_end(unread, scanned) {
                 if end > limits.head.max_bytes {
                     return Err(head_too_large(limits));

@@ -46,6 +46,19 @@ pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// Fails as soon as the first bytes of a response cannot begin a status line (`HTTP/`): an SSH
+/// banner, an HTTP/0.9 body or a wrong protocol on the port is reported at once, not after the
+/// whole deadline spent waiting for a blank line that never comes.
+pub(crate) fn check_status_line_start(buf: &[u8]) -> Result<(), Error> {
+    const START: &[u8] = b"HTTP/";
+    let buf = &buf[skip_leading_newlines(buf)..];
+    let n = buf.len().min(START.len());
+    if buf[..n] == START[..n] {
+        return Ok(());
+    }
+    Err(describe_parse_error(httparse::Error::Version, buf))
+}
+
 fn skip_leading_newlines(buf: &[u8]) -> usize {
     buf.iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
@@ -329,6 +342,30 @@ mod tests {
     fn head(raw: &str) -> ResponseHead {
         let end = find_head_end(raw.as_bytes(), 0).expect("complete head");
         parse_head(&raw.as_bytes()[..end], LIMITS).unwrap()
+    }
+
+    #[test]
+    fn a_response_that_cannot_begin_a_status_line_is_caught_at_its_first_bytes() {
+        for ok in [
+            &b""[..],
+            b"H",
+            b"HTTP",
+            b"HTTP/",
+            b"HTTP/1.1 200",
+            b"\r\n\r\nHTT",
+        ] {
+            assert!(check_status_line_start(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &b"S"[..],
+            b"SSH-2.0-OpenSSH_9.0\r\n",
+            b"http/1.1 200 OK",
+            b"HTX",
+            b"\n<html>",
+        ] {
+            let e = check_status_line_start(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Protocol, "{bad:?}");
+        }
     }
 
     #[test]

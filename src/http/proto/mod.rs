@@ -7,4 +7,6 @@ pub(crate) mod head;
 pub(crate) mod request;
 
 pub(crate) use chunked::ChunkedDecoder;
-pub(crate) use head::{find_head_end, parse_head, Framing, HeadLimits, ResponseHead};
+pub(crate) use head::{
+    check_status_line_start, find_head_end, parse_head, Framing, HeadLimits, ResponseHead,
+};
