@@ -903,6 +903,51 @@ fn http_through_a_forward_proxy_in_absolute_form_with_credentials() {
     assert!(log[0].ends_with("| Basic dXNlcjpwYSBzcw=="), "{log:?}");
 }
 
+/// A dead proxy (often one set in the environment and forgotten) is named as the proxy, and
+/// `https://` to a plain-HTTP port says so.
+#[test]
+fn errors_name_a_dead_proxy_and_a_plain_http_port_spoken_to_in_tls() {
+    let rt = rt();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let c = client()
+        .proxy(Proxy::parse(&format!("http://{dead}")).unwrap())
+        .retry_policy(RetryPolicy::new(0))
+        .build()
+        .unwrap();
+    for url in ["http://site.test/", "https://site.test/"] {
+        let e = rt.block_on(c.get(url)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+        assert!(
+            e.to_string().contains(&format!("proxy http://{dead}")),
+            "{e}"
+        );
+    }
+    // A plain-HTTP server answers the ClientHello with a 400, as nginx and most others do.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 4096];
+        let _ = std::io::Read::read(&mut s, &mut hello);
+        let _ = s.write_all(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request",
+        );
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        while matches!(std::io::Read::read(&mut s, &mut hello), Ok(n) if n > 0) {}
+    });
+    let c = client().retry_policy(RetryPolicy::new(0)).build().unwrap();
+    let e = rt
+        .block_on(c.get(&format!("https://{plain}/ok")))
+        .unwrap_err();
+    server.join().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    assert!(e.to_string().contains("try http://"), "{e}");
+}
+
 #[test]
 fn https_through_a_connect_tunnel() {
     let rt = rt();

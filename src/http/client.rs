@@ -855,8 +855,16 @@ impl Client {
             Some(p) => (p.host(), p.port()),
             None => (key.host.as_str(), key.port),
         };
-        let addrs = self.allowed_addrs(host, port).await?;
-        let mut tcp = connect::happy_eyeballs(addrs, config.connect_timeout, deadline).await?;
+        let mut tcp = async {
+            let addrs = self.allowed_addrs(host, port).await?;
+            connect::happy_eyeballs(addrs, config.connect_timeout, deadline).await
+        }
+        .await
+        // A proxy from the environment is easy to forget: say that it is the proxy that failed.
+        .map_err(|e| match proxy {
+            Some(p) => e.context(format_args!("proxy {p}")),
+            None => e,
+        })?;
         match proxy.map(|p| (p, p.kind())) {
             Some((p, ProxyKind::Socks5 { remote_dns })) => {
                 let target = if remote_dns {
@@ -868,13 +876,13 @@ impl Client {
                 };
                 tcp = connect::socks5(tcp, target, p.credentials())
                     .await
-                    .map_err(|e| Error::new(e.kind(), format!("proxy {p}: {}", e.message())))?;
+                    .map_err(|e| e.context(format_args!("proxy {p}")))?;
             }
             Some((p, ProxyKind::Http)) if key.https => {
                 let authority = format!("{}:{}", key.host, key.port);
                 tcp = connect::tunnel(tcp, &authority, p.authorization(), &config.user_agent)
                     .await
-                    .map_err(|e| Error::new(e.kind(), format!("proxy {p}: {}", e.message())))?;
+                    .map_err(|e| e.context(format_args!("proxy {p}")))?;
             }
             _ => {}
         }

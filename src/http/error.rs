@@ -127,6 +127,13 @@ impl Error {
         self
     }
 
+    /// Says where the failure happened ("proxy http://proxy:3128"), keeping the kind, the
+    /// source and whether a retry may help.
+    pub(crate) fn context(mut self, what: impl std::fmt::Display) -> Error {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
     /// Marks the error as a transient failure, eligible for a retry.
     pub(crate) fn transient(mut self) -> Error {
         self.transient = true;

@@ -217,6 +217,10 @@ fn describe(e: io::Error, server: &ServerName<'_>) -> io::Error {
             };
             format!("the certificate presented by {host} was rejected: {what}")
         }
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => format!(
+            "TLS handshake with {host} failed: the server did not answer in TLS (a plain-HTTP \
+             port? try http://)"
+        ),
         other => format!("TLS handshake with {host} failed: {other}"),
     };
     let kind = e.kind();
