@@ -948,6 +948,74 @@ fn errors_name_a_dead_proxy_and_a_plain_http_port_spoken_to_in_tls() {
     assert!(e.to_string().contains("try http://"), "{e}");
 }
 
+/// `--ca-cert` with the self-signed certificate of an internal site, made the usual way (`openssl
+/// req -x509`, which marks it `CA:TRUE`): trusting that exact certificate is enough, as with
+/// curl. Its name and validity still count, and a certificate not trusted is still refused in
+/// plain words.
+#[test]
+fn a_trusted_self_signed_ca_certificate_may_serve_its_own_site() {
+    let rt = rt();
+    let https = |pki: &support::tls::TestPki| {
+        TestServer::start_with(
+            routes,
+            Some(support::tls::tls_wrapper(pki.server_config.clone())),
+        )
+    };
+    let site = support::tls::self_signed_ca_pki(&["localhost", "internal.test"], false);
+    let srv = https(&site);
+    let port = srv.addr.port();
+    let trusting = |pem: &str| {
+        client()
+            .retry_policy(RetryPolicy::new(0))
+            .add_root_certificate_pem(pem.as_bytes())
+            .resolve("internal.test", &[srv.addr])
+            .resolve("wrong.test", &[srv.addr])
+            .build()
+            .unwrap()
+    };
+    let c = trusting(&site.ca_pem);
+    for host in ["localhost", "internal.test"] {
+        let r = rt
+            .block_on(c.get(&format!("https://{host}:{port}/ok")))
+            .unwrap();
+        assert_eq!(r.text(), "hello");
+    }
+    let e = rt
+        .block_on(c.get(&format!("https://wrong.test:{port}/ok")))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    assert!(e.to_string().contains("not valid for the name"), "{e}");
+
+    // Another self-signed certificate trusted instead: refused, in words.
+    let other = support::tls::self_signed_ca_pki(&["localhost"], false);
+    let e = rt
+        .block_on(trusting(&other.ca_pem).get(&format!("https://localhost:{port}/ok")))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    assert!(e.to_string().contains("CA certificate"), "{e}");
+    assert!(!e.to_string().contains("Other("), "{e}");
+}
+
+#[test]
+fn an_expired_pinned_self_signed_ca_certificate_is_still_rejected() {
+    let rt = rt();
+    let site = support::tls::self_signed_ca_pki(&["localhost"], true);
+    let srv = TestServer::start_with(
+        routes,
+        Some(support::tls::tls_wrapper(site.server_config.clone())),
+    );
+    let c = client()
+        .retry_policy(RetryPolicy::new(0))
+        .add_root_certificate_pem(site.ca_pem.as_bytes())
+        .build()
+        .unwrap();
+    let e = rt
+        .block_on(c.get(&format!("https://localhost:{}/ok", srv.addr.port())))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    assert!(e.to_string().contains("expired"), "{e}");
+}
+
 #[test]
 fn https_through_a_connect_tunnel() {
     let rt = rt();

@@ -289,6 +289,10 @@ impl ClientBuilder {
 
     /// Trusts the certificates in a PEM bundle as roots, beside the built-in webpki roots.
     /// A bundle that cannot be parsed makes [`build`](ClientBuilder::build) fail.
+    ///
+    /// A server may also present one of these certificates as its own, as a site with a
+    /// self-signed certificate does — even one marked as a CA (`openssl req -x509` does so by
+    /// default), which webpki alone refuses; its name and dates are still checked.
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
         match tls::parse_pem_certs(pem) {
             Ok(certs) => self.extra_roots.extend(certs),

@@ -213,6 +213,7 @@ fn describe(e: io::Error, server: &ServerName<'_>) -> io::Error {
                 C::BadSignature => "its signature is invalid".to_string(),
                 C::BadEncoding => "it is malformed".to_string(),
                 C::InvalidPurpose | C::InvalidPurposeContext { .. } => "it is not meant for TLS servers".to_string(),
+                C::Other(_) if super::tls::is_ca_used_as_end_entity(tls) => "it is a CA certificate (CA:TRUE), not a server certificate (trust this exact certificate as a custom root, or issue the site a server certificate)".to_string(),
                 other => format!("{other:?}"),
             };
             format!("the certificate presented by {host} was rejected: {what}")

@@ -49,6 +49,37 @@ pub fn test_pki() -> TestPki {
     }
 }
 
+/// A server that presents a self-signed certificate marked as a CA (`CA:TRUE`), as `openssl
+/// req -x509` makes by default, for `names`; `expired` puts its validity in 2020.
+pub fn self_signed_ca_pki(names: &[&str], expired: bool) -> TestPki {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "self-signed internal site");
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    TestPki {
+        ca_pem: cert.pem(),
+        server_config: Arc::new(server_config),
+    }
+}
+
 struct TlsTransport(StreamOwned<ServerConnection, TcpStream>);
 
 impl std::io::Read for TlsTransport {
