@@ -156,6 +156,22 @@ fn unchanged_pages_are_not_modified_successes() {
     assert_eq!(changed.content(), Some("body v7"));
 }
 
+/// A 304 to a plain GET (a broken server or cache) is a failure, not an empty success.
+#[test]
+fn a_304_to_an_unconditional_scrape_is_a_failure() {
+    let srv = TestServer::start(|_, t| {
+        support::raw(t, b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n");
+        After::KeepAlive
+    });
+    let rt = scraipe::rt::Runtime::new().unwrap();
+    let plain = rt.block_on(RawScraper::new().async_scrape(&srv.url("/page")));
+    assert!(!plain.success(), "{plain:?}");
+    assert!(
+        plain.error().unwrap().contains("Status code: 304"),
+        "{plain:?}"
+    );
+}
+
 /// The default scrapers retry a 503 twice and keep cookies across a redirect.
 #[test]
 fn default_scrapers_retry_and_keep_cookies() {

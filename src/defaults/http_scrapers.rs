@@ -13,7 +13,8 @@
 //! scrape; a `304 Not Modified` answer is a *success* with empty content and
 //! `"not_modified": true` in the metadata (`"status": 304`), so a caller can tell "unchanged"
 //! from "failed" and keep the content it already has. Every other success has
-//! `"not_modified": false`.
+//! `"not_modified": false`. A 304 to a scrape without validators answers nothing that was
+//! asked (a broken server or cache): it is a failure, `Status code: 304`.
 //!
 //! The default client ([`HttpScraper::new`]) retries transient failures
 //! ([`RetryPolicy::default`], two retries) and keeps one cookie jar for the scraper.
@@ -57,6 +58,9 @@ impl Fetcher {
     {
         let started = Instant::now();
         let mut meta = Map::new();
+        // A 304 answers only a conditional request; to a plain GET it is a broken server or
+        // cache, and reporting it as an unchanged (empty) page would hide that.
+        let conditional = validators.etag.is_some() || validators.last_modified.is_some();
         let mut request = self.client.get(link);
         if let Some(etag) = validators.etag {
             request = request.if_none_match(etag);
@@ -70,12 +74,13 @@ impl Fetcher {
                 meta.insert("status".into(), json!(status));
                 meta.insert("final_url".into(), json!(response.url().as_str()));
                 meta.insert("content_type".into(), json!(response.content_type()));
-                if status == 200 || status == 304 {
+                let not_modified = status == 304 && conditional;
+                if status == 200 || not_modified {
                     meta.insert("etag".into(), json!(response.etag()));
                     meta.insert("last_modified".into(), json!(response.last_modified()));
-                    meta.insert("not_modified".into(), json!(status == 304));
+                    meta.insert("not_modified".into(), json!(not_modified));
                 }
-                if status == 304 {
+                if not_modified {
                     meta.insert("elapsed_ms".into(), elapsed_ms(started));
                     return ScrapeResult::succeed(link, "").with_metadata(meta);
                 }
