@@ -227,19 +227,36 @@ fn skip(s: &[u8], pred: impl Fn(u8) -> bool) -> &[u8] {
 
 /// Decodes a body to text: a byte-order mark wins, then the Content-Type charset, then an HTML
 /// meta declaration in the first 1 KiB, else UTF-8. Invalid sequences become U+FFFD.
+/// The `encoding` of an XML declaration (`<?xml version="1.0" encoding="ISO-8859-1"?>`) at
+/// the very start of the body: how RSS feeds, sitemaps and XHTML served as XML say their
+/// charset when the `Content-Type` does not.
+fn sniff_xml_declaration(body: &[u8]) -> Option<&'static Encoding> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if !body.starts_with(b"<?xml") {
+        return None;
+    }
+    let head = &body[..body.len().min(1024)];
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = &head[5..end];
+    let at = decl.windows(8).position(|w| w == b"encoding")?;
+    let rest = decl[at + 8..].trim_ascii_start().strip_prefix(b"=")?;
+    let rest = rest.trim_ascii_start();
+    let quote = *rest.first().filter(|q| **q == b'"' || **q == b'\'')?;
+    let label = &rest[1..];
+    let label = &label[..label.iter().position(|&b| b == quote)?];
+    Encoding::for_label(label)
+}
+
 pub(crate) fn decode_text(body: &[u8], content_type: Option<&str>) -> String {
     let declared = content_type
         .and_then(charset_param)
         .and_then(|l| Encoding::for_label(l.as_bytes()));
-    let is_html = content_type.is_none_or(|ct| ct.to_ascii_lowercase().contains("html"));
+    let ct = content_type.map(str::to_ascii_lowercase);
+    let is_html = ct.as_deref().is_none_or(|ct| ct.contains("html"));
+    let is_xml = ct.as_deref().is_none_or(|ct| ct.contains("xml"));
     let encoding = declared
-        .or_else(|| {
-            if is_html {
-                sniff_meta_charset(body)
-            } else {
-                None
-            }
-        })
+        .or_else(|| is_xml.then(|| sniff_xml_declaration(body)).flatten())
+        .or_else(|| is_html.then(|| sniff_meta_charset(body)).flatten())
         .unwrap_or(encoding_rs::UTF_8);
     // `decode` sniffs a BOM first, then falls back to `encoding`.
     let (text, _, _) = encoding.decode(body);
@@ -283,6 +300,33 @@ mod tests {
             decode_content(b"xz data".to_vec(), &["xz".into()], 10).unwrap(),
             b"xz data"
         );
+    }
+
+    #[test]
+    fn an_xml_declaration_names_the_charset_when_the_header_does_not() {
+        let feed =
+            b"<?xml version=\"1.0\" encoding='ISO-8859-1'?><rss><title>caf\xe9</title></rss>";
+        for ct in [
+            Some("application/xml"),
+            Some("application/rss+xml"),
+            Some("text/xml"),
+            None,
+        ] {
+            assert!(decode_text(feed, ct).contains("caf\u{e9}"), "{ct:?}");
+        }
+        // The header's charset wins; a declaration later in the body is no declaration.
+        assert!(decode_text(feed, Some("text/xml; charset=utf-8")).contains('\u{fffd}'));
+        let late = b" <?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>caf\xe9";
+        assert!(decode_text(late, Some("application/xml")).contains('\u{fffd}'));
+        // Malformed declarations fall back to UTF-8 without a panic.
+        for bad in [
+            &b"<?xml encoding"[..],
+            b"<?xml encoding=?>",
+            b"<?xml encoding=\"x?>",
+            b"<?xml",
+        ] {
+            let _ = decode_text(bad, Some("application/xml"));
+        }
     }
 
     fn gz(data: &[u8]) -> Vec<u8> {
