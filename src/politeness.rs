@@ -78,6 +78,8 @@ struct HostSlot {
     users: usize,
     /// Earliest start of the next request (last start + delay).
     next_start: Instant,
+    /// Until when the host asked us to stay away ([`HostLimiter::defer`]).
+    deferred_until: Option<Instant>,
 }
 
 impl State {
@@ -90,6 +92,7 @@ impl State {
                 semaphore: Arc::new(Semaphore::new(per_host)),
                 users: 0,
                 next_start: now,
+                deferred_until: None,
             })
     }
 
@@ -199,6 +202,45 @@ impl HostLimiter {
     /// at least `delay` apart as well (the longer of `delay` and the limiter's own delay): for a
     /// delay a host asks for itself, such as a robots.txt `Crawl-delay`.
     pub async fn acquire_spaced(&self, host: &str, delay: Duration) -> HostPermit {
+        match self.acquire_within(host, delay, None).await {
+            Ok(permit) => permit,
+            Err(_) => unreachable!("no wait limit"),
+        }
+    }
+
+    /// Like [`acquire_spaced`](HostLimiter::acquire_spaced), but when the host is
+    /// [deferred](HostLimiter::defer) past `max_wait` from the moment our turn comes, gives up
+    /// at once with the end of the deferral instead of waiting for it: the caller can put the
+    /// work off itself rather than hold it (and whatever else it holds) for an hour.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use scraipe::politeness::HostLimiter;
+    /// use scraipe::rt::Runtime;
+    ///
+    /// let limiter = HostLimiter::new(1);
+    /// limiter.defer("shop.example", Instant::now() + Duration::from_secs(3600));
+    /// let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    /// let wait = Duration::from_secs(5);
+    /// let turn = rt.block_on(limiter.acquire_unless_deferred("shop.example", Duration::ZERO, wait));
+    /// assert!(turn.is_err()); // the deferral's end
+    /// assert!(rt.block_on(limiter.acquire_unless_deferred("other.example", Duration::ZERO, wait)).is_ok());
+    /// ```
+    pub async fn acquire_unless_deferred(
+        &self,
+        host: &str,
+        delay: Duration,
+        max_wait: Duration,
+    ) -> Result<HostPermit, Instant> {
+        self.acquire_within(host, delay, Some(max_wait)).await
+    }
+
+    async fn acquire_within(
+        &self,
+        host: &str,
+        delay: Duration,
+        max_wait: Option<Duration>,
+    ) -> Result<HostPermit, Instant> {
         let host = host.to_ascii_lowercase();
         let semaphore = {
             let now = Instant::now();
@@ -219,6 +261,11 @@ impl HostLimiter {
             let mut state = self.inner.state.lock();
             match state.hosts.get_mut(&user.host) {
                 Some(slot) => {
+                    if let (Some(until), Some(max)) = (slot.deferred_until, max_wait) {
+                        if until > now + max {
+                            return Err(until);
+                        }
+                    }
                     let start = slot.next_start.max(now);
                     slot.next_start = start + delay;
                     start
@@ -229,10 +276,10 @@ impl HostLimiter {
         if start > Instant::now() {
             crate::rt::sleep_until(start).await;
         }
-        HostPermit {
+        Ok(HostPermit {
             _permit: permit,
             _user: user,
-        }
+        })
     }
 
     /// Holds back the next start on `host` until `until` (a server's `Retry-After`). Requests
@@ -242,6 +289,7 @@ impl HostLimiter {
         let now = Instant::now();
         let mut state = self.inner.state.lock();
         let slot = state.slot(&host, self.inner.per_host, now);
+        slot.deferred_until = slot.deferred_until.max(Some(until));
         if until > slot.next_start {
             slot.next_start = until;
             if slot.users == 0 {

@@ -67,3 +67,98 @@ fn an_embedded_monitor_runs_twice_and_counts_each_run() {
     store.close();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn fresh_store(name: &str) -> (std::path::PathBuf, Arc<SqliteStore>) {
+    let dir = std::env::temp_dir().join(format!("scraipe-monlib-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(SqliteStore::open(dir.join("s.sqlite")).unwrap());
+    (dir, store)
+}
+
+fn products(shop: &MiniShop, prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            shop.add(
+                &format!("/{prefix}{i}"),
+                Product::new("Thing", "3.10", Markup::JsonLd, Validators::ETag),
+            )
+        })
+        .collect()
+}
+
+/// A site that answers "retry after an hour" holds back its own links, not the run: they are
+/// recorded as held back at once (one request to it in all), every other site is checked, and
+/// a `--once` run ends instead of waiting out the hour.
+#[test]
+fn a_site_asking_for_an_hours_pause_holds_back_only_its_own_links() {
+    let (dir, store) = fresh_store("defer");
+    let throttled = MiniShop::start();
+    let fine = MiniShop::start();
+    let mut links = products(&throttled, "t", 20);
+    links.extend(products(&fine, "f", 8));
+    throttled.state.lock().unwrap().throttle = Some((429, 3600));
+    store.sync_watch_list(&links).unwrap();
+    let monitor = Monitor::builder(store.clone())
+        .every(Duration::ZERO)
+        .once(true)
+        .concurrency(2)
+        .per_host(1)
+        .threads(1)
+        .ignore_robots(true)
+        .changes_to(Box::new(std::io::sink()))
+        .build()
+        .unwrap();
+    let run = monitor.run().unwrap();
+    assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
+    assert_eq!(run.progress.checked, 28);
+    assert_eq!((run.progress.changed, run.progress.failed), (8, 20));
+    let to_throttled = throttled
+        .log()
+        .iter()
+        .filter(|l| l.2 != "/robots.txt")
+        .count();
+    assert_eq!(to_throttled, 1, "one request found out about the pause");
+    let status = store.status(scraipe::monitor::now_ms()).unwrap();
+    assert_eq!(status.observations, 28);
+    drop(monitor);
+    store.close();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Links waiting for a slow site (one request at a time, 400 ms each) hold no check slot: a
+/// fast site's links, listed after them, are all checked while the slow site is still busy.
+#[test]
+fn a_slow_sites_queue_does_not_hold_the_other_sites_checks() {
+    let (dir, store) = fresh_store("slow");
+    let slow = MiniShop::start();
+    let fast = MiniShop::start();
+    let mut links = products(&slow, "s", 10);
+    links.extend(products(&fast, "f", 8));
+    slow.state.lock().unwrap().delay = Duration::from_millis(400);
+    store.sync_watch_list(&links).unwrap();
+    let monitor = Monitor::builder(store.clone())
+        .every(Duration::ZERO)
+        .once(true)
+        .concurrency(2)
+        .per_host(1)
+        .threads(1)
+        .ignore_robots(true)
+        .changes_to(Box::new(std::io::sink()))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let run = monitor.run().unwrap();
+    assert_eq!(run.progress.checked, 18);
+    let fast_done = fast.log().iter().map(|l| l.0).max().unwrap();
+    let slow_done = slow.log().iter().map(|l| l.0).max().unwrap();
+    assert!(
+        fast_done.duration_since(started) < Duration::from_millis(1500),
+        "the fast site's last check after {:?}",
+        fast_done.duration_since(started)
+    );
+    assert!(slow_done.duration_since(started) >= Duration::from_millis(3600));
+    drop(monitor);
+    store.close();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -30,9 +30,14 @@ use crate::http::{Client, Response};
 use crate::llm::LlmAnalyzer;
 use crate::offer::{extract_offer, offer_from_llm, Rules};
 use crate::politeness::HostLimiter;
+use crate::rt::sync::Semaphore;
 
 /// The longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// A check whose host is held back by a `Retry-After` longer than this from when its turn
+/// comes is not kept waiting: it is recorded as held back, due again when the host's wait ends.
+pub const MAX_DEFERRED_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything a check needs; shared by all checks of a run.
 pub struct Checker {
@@ -48,6 +53,9 @@ pub struct Checker {
     pub gate: HostLimiter,
     /// Per-host politeness across workers sharing the store (issue 13); `None` alone.
     pub shared_gate: Option<SharedGate>,
+    /// The run's check slots (`--concurrency`): a check takes one only once its host lets it
+    /// send, so links waiting for a busy or slow host do not keep other hosts' links waiting.
+    pub slots: Arc<Semaphore>,
     /// The window, for backoff.
     pub every: Duration,
     /// Asked for the offer of pages under an `extract = "llm"` rule.
@@ -109,6 +117,19 @@ impl Checker {
         r
     }
 
+    /// Not checked: `host` answered another link with a long `Retry-After`. A failed check
+    /// (no price was seen), due again when the host's wait ends, without a request.
+    fn held_back(&self, link: &DueLink, host: &str, until: Instant) -> CheckRecord {
+        let mut r = self.record(link, Outcome::Failed);
+        let wait = until.saturating_duration_since(Instant::now());
+        r.error = Some(format!(
+            "held back: {host} asked for a pause of {} s more (Retry-After on another page)",
+            wait.as_secs()
+        ));
+        r.not_before_ms = Some(r.observed_ms + wait.as_millis() as i64);
+        r
+    }
+
     /// Checks one link. Never panics on bad input; every path yields a record.
     pub async fn check(&self, link: &DueLink) -> CheckRecord {
         let url = match Url::parse(link.url.trim()) {
@@ -133,11 +154,20 @@ impl Checker {
             crawl_delay = answer.robots.crawl_delay().unwrap_or_default();
         }
         let response = {
-            let _permit = self.gate.acquire_spaced(&key, crawl_delay).await;
+            let _permit = match self
+                .gate
+                .acquire_unless_deferred(&key, crawl_delay, MAX_DEFERRED_WAIT)
+                .await
+            {
+                Ok(permit) => permit,
+                Err(until) => return self.held_back(link, &key, until),
+            };
             let _shared = match &self.shared_gate {
                 Some(g) => Some(g.acquire(&key, crawl_delay).await),
                 None => None,
             };
+            // Never closed, so this cannot fail.
+            let _slot = self.slots.acquire().await;
             let mut request = self.client.get(url.as_str());
             if let Some(etag) = &link.etag {
                 request = request.if_none_match(etag);

@@ -2,8 +2,9 @@
 //!
 //! The loop runs on scraipe's runtime. It claims due links from the store in batches (never a
 //! link already in flight), runs at most `concurrency` checks at once, each behind the per-host
-//! gate (`per_host` at once, robots.txt `Crawl-delay` and `Retry-After` spacing), hands results
-//! to the store's writer, and delivers change events from the outbox about once a second.
+//! gate (`per_host` at once, robots.txt `Crawl-delay` and `Retry-After` spacing; a check takes
+//! its slot only once its host lets it send), hands results to the store's writer, and delivers
+//! change events from the outbox about once a second.
 //! `once` checks what is due at the start and returns; otherwise it runs until `stop_when`
 //! says so, then gives in-flight checks a short grace, abandons the rest (they are redone next
 //! time), delivers what it can and flushes.
@@ -346,6 +347,7 @@ impl MonitorBuilder {
             robots,
             gate,
             shared_gate,
+            slots: Arc::new(Semaphore::new(self.concurrency)),
             every: self.every,
             llm: self.llm,
         };
@@ -473,10 +475,13 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
     let renew_every = (inner.lease / 3).max(Duration::from_millis(100));
     let mut next_renewal = Instant::now() + renew_every;
     let in_flight: Arc<Mutex<HashSet<LinkId>>> = Arc::new(Mutex::new(HashSet::new()));
-    let slots = Arc::new(Semaphore::new(inner.concurrency));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut claimed: HashSet<LinkId> = HashSet::new();
     let batch = (inner.concurrency * 4).max(64);
+    // Claimed links may wait for their host (per-host limit, Crawl-delay) without a check
+    // slot; while slots are free, more are claimed, up to this many in flight, so a site with
+    // many slow pages does not keep the others' links from being claimed at all.
+    let max_in_flight = batch * 4;
     let mut next_claim = Instant::now();
     let mut next_delivery = Instant::now() + Duration::from_secs(1);
     let mut next_progress = Instant::now();
@@ -489,7 +494,9 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
         }
         let now = Instant::now();
         let busy = in_flight.lock().len();
-        if now >= next_claim && busy < batch / 2 {
+        let idle_slots = inner.checker.slots.available_permits() > 0;
+        if now >= next_claim && (busy < batch / 2 || (idle_slots && busy < max_in_flight)) {
+            let want = (max_in_flight - busy).min(batch);
             // Snapshot the in-flight set *before* flushing: a check that finishes in between
             // has sent its record before leaving the set, so the flush makes it visible.
             let snapshot: HashSet<LinkId> = in_flight.lock().clone();
@@ -500,9 +507,9 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 // A leasing store never hands out what is in flight, and every link it hands
                 // out is leased to us: take only what we will check now.
                 limit: if store.shared() {
-                    batch - busy
+                    want
                 } else {
-                    batch + snapshot.len()
+                    want + snapshot.len()
                 },
             };
             let due = blocking(&store, move |s| {
@@ -515,7 +522,7 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 .filter(|l| !snapshot.contains(&l.id))
                 // `once` checks each link at most once, even one whose record was lost.
                 .filter(|l| !inner.once || claimed.insert(l.id))
-                .take(batch - busy)
+                .take(want)
                 .collect();
             if fresh.is_empty() {
                 if inner.once && busy == 0 {
@@ -531,12 +538,11 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                     set: in_flight.clone(),
                     id: link.id,
                 };
-                let (inner, slots) = (inner.clone(), slots.clone());
+                let inner = inner.clone();
                 tasks.spawn(async move {
                     // Leaves the set however the task ends (even by a panic or an abort), and
                     // only after the record was handed to the store (see the claim above).
                     let _guard = guard;
-                    let _slot = slots.acquire().await;
                     let record = inner.checker.check(&link).await;
                     log::debug!(
                         "{}: {} {:?} {}",
