@@ -63,6 +63,7 @@ suite!(
     watch_list_adds_deactivates_and_reactivates,
     recorded_links_wait_for_their_window,
     events_follow_changes_only_and_carry_the_previous_offer,
+    a_price_written_differently_is_not_a_change,
     delivery_progress_is_kept_until_every_sink_has_the_event,
     robots_answers_are_cached,
     history_series_and_latest_events_agree,
@@ -250,6 +251,41 @@ fn events_follow_changes_only_and_carry_the_previous_offer(store: &Arc<dyn Store
     assert_eq!(st.events, 2);
     assert_eq!(st.pending_events, 2);
     assert_eq!(st.last_change.as_ref().map(|c| c.0), Some(30));
+}
+
+/// `12.5`, `12.50` and `12.500` are one price (a site switching its JSON-LD from a number to a
+/// string must not fire an event per product); `12.05` and `120` are not.
+fn a_price_written_differently_is_not_a_change(store: &Arc<dyn Store>) {
+    store.sync_watch_list(&urls(1)).unwrap();
+    let id = due(store, 1, 0)[0].id;
+    let prices = [
+        "12.5", "12.50", "12.500", "12.05", "12.050", "120", "120.00", "120",
+    ];
+    for (i, price) in prices.iter().enumerate() {
+        store
+            .record(ok(id, 10 + i as i64, offer(price, Availability::InStock)))
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let events: Vec<ChangeEvent> = store
+        .pending_events(0, 20)
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(&e.payload).unwrap())
+        .collect();
+    let moves: Vec<(Option<String>, Option<String>)> = events
+        .into_iter()
+        .map(|e| (e.previous_price, e.price))
+        .collect();
+    let p = |s: &str| Some(s.to_string());
+    assert_eq!(
+        moves,
+        [
+            (None, p("12.5")),
+            (p("12.500"), p("12.05")),
+            (p("12.050"), p("120"))
+        ]
+    );
 }
 
 fn delivery_progress_is_kept_until_every_sink_has_the_event(store: &Arc<dyn Store>) {

@@ -26,8 +26,36 @@ pub struct OfferKey {
 /// b.availability = Some("out_of_stock".into());
 /// assert!(is_change(Some(&a), &b), "availability alone is a change");
 /// ```
+///
+/// Prices are compared as numbers: a site that writes `12.5` one day and `"12.50"` the next has
+/// not changed its price.
+///
+/// ```
+/// use scraipe::monitor::change::{is_change, OfferKey};
+/// let key = |p: &str| OfferKey { price: Some(p.into()), currency: Some("USD".into()), availability: None };
+/// assert!(!is_change(Some(&key("12.5")), &key("12.50")));
+/// assert!(!is_change(Some(&key("1234.500")), &key("1234.5")));
+/// assert!(!is_change(Some(&key("12.00")), &key("12")));
+/// assert!(is_change(Some(&key("12.5")), &key("12.05")));
+/// assert!(is_change(Some(&key("100")), &key("10")));
+/// ```
 pub fn is_change(previous: Option<&OfferKey>, new: &OfferKey) -> bool {
-    previous != Some(new)
+    let Some(previous) = previous else {
+        return true;
+    };
+    previous.currency != new.currency
+        || previous.availability != new.availability
+        || previous.price.as_deref().map(canonical_price)
+            != new.price.as_deref().map(canonical_price)
+}
+
+/// A decimal price without the trailing zeros of its fraction (`12.50` → `12.5`, `12.00` →
+/// `12`); integers are left as they are. The Redis store's `RECORD` script does the same.
+fn canonical_price(price: &str) -> &str {
+    if !price.contains('.') {
+        return price;
+    }
+    price.trim_end_matches('0').trim_end_matches('.')
 }
 
 /// One change event, as written to `--changes` and POSTed to `--webhook`.

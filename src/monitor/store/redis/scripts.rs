@@ -73,12 +73,22 @@ if last >= obs then
 end
 local cur = redis.call('HMGET', link, 'has_offer', 'price', 'currency', 'availability', 'name', 'source')
 local function s(x) if x then return x else return '' end end
+-- A price without the trailing zeros of its fraction, as change.rs's canonical_price: 12.5
+-- and 12.50 are one price.
+local function canon(x)
+  x = s(x)
+  if string.find(x, '.', 1, true) then
+    x = string.gsub(x, '0+$', '')
+    x = string.gsub(x, '%.$', '')
+  end
+  return x
+end
 local outcome = ARGV[4]
 local row
 redis.call('HSET', link, 'id', ARGV[1], 'url', ARGV[2], 'last_checked', ARGV[3], 'last_outcome', outcome)
 if outcome == 'ok' and ARGV[6] == '1' then
   local p, c, a, src = ARGV[7], ARGV[8], ARGV[9], ARGV[11]
-  local changed = cur[1] ~= '1' or s(cur[2]) ~= p or s(cur[3]) ~= c or s(cur[4]) ~= a
+  local changed = cur[1] ~= '1' or canon(cur[2]) ~= canon(p) or s(cur[3]) ~= c or s(cur[4]) ~= a
   local name = ARGV[10]
   if name == '' then name = s(cur[5]) end
   if changed then
