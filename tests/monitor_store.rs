@@ -493,6 +493,48 @@ fn redis_host_slots_hold_across_stores_and_free_themselves() {
     assert!(wait > Duration::from_millis(300), "{wait:?}");
 }
 
+/// Redis gone for longer than the store reconnects: the next flush reports it after one
+/// `retry_for`, not one per batch of writes queued meanwhile (with the default two minutes, a
+/// worker used to sit there for as long as Redis stayed down), and says it gave up.
+#[test]
+fn redis_gone_for_good_is_reported_at_the_next_flush_after_one_retry_period() {
+    let mut server = RedisServer::start();
+    let store = Arc::new(
+        RedisStore::open_with(
+            &server.url(),
+            scraipe::monitor::store::RedisOptions {
+                retry_for: Duration::from_secs(2),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    store.sync_watch_list(&urls(10)).unwrap();
+    let ids: Vec<LinkId> = due(&(store.clone() as Arc<dyn Store>), 1, 0)
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    server.kill();
+    let started = std::time::Instant::now();
+    // The first record alone in a batch (the writer is retrying it), the rest queued behind.
+    store
+        .record(ok(ids[0], 10, offer("1", Availability::InStock)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for id in &ids[1..] {
+        store
+            .record(ok(*id, 10, offer("1", Availability::InStock)))
+            .unwrap();
+    }
+    let e = store.flush().unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(3500),
+        "reported after {took:?}"
+    );
+    assert!(e.to_string().contains("giving up"), "{e}");
+}
+
 #[test]
 fn redis_store_reconnects_after_a_restart_and_keeps_its_data() {
     let mut server = RedisServer::start();

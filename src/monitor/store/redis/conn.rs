@@ -128,14 +128,22 @@ impl Conn {
                         logged = true;
                     }
                     self.conn = None;
-                    std::thread::sleep(backoff);
+                    // Not past the deadline: the caller was promised `retry_for`.
+                    std::thread::sleep(
+                        backoff.min(deadline.saturating_duration_since(Instant::now())),
+                    );
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => {
+                    let mut gave_up = String::new();
                     if is_connection_error(&e) {
                         self.conn = None;
+                        gave_up = format!(" (unreachable for {:?}; giving up)", self.retry_for);
                     }
-                    return Err(StoreError(format!("Redis ({}) {what}: {e}", self.url)));
+                    return Err(StoreError(format!(
+                        "Redis ({}) {what}: {e}{gave_up}",
+                        self.url
+                    )));
                 }
             }
         }

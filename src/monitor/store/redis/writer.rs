@@ -103,24 +103,42 @@ impl Writer {
         self.error.get_or_insert(e.0);
     }
 
-    fn url_of(&mut self, id: LinkId) -> Option<String> {
+    /// The URL of link `id`: `None` for a link the store does not know; an error when Redis
+    /// cannot be asked (not "unknown": the record must not be dropped as if it were).
+    fn url_of(&mut self, id: LinkId) -> Result<Option<String>, StoreError> {
         if let Some(url) = self.shared.claimed.lock().remove(&id) {
-            return Some(url);
+            return Ok(Some(url));
         }
         let urls = self.shared.keys.urls();
         let scripts = &self.shared.scripts;
-        self.conn
-            .run(scripts, "finding a link", |c| {
-                redis::cmd("HGET")
-                    .arg(&urls)
-                    .arg(id)
-                    .query::<Option<String>>(c)
-            })
-            .ok()
-            .flatten()
+        self.conn.run(scripts, "finding a link", |c| {
+            redis::cmd("HGET")
+                .arg(&urls)
+                .arg(id)
+                .query::<Option<String>>(c)
+        })
     }
 
     fn apply(&mut self, batch: Vec<WriteCmd>) {
+        if self.error.is_some() {
+            // A write already failed after `retry_for` of reconnecting, and the run has not
+            // heard yet (it learns at its next flush, and stops with the error). Trying this
+            // batch as well would hold that flush another `retry_for` for every batch queued
+            // ahead of it — for as long as Redis stays down.
+            let mut flushes = Vec::new();
+            let mut dropped = 0;
+            for cmd in batch {
+                match cmd {
+                    WriteCmd::Flush(tx) => flushes.push(tx),
+                    _ => dropped += 1,
+                }
+            }
+            if dropped > 0 {
+                log::warn!("monitor store: {dropped} writes skipped after a failed one");
+            }
+            self.answer(flushes);
+            return;
+        }
         let mut simple = redis::pipe();
         let mut n_simple = 0;
         let mut records = Vec::new();
@@ -257,19 +275,26 @@ impl Writer {
                 self.fail(e);
             }
         }
-        if !flushes.is_empty() {
-            let result = match self.error.take() {
-                Some(e) => Err(StoreError(e)),
-                None => Ok(()),
-            };
-            for tx in flushes {
-                let _ = tx.send(
-                    result
-                        .as_ref()
-                        .map(|_| ())
-                        .map_err(|e| StoreError(e.0.clone())),
-                );
-            }
+        self.answer(flushes);
+    }
+
+    /// Tells each waiting flush how the writes before it went: the first error since the last
+    /// flush, if any.
+    fn answer(&mut self, flushes: Vec<Sender<Result<(), StoreError>>>) {
+        if flushes.is_empty() {
+            return;
+        }
+        let result = match self.error.take() {
+            Some(e) => Err(StoreError(e)),
+            None => Ok(()),
+        };
+        for tx in flushes {
+            let _ = tx.send(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| StoreError(e.0.clone())),
+            );
         }
     }
 
@@ -280,7 +305,7 @@ impl Writer {
         // Step 1: the host scripts, one pipeline.
         let mut items = Vec::with_capacity(records.len());
         for r in records {
-            match self.url_of(r.link_id) {
+            match self.url_of(r.link_id)? {
                 Some(url) => items.push((r, url)),
                 None => log::warn!("record of unknown link {} dropped", r.link_id),
             }
