@@ -438,6 +438,44 @@ fn demo_runs_offline_and_checks_itself() {
     assert!(text.contains("/page/0"), "{text}");
 }
 
+/// A reader that goes away early (`scraipe demo | head -1`, `monitor status | head -3`) ends the
+/// program quietly with exit code 0, not with a panic about a broken pipe.
+#[test]
+fn a_closed_output_pipe_is_a_quiet_exit_not_a_panic() {
+    let db = tmp("pipe").join("m.sqlite");
+    let input = tmp("pipe").join("urls.txt");
+    std::fs::write(&input, "http://127.0.0.1:9/p\n").unwrap();
+    // A store with a watch list (the check itself fails at once: nothing listens on port 9).
+    scraipe()
+        .args(["monitor", "run", "--once", "--quiet", "--db"])
+        .arg(&db)
+        .arg("--input")
+        .arg(&input)
+        .output_ok();
+    let commands: [Vec<std::ffi::OsString>; 2] = [
+        vec!["demo".into(), "--pages".into(), "20".into()],
+        vec![
+            "monitor".into(),
+            "status".into(),
+            "--db".into(),
+            db.clone().into(),
+        ],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = scraipe()
+            .args(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 /// `--header` is validated (a CR or LF is a usage error) and sent; `--proxy` must be usable.
 #[test]
 fn header_and_proxy_flags_are_validated() {

@@ -39,12 +39,12 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
     let server = DemoServer::start(server_rt.handle(), addr, site.clone())
         .map_err(|e| format!("cannot start the demo site: {e}"))?;
-    println!(
+    outln!(
         "demo site: {} pages at {}/ (served by scraipe's runtime, 1 thread)",
         group(pages),
         server.base_url()
     );
-    println!(
+    outln!(
         "scraping with TextScraper + TextStatsAnalyzer on a pool of {threads} event loop(s), {} pages at once",
         args.concurrency
     );
@@ -106,8 +106,8 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         .iter()
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "scraped {}/{} ok, analyzed {} in {:.2} s ({} pages/s; scraping {:.2} s, analysis {:.2} s){}",
         group(ok),
         group(scrapes.len()),
@@ -121,7 +121,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     let slow = (0..pages)
         .filter(|&i| site.expected(i).is_some_and(|e| e.is_slow()))
         .count();
-    println!(
+    outln!(
         "the site served {} requests on {} connections ({} pages answered after a 50–300 ms delay)",
         group(server.requests_served() as usize),
         group(server.connections_accepted() as usize),
@@ -164,26 +164,31 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         }
     }
     if mismatches.is_empty() {
-        println!(
+        outln!(
             "checked: all {} results match what the site serves (statuses, redirects, failures)",
             group(urls.len())
         );
     } else {
-        println!(
+        outln!(
             "checked: {} of {} results do NOT match the site:",
             mismatches.len(),
             urls.len()
         );
         for m in mismatches.iter().take(5) {
-            println!("  {m}");
+            outln!("  {m}");
         }
     }
 
     // The first rows.
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<12} {:>6} {:>7} {:>7} {:>9} {:>8}  first words / error",
-        "page", "status", "words", "chars", "sentences", "avg word"
+        "page",
+        "status",
+        "words",
+        "chars",
+        "sentences",
+        "avg word"
     );
     for s in scrapes.iter().take(args.rows) {
         let path = s.link().strip_prefix(server.base_url()).unwrap_or(s.link());
@@ -221,7 +226,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
                 .unwrap_or("")
                 .to_string(),
         };
-        println!(
+        outln!(
             "{:<12} {:>6} {:>7} {:>7} {:>9} {:>8}  {}",
             path,
             status,
@@ -234,7 +239,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     }
     drop(server);
     if observatory.is_some() && args.observe_linger > 0.0 {
-        println!("observatory: serving {:.0} s more", args.observe_linger);
+        outln!("observatory: serving {:.0} s more", args.observe_linger);
         std::thread::sleep(Duration::from_secs_f64(args.observe_linger.min(86_400.0)));
     }
     Ok(())

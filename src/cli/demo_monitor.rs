@@ -68,7 +68,7 @@ pub fn run(args: DemoMonitorArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the demo shop: {e}"))?;
     let urls = shop.urls(server.port());
     let allowed: Vec<&String> = urls.iter().filter(|u| !shop.is_disallowed(u)).collect();
-    println!(
+    outln!(
         "demo shop: {} hosts × {} product(s) on 127.0.0.1:{} (shop-N.localhost), {} disallowed by robots.txt",
         group(args.hosts as usize),
         args.products_per_host,
@@ -110,7 +110,7 @@ pub fn run(args: DemoMonitorArgs) -> Result<(), String> {
         let stats = server.stats();
         let window_events = events.take();
         let p = summary.progress;
-        println!(
+        outln!(
             "window {window}: {} checks in {:.2} s ({} /s): {} changed, {} unchanged ({} × 304, {} same body), {} failed, {} disallowed; {} event(s)",
             group(p.checked as usize),
             took.as_secs_f64(),
@@ -169,7 +169,7 @@ pub fn run(args: DemoMonitorArgs) -> Result<(), String> {
                 stats.disallowed_requests
             ));
         }
-        println!(
+        outln!(
             "          the shop answered {} requests ({} × 304, {} robots.txt); {} real changes, {} reported",
             group((stats.requests - stats_before.requests) as usize),
             group((stats.not_modified - stats_before.not_modified) as usize),
@@ -179,13 +179,13 @@ pub fn run(args: DemoMonitorArgs) -> Result<(), String> {
         );
         let unchanged_pages = p.unchanged.max(1);
         if window > 1 {
-            println!(
+            outln!(
                 "          {:.1} % of unchanged pages answered 304",
                 p.not_modified as f64 * 100.0 / unchanged_pages as f64
             );
         }
         if let Some(e) = window_events.iter().find(|e| e.previous_price.is_some()) {
-            println!(
+            outln!(
                 "          e.g. {}: {} {} {} → {} {} {}",
                 e.link,
                 e.previous_price.as_deref().unwrap_or("-"),
@@ -244,7 +244,7 @@ pub fn run(args: DemoMonitorArgs) -> Result<(), String> {
         + std::fs::metadata(dir.join("state.sqlite-wal"))
             .map(|m| m.len())
             .unwrap_or(0);
-    println!(
+    outln!(
         "database: {:.1} MB for {} observations; peak RSS of this process (shop and monitor): {}",
         db_bytes as f64 / 1e6,
         group(observations),
@@ -252,14 +252,14 @@ pub fn run(args: DemoMonitorArgs) -> Result<(), String> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     if problems.is_empty() {
-        println!(
+        outln!(
             "checked: every stored offer matches the shop, every change was reported once and nothing else, no disallowed path was requested"
         );
         Ok(())
     } else {
-        println!("checked: {} problem(s):", problems.len());
+        outln!("checked: {} problem(s):", problems.len());
         for p in problems.iter().take(10) {
-            println!("  {p}");
+            outln!("  {p}");
         }
         Err(format!(
             "{} mismatch(es) with the shop's truth",

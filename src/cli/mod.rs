@@ -1,5 +1,17 @@
 //! Command-line interface: argument definitions and dispatch.
 
+/// `println!` for commands with nothing left to save when their reader goes away: a closed pipe
+/// (`scraipe demo | head`) ends the program quietly with exit code 0, as it would a C program,
+/// instead of a panic. Not for `scrape` or `monitor run`, which finish their own work first.
+macro_rules! outln {
+    () => {
+        $crate::cli::out_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out_line(format_args!($($arg)*))
+    };
+}
+
 mod demo;
 mod demo_monitor;
 mod llm;
@@ -418,5 +430,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     format!("could not serve the demo site on port {}: {e}", args.port).into()
                 })
         }
+    }
+}
+
+/// Writes one line to standard output for [`outln!`].
+pub fn out_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
     }
 }

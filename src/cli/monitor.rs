@@ -478,28 +478,30 @@ fn status(args: StatusArgs) -> Result<(), CliError> {
         .every_ms
         .map(|ms| format!("{} s", ms as f64 / 1000.0))
         .unwrap_or_else(|| "5 m (default; no run yet)".into());
-    println!(
+    outln!(
         "links:         {} active, {} inactive",
-        s.active_links, s.inactive_links
+        s.active_links,
+        s.inactive_links
     );
-    println!("due now:       {} (every {every})", s.due_now);
-    println!("never checked: {}", s.never_checked);
-    println!("failing:       {}", s.failing);
-    println!("disallowed:    {}", s.disallowed);
-    println!("observations:  {}", s.observations);
-    println!(
+    outln!("due now:       {} (every {every})", s.due_now);
+    outln!("never checked: {}", s.never_checked);
+    outln!("failing:       {}", s.failing);
+    outln!("disallowed:    {}", s.disallowed);
+    outln!("observations:  {}", s.observations);
+    outln!(
         "events:        {} ({} waiting for delivery)",
-        s.events, s.pending_events
+        s.events,
+        s.pending_events
     );
-    println!(
+    outln!(
         "last check:    {}",
         s.last_check_ms
             .map(rfc3339)
             .unwrap_or_else(|| "never".into())
     );
     match &s.last_change {
-        Some((at, link)) => println!("last change:   {} {link}", rfc3339(*at)),
-        None => println!("last change:   none"),
+        Some((at, link)) => outln!("last change:   {} {link}", rfc3339(*at)),
+        None => outln!("last change:   none"),
     }
     Ok(())
 }

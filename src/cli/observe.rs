@@ -18,8 +18,7 @@ pub fn run(args: ObserveArgs) -> Result<(), String> {
         if !args.once && std::io::stdout().is_terminal() {
             print!("\x1b[2J\x1b[H"); // clear the screen, cursor home
         }
-        print!("{table}");
-        let _ = std::io::stdout().flush();
+        outln!("{}", table.strip_suffix('\n').unwrap_or(&table));
         if args.once {
             return Ok(());
         }
