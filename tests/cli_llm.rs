@@ -104,6 +104,31 @@ fn scrape_with_an_openai_compatible_model_end_to_end() {
     assert!(!stdout.contains(KEY) && !stderr.contains(KEY));
 }
 
+/// `--no-proxy` (and `--proxy`) apply to the model server as to the pages: with a dead proxy in
+/// the environment and `--no-proxy`, the LLM call goes direct (it carries the API key; it must
+/// not go where the user said not to send anything).
+#[test]
+fn the_proxy_flags_apply_to_the_llm_calls_too() {
+    let site = Site::start();
+    let llm = FakeLlmServer::start().unwrap();
+    let out = scraipe()
+        .env("OPENAI_API_KEY", KEY)
+        .env("http_proxy", "http://127.0.0.1:1")
+        .env("all_proxy", "http://127.0.0.1:1")
+        .args(["scrape", "--no-proxy", "--analyzer", "llm"])
+        .args(["--llm-url", &llm.openai_url(), "--llm-model", "m"])
+        .args(["--instruction", "Summarise.", "--llm-retries", "0"])
+        .arg(site.url("/page/3"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rows = jsonl(&out.stdout);
+    assert_eq!(rows[0]["scrape_success"], true, "{}", rows[0]);
+    assert_eq!(rows[0]["analysis_success"], true, "{}", rows[0]);
+    assert_eq!(llm.requests().len(), 1);
+}
+
 #[test]
 fn gemini_failures_become_failed_analyses_not_failed_runs() {
     let site = Site::start();
@@ -182,6 +207,17 @@ fn missing_or_misplaced_llm_options_are_usage_errors() {
             vec!["--analyzer", "text-stats", "--llm-model", "m"],
             2,
             "only applies with --analyzer llm",
+        ),
+        // Budget options with defaults count too, when given another value.
+        (
+            vec!["--llm-concurrency", "7"],
+            2,
+            "--llm-concurrency only applies with --analyzer llm",
+        ),
+        (
+            vec!["--llm-retries", "9"],
+            2,
+            "--llm-retries only applies with --analyzer llm",
         ),
         // The official API without a key.
         (

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scraipe::http::Client;
+use scraipe::http::{Client, Proxy};
 use scraipe::llm::{
     Budget, GeminiAnalyzer, LlmAnalyzer, LlmAnalyzerBuilder, LlmTotals, OpenAiAnalyzer,
 };
@@ -22,6 +22,21 @@ pub fn check_unused(args: &LlmArgs) -> Result<(), CliError> {
         ("--schema", args.schema.is_some()),
         ("--llm-rpm", server.llm_rpm.is_some()),
         ("--llm-tpm", server.llm_tpm.is_some()),
+        // Options with defaults: given when not the default (the default given explicitly
+        // is harmless to ignore).
+        (
+            "--llm-max-content",
+            server.llm_max_content != super::LLM_MAX_CONTENT,
+        ),
+        (
+            "--llm-concurrency",
+            server.llm_concurrency != super::LLM_CONCURRENCY,
+        ),
+        (
+            "--llm-timeout",
+            server.llm_timeout != super::LLM_TIMEOUT_SECS,
+        ),
+        ("--llm-retries", server.llm_retries != super::LLM_RETRIES),
     ];
     match given.iter().find(|(_, set)| *set) {
         Some((flag, _)) => Err(CliError::usage(format!(
@@ -31,11 +46,22 @@ pub fn check_unused(args: &LlmArgs) -> Result<(), CliError> {
     }
 }
 
-/// Builds the analyzer, with `ca_pems` trusted for a self-hosted HTTPS server. Missing or
-/// contradictory options are usage errors (exit 2); unreadable files exit 1.
+/// How the model server is reached: the run's own network options (`--ca-cert`, `--proxy`,
+/// `--no-proxy`), so the LLM calls go where the page requests go.
+pub struct Net<'a> {
+    /// Extra trusted roots, PEM: a self-hosted HTTPS model server.
+    pub ca_pems: &'a [Vec<u8>],
+    /// `--proxy`.
+    pub proxy: Option<&'a str>,
+    /// `--no-proxy`: ignore the environment's proxies.
+    pub no_proxy: bool,
+}
+
+/// Builds the analyzer, reaching the model server as `net` says. Missing or contradictory
+/// options are usage errors (exit 2); unreadable files exit 1.
 pub fn build(
     args: &LlmArgs,
-    ca_pems: &[Vec<u8>],
+    net: &Net<'_>,
     totals: Arc<LlmTotals>,
 ) -> Result<LlmAnalyzer, CliError> {
     let model = args
@@ -55,7 +81,7 @@ pub fn build(
     if instruction.trim().is_empty() {
         return Err(CliError::usage("--instruction is empty"));
     }
-    let mut builder = builder(&args.server, model, instruction, ca_pems, totals)?;
+    let mut builder = builder(&args.server, model, instruction, net, totals)?;
     if let Some(path) = &args.schema {
         if !path.is_file() {
             return Err(format!("cannot read schema file '{}'", path.display()).into());
@@ -73,7 +99,7 @@ pub fn builder(
     args: &LlmServerArgs,
     model: &str,
     instruction: String,
-    ca_pems: &[Vec<u8>],
+    net: &Net<'_>,
     totals: Arc<LlmTotals>,
 ) -> Result<LlmAnalyzerBuilder, CliError> {
     let budget = Budget {
@@ -90,12 +116,19 @@ pub fn builder(
         .read_timeout(budget.call_timeout + Duration::from_secs(5))
         .max_body_size(budget.max_reply_bytes)
         .max_connections_per_host(budget.max_workers);
-    for pem in ca_pems {
+    for pem in net.ca_pems {
         client = client.add_root_certificate_pem(pem);
+    }
+    if let Some(proxy) = net.proxy {
+        let proxy = Proxy::parse(proxy).map_err(|e| CliError::usage(e.message().to_string()))?;
+        client = client.proxy(proxy);
+    }
+    if net.no_proxy {
+        client = client.no_proxy();
     }
     let client = client
         .build()
-        .map_err(|e| format!("unusable CA certificate: {}", e.message()))?;
+        .map_err(|e| format!("cannot set up the LLM client: {}", e.message()))?;
     let mut builder = match args.llm_provider.unwrap_or(LlmProvider::Openai) {
         LlmProvider::Openai => OpenAiAnalyzer::builder(instruction),
         LlmProvider::Gemini => GeminiAnalyzer::builder(instruction),

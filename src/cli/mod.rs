@@ -155,6 +155,12 @@ pub struct LlmArgs {
     pub schema: Option<PathBuf>,
 }
 
+/// Defaults of the LLM budget options (named: `check_unused` tells a given value from them).
+pub const LLM_MAX_CONTENT: u64 = 10_000;
+pub const LLM_CONCURRENCY: u32 = 3;
+pub const LLM_TIMEOUT_SECS: f64 = 60.0;
+pub const LLM_RETRIES: u32 = 3;
+
 /// Which LLM server and model, and the budgets of the calls: the options `scrape --analyzer
 /// llm` and `monitor run` (for `extract = "llm"` rules) share.
 #[derive(Debug, clap::Args)]
@@ -172,16 +178,16 @@ pub struct LlmServerArgs {
     #[arg(long, value_name = "NAME")]
     pub llm_model: Option<String>,
     /// Characters of each page sent to the model (the rest is cut; metadata says so).
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, value_name = "N", default_value_t = LLM_MAX_CONTENT, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub llm_max_content: u64,
     /// LLM calls in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = LLM_CONCURRENCY, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub llm_concurrency: u32,
     /// Limit on one LLM call, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = LLM_TIMEOUT_SECS, value_parser = positive_secs)]
     pub llm_timeout: f64,
     /// Retries of an LLM call after a 429, a 5xx, a timeout or a connection failure.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    #[arg(long, value_name = "N", default_value_t = LLM_RETRIES, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub llm_retries: u32,
     /// LLM requests per minute (evenly spaced).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

@@ -361,11 +361,16 @@ fn run_monitor(args: RunArgs) -> Result<(), CliError> {
     }
     let llm_totals = Arc::new(LlmTotals::new());
     if let Some(model) = &llm_model {
+        let net = super::llm::Net {
+            ca_pems: &ca_pems,
+            proxy: args.proxy.as_deref(),
+            no_proxy: false,
+        };
         let mut llm = super::llm::builder(
             &args.llm,
             model,
             OFFER_INSTRUCTION.to_string(),
-            &ca_pems,
+            &net,
             llm_totals.clone(),
         )?
         .schema(offer_schema());

@@ -125,11 +125,14 @@ pub fn run(args: ScrapeArgs) -> Result<(), super::CliError> {
     let analyzer: Option<Arc<dyn Analyzer>> = match args.analyzer {
         AnalyzerKind::None => None,
         AnalyzerKind::TextStats => Some(Arc::new(TextStatsAnalyzer)),
-        AnalyzerKind::Llm => Some(Arc::new(llm::build(
-            &args.llm,
-            &ca_pems,
-            llm_totals.clone(),
-        )?)),
+        AnalyzerKind::Llm => {
+            let net = llm::Net {
+                ca_pems: &ca_pems,
+                proxy: args.proxy.as_deref(),
+                no_proxy: args.no_proxy,
+            };
+            Some(Arc::new(llm::build(&args.llm, &net, llm_totals.clone())?))
+        }
     };
     if args.analyzer != AnalyzerKind::Llm {
         llm::check_unused(&args.llm)?;
