@@ -121,14 +121,27 @@ pub(crate) fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// `base` + `/path`, unless `base` already ends with the endpoint (`…/chat/completions`).
+/// `base` + `/path`, unless `base` already ends with the endpoint (`…/chat/completions`). A
+/// query on `base` (`?api-version=…`, as Azure and some gateways want) stays a query, after
+/// the path.
 pub(crate) fn join_url(base: &str, path: &str) -> String {
-    let base = base.trim().trim_end_matches('/');
-    if base.ends_with(path.trim_start_matches('/')) {
+    let base = base.trim();
+    let (base, query) = match base.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (base, None),
+    };
+    let base = base.trim_end_matches('/');
+    let path = path.trim_start_matches('/');
+    let mut url = if base.ends_with(path) {
         base.to_string()
     } else {
-        format!("{base}/{}", path.trim_start_matches('/'))
+        format!("{base}/{path}")
+    };
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(query);
     }
+    url
 }
 
 #[cfg(test)]
@@ -160,6 +173,15 @@ mod tests {
             join_url("http://h/v1/chat/completions", "chat/completions"),
             "http://h/v1/chat/completions"
         );
+        assert_eq!(
+            join_url("http://h/v1?api-version=2024-06-01", "chat/completions"),
+            "http://h/v1/chat/completions?api-version=2024-06-01"
+        );
+        assert_eq!(
+            join_url("http://h/v1/chat/completions/?a=1&b=2", "chat/completions"),
+            "http://h/v1/chat/completions?a=1&b=2"
+        );
+        assert_eq!(join_url("http://h/v1?", "x"), "http://h/v1/x");
     }
 
     #[test]
