@@ -130,9 +130,86 @@ pub fn parse_object(text: &str) -> Result<JsonMap, String> {
     into_object(parse_json(text)?)
 }
 
+/// The JSON in a model's reply. Constrained decoding gives bare JSON; without it (a local
+/// server, `json_object` mode) models wrap it: a fence with any language tag (```` ```JSON ````),
+/// prose before or around it, a reasoning model's `<think>…</think>` first. The reply is
+/// taken whole if it parses; else the first fenced block; else the first balanced `{…}` that
+/// parses. Whatever is taken is still validated against the schema afterwards.
 fn parse_json(text: &str) -> Result<Value, String> {
-    let body = strip_fence(text.trim());
-    serde_json::from_str(body).map_err(|e| format!("reply is not JSON: {e}: {}", preview(text)))
+    let whole = text.trim();
+    let first_error = match serde_json::from_str(whole) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let body = strip_thinking(whole);
+    let candidates = [strip_fence(body), fenced_block(body), first_object(body)];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|c| serde_json::from_str(c).ok())
+        .ok_or_else(|| format!("reply is not JSON: {first_error}: {}", preview(text)))
+}
+
+/// Drops reasoning blocks (`<think>…</think>`, any case) at the start of a reply.
+fn strip_thinking(mut text: &str) -> &str {
+    loop {
+        let lower = text.get(..7).map(str::to_ascii_lowercase);
+        if lower.as_deref() != Some("<think>") {
+            return text;
+        }
+        let Some(end) = text.to_ascii_lowercase().find("</think>") else {
+            return text;
+        };
+        text = text[end + "</think>".len()..].trim_start();
+    }
+}
+
+/// A reply that is one fence: its content (after the language tag, if any).
+fn strip_fence(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("```")?;
+    let tag_end = rest
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
+    let rest = &rest[tag_end..];
+    Some(rest.strip_suffix("```").unwrap_or(rest).trim())
+}
+
+/// The content of the first fenced block anywhere in the reply (its language tag skipped).
+fn fenced_block(text: &str) -> Option<&str> {
+    let start = text.find("```")? + 3;
+    let rest = &text[start..];
+    let rest = &rest[rest.find('\n').map_or(0, |n| n + 1)..];
+    let end = rest.find("```").unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+/// The first balanced `{…}` in the reply (braces inside JSON strings are skipped).
+fn first_object(text: &str) -> Option<&str> {
+    let start = text.find('{')?;
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, b) in text.bytes().enumerate().skip(start) {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&text[start..=i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn into_object(value: Value) -> Result<JsonMap, String> {
@@ -145,14 +222,6 @@ fn into_object(value: Value) -> Result<JsonMap, String> {
             Err(format!("reply is JSON but not an object: {cut}{more}"))
         }
     }
-}
-
-fn strip_fence(text: &str) -> &str {
-    let Some(rest) = text.strip_prefix("```") else {
-        return text;
-    };
-    let rest = rest.strip_prefix("json").unwrap_or(rest);
-    rest.strip_suffix("```").unwrap_or(rest).trim()
 }
 
 /// The start of a reply, for error messages: at most 120 characters, on one line.
@@ -204,6 +273,36 @@ fn describe(e: &ValidationError<'_, '_>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_is_found_in_the_shapes_models_wrap_it_in() {
+        let want = json!({"name": "Lamp", "price": 12.5, "note": "a } in a string"});
+        let bare = want.to_string();
+        let replies = [
+            bare.clone(),
+            format!("```json\n{bare}\n```"),
+            format!("```JSON\n{bare}\n```"),
+            format!("```\n{bare}\n```"),
+            format!("Here you go:\n```json\n{bare}\n```\nAnything else?"),
+            format!("Sure! {bare} Hope that helps."),
+            format!("<think>The user wants {{JSON}}.</think>\n{bare}"),
+            format!("<THINK>hmm</THINK>\n```json\n{bare}\n```"),
+        ];
+        for reply in replies {
+            assert_eq!(parse_json(&reply).as_ref(), Ok(&want), "{reply}");
+        }
+        // A whole reply that is JSON but not an object stays what it is (the caller says so).
+        assert_eq!(parse_json("[1, 2]"), Ok(json!([1, 2])));
+        for bad in [
+            "no json here",
+            "{\"open\": ",
+            "```json\n{not json}\n```",
+            "",
+        ] {
+            let e = parse_json(bad).unwrap_err();
+            assert!(e.starts_with("reply is not JSON"), "{bad}: {e}");
+        }
+    }
 
     fn offer() -> OutputSchema {
         OutputSchema::new(json!({
