@@ -240,6 +240,71 @@ fn a_429_with_retry_after_is_waited_out_then_succeeds() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
+/// Gemini says how long to wait in the 429's body (`RetryInfo.retryDelay`), not in a header:
+/// that wait is honoured too, so a rate-limited call does not spend its retries inside the
+/// quota window.
+#[test]
+fn a_gemini_429_waits_for_the_retry_delay_in_its_body() {
+    let server = FakeLlmServer::start().unwrap();
+    server.push(FakeReply::Error {
+        status: 429,
+        retry_after: None,
+        body: json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+            "message": "Quota exceeded. Please retry in 1s.",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]}})
+        .to_string(),
+    });
+    server.push(FakeReply::Answer(json!({"name": "Lamp", "price": 12})));
+    let analyzer = GeminiAnalyzer::builder("Extract the product name and price.")
+        .base_url(server.gemini_url())
+        .api_key("AIza-test-key")
+        .model("gemini-test")
+        .schema(offer_schema())
+        .budget(quick())
+        .build()
+        .unwrap();
+    let r = analyze(&analyzer, "A Lamp for 12 EUR.");
+    assert!(r.success(), "{r}");
+    let seen = server.requests();
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_millis(950),
+        "retryDelay honoured: {gap:?}"
+    );
+}
+
+/// A prompt too long for the model is that prompt's failure: the error may quote the
+/// `response_format` schema's tokens, but it must not make the analyzer drop structured output
+/// for every later page.
+#[test]
+fn a_context_length_error_does_not_downgrade_structured_output() {
+    let server = FakeLlmServer::start().unwrap();
+    server.push(FakeReply::Error {
+        status: 400,
+        retry_after: None,
+        body: json!({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens (including 317 in the response_format schemas.). Please reduce the length of the messages or schemas.",
+            "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+        .to_string(),
+    });
+    server.push(FakeReply::Answer(json!({"name": "Kettle", "price": 1})));
+    let analyzer = openai(&server).build().unwrap();
+    let long = analyze(&analyzer, "a very long page");
+    assert!(!long.success());
+    assert!(
+        long.error().unwrap().contains("maximum context length"),
+        "{long}"
+    );
+    let next = analyze(&analyzer, "a short page");
+    assert!(next.success(), "{next}");
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2, "the long page was sent once");
+    assert_eq!(seen[1].body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        seen[1].body["response_format"]["json_schema"]["strict"],
+        true
+    );
+}
+
 #[test]
 fn persistent_500s_are_retried_within_the_budget_then_reported() {
     let server = FakeLlmServer::start().unwrap();

@@ -17,7 +17,7 @@ use super::budget::{estimate_tokens, Budget, RateLimiter};
 use super::cache::{CacheKey, LlmCache, MemoryCache};
 use super::gemini::{GeminiProvider, GEMINI_BASE_URL};
 use super::openai::{OpenAiProvider, OPENAI_BASE_URL};
-use super::provider::{error_message, Completion, Prompt, Provider};
+use super::provider::{error_message, retry_delay_in_body, Completion, Prompt, Provider};
 use super::retry::{backoff, is_retryable_status, parse_retry_after};
 use super::schema::{parse_object, OutputSchema};
 use super::secret::{scrub, ApiKey};
@@ -652,7 +652,8 @@ impl LlmAnalyzer {
                         if is_retryable_status(status) {
                             let wait = response
                                 .header("retry-after")
-                                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                                .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                                .or_else(|| retry_delay_in_body(response.body()));
                             (format!("{name} answered {status}: {detail}"), true, wait)
                         } else if adaptations < 2
                             && self.provider.adapt(&call, status, response.body())

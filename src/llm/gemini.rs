@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{json, Map, Value};
 
-use super::provider::{join_url, Completion, HttpCall, Prompt, Provider, Usage};
+use super::provider::{
+    is_context_length_error, join_url, Completion, HttpCall, Prompt, Provider, Usage,
+};
 use super::secret::ApiKey;
 
 /// Google's Generative Language API.
@@ -145,7 +147,7 @@ impl Provider for GeminiProvider {
         let about_schema = String::from_utf8_lossy(body)
             .to_ascii_lowercase()
             .contains("schema");
-        if status != 400 || !asked_with_schema || !about_schema {
+        if status != 400 || !asked_with_schema || !about_schema || is_context_length_error(body) {
             return false;
         }
         // Whether this call or a concurrent one turned it off, send again without it.

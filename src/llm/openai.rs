@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde_json::{json, Value};
 
-use super::provider::{join_url, Completion, HttpCall, Prompt, Provider, Usage};
+use super::provider::{
+    is_context_length_error, join_url, Completion, HttpCall, Prompt, Provider, Usage,
+};
 use super::secret::ApiKey;
 
 /// OpenAI's API.
@@ -150,7 +152,7 @@ impl Provider for OpenAiProvider {
     }
 
     fn adapt(&self, call: &HttpCall, status: u16, body: &[u8]) -> bool {
-        if !matches!(status, 400 | 422) {
+        if !matches!(status, 400 | 422) || is_context_length_error(body) {
             return false;
         }
         let text = String::from_utf8_lossy(body).to_ascii_lowercase();

@@ -121,6 +121,42 @@ pub(crate) fn error_message(body: &[u8]) -> String {
     }
 }
 
+/// The wait an error body asks for, where a header does not: Google's APIs (Gemini) put it in
+/// `error.details[]` as a `google.rpc.RetryInfo` with `"retryDelay": "6s"` (or `"6.5s"`), and
+/// send no `Retry-After` on a 429.
+pub(crate) fn retry_delay_in_body(body: &[u8]) -> Option<std::time::Duration> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let details = value.pointer("/error/details")?.as_array()?;
+    details.iter().find_map(|d| {
+        let secs: f64 = d["retryDelay"]
+            .as_str()?
+            .trim()
+            .strip_suffix('s')?
+            .parse()
+            .ok()?;
+        (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+    })
+}
+
+/// Whether an error body is about the request being too long for the model (its context
+/// window). Such an error may quote the `response_format` schema's share of the tokens, but it
+/// is about this one prompt, not about the server refusing structured output: it must not make
+/// a provider drop structured output for the rest of the run.
+pub(crate) fn is_context_length_error(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    [
+        "context_length_exceeded",
+        "context length",
+        "context window",
+        "maximum context",
+        "too many tokens",
+        "reduce the length",
+        "input token count",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
 /// `base` + `/path`, unless `base` already ends with the endpoint (`…/chat/completions`). A
 /// query on `base` (`?api-version=…`, as Azure and some gateways want) stays a query, after
 /// the path.
@@ -147,6 +183,29 @@ pub(crate) fn join_url(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_delay_in_a_google_error_body_and_context_length_errors_are_recognised() {
+        let gemini = br#"{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure"},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "6.5s"}]}}"#;
+        assert_eq!(
+            retry_delay_in_body(gemini),
+            Some(std::time::Duration::from_millis(6500))
+        );
+        for none in [
+            &b"{}"[..],
+            b"not json",
+            br#"{"error": {"details": [{"retryDelay": "soon"}]}}"#,
+        ] {
+            assert_eq!(retry_delay_in_body(none), None);
+        }
+        let openai = br#"{"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens (including 317 in the response_format schemas.). Please reduce the length of the messages or schemas.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}"#;
+        assert!(is_context_length_error(openai));
+        assert!(!is_context_length_error(
+            br#"{"error": {"message": "Invalid schema for response_format 'output': strict mode needs additionalProperties false"}}"#
+        ));
+    }
 
     #[test]
     fn error_messages() {
