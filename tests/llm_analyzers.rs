@@ -305,6 +305,19 @@ fn a_context_length_error_does_not_downgrade_structured_output() {
     );
 }
 
+/// A server that echoes the API key into a valid answer: the key does not reach the result.
+#[test]
+fn an_api_key_echoed_into_an_answer_is_redacted() {
+    let server = FakeLlmServer::start().unwrap();
+    server.push(FakeReply::Answer(
+        json!({"name": "called with Bearer sk-test-key", "price": 1}),
+    ));
+    let analyzer = openai(&server).build().unwrap();
+    let r = analyze(&analyzer, "content");
+    assert!(r.success(), "{r}");
+    assert_eq!(r.output().unwrap()["name"], "called with Bearer [redacted]");
+}
+
 #[test]
 fn persistent_500s_are_retried_within_the_budget_then_reported() {
     let server = FakeLlmServer::start().unwrap();

@@ -526,7 +526,14 @@ impl LlmAnalyzer {
             None => parse_object(&completion.text),
         };
         match parsed {
-            Ok(output) => {
+            Ok(mut output) => {
+                // A key the server echoed into the answer must not reach the results (or the
+                // cache) either.
+                if let Some(api_key) = &self.key {
+                    for value in output.values_mut() {
+                        scrub_value(api_key, value);
+                    }
+                }
                 if let (Some(cache), Some(key)) = (&self.cache, &key) {
                     cache.put(key, &output);
                 }
@@ -703,6 +710,21 @@ impl LlmAnalyzer {
             rt::sleep(delay).await;
             retries += 1;
         }
+    }
+}
+
+/// Replaces the API key in every string of `value` (see [`ApiKey::scrub`]).
+fn scrub_value(key: &ApiKey, value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            let scrubbed = key.scrub(s);
+            if scrubbed != *s {
+                *s = scrubbed;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(key, v)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub_value(key, v)),
+        _ => {}
     }
 }
 
