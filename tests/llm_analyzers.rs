@@ -318,6 +318,65 @@ fn an_api_key_echoed_into_an_answer_is_redacted() {
     assert_eq!(r.output().unwrap()["name"], "called with Bearer [redacted]");
 }
 
+/// A failure every call would meet (a rejected key; a server that cannot be reached) is not
+/// paid for again by every page: the analyzer stops sending for a while and says why.
+#[test]
+fn failures_every_call_would_meet_stop_the_calls_for_a_while() {
+    let server = FakeLlmServer::start().unwrap();
+    server.push(FakeReply::Error {
+        status: 401,
+        retry_after: None,
+        body: json!({"error": {"message": "Incorrect API key provided"}}).to_string(),
+    });
+    let analyzer = openai(&server).no_cache().build().unwrap();
+    let results: Vec<AnalysisResult> = (0..5)
+        .map(|i| analyze(&analyzer, &format!("page {i}")))
+        .collect();
+    assert_eq!(server.requests().len(), 1, "one request found out");
+    assert!(results[0].error().unwrap().contains("check the API key"));
+    for r in &results[1..] {
+        let e = r.error().unwrap();
+        assert!(
+            e.starts_with("not sent: ") && e.contains("check the API key"),
+            "{e}"
+        );
+    }
+
+    // Nothing listens: three calls in a row find out (each after its own retries), the rest
+    // fail at once.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable = OpenAiAnalyzer::builder("x")
+        .base_url(format!("http://{dead}/v1"))
+        .api_key("sk-test-key")
+        .model("m")
+        .no_cache()
+        .budget(Budget {
+            max_retries: 1,
+            ..quick()
+        })
+        .build()
+        .unwrap();
+    let errors: Vec<String> = (0..6)
+        .map(|i| {
+            analyze(&unreachable, &format!("page {i}"))
+                .error()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        errors[..3].iter().all(|e| !e.starts_with("not sent")),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3..].iter().all(|e| e.starts_with("not sent")),
+        "{errors:?}"
+    );
+}
+
 #[test]
 fn persistent_500s_are_retried_within_the_budget_then_reported() {
     let server = FakeLlmServer::start().unwrap();
@@ -646,12 +705,12 @@ fn the_api_key_appears_in_no_output_error_debug_or_log_line() {
         retry_after: Some("0".into()),
         body: echo.clone(),
     });
+    server.push(FakeReply::Text(format!("not json {KEY}")));
     server.push(FakeReply::Error {
         status: 401,
         retry_after: None,
         body: echo.clone(),
     });
-    server.push(FakeReply::Text(format!("not json {KEY}")));
 
     let analyzer = openai(&server).api_key(KEY).no_cache().build().unwrap();
     let mut everything = vec![format!("{analyzer:?}")];
@@ -665,7 +724,7 @@ fn the_api_key_appears_in_no_output_error_debug_or_log_line() {
     assert_eq!(
         server.requests().len(),
         3,
-        "503, retried into a 401, then the prose reply"
+        "503 retried into the prose reply, then a 401"
     );
     // The key was sent, as a header, every time.
     for req in server.requests() {

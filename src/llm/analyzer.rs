@@ -13,6 +13,7 @@ use crate::results::{AnalysisResult, JsonMap};
 use crate::rt::{self, sync::Semaphore};
 use crate::traits::AsyncAnalyzer;
 
+use super::breaker::{self, Breaker, Failure};
 use super::budget::{estimate_tokens, Budget, RateLimiter};
 use super::cache::{CacheKey, LlmCache, MemoryCache};
 use super::gemini::{GeminiProvider, GEMINI_BASE_URL};
@@ -345,6 +346,7 @@ impl LlmAnalyzerBuilder {
             client,
             cache,
             totals: self.totals.unwrap_or_default(),
+            breaker: Breaker::default(),
         })
     }
 }
@@ -405,6 +407,8 @@ pub struct LlmAnalyzer {
     workers: Semaphore,
     cache: Option<Arc<dyn LlmCache>>,
     totals: Arc<LlmTotals>,
+    /// Stops calling a server that fails every call the same way (see `breaker.rs`).
+    breaker: Breaker,
 }
 
 impl fmt::Debug for LlmAnalyzer {
@@ -595,6 +599,14 @@ impl LlmAnalyzer {
         // Each refusal of a way of asking steps the provider back once; two steps at most
         // (strict schema → loose schema → JSON object).
         let mut adaptations = 0u32;
+        if let Some(reason) = self.breaker.refuses(Instant::now()) {
+            return Err(CallError {
+                message: format!(
+                    "not sent: an earlier call failed the way every call would: {reason}"
+                ),
+                attempts: 0,
+            });
+        }
         loop {
             self.limiter.acquire(estimate).await;
             let call = self.provider.request(&prompt, self.key.as_ref());
@@ -612,88 +624,138 @@ impl LlmAnalyzer {
                 message: scrub(self.key.as_ref(), &message),
                 attempts: attempt,
             };
-            // (message, retryable, server-requested delay)
-            let (message, retryable, retry_after) =
-                match rt::timeout(budget.call_timeout, request.send()).await {
-                    Err(_) => {
-                        self.limiter.settle(estimate, 0);
-                        (
-                            format!(
-                                "no reply from {name} within {:.1} s",
-                                budget.call_timeout.as_secs_f64()
-                            ),
-                            true,
-                            None,
-                        )
-                    }
-                    Ok(Err(e)) => {
-                        self.limiter.settle(estimate, 0);
-                        let retryable = matches!(
-                            e.kind(),
-                            ErrorKind::Timeout
-                                | ErrorKind::Connect
-                                | ErrorKind::Incomplete
-                                | ErrorKind::Io
-                                | ErrorKind::Dns
-                        );
-                        (http_message(&e, budget.max_reply_bytes), retryable, None)
-                    }
-                    Ok(Ok(response)) if response.is_success() => {
-                        return match self.provider.parse(response.body()) {
-                            Ok(c) => {
-                                let used = if c.usage.total_tokens > 0 {
-                                    c.usage.total_tokens
-                                } else {
-                                    estimate
-                                };
-                                self.limiter.settle(estimate, used);
-                                Ok((c, attempt))
-                            }
-                            Err(m) => Err(give_up(m)),
-                        };
-                    }
-                    Ok(Ok(response)) => {
-                        self.limiter.settle(estimate, 0);
-                        let status = response.status();
-                        let detail = error_message(response.body());
-                        if is_retryable_status(status) {
-                            let wait = response
-                                .header("retry-after")
-                                .and_then(|v| parse_retry_after(v, SystemTime::now()))
-                                .or_else(|| retry_delay_in_body(response.body()));
-                            (format!("{name} answered {status}: {detail}"), true, wait)
-                        } else if adaptations < 2
-                            && self.provider.adapt(&call, status, response.body())
-                        {
-                            adaptations += 1;
-                            log::info!(
-                                "{name}: the server refused the structured-output request \
-                                 ({status}: {}); now asking with {}",
-                                scrub(self.key.as_ref(), &detail),
-                                self.provider.output_mode(true)
-                            );
-                            continue;
-                        } else {
-                            let hint = match status {
-                                401 | 403 => " (check the API key)",
-                                404 => " (check the server URL and the model name)",
-                                _ => "",
+            // (message, retryable, server-requested delay, what it says about the server)
+            let (message, retryable, retry_after, failure) = match rt::timeout(
+                budget.call_timeout,
+                request.send(),
+            )
+            .await
+            {
+                Err(_) => {
+                    self.limiter.settle(estimate, 0);
+                    (
+                        format!(
+                            "no reply from {name} within {:.1} s",
+                            budget.call_timeout.as_secs_f64()
+                        ),
+                        true,
+                        None,
+                        Failure::Unreachable,
+                    )
+                }
+                Ok(Err(e)) => {
+                    self.limiter.settle(estimate, 0);
+                    let retryable = matches!(
+                        e.kind(),
+                        ErrorKind::Timeout
+                            | ErrorKind::Connect
+                            | ErrorKind::Incomplete
+                            | ErrorKind::Io
+                            | ErrorKind::Dns
+                    );
+                    let failure = match e.kind() {
+                        ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Dns => {
+                            Failure::Unreachable
+                        }
+                        _ => Failure::ThisCall,
+                    };
+                    (
+                        http_message(&e, budget.max_reply_bytes),
+                        retryable,
+                        None,
+                        failure,
+                    )
+                }
+                Ok(Ok(response)) if response.is_success() => {
+                    self.breaker.success();
+                    return match self.provider.parse(response.body()) {
+                        Ok(c) => {
+                            let used = if c.usage.total_tokens > 0 {
+                                c.usage.total_tokens
+                            } else {
+                                estimate
                             };
-                            (
-                                format!("{name} answered {status}{hint}: {detail}"),
+                            self.limiter.settle(estimate, used);
+                            Ok((c, attempt))
+                        }
+                        Err(m) => Err(give_up(m)),
+                    };
+                }
+                Ok(Ok(response)) => {
+                    self.limiter.settle(estimate, 0);
+                    let status = response.status();
+                    let detail = error_message(response.body());
+                    // OpenAI's "out of credit" is a 429 that no wait cures.
+                    let no_quota = status == 429
+                        && String::from_utf8_lossy(response.body()).contains("insufficient_quota");
+                    if no_quota {
+                        (
+                                format!("{name} answered {status} (the account has no quota left): {detail}"),
                                 false,
                                 None,
+                                Failure::Config,
                             )
-                        }
+                    } else if is_retryable_status(status) {
+                        let wait = response
+                            .header("retry-after")
+                            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                            .or_else(|| retry_delay_in_body(response.body()));
+                        (
+                            format!("{name} answered {status}: {detail}"),
+                            true,
+                            wait,
+                            Failure::ThisCall,
+                        )
+                    } else if adaptations < 2 && self.provider.adapt(&call, status, response.body())
+                    {
+                        adaptations += 1;
+                        log::info!(
+                            "{name}: the server refused the structured-output request \
+                                 ({status}: {}); now asking with {}",
+                            scrub(self.key.as_ref(), &detail),
+                            self.provider.output_mode(true)
+                        );
+                        continue;
+                    } else {
+                        let (hint, failure) = match status {
+                            401 | 403 => (" (check the API key)", Failure::Config),
+                            404 => (
+                                " (check the server URL and the model name)",
+                                Failure::Config,
+                            ),
+                            _ => ("", Failure::ThisCall),
+                        };
+                        (
+                            format!("{name} answered {status}{hint}: {detail}"),
+                            false,
+                            None,
+                            failure,
+                        )
                     }
-                };
+                }
+            };
             if !retryable || retries >= budget.max_retries {
                 let message = if retries > 0 {
                     format!("{message} (gave up after {attempt} attempts)")
                 } else {
                     message
                 };
-                return Err(give_up(message));
+                let error = give_up(message);
+                if self
+                    .breaker
+                    .failure(failure, &error.message, Instant::now())
+                {
+                    log::error!(
+                        "{}; the next LLM calls fail at once, without a request, for {} s",
+                        error.message,
+                        match failure {
+                            Failure::Config => breaker::CONFIG_PAUSE,
+                            _ => breaker::UNREACHABLE_PAUSE,
+                        }
+                        .as_secs()
+                    );
+                }
+                return Err(error);
             }
             let delay = match retry_after {
                 Some(d) => d.min(budget.max_retry_after),

@@ -29,6 +29,7 @@
 //! ```
 
 mod analyzer;
+mod breaker;
 mod budget;
 mod cache;
 pub mod fake;
