@@ -550,6 +550,11 @@ impl LlmAnalyzer {
                     Some("length" | "MAX_TOKENS") => {
                         format!("{message} (the answer was cut off at the model's token limit)")
                     }
+                    Some(
+                        r @ ("content_filter" | "SAFETY" | "RECITATION" | "PROHIBITED_CONTENT"),
+                    ) => {
+                        format!("{message} (the provider's filter stopped the answer: {r})")
+                    }
                     _ => message,
                 };
                 self.failed(scrub(self.key.as_ref(), &message), meta, started)

@@ -118,8 +118,13 @@ impl Provider for OpenAiProvider {
     }
 
     fn parse(&self, body: &[u8]) -> Result<Completion, String> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| format!("the server's reply is not JSON: {e}"))?;
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            format!(
+                "the server's reply is not JSON ({e}); it began {} — is --llm-url the API's \
+                 base URL (…/v1)?",
+                super::schema::preview(&String::from_utf8_lossy(body))
+            )
+        })?;
         let choice = v
             .pointer("/choices/0")
             .ok_or("unexpected reply from the server: no choices[0]")?;
@@ -127,10 +132,22 @@ impl Provider for OpenAiProvider {
         if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
             return Err(format!("the model refused: {refusal}"));
         }
-        let text = message
-            .get("content")
-            .and_then(Value::as_str)
-            .ok_or("unexpected reply from the server: no choices[0].message.content")?;
+        let finish = choice.get("finish_reason").and_then(Value::as_str);
+        let text = match message.get("content").and_then(Value::as_str) {
+            Some(text) => text,
+            None if finish == Some("content_filter") => {
+                return Err("the provider's content filter withheld the answer \
+                            (finish_reason content_filter)"
+                    .into())
+            }
+            None => {
+                return Err(format!(
+                    "unexpected reply from the server: no choices[0].message.content \
+                     (finish_reason {})",
+                    finish.unwrap_or("none")
+                ))
+            }
+        };
         let count = |name: &str| v.pointer(&format!("/usage/{name}")).and_then(Value::as_u64);
         let (prompt, completion) = (
             count("prompt_tokens").unwrap_or(0),
@@ -283,6 +300,15 @@ mod tests {
             "the model refused: no"
         );
         assert!(p.parse(b"{}").unwrap_err().contains("no choices[0]"));
+        let filtered = br#"{"choices": [{"message": {"role": "assistant", "content": null}, "finish_reason": "content_filter"}]}"#;
+        assert!(p.parse(filtered).unwrap_err().contains("content filter"));
+        let html = p
+            .parse(b"<!doctype html><html><title>Open WebUI</title>")
+            .unwrap_err();
+        assert!(
+            html.contains("<!doctype html>") && html.contains("--llm-url"),
+            "{html}"
+        );
         assert!(p.parse(b"<html>").unwrap_err().contains("not JSON"));
     }
 }
