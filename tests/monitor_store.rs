@@ -64,6 +64,7 @@ suite!(
     recorded_links_wait_for_their_window,
     events_follow_changes_only_and_carry_the_previous_offer,
     a_price_written_differently_is_not_a_change,
+    a_currency_change_splits_the_price_series,
     delivery_progress_is_kept_until_every_sink_has_the_event,
     robots_answers_are_cached,
     history_series_and_latest_events_agree,
@@ -285,6 +286,33 @@ fn a_price_written_differently_is_not_a_change(store: &Arc<dyn Store>) {
             (p("12.500"), p("12.05")),
             (p("12.050"), p("120"))
         ]
+    );
+}
+
+/// The report draws one chart per series under the series' currency: a shop that switched from
+/// EUR to USD gets two, each true of its points.
+fn a_currency_change_splits_the_price_series(store: &Arc<dyn Store>) {
+    store.sync_watch_list(&urls(1)).unwrap();
+    let id = due(store, 1, 0)[0].id;
+    for (i, (price, currency)) in [("1.00", "EUR"), ("1.10", "EUR"), ("1.20", "USD")]
+        .iter()
+        .enumerate()
+    {
+        let mut o = offer(price, Availability::InStock);
+        o.currency = Some(currency.to_string());
+        store.record(ok(id, 10 + i as i64, o)).unwrap();
+    }
+    store.flush().unwrap();
+    let mut series = Vec::new();
+    store
+        .price_series(&mut |s| {
+            series.push((s.currency, s.points.len()));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        series,
+        [(Some("EUR".to_string()), 2), (Some("USD".to_string()), 1)]
     );
 }
 

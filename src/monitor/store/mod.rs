@@ -253,10 +253,58 @@ pub struct PriceSeries {
     pub link: String,
     /// The last known name.
     pub name: Option<String>,
-    /// The last known currency.
+    /// The currency of these points (a link whose currency changed has one series per run
+    /// of the same currency).
     pub currency: Option<String>,
     /// (epoch ms, price, availability) of each successful observation, oldest first.
     pub points: Vec<(i64, String, String)>,
+}
+
+/// Hands `points` (epoch ms, price, availability, the observation's currency) of one link to
+/// `each` as one series per run of the same currency, oldest first, so a chart's currency is
+/// true of every point on it (a shop that switched from EUR to USD gets two). A point without a
+/// currency stays in the run it is in; a link whose points name none gets `fallback` (the
+/// link's last known currency).
+pub(crate) fn series_by_currency(
+    link: &str,
+    name: Option<String>,
+    fallback: Option<String>,
+    points: Vec<(i64, String, String, Option<String>)>,
+    each: &mut dyn FnMut(PriceSeries) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut run: Option<PriceSeries> = None;
+    for (at, price, availability, currency) in points {
+        let currency = currency.filter(|c| !c.is_empty());
+        if let Some(series) = run.as_mut() {
+            if currency.is_none() || currency == series.currency {
+                series.points.push((at, price, availability));
+                continue;
+            }
+            if series.currency.is_none() {
+                series.currency = currency;
+                series.points.push((at, price, availability));
+                continue;
+            }
+        }
+        if let Some(done) = run.take() {
+            each(done)?;
+        }
+        run = Some(PriceSeries {
+            link: link.to_string(),
+            name: name.clone(),
+            currency,
+            points: vec![(at, price, availability)],
+        });
+    }
+    match run {
+        Some(mut last) => {
+            if last.currency.is_none() {
+                last.currency = fallback;
+            }
+            each(last)
+        }
+        None => Ok(()),
+    }
 }
 
 /// A stored change event, for the report.

@@ -10,8 +10,8 @@ use super::schema;
 use super::writer::{self, WriteCmd};
 use super::writer_thread::WriterThread;
 use super::{
-    CheckRecord, DueLink, DueQuery, EventAck, HistoryRow, PendingEvent, PriceSeries, RobotsRecord,
-    StatusSummary, Store, StoreError, StoredEvent, WatchListSync,
+    series_by_currency, CheckRecord, DueLink, DueQuery, EventAck, HistoryRow, PendingEvent,
+    PriceSeries, RobotsRecord, StatusSummary, Store, StoreError, StoredEvent, WatchListSync,
 };
 use crate::llm::{CacheKey, LlmCache};
 use crate::monitor::change::{ChangeEvent, OfferKey};
@@ -349,39 +349,38 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let conn = self.reader.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT l.id, l.url, l.name, l.currency, o.observed_ms, o.price, o.availability
+            "SELECT l.id, l.url, l.name, l.currency, o.observed_ms, o.price, o.availability,
+                    o.currency
              FROM observations o JOIN links l ON l.id = o.link_id
              WHERE o.outcome IN ('ok', 'not_modified') AND o.price IS NOT NULL
              ORDER BY l.url, o.observed_ms, o.id",
         )?;
         let mut rows = stmt.query([])?;
-        let mut current: Option<(i64, PriceSeries)> = None;
+        type Link = (i64, String, Option<String>, Option<String>);
+        let mut current: Option<(Link, Vec<(i64, String, String, Option<String>)>)> = None;
+        let mut emit = |(link, points): (Link, Vec<_>)| {
+            let (_, url, name, currency) = link;
+            series_by_currency(&url, name, currency, points, each)
+        };
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            if current.as_ref().is_none_or(|(cid, _)| *cid != id) {
-                if let Some((_, done)) = current.take() {
-                    each(done)?;
+            if current.as_ref().is_none_or(|((cid, ..), _)| *cid != id) {
+                if let Some(done) = current.take() {
+                    emit(done)?;
                 }
-                current = Some((
-                    id,
-                    PriceSeries {
-                        link: r.get(1)?,
-                        name: r.get(2)?,
-                        currency: r.get(3)?,
-                        points: Vec::new(),
-                    },
-                ));
+                current = Some(((id, r.get(1)?, r.get(2)?, r.get(3)?), Vec::new()));
             }
-            if let Some((_, series)) = current.as_mut() {
-                series.points.push((
+            if let Some((_, points)) = current.as_mut() {
+                points.push((
                     r.get(4)?,
                     r.get(5)?,
                     r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                    r.get(7)?,
                 ));
             }
         }
-        if let Some((_, done)) = current {
-            each(done)?;
+        if let Some(done) = current {
+            emit(done)?;
         }
         Ok(())
     }

@@ -47,8 +47,8 @@ use self::keys::{host_of_url, split_origin};
 use self::writer::WriteCmd;
 use super::writer_thread::WriterThread;
 use super::{
-    CheckRecord, DueLink, DueQuery, EventAck, HistoryRow, PendingEvent, PriceSeries, RobotsRecord,
-    StatusSummary, Store, StoreError, StoredEvent, WatchListSync,
+    series_by_currency, CheckRecord, DueLink, DueQuery, EventAck, HistoryRow, PendingEvent,
+    PriceSeries, RobotsRecord, StatusSummary, Store, StoreError, StoredEvent, WatchListSync,
 };
 use crate::monitor::change::{ChangeEvent, OfferKey};
 use crate::monitor::clock::rfc3339;
@@ -827,21 +827,13 @@ impl Store for RedisStore {
             let meta: HashMap<i64, (Option<String>, Option<String>)> =
                 chunk.iter().map(|(id, _)| *id).zip(meta).collect();
             self.histories(chunk, |(id, url), rows| {
-                let points: Vec<(i64, String, String)> = rows
+                let points: Vec<(i64, String, String, Option<String>)> = rows
                     .into_iter()
                     .filter(|r| matches!(r.r.as_str(), "ok" | "not_modified") && !r.p.is_empty())
-                    .map(|r| (r.o.parse().unwrap_or(0), r.p, r.a))
+                    .map(|r| (r.o.parse().unwrap_or(0), r.p, r.a, Some(r.c)))
                     .collect();
-                if points.is_empty() {
-                    return Ok(());
-                }
                 let (name, currency) = meta.get(id).cloned().unwrap_or_default();
-                each(PriceSeries {
-                    link: url.clone(),
-                    name: opt(name),
-                    currency: opt(currency),
-                    points,
-                })
+                series_by_currency(url, opt(name), opt(currency), points, each)
             })?;
         }
         Ok(())
