@@ -30,7 +30,6 @@ use crate::http::{Client, Response};
 use crate::llm::LlmAnalyzer;
 use crate::offer::{extract_offer, offer_from_llm, Rules};
 use crate::politeness::HostLimiter;
-use crate::rt::sync::Semaphore;
 
 /// The longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
@@ -53,9 +52,6 @@ pub struct Checker {
     pub gate: HostLimiter,
     /// Per-host politeness across workers sharing the store (issue 13); `None` alone.
     pub shared_gate: Option<SharedGate>,
-    /// The run's check slots (`--concurrency`): a check takes one only once its host lets it
-    /// send, so links waiting for a busy or slow host do not keep other hosts' links waiting.
-    pub slots: Arc<Semaphore>,
     /// The window, for backoff.
     pub every: Duration,
     /// Asked for the offer of pages under an `extract = "llm"` rule.
@@ -166,8 +162,6 @@ impl Checker {
                 Some(g) => Some(g.acquire(&key, crawl_delay).await),
                 None => None,
             };
-            // Never closed, so this cannot fail.
-            let _slot = self.slots.acquire().await;
             let mut request = self.client.get(url.as_str());
             if let Some(etag) = &link.etag {
                 request = request.if_none_match(etag);

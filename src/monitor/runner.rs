@@ -2,9 +2,10 @@
 //!
 //! The loop runs on scraipe's runtime. It claims due links from the store in batches (never a
 //! link already in flight), runs at most `concurrency` checks at once, each behind the per-host
-//! gate (`per_host` at once, robots.txt `Crawl-delay` and `Retry-After` spacing; a check takes
-//! its slot only once its host lets it send), hands results to the store's writer, and delivers
-//! change events from the outbox about once a second.
+//! gate (`per_host` at once, robots.txt `Crawl-delay` and `Retry-After` spacing; a host held
+//! back by a long `Retry-After` turns its checks into "held back" records at once), hands
+//! results to the store's writer, and delivers change events from the outbox about once a
+//! second.
 //! `once` checks what is due at the start and returns; otherwise it runs until `stop_when`
 //! says so, then gives in-flight checks a short grace, abandons the rest (they are redone next
 //! time), delivers what it can and flushes.
@@ -347,7 +348,6 @@ impl MonitorBuilder {
             robots,
             gate,
             shared_gate,
-            slots: Arc::new(Semaphore::new(self.concurrency)),
             every: self.every,
             llm: self.llm,
         };
@@ -475,13 +475,10 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
     let renew_every = (inner.lease / 3).max(Duration::from_millis(100));
     let mut next_renewal = Instant::now() + renew_every;
     let in_flight: Arc<Mutex<HashSet<LinkId>>> = Arc::new(Mutex::new(HashSet::new()));
+    let slots = Arc::new(Semaphore::new(inner.concurrency));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut claimed: HashSet<LinkId> = HashSet::new();
     let batch = (inner.concurrency * 4).max(64);
-    // Claimed links may wait for their host (per-host limit, Crawl-delay) without a check
-    // slot; while slots are free, more are claimed, up to this many in flight, so a site with
-    // many slow pages does not keep the others' links from being claimed at all.
-    let max_in_flight = batch * 4;
     let mut next_claim = Instant::now();
     let mut next_delivery = Instant::now() + Duration::from_secs(1);
     let mut next_progress = Instant::now();
@@ -494,9 +491,7 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
         }
         let now = Instant::now();
         let busy = in_flight.lock().len();
-        let idle_slots = inner.checker.slots.available_permits() > 0;
-        if now >= next_claim && (busy < batch / 2 || (idle_slots && busy < max_in_flight)) {
-            let want = (max_in_flight - busy).min(batch);
+        if now >= next_claim && busy < batch / 2 {
             // Snapshot the in-flight set *before* flushing: a check that finishes in between
             // has sent its record before leaving the set, so the flush makes it visible.
             let snapshot: HashSet<LinkId> = in_flight.lock().clone();
@@ -507,9 +502,9 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 // A leasing store never hands out what is in flight, and every link it hands
                 // out is leased to us: take only what we will check now.
                 limit: if store.shared() {
-                    want
+                    batch - busy
                 } else {
-                    want + snapshot.len()
+                    batch + snapshot.len()
                 },
             };
             let due = blocking(&store, move |s| {
@@ -522,7 +517,7 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                 .filter(|l| !snapshot.contains(&l.id))
                 // `once` checks each link at most once, even one whose record was lost.
                 .filter(|l| !inner.once || claimed.insert(l.id))
-                .take(want)
+                .take(batch - busy)
                 .collect();
             if fresh.is_empty() {
                 if inner.once && busy == 0 {
@@ -538,11 +533,12 @@ async fn drive(inner: Arc<Inner>) -> Result<RunSummary, super::store::StoreError
                     set: in_flight.clone(),
                     id: link.id,
                 };
-                let inner = inner.clone();
+                let (inner, slots) = (inner.clone(), slots.clone());
                 tasks.spawn(async move {
                     // Leaves the set however the task ends (even by a panic or an abort), and
                     // only after the record was handed to the store (see the claim above).
                     let _guard = guard;
+                    let _slot = slots.acquire().await;
                     let record = inner.checker.check(&link).await;
                     log::debug!(
                         "{}: {} {:?} {}",

@@ -356,8 +356,10 @@ impl Store for SqliteStore {
              ORDER BY l.url, o.observed_ms, o.id",
         )?;
         let mut rows = stmt.query([])?;
+        // (id, url, name, the link's currency) and its points so far.
         type Link = (i64, String, Option<String>, Option<String>);
-        let mut current: Option<(Link, Vec<(i64, String, String, Option<String>)>)> = None;
+        type Points = Vec<(i64, String, String, Option<String>)>;
+        let mut current: Option<(Link, Points)> = None;
         let mut emit = |(link, points): (Link, Vec<_>)| {
             let (_, url, name, currency) = link;
             series_by_currency(&url, name, currency, points, each)
