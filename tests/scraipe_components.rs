@@ -201,6 +201,62 @@ fn multi_scraper_calls_sync_scrapers_from_inside_its_tasks() {
     assert_eq!(multi.scrape("z").content(), Some("bridged z"));
 }
 
+/// Blocks its thread, as a scraper over `std::net` or a blocking HTTP client does.
+struct SleepySync(Duration);
+impl Scraper for SleepySync {
+    fn scrape(&self, link: &str) -> ScrapeResult {
+        std::thread::sleep(self.0);
+        ScrapeResult::succeed(link, "late")
+    }
+}
+
+struct PanickingSync;
+impl Scraper for PanickingSync {
+    fn scrape(&self, _: &str) -> ScrapeResult {
+        panic!("intentional sync scraper panic")
+    }
+}
+
+/// A synchronous scraper that blocks its thread runs off the event loop: the MultiScraper's
+/// timeout ends each link, links run side by side, and other users of the shared executor do
+/// not wait for it. A panicking one is a failed rule, and the next rule answers.
+#[test]
+fn a_blocking_sync_scraper_in_a_multi_scraper_holds_neither_the_timeout_nor_the_executor() {
+    let multi = Arc::new(
+        MultiScraper::new(vec![IngressRule::new(
+            ".*",
+            Arc::new(SleepySync(Duration::from_millis(700))),
+        )
+        .unwrap()])
+        .max_workers(4)
+        .timeout(Some(Duration::from_millis(200))),
+    );
+    let other = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        assert_eq!(Named("quick").scrape("q").content(), Some("quick"));
+        started.elapsed()
+    });
+    let started = Instant::now();
+    let links: Vec<String> = (0..4).map(|i| format!("https://b{i}.example")).collect();
+    let results: Vec<_> = multi.scrape_multiple(links).collect();
+    let took = started.elapsed();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|(_, r)| !r.success()), "{results:?}");
+    assert!(took < Duration::from_millis(650), "took {took:?}");
+    let other_took = other.join().unwrap();
+    assert!(
+        other_took < Duration::from_millis(300),
+        "another scrape waited {other_took:?}"
+    );
+
+    let fallback = MultiScraper::new(vec![
+        IngressRule::new(".*", Arc::new(PanickingSync)).unwrap(),
+        IngressRule::new(".*", Arc::new(Named("second"))).unwrap(),
+    ]);
+    assert_eq!(fallback.scrape("p").content(), Some("second"));
+}
+
 struct Fixed(JsonMap);
 impl Analyzer for Fixed {
     fn analyze(&self, _: &str) -> AnalysisResult {

@@ -1,14 +1,13 @@
 //! [`MultiScraper`]: route each link to the scrapers whose rules match it.
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use regex::Regex;
 
-use crate::executor::{guarded, panic_message, TaskError, DEFAULT_TIMEOUT};
+use crate::executor::{guarded, AsyncExecutorExt, AsyncManager, DEFAULT_TIMEOUT};
 use crate::results::ScrapeResult;
 use crate::traits::{AsyncScraper, Scraper};
 
@@ -94,8 +93,9 @@ impl fmt::Debug for IngressRule {
 ///   error).
 ///
 /// Async scrapers are awaited (each within its own [`timeout`](AsyncScraper::timeout), so a
-/// hung scraper falls through to the next rule); synchronous ones are called right from the
-/// task, which may block on the sync bridge — the runtime keeps the event loop going.
+/// hung scraper falls through to the next rule); synchronous ones run on the blocking pool, so
+/// one that blocks (a `std::net` or blocking-client fetch, a sleep) holds neither the event
+/// loop nor other links, and [`timeout`](MultiScraper::timeout) still ends the link.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -182,8 +182,14 @@ impl MultiScraper {
     async fn run_rule(rule: &IngressRule, link: &str) -> ScrapeResult {
         let out = match rule.scraper.as_async() {
             Some(scraper) => guarded(scraper.async_scrape(link), scraper.timeout()).await,
-            None => catch_unwind(AssertUnwindSafe(|| rule.scraper.scrape(link)))
-                .map_err(|payload| TaskError::Panicked(panic_message(payload))),
+            // A synchronous scraper may block (std::net, a blocking HTTP client, a sleep): it
+            // runs on the blocking pool, so the timeout and every other task keep running.
+            None => {
+                let (scraper, link) = (rule.scraper.clone(), link.to_string());
+                AsyncManager::get_executor()
+                    .spawn_blocking(move || scraper.scrape(&link))
+                    .await
+            }
         };
         out.unwrap_or_else(|e| ScrapeResult::fail(link, e.to_string()))
     }
