@@ -310,6 +310,86 @@ fn dedupe_overwrite_and_retry_rules() {
     assert_eq!(workflow.get_analyses().len(), 2);
 }
 
+/// Content per call from a script: `(link, Some(content))` succeeds, `None` fails.
+struct Scripted(Mutex<Vec<(&'static str, Option<&'static str>)>>);
+impl Scraper for Scripted {
+    fn scrape(&self, link: &str) -> ScrapeResult {
+        let mut script = self.0.lock().unwrap();
+        let at = script
+            .iter()
+            .position(|(l, _)| *l == link)
+            .expect("scripted");
+        match script.remove(at).1 {
+            Some(content) => ScrapeResult::succeed(link, content),
+            None => ScrapeResult::fail(link, "gone"),
+        }
+    }
+}
+
+/// A re-scrape that changed the content (or failed) drops the analysis of the old content, so
+/// `analyze(false)` looks at the new one; the same content keeps it.
+#[test]
+fn a_rescrape_with_new_content_drops_the_old_analysis() {
+    let scraper = Arc::new(Scripted(Mutex::new(vec![
+        ("same", Some("one two three")),
+        ("changed", Some("one two three")),
+        ("failed", Some("one two three")),
+        ("same", Some("one two three")),
+        ("changed", Some("one two three four")),
+        ("failed", None),
+    ])));
+    let mut workflow = Workflow::new(scraper, Arc::new(TextStatsAnalyzer));
+    workflow.scrape(["same", "changed", "failed"], false);
+    assert_eq!(workflow.analyze(false).len(), 3);
+    workflow.scrape(["same", "changed", "failed"], true);
+    let again = workflow.analyze(false);
+    let links: Vec<&str> = again.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        links,
+        ["changed"],
+        "only the changed page is analysed again"
+    );
+    assert_eq!(again[0].1.output().unwrap()["word_count"], 4);
+    let analyses = workflow.get_analyses();
+    assert!(
+        !analyses.iter().any(|(l, _)| l == "failed"),
+        "a failed re-scrape keeps no analysis of the page it no longer has"
+    );
+    assert!(analyses.iter().any(|(l, _)| l == "same"));
+}
+
+/// A `scrape_multiple` that returns rows nobody asked for, or a second row for a link, adds
+/// nothing to the store and replaces nothing: the first row for a requested link is kept.
+#[test]
+fn unrequested_and_repeated_rows_are_ignored() {
+    struct Chatty;
+    impl Scraper for Chatty {
+        fn scrape(&self, link: &str) -> ScrapeResult {
+            ScrapeResult::succeed(link, "first")
+        }
+        fn scrape_multiple(
+            self: Arc<Self>,
+            links: Vec<String>,
+        ) -> Box<dyn Iterator<Item = (String, ScrapeResult)> + Send> {
+            let mut rows: Vec<(String, ScrapeResult)> = links
+                .iter()
+                .map(|l| (l.clone(), ScrapeResult::succeed(l.as_str(), "first")))
+                .collect();
+            rows.push(("extra".into(), ScrapeResult::succeed("extra", "unasked")));
+            rows.push((
+                links[0].clone(),
+                ScrapeResult::succeed(links[0].as_str(), "second"),
+            ));
+            Box::new(rows.into_iter())
+        }
+    }
+    let mut workflow = Workflow::new(Arc::new(Chatty), Arc::new(TextStatsAnalyzer));
+    let results = workflow.scrape(["a", "b"], false);
+    assert_eq!(results.len(), 2);
+    assert_eq!(workflow.len(), 2, "no unrequested link in the store");
+    assert!(results.iter().all(|r| r.content() == Some("first")));
+}
+
 #[test]
 fn collect_links_from_collectors() {
     let mut workflow = Workflow::new(Arc::new(SyncPanicky), Arc::new(TextStatsAnalyzer));

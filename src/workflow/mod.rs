@@ -327,16 +327,16 @@ impl Workflow {
                 loop {
                     match catch_unwind(AssertUnwindSafe(|| results.next())) {
                         Ok(Some((link, result))) => {
-                            let first = pending.remove(&link);
-                            if !first {
-                                log::warn!(target: "scraipe::workflow", "scraper returned an unrequested or repeated result for {link}");
+                            if !pending.remove(&link) {
+                                // The first result for a requested link is the one kept: an
+                                // extra row must not add a link nor replace that result.
+                                log::warn!(target: "scraipe::workflow", "scraper returned an unrequested or repeated result for {link}; ignored");
+                                continue;
                             }
                             let success = result.success();
                             self.store_scrape(&link, result);
-                            if first {
-                                done += 1;
-                                self.report(Stage::Scrape, done, Some(total), &link, success);
-                            }
+                            done += 1;
+                            self.report(Stage::Scrape, done, Some(total), &link, success);
                         }
                         Ok(None) => break,
                         Err(payload) => {
@@ -371,7 +371,9 @@ impl Workflow {
     }
 
     /// Stores a scrape under `link`, re-keying a result that names another link (its own link
-    /// is kept in metadata as `original_link`).
+    /// is kept in metadata as `original_link`). A scrape whose content differs from the one it
+    /// replaces (or that failed) drops the link's analysis: it was of the old content, and
+    /// `analyze(false)` would otherwise never look at the new one.
     fn store_scrape(&mut self, link: &str, result: ScrapeResult) {
         let result = if result.link() != link {
             let original = result.link().to_string();
@@ -384,10 +386,19 @@ impl Workflow {
         } else {
             result
         };
-        self.store
+        let record = self
+            .store
             .entry(link.to_string())
-            .or_insert_with(|| StoreRecord::new(link.to_string()))
-            .scrape_result = Some(result);
+            .or_insert_with(|| StoreRecord::new(link.to_string()));
+        let same_content = result.success()
+            && record
+                .scrape_result
+                .as_ref()
+                .is_some_and(|old| old.success() && old.content() == result.content());
+        if !same_content {
+            record.analysis_result = None;
+        }
+        record.scrape_result = Some(result);
     }
 
     /// Analyses the content of successfully scraped links and stores the results; returns
