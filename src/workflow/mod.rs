@@ -272,9 +272,11 @@ impl Workflow {
         }
     }
 
-    /// Scrapes `links` and stores the results; returns one result per distinct link, in the
-    /// order given. Duplicates are scraped once; links already scraped successfully are
-    /// skipped unless `overwrite` (failed ones are retried).
+    /// Scrapes `links` and stores the results; returns the results of this call, one per
+    /// distinct link scraped, in the order given. Duplicates are scraped once; links already
+    /// scraped successfully are skipped unless `overwrite` (failed ones are retried) and are
+    /// not in the returned list — their results stay in the store
+    /// ([`get_scrapes`](Workflow::get_scrapes)).
     pub fn scrape<I, S>(&mut self, links: I, overwrite: bool) -> Vec<ScrapeResult>
     where
         I: IntoIterator<Item = S>,
