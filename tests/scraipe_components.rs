@@ -346,6 +346,34 @@ fn multi_analyzer_merges_and_renames_conflicts() {
         .all(|(_, r)| r.output().unwrap()["word_count"] == 2));
 }
 
+/// A synchronous member slower than the MultiAnalyzer's timeout fails alone: the fast members'
+/// output is kept.
+#[test]
+fn a_slow_sync_member_fails_alone_and_the_others_output_is_kept() {
+    struct SlowSync;
+    impl Analyzer for SlowSync {
+        fn analyze(&self, _: &str) -> AnalysisResult {
+            std::thread::sleep(Duration::from_millis(1000));
+            AnalysisResult::succeed(JsonMap::new())
+        }
+        fn name(&self) -> String {
+            "SlowSync".into()
+        }
+    }
+    let multi = MultiAnalyzer::new(vec![Arc::new(TextStatsAnalyzer), Arc::new(SlowSync)])
+        .unwrap()
+        .timeout(Some(Duration::from_millis(300)));
+    let started = Instant::now();
+    let r = multi.analyze("Hello world.");
+    assert!(r.success(), "{r}");
+    assert_eq!(r.output().unwrap()["word_count"], 2);
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn sync_analyzer_batches_survive_panics() {
     quiet_panics();

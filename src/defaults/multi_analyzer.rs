@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -63,7 +63,9 @@ async fn join_all_in_order(futures: Vec<Pending<'_>>) -> Vec<AnalysisResult> {
 /// Scraipe's `MultiAnalyzer`).
 ///
 /// * Async analyzers are awaited concurrently (each within its own timeout); synchronous ones
-///   run on the blocking pool, concurrently too.
+///   run on the blocking pool, concurrently too. Every member must answer within 90 % of this
+///   analyzer's [`timeout`](MultiAnalyzer::timeout): a slower one fails alone, and the
+///   members that answered still make the result.
 /// * The merged result succeeds if any analyzer succeeded. Output keys produced by more than
 ///   one successful analyzer are renamed `{Name}-{index}_{key}` (the analyzer's
 ///   [name](Analyzer::name) and position), all occurrences included, as in Python.
@@ -193,21 +195,44 @@ impl MultiAnalyzer {
 #[async_trait]
 impl AsyncAnalyzer for MultiAnalyzer {
     async fn async_analyze(&self, content: &str) -> AnalysisResult {
+        // Every member ends a little before this analyzer's own timeout would cancel the whole
+        // join: a slow member then fails alone, and the members that answered are kept.
+        let started = Instant::now();
+        let members_end = self.timeout.map(|t| started + t.mul_f64(0.9));
+        let left = move || members_end.map(|end| end.saturating_duration_since(Instant::now()));
         let mut work: Vec<Pending<'_>> = Vec::with_capacity(self.analyzers.len());
         for analyzer in &self.analyzers {
             match analyzer.as_async() {
-                Some(a) => work.push(Box::pin(async move {
-                    guarded(a.async_analyze(content), a.timeout())
-                        .await
-                        .unwrap_or_else(|e| AnalysisResult::fail(e.to_string()))
-                })),
+                Some(a) => {
+                    let limit = match (a.timeout(), left()) {
+                        (Some(own), Some(left)) => Some(own.min(left)),
+                        (own, left) => own.or(left),
+                    };
+                    work.push(Box::pin(async move {
+                        guarded(a.async_analyze(content), limit)
+                            .await
+                            .unwrap_or_else(|e| AnalysisResult::fail(e.to_string()))
+                    }))
+                }
                 None => {
                     let (analyzer, content) = (analyzer.clone(), content.to_string());
                     let task = AsyncManager::get_executor()
                         .spawn_blocking(move || analyzer.analyze(&content));
+                    let limit = left();
                     work.push(Box::pin(async move {
-                        task.await
-                            .unwrap_or_else(|e: TaskError| AnalysisResult::fail(e.to_string()))
+                        let done = match limit {
+                            Some(limit) => match crate::rt::timeout(limit, task).await {
+                                Ok(done) => done,
+                                Err(_) => {
+                                    return AnalysisResult::fail(format!(
+                                        "timed out after {:.3} seconds",
+                                        limit.as_secs_f64()
+                                    ))
+                                }
+                            },
+                            None => task.await,
+                        };
+                        done.unwrap_or_else(|e: TaskError| AnalysisResult::fail(e.to_string()))
                     }));
                 }
             }
