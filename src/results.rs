@@ -8,7 +8,11 @@
 //!
 //! Their serde form uses exactly Python Scraipe's field names (`link`, `content`,
 //! `scrape_success`, `scrape_error`, `metadata`; `output`, `analysis_success`,
-//! `analysis_error`), so a row written by one can be read by the other.
+//! `analysis_error`). Rows Python writes are read here; the debug chain Python's
+//! `MultiScraper`/`MultiAnalyzer(debug=True)` puts in a success's error moves to `debug_chain`
+//! (in the scrape's metadata, in the analysis output), since here a success has no error.
+//! Python reads ours except a success with empty content or an empty output (a 304 "not
+//! modified" scrape, an empty page), which its validators refuse.
 
 use std::fmt;
 
@@ -85,7 +89,17 @@ struct RawScrapeResult {
 
 impl TryFrom<RawScrapeResult> for ScrapeResult {
     type Error = InvalidResult;
-    fn try_from(r: RawScrapeResult) -> Result<Self, InvalidResult> {
+    fn try_from(mut r: RawScrapeResult) -> Result<Self, InvalidResult> {
+        // Python's `MultiScraper(debug=True)` writes its chain into the error of a success;
+        // here a success has no error: the chain moves to metadata, where ours puts it.
+        if r.scrape_success && r.content.is_some() {
+            if let Some(chain) = r.scrape_error.take() {
+                r.metadata
+                    .get_or_insert_with(JsonMap::new)
+                    .entry("debug_chain")
+                    .or_insert(Value::String(chain));
+            }
+        }
         ScrapeResult::from_parts(
             r.link,
             r.content,
@@ -282,7 +296,14 @@ struct RawAnalysisResult {
 
 impl TryFrom<RawAnalysisResult> for AnalysisResult {
     type Error = InvalidResult;
-    fn try_from(r: RawAnalysisResult) -> Result<Self, InvalidResult> {
+    fn try_from(mut r: RawAnalysisResult) -> Result<Self, InvalidResult> {
+        // As for scrapes: a Python success may carry its debug chain as the error; it moves
+        // into the output, where our `MultiAnalyzer` puts it.
+        if r.analysis_success {
+            if let (Some(output), Some(chain)) = (r.output.as_mut(), r.analysis_error.take()) {
+                output.entry("debug_chain").or_insert(Value::String(chain));
+            }
+        }
         let result = AnalysisResult::from_parts(r.output, r.analysis_success, r.analysis_error)?;
         Ok(match r.analysis_metadata {
             Some(meta) => result.with_metadata(meta),
@@ -445,10 +466,26 @@ mod tests {
             serde_json::from_value::<ScrapeResult>(ok).unwrap(),
             ScrapeResult::fail("l", "e")
         );
-        let bad = json!({"analysis_success": true, "analysis_error": "x", "output": {}});
+        let bad = json!({"analysis_success": true, "analysis_error": "x"});
         assert!(serde_json::from_value::<AnalysisResult>(bad).is_err());
         let bad = json!({"analysis_success": false});
         assert!(serde_json::from_value::<AnalysisResult>(bad).is_err());
+    }
+
+    /// Python's `MultiScraper(debug=True)` / `MultiAnalyzer(debug=True)` write their chain into
+    /// a success's error: such rows are read, the chain kept under `debug_chain`.
+    #[test]
+    fn python_debug_rows_are_read_with_their_chain_kept() {
+        let row = json!({"link": "l", "content": "c", "scrape_success": true,
+            "scrape_error": "TextScraper[SUCCESS]", "metadata": null});
+        let r: ScrapeResult = serde_json::from_value(row).unwrap();
+        assert!(r.success() && r.error().is_none());
+        assert_eq!(r.metadata().unwrap()["debug_chain"], "TextScraper[SUCCESS]");
+        let row = json!({"output": {"n": 1}, "analysis_success": true,
+            "analysis_error": "Stats[SUCCESS]"});
+        let a: AnalysisResult = serde_json::from_value(row).unwrap();
+        assert!(a.success() && a.error().is_none());
+        assert_eq!(a.output().unwrap()["debug_chain"], "Stats[SUCCESS]");
     }
 
     #[test]
