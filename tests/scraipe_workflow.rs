@@ -390,6 +390,36 @@ fn unrequested_and_repeated_rows_are_ignored() {
     assert!(results.iter().all(|r| r.content() == Some("first")));
 }
 
+/// Output keys that collide after flattening, or with a status column once prefixed, become
+/// distinct columns: no two columns share a name and no value is dropped.
+#[test]
+fn export_keeps_every_value_under_a_distinct_column_name() {
+    let mut workflow = Workflow::new(
+        Arc::new(Counting {
+            seen: Mutex::new(HashMap::new()),
+        }),
+        Arc::new(TextStatsAnalyzer),
+    );
+    workflow.update_scrapes([ScrapeResult::succeed("x", "page")]);
+    let output = json!({"link": "l", "output.link": "y", "a": {"b": 1}, "a.b": 2});
+    workflow.update_analyses([(
+        "x".to_string(),
+        AnalysisResult::succeed(output.as_object().unwrap().clone()),
+    )]);
+    let table = workflow.export(true);
+    let columns = table.columns();
+    let distinct: std::collections::HashSet<&String> = columns.iter().collect();
+    assert_eq!(distinct.len(), columns.len(), "{columns:?}");
+    let values: Vec<&serde_json::Value> = table.rows()[0].iter().collect();
+    for want in [json!("l"), json!("y"), json!(1), json!(2)] {
+        assert!(
+            values.contains(&&want),
+            "{want} lost: {columns:?} {values:?}"
+        );
+    }
+    assert_eq!(table.get(0, "output.link"), Some(&json!("y")));
+}
+
 #[test]
 fn collect_links_from_collectors() {
     let mut workflow = Workflow::new(Arc::new(SyncPanicky), Arc::new(TextStatsAnalyzer));

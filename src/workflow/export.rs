@@ -75,6 +75,17 @@ impl ExportTable {
     }
 }
 
+/// `name`, or `name (2)`, `name (3)`, ...: the first that is not `taken`.
+fn unique(name: String, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(&name) {
+        return name;
+    }
+    (2..)
+        .map(|n| format!("{name} ({n})"))
+        .find(|candidate| !taken(candidate))
+        .expect("some suffix is free")
+}
+
 /// Flattens nested objects into `parent.child` keys (arrays and scalars stay values).
 fn flatten(prefix: &str, object: &Map<String, Value>, out: &mut IndexMap<String, Value>) {
     for (key, value) in object {
@@ -86,6 +97,9 @@ fn flatten(prefix: &str, object: &Map<String, Value>, out: &mut IndexMap<String,
         match value {
             Value::Object(inner) if !inner.is_empty() => flatten(&name, inner, out),
             other => {
+                // `{"a": {"b": 1}, "a.b": 2}` flattens to two `a.b`: the second is kept
+                // as `a.b (2)`, not dropped.
+                let name = unique(name, |n| out.contains_key(n));
                 out.insert(name, other.clone());
             }
         }
@@ -140,15 +154,22 @@ pub(crate) fn export<'a>(
         }
         partial.push((row, flat));
     }
-    // An output key equal to a fixed column name would be ambiguous: prefix it.
+    // An output key equal to a fixed column name would be ambiguous: prefix it; and no two
+    // columns may share a name (a prefixed key may meet a real `output.…` key).
+    let mut taken: std::collections::HashSet<String> = columns[..fixed].iter().cloned().collect();
     let names: Vec<String> = output_columns
         .keys()
         .map(|k| {
-            if columns[..fixed].contains(k) {
+            let name = if columns[..fixed].contains(k) {
                 format!("output.{k}")
             } else {
                 k.clone()
-            }
+            };
+            let name = unique(name, |n| {
+                taken.contains(n) || output_columns.contains_key(n) && n != k
+            });
+            taken.insert(name.clone());
+            name
         })
         .collect();
     let rows = partial
