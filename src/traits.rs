@@ -98,6 +98,13 @@ pub(crate) fn short_type_name(full: &str) -> String {
 /// Implement it directly for a scraper that is synchronous by nature; for an async one,
 /// implement [`AsyncScraper`] instead and this trait comes with it.
 ///
+/// A synchronous scraper is called as it is: nothing can interrupt a call that blocks, so
+/// there is no timeout (as in Python) — put one in the scraper itself (an HTTP client's
+/// timeout). Inside a [`MultiScraper`](crate::defaults::MultiScraper) it runs on the blocking
+/// pool, where the rule set's timeout stops waiting for it. An async scraper built on another
+/// runtime's I/O (tokio's `reqwest`, say) needs that runtime entered; scraipe's executor does
+/// not provide it (its own client, [`crate::http`], needs nothing).
+///
 /// ```
 /// use std::sync::Arc;
 /// use scraipe::{ScrapeResult, Scraper};
@@ -236,7 +243,8 @@ impl<T: AsyncScraper> Scraper for T {
 ///
 /// The default [`analyze_multiple`](Analyzer::analyze_multiple) runs `analyze` on the current
 /// executor's blocking pool, as many at once as there are CPUs, so a CPU-heavy analyzer never
-/// stalls the event loops that scrapers use.
+/// stalls the event loops that scrapers use. A synchronous analyzer has no timeout (a call
+/// that hangs hangs `Workflow::analyze` too, as in Python); bound its work itself.
 ///
 /// ```
 /// use scraipe::{AnalysisResult, Analyzer};
