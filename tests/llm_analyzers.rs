@@ -45,6 +45,15 @@ fn openai(server: &FakeLlmServer) -> LlmAnalyzerBuilder {
         .budget(quick())
 }
 
+fn gemini(server: &FakeLlmServer) -> LlmAnalyzerBuilder {
+    GeminiAnalyzer::builder("Extract the product name and price.")
+        .base_url(server.gemini_url())
+        .api_key("AIza-test-key")
+        .model("gemini-test")
+        .schema(offer_schema())
+        .budget(quick())
+}
+
 fn analyze(analyzer: &LlmAnalyzer, content: &str) -> AnalysisResult {
     runtime().block_on(analyzer.analyze_content(content))
 }
@@ -111,14 +120,7 @@ fn openai_request_shape_and_structured_reply() {
 fn gemini_request_shape_and_structured_reply() {
     let server = FakeLlmServer::start().unwrap();
     server.push(FakeReply::Answer(json!({"name": "Lamp", "price": 12})));
-    let analyzer = GeminiAnalyzer::builder("Extract the product name and price.")
-        .base_url(server.gemini_url())
-        .api_key("AIza-test-key")
-        .model("gemini-test")
-        .schema(offer_schema())
-        .budget(quick())
-        .build()
-        .unwrap();
+    let analyzer = gemini(&server).build().unwrap();
     let r = analyze(&analyzer, "A Lamp for 12 EUR.");
     assert!(r.success(), "{r}");
     assert_eq!(r.output().unwrap()["name"], "Lamp");
@@ -255,14 +257,7 @@ fn a_gemini_429_waits_for_the_retry_delay_in_its_body() {
         .to_string(),
     });
     server.push(FakeReply::Answer(json!({"name": "Lamp", "price": 12})));
-    let analyzer = GeminiAnalyzer::builder("Extract the product name and price.")
-        .base_url(server.gemini_url())
-        .api_key("AIza-test-key")
-        .model("gemini-test")
-        .schema(offer_schema())
-        .budget(quick())
-        .build()
-        .unwrap();
+    let analyzer = gemini(&server).build().unwrap();
     let r = analyze(&analyzer, "A Lamp for 12 EUR.");
     assert!(r.success(), "{r}");
     let seen = server.requests();

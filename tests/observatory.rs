@@ -646,13 +646,8 @@ fn blocking_pool_jobs_and_nested_block_on_are_not_long_polls() {
     );
 }
 
-/// The future a task blocks on runs on the worker: when it blocks, that is the task's long poll.
-#[test]
-fn a_blocking_future_inside_nested_block_on_is_a_long_poll_of_its_task() {
-    let threshold = Duration::from_millis(50);
-    let (rt, reports) = watched(threshold);
-    #[rustfmt::skip]
-    let (h, line) = (rt.spawn(async { scraipe::rt::block_on(async { std::thread::sleep(Duration::from_millis(200)) }) }), line!());
+/// Waits for task `h`, then checks that it was reported exactly once, naming spawn line `line`.
+fn reported_once(h: scraipe::rt::JoinHandle<()>, reports: &Reports, line: u32) {
     let id = h.id();
     h.join().unwrap();
     std::thread::sleep(Duration::from_millis(30));
@@ -660,6 +655,16 @@ fn a_blocking_future_inside_nested_block_on_is_a_long_poll_of_its_task() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].0.task_id, id);
     assert_eq!(reports[0].0.location.line(), line);
+}
+
+/// The future a task blocks on runs on the worker: when it blocks, that is the task's long poll.
+#[test]
+fn a_blocking_future_inside_nested_block_on_is_a_long_poll_of_its_task() {
+    let threshold = Duration::from_millis(50);
+    let (rt, reports) = watched(threshold);
+    #[rustfmt::skip]
+    let (h, line) = (rt.spawn(async { scraipe::rt::block_on(async { std::thread::sleep(Duration::from_millis(200)) }) }), line!());
+    reported_once(h, &reports, line);
 }
 
 /// A `block_on` that runs nothing else (its future yields once, with no other task to run, and
@@ -674,13 +679,7 @@ fn a_block_on_that_runs_nothing_else_does_not_restart_the_polls_clock() {
         scraipe::rt::block_on(async { scraipe::rt::yield_now().await; 7 });
         std::thread::sleep(Duration::from_millis(40));
     }), line!() - 4);
-    let id = h.id();
-    h.join().unwrap();
-    std::thread::sleep(Duration::from_millis(30));
-    let reports = reports.lock().unwrap();
-    assert_eq!(reports.len(), 1, "{reports:?}");
-    assert_eq!(reports[0].0.task_id, id);
-    assert_eq!(reports[0].0.location.line(), line);
+    reported_once(h, &reports, line);
 }
 
 fn spawn_yield_many(rt: &Runtime) -> impl Future<Output = ()> + Send + 'static {

@@ -220,19 +220,10 @@ impl AsyncAnalyzer for MultiAnalyzer {
                         .spawn_blocking(move || analyzer.analyze(&content));
                     let limit = left();
                     work.push(Box::pin(async move {
-                        let done = match limit {
-                            Some(limit) => match crate::rt::timeout(limit, task).await {
-                                Ok(done) => done,
-                                Err(_) => {
-                                    return AnalysisResult::fail(format!(
-                                        "timed out after {:.3} seconds",
-                                        limit.as_secs_f64()
-                                    ))
-                                }
-                            },
-                            None => task.await,
-                        };
-                        done.unwrap_or_else(|e: TaskError| AnalysisResult::fail(e.to_string()))
+                        guarded(task, limit)
+                            .await
+                            .and_then(|done| done)
+                            .unwrap_or_else(|e: TaskError| AnalysisResult::fail(e.to_string()))
                     }));
                 }
             }

@@ -783,12 +783,7 @@ impl LlmAnalyzer {
 /// Replaces the API key in every string of `value` (see [`ApiKey::scrub`]).
 fn scrub_value(key: &ApiKey, value: &mut Value) {
     match value {
-        Value::String(s) => {
-            let scrubbed = key.scrub(s);
-            if scrubbed != *s {
-                *s = scrubbed;
-            }
-        }
+        Value::String(s) => *s = key.scrub(s),
         Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(key, v)),
         Value::Object(map) => map.values_mut().for_each(|v| scrub_value(key, v)),
         _ => {}

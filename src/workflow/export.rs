@@ -166,7 +166,7 @@ pub(crate) fn export<'a>(
                 k.clone()
             };
             let name = unique(name, |n| {
-                taken.contains(n) || output_columns.contains_key(n) && n != k
+                taken.contains(n) || (n != k && output_columns.contains_key(n))
             });
             taken.insert(name.clone());
             name

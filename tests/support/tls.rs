@@ -33,19 +33,10 @@ pub fn test_pki() -> TestPki {
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap();
+    let server_config = server_config(&cert, &key);
     TestPki {
         ca_pem: ca_cert.pem(),
-        server_config: Arc::new(server_config),
+        server_config,
     }
 }
 
@@ -64,8 +55,17 @@ pub fn self_signed_ca_pki(names: &[&str], expired: bool) -> TestPki {
     }
     let key = KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
+    let server_config = server_config(&cert, &key);
+    TestPki {
+        ca_pem: cert.pem(),
+        server_config,
+    }
+}
+
+/// A server config presenting `cert` (alone) with `key`.
+fn server_config(cert: &rcgen::Certificate, key: &KeyPair) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = ServerConfig::builder_with_provider(provider)
+    let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -74,10 +74,7 @@ pub fn self_signed_ca_pki(names: &[&str], expired: bool) -> TestPki {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .unwrap();
-    TestPki {
-        ca_pem: cert.pem(),
-        server_config: Arc::new(server_config),
-    }
+    Arc::new(config)
 }
 
 struct TlsTransport(StreamOwned<ServerConnection, TcpStream>);
